@@ -1,0 +1,204 @@
+//! One source's clock mapping: where on the timeline a given RTP timestamp belongs.
+//!
+//! In: for every packet, its arrival instant and its *offset* `v = arrival position − RTP end
+//! time` (both in output samples). Out: per clock epoch, the estimated offset, so that the
+//! timeline position of RTP time `t` is `offset + t`.
+//!
+//! Network delay only ever adds to `v`, so the packets with the least delay tell the truth:
+//! the estimate is the minimum of `v` over a sliding window of arrivals. The window slides,
+//! so a sender clock that runs fast or slow (skew) is followed: `v` then drifts linearly and
+//! the windowed minimum drifts with it. A talk spurt whose first packet is far off the
+//! estimate (e.g. a sender that did not advance its RTP clock across a pause), or any packet
+//! more than a second off, starts a new epoch with a fresh window; packets still buffered from
+//! the old epoch keep the old offset.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How much history the minimum is taken over.
+const WINDOW: Duration = Duration::from_secs(4);
+/// An arrival gap longer than this starts a talk spurt (for the epoch check).
+const SPURT_GAP: Duration = Duration::from_millis(100);
+/// After the window has emptied, the last estimate still counts for this long.
+const CARRY: Duration = Duration::from_secs(20);
+/// How many past epochs keep their offset (for packets buffered across an epoch change).
+const FROZEN: usize = 8;
+/// An offset change this large is a jump of the sender's clock even inside a spurt.
+const JUMP_SECONDS: f64 = 1.0;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    at: Instant,
+    v: f64,
+}
+
+#[derive(Debug)]
+pub(super) struct ClockEstimator {
+    /// Increasing in `v` from front to back: the front is the window's minimum.
+    window: VecDeque<Entry>,
+    epoch: u32,
+    frozen: VecDeque<(u32, f64)>,
+    /// The last estimate and the arrival that confirmed it.
+    last: Option<Entry>,
+    latest_arrival: Option<Instant>,
+    /// A spurt whose first offset is further than this from the estimate is a new epoch.
+    tolerance: f64,
+    /// Any offset further than this from the estimate is a new epoch.
+    jump: f64,
+}
+
+impl ClockEstimator {
+    /// `tolerance`: in output samples, how far off the estimate a spurt may start (network
+    /// delay) before it is taken as a jump of the sender's clock; `rate`: output sample rate.
+    pub fn new(tolerance: f64, rate: u32) -> Self {
+        ClockEstimator {
+            window: VecDeque::new(),
+            epoch: 0,
+            frozen: VecDeque::new(),
+            last: None,
+            latest_arrival: None,
+            tolerance,
+            jump: JUMP_SECONDS * f64::from(rate),
+        }
+    }
+
+    /// Takes one packet's offset into account; returns the epoch the packet belongs to.
+    pub fn observe(&mut self, arrival: Instant, v: f64) -> u32 {
+        let spurt_start = self
+            .latest_arrival
+            .is_none_or(|latest| arrival.saturating_duration_since(latest) > SPURT_GAP);
+        let latest = self.latest_arrival.map_or(arrival, |l| l.max(arrival));
+        self.latest_arrival = Some(latest);
+        if let Some(horizon) = latest.checked_sub(WINDOW) {
+            while self.window.front().is_some_and(|e| e.at < horizon) {
+                self.window.pop_front();
+            }
+        }
+        let current = match self.window.front() {
+            Some(front) => Some(front.v),
+            None => self
+                .last
+                .filter(|last| latest.saturating_duration_since(last.at) <= CARRY)
+                .map(|last| last.v),
+        };
+        if let Some(current) = current {
+            let off = (v - current).abs();
+            if (spurt_start && off > self.tolerance) || off > self.jump {
+                self.new_epoch(current);
+            } else if self.window.is_empty() {
+                // carry the previous estimate into the new window
+                self.window.push_back(Entry {
+                    at: arrival,
+                    v: current,
+                });
+            }
+        }
+        while self.window.back().is_some_and(|e| e.v >= v) {
+            self.window.pop_back();
+        }
+        self.window.push_back(Entry { at: arrival, v });
+        if let Some(front) = self.window.front() {
+            self.last = Some(Entry {
+                at: latest,
+                v: front.v,
+            });
+        }
+        self.epoch
+    }
+
+    fn new_epoch(&mut self, offset: f64) {
+        tracing::trace!(epoch = self.epoch, "source clock jumped: new epoch");
+        self.frozen.push_back((self.epoch, offset));
+        while self.frozen.len() > FROZEN {
+            self.frozen.pop_front();
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        self.window.clear();
+        self.last = None;
+    }
+
+    /// The offset of `epoch` (timeline position = offset + RTP time), if still known.
+    pub fn offset(&self, epoch: u32) -> Option<f64> {
+        if epoch == self.epoch {
+            return self.window.front().or(self.last.as_ref()).map(|e| e.v);
+        }
+        self.frozen
+            .iter()
+            .find(|(e, _)| *e == epoch)
+            .map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: f64 = 48.0; // samples per ms at 48 kHz
+
+    #[test]
+    fn minimum_delay_wins() {
+        let t0 = Instant::now();
+        let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+        let delays = [30.0, 12.0, 25.0, 2.0, 40.0, 18.0];
+        for (i, d) in delays.iter().enumerate() {
+            let at = t0 + Duration::from_millis(20 * i as u64);
+            let epoch = c.observe(at, 1000.0 + d * MS);
+            assert_eq!(epoch, 0);
+        }
+        assert_eq!(c.offset(0), Some(1000.0 + 2.0 * MS));
+    }
+
+    #[test]
+    fn window_follows_a_slow_clock() {
+        // v rises 1 sample per 100 ms (a sender clock slower than ours): the estimate follows
+        // within the window length.
+        let t0 = Instant::now();
+        let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+        for i in 0..1000u64 {
+            let at = t0 + Duration::from_millis(20 * i);
+            c.observe(at, i as f64 * 0.2);
+        }
+        let estimate = c.offset(0).unwrap_or(f64::NAN);
+        let newest = 999.0 * 0.2;
+        let window_lag = 4000.0 / 20.0 * 0.2;
+        assert!(
+            (newest - estimate - window_lag).abs() <= 0.5,
+            "estimate {estimate}"
+        );
+    }
+
+    #[test]
+    fn late_spurt_start_is_a_new_epoch_and_old_epoch_is_kept() {
+        let t0 = Instant::now();
+        let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+        c.observe(t0, 100.0);
+        c.observe(t0 + Duration::from_millis(20), 100.0);
+        // after a 1 s pause the sender's clock did not advance: v is 1 s larger
+        let later = t0 + Duration::from_millis(1020);
+        assert_eq!(c.observe(later, 100.0 + 1000.0 * MS), 1);
+        assert_eq!(c.offset(0), Some(100.0));
+        assert_eq!(c.offset(1), Some(100.0 + 1000.0 * MS));
+        // a spurt that starts a little late (network delay) stays in the epoch
+        let again = later + Duration::from_millis(500);
+        assert_eq!(c.observe(again, 100.0 + 1030.0 * MS), 1);
+        assert_eq!(c.offset(1), Some(100.0 + 1000.0 * MS));
+        // a sender clock that leaps ahead by 3 s mid-spurt
+        let leap = again + Duration::from_millis(20);
+        assert_eq!(c.observe(leap, 100.0 - 2000.0 * MS), 2);
+        assert_eq!(c.offset(2), Some(100.0 - 2000.0 * MS));
+    }
+
+    #[test]
+    fn estimate_is_carried_across_a_pause_longer_than_the_window() {
+        let t0 = Instant::now();
+        let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+        c.observe(t0, 0.0);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(c.observe(later, 30.0 * MS), 0);
+        assert_eq!(c.offset(0), Some(0.0));
+        // but not forever
+        let much_later = later + Duration::from_secs(60);
+        c.observe(much_later, 45.0 * MS);
+        assert_eq!(c.offset(0), Some(45.0 * MS));
+    }
+}

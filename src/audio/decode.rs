@@ -1,0 +1,200 @@
+//! libopus decoding for one source at the output rate: normal decode, in-band FEC (decode the
+//! *next* packet's redundancy to recover a lost frame) and PLC (decode "nothing").
+//!
+//! In: Opus payloads and frame lengths. Out: PCM at the output rate, into a caller's buffer.
+//! libopus rejects FEC/PLC lengths that are not a multiple of 2.5 ms; callers round with
+//! [`OpusDecoder::quantum`].
+
+use opus::{Channels, Decoder};
+
+use super::{AudioError, RTP_CLOCK};
+
+/// The longest Opus packet: 120 ms at 48 kHz.
+pub(super) const MAX_FRAME_48K: u32 = 5760;
+
+pub(super) struct OpusDecoder {
+    decoder: Decoder,
+    rate: u32,
+    scratch: Vec<i16>,
+}
+
+impl std::fmt::Debug for OpusDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusDecoder")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The duration of an Opus packet in 48 kHz RTP units, if its TOC and frame count parse.
+pub(super) fn packet_duration_48k(payload: &[u8]) -> Option<u32> {
+    let n = opus::packet::get_nb_samples(payload, RTP_CLOCK).ok()?;
+    let n = u32::try_from(n).ok()?;
+    (n > 0 && n <= MAX_FRAME_48K).then_some(n)
+}
+
+impl OpusDecoder {
+    pub fn new(rate: u32) -> Result<Self, AudioError> {
+        let decoder = Decoder::new(rate, Channels::Mono)?;
+        let max = (MAX_FRAME_48K as usize) * (rate as usize) / (RTP_CLOCK as usize);
+        Ok(OpusDecoder {
+            decoder,
+            rate,
+            scratch: vec![0; max],
+        })
+    }
+
+    /// The granularity of FEC/PLC lengths, in 48 kHz units (2.5 ms).
+    pub const fn quantum() -> u32 {
+        RTP_CLOCK / 400
+    }
+
+    fn out_len(&self, duration_48k: u32) -> usize {
+        let d = duration_48k.min(MAX_FRAME_48K) as usize;
+        d * self.rate as usize / RTP_CLOCK as usize
+    }
+
+    /// Decodes a packet into `out` (replacing its content); returns its duration (48 kHz units).
+    pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<u32, opus::Error> {
+        out.clear();
+        let n = self.decoder.decode(payload, &mut self.scratch, false)?;
+        let n = n.min(self.scratch.len());
+        out.extend_from_slice(self.scratch.get(..n).unwrap_or_default());
+        Ok(self.to_48k(n))
+    }
+
+    /// Recovers the frame lost just before `next_payload` from its in-band FEC data
+    /// (libopus conceals with PLC when the packet carries none).
+    pub fn fec(
+        &mut self,
+        next_payload: &[u8],
+        duration_48k: u32,
+        out: &mut Vec<i16>,
+    ) -> Result<(), opus::Error> {
+        self.conceal(next_payload, duration_48k, out)
+    }
+
+    /// Packet loss concealment for `duration_48k` (a multiple of [`Self::quantum`]).
+    pub fn plc(&mut self, duration_48k: u32, out: &mut Vec<i16>) -> Result<(), opus::Error> {
+        self.conceal(&[], duration_48k, out)
+    }
+
+    fn conceal(
+        &mut self,
+        payload: &[u8],
+        duration_48k: u32,
+        out: &mut Vec<i16>,
+    ) -> Result<(), opus::Error> {
+        out.clear();
+        let len = self.out_len(duration_48k);
+        let Some(buf) = self.scratch.get_mut(..len) else {
+            return Ok(());
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let n = self.decoder.decode(payload, buf, !payload.is_empty())?;
+        out.extend_from_slice(buf.get(..n.min(len)).unwrap_or_default());
+        Ok(())
+    }
+
+    fn to_48k(&self, samples: usize) -> u32 {
+        (samples as u64 * u64::from(RTP_CLOCK) / u64::from(self.rate)) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone_packets(n: usize) -> Vec<Vec<u8>> {
+        let Ok(mut enc) = opus::Encoder::new(48_000, Channels::Mono, opus::Application::Voip)
+        else {
+            panic!("encoder")
+        };
+        (0..n)
+            .map(|k| {
+                let pcm: Vec<i16> = (0..960)
+                    .map(|i| {
+                        let t = (k * 960 + i) as f64 / 48_000.0;
+                        (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                    })
+                    .collect();
+                enc.encode_vec(&pcm, 1500).unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decodes_at_each_output_rate_with_the_right_length() {
+        let packets = tone_packets(3);
+        for (rate, len) in [(48_000, 960), (24_000, 480), (16_000, 320)] {
+            let mut d = OpusDecoder::new(rate).unwrap_or_else(|e| panic!("{e}"));
+            let mut out = Vec::new();
+            let dur = d
+                .decode(&packets[0], &mut out)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((dur, out.len()), (960, len));
+            d.plc(960, &mut out).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.len(), len);
+            d.fec(&packets[2], 960, &mut out)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.len(), len);
+            d.plc(OpusDecoder::quantum(), &mut out)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.len(), len / 8);
+        }
+        assert_eq!(packet_duration_48k(&packets[0]), Some(960));
+        assert_eq!(packet_duration_48k(&[]), None);
+    }
+
+    #[test]
+    fn fec_uses_the_redundancy_of_the_next_packet() {
+        // a speech-like signal (harmonics of 140 Hz, syllabic envelope) makes SILK code LBRR
+        let sig = |n: usize| {
+            let t = n as f64 / 48_000.0;
+            let env = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+            let x: f64 = (1..12)
+                .map(|h| (2.0 * std::f64::consts::PI * 140.0 * h as f64 * t).sin() / h as f64)
+                .sum();
+            (5000.0 * env * x) as i16
+        };
+        let Ok(mut enc) = opus::Encoder::new(48_000, Channels::Mono, opus::Application::Voip)
+        else {
+            panic!("encoder")
+        };
+        assert!(enc.set_inband_fec(true).is_ok() && enc.set_packet_loss_perc(10).is_ok());
+        let packets: Vec<Vec<u8>> = (0..42)
+            .map(|k| {
+                let pcm: Vec<i16> = (0..960).map(|i| sig(k * 960 + i)).collect();
+                enc.encode_vec(&pcm, 1500).unwrap_or_default()
+            })
+            .collect();
+        let conceal = |fec: bool| {
+            let mut d = OpusDecoder::new(48_000).unwrap_or_else(|e| panic!("{e}"));
+            let mut out = Vec::new();
+            for p in &packets[..40] {
+                d.decode(p, &mut out).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let r = if fec {
+                d.fec(&packets[41], 960, &mut out)
+            } else {
+                d.plc(960, &mut out)
+            };
+            r.unwrap_or_else(|e| panic!("{e}"));
+            out
+        };
+        let (fec, plc) = (conceal(true), conceal(false));
+        assert_eq!(fec.len(), 960);
+        assert_ne!(fec, plc, "FEC data was decoded, not just PLC");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut d = OpusDecoder::new(48_000).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        // TOC code 3 (arbitrary frame count) with a frame count byte of 0 is invalid
+        assert!(d.decode(&[0x03, 0x00], &mut out).is_err());
+        assert!(d.plc(7, &mut out).is_err());
+    }
+}

@@ -1,0 +1,557 @@
+//! One SSRC: its jitter buffer and its playout, talk spurt by talk spurt.
+//!
+//! In: packets (`push`, any order) and render requests for a range of timeline samples.
+//! Out: the source's decoded audio added into the caller's buffer at the right positions.
+//!
+//! A spurt starts at the first buffered packet, placed where the clock estimate says (its
+//! anchor is refined by every packet that arrives before its first sample is rendered). Inside
+//! a spurt the RTP clock rules: frames follow each other; a missing frame is recovered with
+//! FEC (if the next packet is there) or PLC, for at most `plc_max`; a longer gap, a clock
+//! epoch change or the end of the buffered packets ends the spurt (with a 2.5 ms fade). The
+//! playout position is compared with the clock estimate every few ms: small differences are
+//! corrected by dropping or inserting one sample at a time, large ones re-anchor the spurt.
+
+use std::collections::BTreeMap;
+
+use super::clock::ClockEstimator;
+use super::decode::OpusDecoder;
+use super::seq::{History, SeqUnwrapper, TsUnwrapper};
+use super::{AudioError, TrackId, TrackStats};
+use crate::media::packet::RtpPacket;
+
+/// Packets held per source at most (20 s of 20 ms frames).
+const MAX_BUFFERED: usize = 1000;
+/// Timestamp differences up to this (48 kHz units) count as contiguous.
+const TS_TOLERANCE: i64 = 120;
+/// After this many packets in a row refused as late, the sender must have restarted its
+/// sequence numbers: the source starts over.
+const RESTART_AFTER_LATE: u32 = 50;
+/// Playout is corrected once its offset from the clock exceeds this many samples.
+const SLEW_THRESHOLD: f64 = 1.5;
+
+/// Per-timeline constants a source needs, in output samples unless named otherwise.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Params {
+    pub rate: u32,
+    /// Output samples per RTP tick.
+    pub scale: f64,
+    pub plc_max_48k: i64,
+    pub codec_delay: f64,
+    pub max_drift: f64,
+    /// Length of the fades at spurt edges (2.5 ms).
+    pub fade: usize,
+    /// One sample corrected per this many samples when the offset is small...
+    pub slew_slow: usize,
+    /// ...and per this many when it exceeds `slew_fast_above`.
+    pub slew_fast: usize,
+    pub slew_fast_above: f64,
+    /// Delay beyond the estimate at which a new talk spurt means a new clock epoch.
+    pub epoch_tolerance: f64,
+}
+
+/// What became of a pushed packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pushed {
+    Buffered,
+    Duplicate,
+    Late,
+    Overflow,
+}
+
+#[derive(Debug)]
+struct Buffered {
+    ts: i64,
+    duration_48k: u32,
+    epoch: u32,
+    payload: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Spurt {
+    epoch: u32,
+    next_seq: i64,
+    /// RTP time right after the last frame decoded or concealed.
+    next_ts: i64,
+    last_duration: u32,
+    /// Consecutive concealment so far (48 kHz units).
+    concealed: i64,
+    /// The current frame is the fade-out; the spurt ends with it.
+    ending: bool,
+    since_slew: usize,
+    last_out: i16,
+}
+
+#[derive(Debug, Default)]
+struct Frame {
+    pcm: Vec<i16>,
+    pos: usize,
+    /// RTP time of `pcm[0]`.
+    ts: i64,
+}
+
+impl Frame {
+    fn remaining(&self) -> usize {
+        self.pcm.len().saturating_sub(self.pos)
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Source {
+    pub track: TrackId,
+    /// Unmapped: plays what is buffered, accepts nothing new, then goes.
+    pub removed: bool,
+    p: Params,
+    seq: SeqUnwrapper,
+    ts: TsUnwrapper,
+    buffer: BTreeMap<i64, Buffered>,
+    history: History,
+    /// Every sequence number below this was played, concealed or discarded.
+    consumed_upto: Option<i64>,
+    clock: ClockEstimator,
+    decoder: OpusDecoder,
+    spurt: Option<Spurt>,
+    frame: Frame,
+    late_run: u32,
+}
+
+impl Source {
+    pub fn new(track: TrackId, p: Params) -> Result<Self, AudioError> {
+        Ok(Source {
+            track,
+            removed: false,
+            p,
+            seq: SeqUnwrapper::new(),
+            ts: TsUnwrapper::new(),
+            buffer: BTreeMap::new(),
+            history: History::new(),
+            consumed_upto: None,
+            clock: ClockEstimator::new(p.epoch_tolerance, p.rate),
+            decoder: OpusDecoder::new(p.rate)?,
+            spurt: None,
+            frame: Frame::default(),
+            late_run: 0,
+        })
+    }
+
+    /// Buffers a validated packet (`duration_48k` from its TOC) that arrived at timeline
+    /// position `arrival_pos`.
+    pub fn push(&mut self, pkt: &RtpPacket, duration_48k: u32, arrival_pos: f64) -> Pushed {
+        let seq = self.seq.extend(u32::from(pkt.sequence));
+        if self.consumed_upto.is_some_and(|c| seq < c) {
+            if self.history.contains(seq) {
+                return Pushed::Duplicate;
+            }
+            self.late_run += 1;
+            if self.late_run < RESTART_AFTER_LATE {
+                return Pushed::Late;
+            }
+            tracing::debug!(track = %self.track, "sequence numbers restarted: source starts over");
+            self.restart();
+            return self.push(pkt, duration_48k, arrival_pos);
+        }
+        self.late_run = 0;
+        if self.buffer.contains_key(&seq) {
+            return Pushed::Duplicate;
+        }
+        if self.buffer.len() >= MAX_BUFFERED {
+            return Pushed::Overflow;
+        }
+        let ts = self.ts.extend(pkt.timestamp);
+        let v = arrival_pos - (ts + i64::from(duration_48k)) as f64 * self.p.scale;
+        let epoch = self.clock.observe(pkt.arrival, v);
+        let payload = pkt.payload.clone();
+        self.buffer.insert(
+            seq,
+            Buffered {
+                ts,
+                duration_48k,
+                epoch,
+                payload,
+            },
+        );
+        Pushed::Buffered
+    }
+
+    /// Nothing left to play after `unmap`.
+    pub fn is_drained(&self) -> bool {
+        self.removed && self.spurt.is_none() && self.buffer.is_empty()
+    }
+
+    /// Forgets everything buffered (after the timeline skipped ahead).
+    pub fn flush(&mut self) {
+        self.buffer.clear();
+        self.spurt = None;
+        self.frame.pcm.clear();
+        self.frame.pos = 0;
+        if let Some(h) = self.seq.highest() {
+            self.consumed_upto = Some(h + 1);
+        }
+    }
+
+    /// Forgets the sender's counters (it restarted them) and what was buffered under the old
+    /// ones; the decoder and clock stay.
+    fn restart(&mut self) {
+        if let Some(mut sp) = self.spurt {
+            self.cut(&mut sp);
+            self.spurt = Some(sp);
+        }
+        self.buffer.clear();
+        self.seq = SeqUnwrapper::new();
+        self.ts = TsUnwrapper::new();
+        self.history = History::new();
+        self.consumed_upto = None;
+        self.late_run = 0;
+    }
+
+    /// Adds this source's audio for timeline samples `start .. start + out.len()` into `out`.
+    pub fn render(&mut self, start: u64, out: &mut [i32], st: &mut TrackStats) {
+        let end = start + out.len() as u64;
+        let mut cur = start;
+        while cur < end {
+            cur = if self.spurt.is_some() {
+                self.render_spurt(cur, start, out, st)
+            } else {
+                self.start_spurt(cur, end, st)
+            };
+        }
+    }
+
+    fn mark_consumed(&mut self, seq: i64) {
+        self.history.mark(seq);
+        self.advance_consumed(seq + 1);
+    }
+
+    fn advance_consumed(&mut self, upto: i64) {
+        self.consumed_upto = Some(self.consumed_upto.map_or(upto, |c| c.max(upto)));
+    }
+
+    /// Idle: finds the packet that starts the next spurt; returns where playout continues
+    /// (`end` if nothing starts before it).
+    fn start_spurt(&mut self, cur: u64, end: u64, st: &mut TrackStats) -> u64 {
+        loop {
+            let Some((&seq, first)) = self.buffer.first_key_value() else {
+                return end;
+            };
+            let offset = self.clock.offset(first.epoch);
+            let start_pos = offset.map(|o| o + first.ts as f64 * self.p.scale - self.p.codec_delay);
+            let duration = f64::from(first.duration_48k) * self.p.scale;
+            let Some(start_pos) = start_pos.filter(|s| s + duration > cur as f64) else {
+                self.discard_late(st);
+                continue;
+            };
+            if start_pos >= end as f64 {
+                return end;
+            }
+            let Some((_, pkt)) = self.buffer.pop_first() else {
+                return end;
+            };
+            self.mark_consumed(seq);
+            let duration = match self.decoder.decode(&pkt.payload, &mut self.frame.pcm) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::trace!(track = %self.track, seq, error = %e, "undecodable opus packet");
+                    st.decode_errors += 1;
+                    continue;
+                }
+            };
+            let first_sample = start_pos.round().max(0.0) as u64;
+            self.frame.ts = pkt.ts;
+            self.frame.pos = (cur.saturating_sub(first_sample) as usize).min(self.frame.pcm.len());
+            let pos = self.frame.pos;
+            fade_in(
+                self.frame.pcm.get_mut(pos..).unwrap_or_default(),
+                self.p.fade,
+            );
+            self.spurt = Some(Spurt {
+                epoch: pkt.epoch,
+                next_seq: seq + 1,
+                next_ts: pkt.ts + i64::from(duration),
+                last_duration: duration,
+                concealed: 0,
+                ending: false,
+                since_slew: 0,
+                last_out: 0,
+            });
+            st.spurts += 1;
+            tracing::trace!(track = %self.track, seq, at = first_sample.max(cur), "talk spurt starts");
+            return first_sample.max(cur);
+        }
+    }
+
+    /// Drops the first buffered packet, too late to be played (decoded for the decoder's state).
+    fn discard_late(&mut self, st: &mut TrackStats) {
+        if let Some((seq, pkt)) = self.buffer.pop_first() {
+            self.mark_consumed(seq);
+            st.late += 1;
+            let _ = self.decoder.decode(&pkt.payload, &mut self.frame.pcm);
+            self.frame.pcm.clear();
+            self.frame.pos = 0;
+        }
+    }
+
+    /// Active: plays the spurt from `cur` on; returns where it stopped (the spurt may end).
+    fn render_spurt(
+        &mut self,
+        mut cur: u64,
+        start: u64,
+        out: &mut [i32],
+        st: &mut TrackStats,
+    ) -> u64 {
+        let Some(mut sp) = self.spurt else { return cur };
+        let end = start + out.len() as u64;
+        while cur < end {
+            if self.frame.remaining() == 0 {
+                if sp.ending {
+                    self.spurt = None;
+                    return cur;
+                }
+                self.next_frame(&mut sp, st);
+                continue;
+            }
+            let mut chunk = self.p.slew_slow;
+            if !sp.ending {
+                let Some(lag) = self.lag(&sp, cur) else {
+                    self.cut(&mut sp);
+                    continue;
+                };
+                if lag.abs() > self.p.max_drift {
+                    tracing::debug!(track = %self.track, lag, "source drifted: re-anchoring");
+                    st.resyncs += 1;
+                    self.cut(&mut sp);
+                    continue;
+                }
+                let interval = if lag.abs() > self.p.slew_fast_above {
+                    self.p.slew_fast
+                } else {
+                    self.p.slew_slow
+                };
+                if lag.abs() > SLEW_THRESHOLD {
+                    if sp.since_slew >= interval {
+                        let idx = (cur - start) as usize;
+                        if self.slew(&mut sp, lag > 0.0, out.get_mut(idx), st) {
+                            cur += 1;
+                            continue;
+                        }
+                    }
+                    chunk = interval.saturating_sub(sp.since_slew).max(1);
+                }
+            }
+            let idx = (cur - start) as usize;
+            let n = ((end - cur) as usize)
+                .min(self.frame.remaining())
+                .min(chunk);
+            let src = self
+                .frame
+                .pcm
+                .get(self.frame.pos..self.frame.pos + n)
+                .unwrap_or_default();
+            for (o, s) in out
+                .get_mut(idx..idx + n)
+                .unwrap_or_default()
+                .iter_mut()
+                .zip(src)
+            {
+                *o += i32::from(*s);
+            }
+            if let Some(last) = src.last() {
+                sp.last_out = *last;
+            }
+            self.frame.pos += n;
+            sp.since_slew += n;
+            cur += n as u64;
+        }
+        self.spurt = Some(sp);
+        cur
+    }
+
+    /// How many samples later than its clock says the frame's next sample would be played.
+    fn lag(&self, sp: &Spurt, cur: u64) -> Option<f64> {
+        let offset = self.clock.offset(sp.epoch)?;
+        let ideal = offset + self.frame.ts as f64 * self.p.scale - self.p.codec_delay
+            + self.frame.pos as f64;
+        Some(cur as f64 - ideal)
+    }
+
+    /// Drops (`late`) or inserts one sample, blending neighbours; false if not possible here.
+    fn slew(
+        &mut self,
+        sp: &mut Spurt,
+        late: bool,
+        out: Option<&mut i32>,
+        st: &mut TrackStats,
+    ) -> bool {
+        let pos = self.frame.pos;
+        let (Some(&a), Some(out)) = (self.frame.pcm.get(pos), out) else {
+            return false;
+        };
+        let blended = if late {
+            let Some(&b) = self.frame.pcm.get(pos + 1) else {
+                return false;
+            };
+            self.frame.pos += 2;
+            st.slewed_samples -= 1;
+            avg(a, b)
+        } else {
+            st.slewed_samples += 1;
+            avg(sp.last_out, a)
+        };
+        *out += i32::from(blended);
+        sp.last_out = blended;
+        sp.since_slew = 0;
+        true
+    }
+
+    /// Ends the spurt within the current frame, fading out over what is left of 2.5 ms.
+    fn cut(&mut self, sp: &mut Spurt) {
+        let keep = self.frame.remaining().min(self.p.fade);
+        self.frame.pcm.truncate(self.frame.pos + keep);
+        fade_out(self.frame.pcm.get_mut(self.frame.pos..).unwrap_or_default());
+        sp.ending = true;
+    }
+
+    /// Ends the spurt after the current frame: 2.5 ms of PLC, faded out.
+    fn fade_out(&mut self, sp: &mut Spurt) {
+        if self
+            .decoder
+            .plc(OpusDecoder::quantum(), &mut self.frame.pcm)
+            .is_err()
+        {
+            self.frame.pcm.clear();
+        }
+        fade_out(&mut self.frame.pcm);
+        self.frame.pos = 0;
+        self.frame.ts = sp.next_ts;
+        sp.ending = true;
+    }
+
+    /// Fills the frame with what comes next in the spurt: the next packet, a concealed frame,
+    /// or the fade-out that ends it.
+    fn next_frame(&mut self, sp: &mut Spurt, st: &mut TrackStats) {
+        loop {
+            let Some((&seq, pkt)) = self.buffer.first_key_value() else {
+                return self.fade_out(sp);
+            };
+            if pkt.epoch != sp.epoch {
+                return self.fade_out(sp);
+            }
+            if seq < sp.next_seq {
+                self.buffer.pop_first();
+                continue;
+            }
+            let span = pkt.ts - sp.next_ts;
+            if span <= TS_TOLERANCE {
+                if seq == sp.next_seq {
+                    return self.play_next(sp, st);
+                }
+                // sequence numbers skipped without a gap in time
+                sp.next_seq = seq;
+                continue;
+            }
+            if span + sp.concealed > self.p.plc_max_48k {
+                return self.fade_out(sp);
+            }
+            return self.conceal(sp, seq, span, st);
+        }
+    }
+
+    fn play_next(&mut self, sp: &mut Spurt, st: &mut TrackStats) {
+        let Some((seq, pkt)) = self.buffer.pop_first() else {
+            return;
+        };
+        self.mark_consumed(seq);
+        sp.next_seq = seq + 1;
+        self.frame.pos = 0;
+        self.frame.ts = pkt.ts;
+        match self.decoder.decode(&pkt.payload, &mut self.frame.pcm) {
+            Ok(duration) => {
+                sp.next_ts = pkt.ts + i64::from(duration);
+                sp.last_duration = duration;
+                sp.concealed = 0;
+            }
+            Err(e) => {
+                tracing::trace!(track = %self.track, seq, error = %e, "undecodable opus packet: concealed");
+                st.decode_errors += 1;
+                let q = OpusDecoder::quantum();
+                let duration = (pkt.duration_48k / q).max(1) * q;
+                self.plc_into_frame(duration, st);
+                sp.next_ts = pkt.ts + i64::from(duration);
+                sp.concealed += i64::from(duration);
+            }
+        }
+    }
+
+    /// Conceals the frame at `sp.next_ts`; the first buffered packet (`seq`) starts `span`
+    /// later. FEC if that packet directly follows the lost one, PLC otherwise.
+    fn conceal(&mut self, sp: &mut Spurt, seq: i64, span: i64, st: &mut TrackStats) {
+        let q = OpusDecoder::quantum();
+        let lost = seq > sp.next_seq;
+        let last = i64::from(sp.last_duration);
+        let fec = seq == sp.next_seq + 1 && (span - last).abs() <= TS_TOLERANCE;
+        let duration = if fec {
+            sp.last_duration
+        } else {
+            ((span.min(last) as u32) / q).max(1) * q
+        };
+        self.frame.pos = 0;
+        self.frame.ts = sp.next_ts;
+        if fec {
+            let payload = self
+                .buffer
+                .get(&seq)
+                .map(|b| b.payload.as_slice())
+                .unwrap_or_default();
+            if self
+                .decoder
+                .fec(payload, duration, &mut self.frame.pcm)
+                .is_err()
+            {
+                st.decode_errors += 1;
+                self.silence_frame(duration);
+            }
+            st.concealed_fec += 1;
+        } else {
+            self.plc_into_frame(duration, st);
+        }
+        sp.next_ts += i64::from(duration);
+        sp.concealed += i64::from(duration);
+        if lost {
+            st.lost += 1;
+            sp.next_seq += 1;
+            self.advance_consumed(sp.next_seq);
+        }
+    }
+
+    fn plc_into_frame(&mut self, duration_48k: u32, st: &mut TrackStats) {
+        st.concealed_plc += 1;
+        if self.decoder.plc(duration_48k, &mut self.frame.pcm).is_err() {
+            st.decode_errors += 1;
+            self.silence_frame(duration_48k);
+        }
+    }
+
+    fn silence_frame(&mut self, duration_48k: u32) {
+        let n = (f64::from(duration_48k) * self.p.scale).round() as usize;
+        self.frame.pcm.clear();
+        self.frame.pcm.resize(n, 0);
+    }
+}
+
+fn avg(a: i16, b: i16) -> i16 {
+    ((i32::from(a) + i32::from(b)) / 2) as i16
+}
+
+/// Linear fade-in over the first `n` samples.
+fn fade_in(pcm: &mut [i16], n: usize) {
+    let n = n.min(pcm.len());
+    for (i, s) in pcm.iter_mut().take(n).enumerate() {
+        *s = (i32::from(*s) * (i as i32 + 1) / (n as i32 + 1)) as i16;
+    }
+}
+
+/// Linear fade-out over all of `pcm`.
+fn fade_out(pcm: &mut [i16]) {
+    let n = pcm.len() as i32;
+    for (i, s) in pcm.iter_mut().enumerate() {
+        *s = (i32::from(*s) * (n - i as i32) / (n + 1)) as i16;
+    }
+}

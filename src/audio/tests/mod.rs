@@ -1,0 +1,6 @@
+//! Scenario tests of the audio stage with real Opus, synthetic time and simulated networks.
+
+mod sim;
+mod skew;
+mod timing;
+mod tracks;

@@ -1,0 +1,350 @@
+//! Where speech lands: clean streams, impaired networks, DTX and silence dropping, counter
+//! wrap-around, other output rates, garbage input and the render length invariant.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::sim::*;
+use crate::audio::{AudioConfig, Timeline, TrackId};
+
+const T: TrackId = TrackId(1);
+
+fn timeline(rate: u32, base: Instant) -> Timeline {
+    let cfg = AudioConfig {
+        sample_rate: rate,
+        ..AudioConfig::default()
+    };
+    let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
+    tl.map_source(1, T).unwrap_or_else(|e| panic!("{e}"));
+    tl
+}
+
+/// Checks that each tone's edges land within `tol` ms of schedule + `delay` ms.
+fn check_edges(pcm: &[i16], rate: u32, tones: &[Tone], delay: u64, tol: u64) -> Vec<bool> {
+    let freq = tones.first().map_or(1000.0, |t| t.freq);
+    let present = presence(pcm, rate, freq, 2500.0);
+    let found = runs(&present, 120);
+    assert_eq!(found.len(), tones.len(), "tone runs {found:?}");
+    for (run, tone) in found.iter().zip(tones) {
+        let (from, to) = (tone.from.as_millis() as u64, tone.to.as_millis() as u64);
+        assert_near("onset", run.0, from + delay, tol);
+        assert_near("end", run.1, to + delay, tol);
+    }
+    present
+}
+
+/// Exact digital silence farther than `margin` ms from every tone.
+fn check_silence(pcm: &[i16], rate: u32, tones: &[Tone], delay: u64, margin: u64) {
+    let per_ms = (rate / 1000) as usize;
+    for (i, &x) in pcm.iter().enumerate() {
+        let t = (i / per_ms) as u64;
+        let near = tones.iter().any(|tone| {
+            let (from, to) = (
+                tone.from.as_millis() as u64 + delay,
+                tone.to.as_millis() as u64 + delay,
+            );
+            t + margin >= from && t < to + margin
+        });
+        assert!(
+            near || x == 0,
+            "sample {i} ({t} ms) is {x}, expected silence"
+        );
+    }
+}
+
+/// A 1 kHz tone of amplitude 8000 moves at most ~1050 per sample; a hard start or stop of
+/// the spurt would jump by up to its amplitude.
+fn assert_no_clicks(pcm: &[i16], max_step: i32) {
+    for (i, w) in pcm.windows(2).enumerate() {
+        let step = (i32::from(w[1]) - i32::from(w[0])).abs();
+        assert!(step <= max_step, "click at sample {i}: step {step}");
+    }
+}
+
+#[test]
+fn clean_stream_lands_on_schedule_with_exact_silence_around() {
+    let base = Instant::now();
+    let tones = vec![tone(1000.0, 507, 1493), tone(1000.0, 2311, 3109)];
+    let packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3400)).packets(base));
+    let mut tl = timeline(48_000, base);
+    let out = drive(&mut tl, &packets, base, ms(4000), ms(20));
+    assert_eq!(out.mix.len(), 4 * 48_000);
+    check_edges(&out.mix, 48_000, &tones, 5, 20);
+    check_silence(&out.mix, 48_000, &tones, 5, 25);
+    assert_no_clicks(&out.mix, 2000);
+    let st = tl.stats().total;
+    assert_eq!(
+        (st.lost, st.late, st.duplicate, st.spurts, st.resyncs),
+        (0, 0, 0, 2, 0)
+    );
+}
+
+#[test]
+fn impaired_network_keeps_onsets_and_conceals_losses() {
+    let tones = vec![
+        tone(1000.0, 300, 1800),
+        tone(1000.0, 2600, 4100),
+        tone(1000.0, 5013, 7000),
+        tone(1000.0, 7600, 9000),
+    ];
+    for seed in 1..=3 {
+        let base = Instant::now();
+        let net = Net {
+            delay: ms(5),
+            jitter: ms(40),
+            loss: 0.05,
+            reorder: 0.02,
+            duplicate: 0.03,
+            seed,
+        };
+        let packets = net.apply(Sender::new(1, tones.clone(), ms(9300)).packets(base));
+        let mut tl = timeline(48_000, base);
+        let out = drive(&mut tl, &packets, base, ms(9500), ms(10));
+        let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
+        for tone in &tones {
+            let (from, to) = (
+                tone.from.as_millis() as u64 + 5,
+                tone.to.as_millis() as u64 + 5,
+            );
+            let onset = (from.saturating_sub(100) / 5..)
+                .find(|&w| present.get(w as usize) == Some(&true))
+                .map_or(u64::MAX, |w| w * 5);
+            assert_near(&format!("seed {seed} onset"), onset, from, 20);
+            let hole = longest_hole(&present, from + 20, to - 20);
+            assert!(
+                hole <= 120,
+                "seed {seed}: {hole} ms without the tone inside [{from}, {to})"
+            );
+        }
+        let st = tl.stats().total;
+        assert!(st.duplicate > 0 && st.lost > 0, "{st:?}");
+        assert!(
+            st.concealed_fec > 0 && st.concealed_fec + st.concealed_plc >= st.lost,
+            "{st:?}"
+        );
+        assert_eq!(st.resyncs, 0, "{st:?}");
+    }
+}
+
+#[test]
+fn pauses_never_shift_the_next_spurt() {
+    // pauses of 0.5, 1, 2.5 and 5 s between 0.7 s spurts, with 0-20 ms jitter
+    let tones = vec![
+        tone(1000.0, 300, 1000),
+        tone(1000.0, 1500, 2200),
+        tone(1000.0, 3200, 3900),
+        tone(1000.0, 6400, 7100),
+        tone(1000.0, 12_100, 12_800),
+    ];
+    for gaps in [Gaps::BridgeDrops, Gaps::Dtx, Gaps::FrozenClock] {
+        let base = Instant::now();
+        let mut sender = Sender::new(1, tones.clone(), ms(13_000));
+        sender.gaps = gaps;
+        let net = Net {
+            jitter: ms(20),
+            seed: 11,
+            ..Net::clean()
+        };
+        let packets = net.apply(sender.packets(base));
+        let mut tl = timeline(48_000, base);
+        let out = drive(&mut tl, &packets, base, ms(13_200), ms(20));
+        check_edges(&out.mix, 48_000, &tones, 5, 20);
+        assert_no_clicks(&out.mix, 2000);
+        let st = tl.stats().total;
+        assert_eq!(
+            (st.spurts, st.resyncs, st.late),
+            (5, 0, 0),
+            "{gaps:?}: {st:?}"
+        );
+    }
+}
+
+#[test]
+fn sequence_and_timestamp_wrap_around_are_seamless() {
+    let base = Instant::now();
+    let tones = vec![tone(1000.0, 200, 3000)];
+    let mut sender = Sender::new(1, tones.clone(), ms(3000));
+    sender.seq0 = 65_500;
+    sender.ts0 = u32::MAX - 30 * FRAME as u32 + 1;
+    sender.gaps = Gaps::SendSilence;
+    let packets = Net {
+        jitter: ms(10),
+        ..Net::clean()
+    }
+    .apply(sender.packets(base));
+    let mut tl = timeline(48_000, base);
+    let out = drive(&mut tl, &packets, base, ms(3300), ms(20));
+    let present = check_edges(&out.mix, 48_000, &tones, 5, 20);
+    assert_eq!(longest_hole(&present, 230, 2980), 0);
+    let st = tl.stats().total;
+    assert_eq!(
+        (st.lost, st.late, st.spurts, st.resyncs, st.concealed_plc),
+        (0, 0, 1, 0, 0),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn lower_output_rates_keep_place_and_length() {
+    for rate in [16_000, 24_000] {
+        let base = Instant::now();
+        let tones = vec![tone(1000.0, 400, 1400)];
+        let packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(1600)).packets(base));
+        let mut tl = timeline(rate, base);
+        let out = drive(&mut tl, &packets, base, ms(2000), ms(30));
+        assert_eq!(out.mix.len(), 2 * rate as usize);
+        check_edges(&out.mix, rate, &tones, 5, 20);
+        check_silence(&out.mix, rate, &tones, 5, 25);
+    }
+}
+
+#[test]
+fn garbage_is_counted_and_never_panics() {
+    let base = Instant::now();
+    let tones = vec![tone(1000.0, 200, 2200)];
+    let mut packets = Sender::new(1, tones, ms(2400)).packets(base);
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut spoiled = 0;
+    for (i, p) in packets.iter_mut().enumerate() {
+        match i % 12 {
+            3 => p.payload_type = 0,
+            7 => p.payload.clear(),
+            _ => continue,
+        }
+        spoiled += 1;
+    }
+    // random payloads, some with random headers too
+    let extra: Vec<_> = (0..300)
+        .map(|i| {
+            let len = rng.random_range(1..400);
+            let payload: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            let (seq, ts) = if i % 2 == 0 {
+                (1000 + i as u16 / 3, 123_456 + 960 * i / 3)
+            } else {
+                (rng.random(), rng.random())
+            };
+            packet(1, seq, ts, payload, base + ms(10 * i as u64))
+        })
+        .collect();
+    packets.extend(extra);
+    packets.sort_by_key(|p| p.arrival);
+    let mut tl = timeline(48_000, base);
+    let out = drive(&mut tl, &packets, base, ms(3000), ms(20));
+    assert_eq!(out.mix.len(), 3 * 48_000);
+    let st = tl.stats().total;
+    assert!(st.decode_errors >= spoiled, "{st:?}");
+    assert_eq!(st.received, packets.len() as u64);
+}
+
+#[test]
+fn render_length_is_exactly_the_elapsed_wall_time() {
+    let base = Instant::now();
+    let packets = Net {
+        jitter: ms(30),
+        loss: 0.1,
+        ..Net::clean()
+    }
+    .apply(Sender::new(1, vec![tone(600.0, 0, 5000)], ms(5000)).packets(base));
+    let mut rng = StdRng::seed_from_u64(3);
+    for (rate, origin_sample) in [(48_000u32, 0u64), (16_000, 7_777_777)] {
+        let cfg = AudioConfig {
+            sample_rate: rate,
+            ..AudioConfig::default()
+        };
+        let delay = cfg.playout_delay;
+        let mut tl = Timeline::new(cfg, base, origin_sample).unwrap_or_else(|e| panic!("{e}"));
+        tl.map_source(1, T).unwrap_or_else(|e| panic!("{e}"));
+        let mut now = base;
+        let mut total = 0u64;
+        let mut next = 0;
+        for _ in 0..2000 {
+            now += Duration::from_micros(rng.random_range(0..9_000));
+            while let Some(p) = packets.get(next).filter(|p| p.arrival <= now) {
+                tl.push(p);
+                next += 1;
+            }
+            let r = tl.render(now);
+            assert_eq!(r.start_sample, origin_sample + total);
+            total += r.mix.len() as u64;
+            let wall = now.saturating_duration_since(base + delay);
+            let expected = (wall.as_nanos() * u128::from(rate) / 1_000_000_000) as u64;
+            assert_eq!(total, expected);
+            assert_eq!(tl.rendered_until(), origin_sample + expected);
+        }
+        // an instant from the past renders nothing and never goes back
+        assert!(tl.render(base).mix.is_empty());
+        assert_eq!(tl.rendered_until(), origin_sample + total);
+        assert_eq!(tl.stats().rendered_samples, total);
+    }
+}
+
+#[test]
+fn skip_to_drops_buffered_audio_and_moves_on() {
+    let base = Instant::now();
+    let packets =
+        Net::clean().apply(Sender::new(1, vec![tone(1000.0, 0, 2000)], ms(2000)).packets(base));
+    let mut tl = timeline(48_000, base);
+    let first = drive(&mut tl, &packets[..40], base, ms(600), ms(20));
+    assert_eq!(first.mix.len(), 600 * 48);
+    assert_eq!(tl.skip_to(48_000 * 10), 48_000 * 10 - 600 * 48);
+    assert_eq!(tl.skip_to(5), 0);
+    let later = tl.render(base + Duration::from_secs(11) + ms(200));
+    assert_eq!((later.start_sample, later.mix.len()), (480_000, 48_000));
+    assert!(later.mix.iter().all(|&x| x == 0));
+}
+
+#[test]
+fn short_bursts_are_concealed_and_long_ones_become_silence() {
+    let base = Instant::now();
+    let tones = vec![tone(1000.0, 0, 3000)];
+    let mut sender = Sender::new(1, tones, ms(3000));
+    sender.gaps = Gaps::SendSilence;
+    let all = Net::clean().apply(sender.packets(base));
+    // lose frames 40-42 (800-860 ms: PLC, PLC, FEC) and 100-109 (2000-2200 ms: too long)
+    let packets: Vec<_> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| !(40..43).contains(k) && !(100..110).contains(k))
+        .map(|(_, p)| p)
+        .collect();
+    let mut tl = timeline(48_000, base);
+    let out = drive(&mut tl, &packets, base, ms(3200), ms(20));
+    let st = tl.stats().total;
+    assert_eq!(
+        (st.lost, st.concealed_plc, st.concealed_fec, st.spurts),
+        (3, 2, 1, 2),
+        "{st:?}"
+    );
+    let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
+    assert!(
+        longest_hole(&present, 100, 1900) <= 120,
+        "the short burst is bridged"
+    );
+    // PLC continues the tone into the loss (silence would not)
+    assert!(amplitude(&out.mix, 48_000, 1000.0, 805 * 48, 5 * 48) > 2000.0);
+    // the long one: silent from the fade-out until the stream resumes
+    let silent = &out.mix[(2000 + 15) * 48..(2200 - 5) * 48];
+    assert!(silent.iter().all(|&x| x == 0));
+    let found = runs(&present, 0);
+    assert_near("resumes", found.last().map_or(0, |r| r.0), 2205, 20);
+}
+
+#[test]
+fn a_sender_that_restarts_its_counters_is_heard_again() {
+    let base = Instant::now();
+    let first = Sender::new(1, vec![tone(1000.0, 0, 2000)], ms(2000));
+    let mut second = Sender::new(1, vec![tone(1000.0, 2500, 6000)], ms(6000));
+    (second.seq0, second.ts0) = (7, 99);
+    let mut packets = Net::clean().apply(first.packets(base));
+    packets.extend(Net::clean().apply(second.packets(base)));
+    let mut tl = timeline(48_000, base);
+    let out = drive(&mut tl, &packets, base, ms(6200), ms(20));
+    let st = tl.stats().total;
+    assert_eq!(st.late, 49, "{st:?}");
+    let found = runs(&presence(&out.mix, 48_000, 1000.0, 2500.0), 120);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_near("heard again", found[1].0, 2505 + 49 * 20, 25);
+    assert_near("until the end", found[1].1, 6005, 20);
+}

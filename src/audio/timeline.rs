@@ -1,0 +1,271 @@
+//! The recording's timeline: owns every source, track, the mixer and the voice detectors.
+//!
+//! In: the SSRC → track mapping, packets (`push`), and the current instant (`render`). Out:
+//! [`Rendered`] chunks. Sample `s` of the timeline is the wall instant
+//! `origin + (s − origin_sample) / rate`; `render(now)` produces every sample up to
+//! `now − playout_delay`, so the output's length always equals the wall time elapsed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use super::decode::packet_duration_48k;
+use super::mixer::{Limiter, to_pcm16};
+use super::source::{Params, Pushed, Source};
+use super::vad::VoiceActivity;
+use super::{
+    AudioConfig, AudioError, AudioStats, RTP_CLOCK, Rendered, SpeechEvent, TrackId, TrackStats,
+};
+use crate::media::packet::RtpPacket;
+
+#[derive(Debug)]
+struct Track {
+    stats: TrackStats,
+    vad: VoiceActivity,
+    /// Scratch: this render's sum of the track's sources.
+    sum: Vec<i32>,
+}
+
+/// The audio timeline of one recording. See the module doc.
+#[derive(Debug)]
+pub struct Timeline {
+    cfg: AudioConfig,
+    params: Params,
+    origin: Instant,
+    origin_sample: u64,
+    rendered_until: u64,
+    sources: HashMap<u32, Source>,
+    tracks: BTreeMap<TrackId, Track>,
+    unknown_ssrc: u64,
+    limiter: Limiter,
+    /// Speech events decided outside `render` (skip, unmap), delivered with the next render.
+    pending_speech: Vec<SpeechEvent>,
+    mix_sum: Vec<i32>,
+}
+
+impl Timeline {
+    /// A timeline whose sample `origin_sample` is the instant `origin` (non-zero when a
+    /// recording continues after a restart: the downtime is then silence in the file).
+    pub fn new(cfg: AudioConfig, origin: Instant, origin_sample: u64) -> Result<Self, AudioError> {
+        cfg.validate()?;
+        let rate = cfg.sample_rate;
+        let ms = |m: u64| (u64::from(rate) * m / 1000) as usize;
+        let params = Params {
+            rate,
+            scale: f64::from(rate) / f64::from(RTP_CLOCK),
+            plc_max_48k: (cfg.plc_max.as_micros() * u128::from(RTP_CLOCK) / 1_000_000) as i64,
+            codec_delay: cfg.samples(cfg.codec_delay) as f64,
+            max_drift: cfg.samples(cfg.max_drift) as f64,
+            fade: (rate / 400) as usize,
+            slew_slow: ms(20),
+            slew_fast: ms(5),
+            slew_fast_above: ms(4) as f64,
+            epoch_tolerance: ms(50) as f64,
+        };
+        let limiter = Limiter::new(rate, cfg.limiter_ceiling_dbfs);
+        tracing::info!(rate, origin_sample, "audio timeline starts");
+        Ok(Timeline {
+            cfg,
+            params,
+            origin,
+            origin_sample,
+            rendered_until: origin_sample,
+            sources: HashMap::new(),
+            tracks: BTreeMap::new(),
+            unknown_ssrc: 0,
+            limiter,
+            pending_speech: Vec::new(),
+            mix_sum: Vec::new(),
+        })
+    }
+
+    pub fn config(&self) -> &AudioConfig {
+        &self.cfg
+    }
+
+    /// Routes `ssrc` to `track` (from Jingle sources). A new SSRC for a known track continues
+    /// that track; an SSRC moved to another track starts afresh.
+    pub fn map_source(&mut self, ssrc: u32, track: TrackId) -> Result<(), AudioError> {
+        if self
+            .sources
+            .get(&ssrc)
+            .is_some_and(|s| s.track == track && !s.removed)
+        {
+            return Ok(());
+        }
+        let source = Source::new(track, self.params)?;
+        self.sources.insert(ssrc, source);
+        let cfg = &self.cfg;
+        let pos = self.rendered_until;
+        self.tracks.entry(track).or_insert_with(|| Track {
+            stats: TrackStats::default(),
+            vad: VoiceActivity::new(
+                track,
+                cfg.sample_rate,
+                cfg.vad_threshold_dbfs,
+                cfg.samples(cfg.vad_hangover),
+                pos,
+            ),
+            sum: Vec::new(),
+        });
+        tracing::debug!(ssrc, %track, "source mapped");
+        Ok(())
+    }
+
+    /// Stops taking packets from `ssrc` (source-remove, owner left); what is already buffered
+    /// still plays out.
+    pub fn unmap_source(&mut self, ssrc: u32) {
+        if let Some(source) = self.sources.get_mut(&ssrc) {
+            source.removed = true;
+            tracing::debug!(ssrc, track = %source.track, "source unmapped");
+        }
+    }
+
+    /// Takes one received packet. Never panics, whatever the packet holds.
+    pub fn push(&mut self, pkt: &RtpPacket) {
+        let arrival = self.position_of(pkt.arrival);
+        let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| !s.removed) else {
+            self.unknown_ssrc += 1;
+            tracing::trace!(ssrc = pkt.ssrc, "packet of an unknown ssrc dropped");
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&source.track) else {
+            return;
+        };
+        let st = &mut track.stats;
+        st.received += 1;
+        let duration = (pkt.payload_type == self.cfg.opus_payload_type)
+            .then(|| packet_duration_48k(&pkt.payload))
+            .flatten();
+        let Some(duration) = duration else {
+            st.decode_errors += 1;
+            tracing::trace!(
+                ssrc = pkt.ssrc,
+                pt = pkt.payload_type,
+                len = pkt.payload.len(),
+                "not a valid opus packet"
+            );
+            return;
+        };
+        match source.push(pkt, duration, arrival) {
+            Pushed::Buffered => {}
+            Pushed::Duplicate => st.duplicate += 1,
+            Pushed::Late => st.late += 1,
+            Pushed::Overflow => st.overflow += 1,
+        }
+    }
+
+    /// Renders every sample up to `now − playout_delay` not rendered yet (possibly none).
+    pub fn render(&mut self, now: Instant) -> Rendered {
+        let start = self.rendered_until;
+        let end = self.target(now).max(start);
+        let n = usize::try_from(end - start).unwrap_or(usize::MAX);
+        for track in self.tracks.values_mut() {
+            track.sum.clear();
+            track.sum.resize(n, 0);
+        }
+        for source in self.sources.values_mut() {
+            if let Some(track) = self.tracks.get_mut(&source.track) {
+                source.render(start, &mut track.sum, &mut track.stats);
+            }
+        }
+        self.sources.retain(|_, s| !s.is_drained());
+        self.mix_sum.clear();
+        self.mix_sum.resize(n, 0);
+        let mut speech = std::mem::take(&mut self.pending_speech);
+        let mut stems = Vec::new();
+        for (&id, track) in &mut self.tracks {
+            for (m, t) in self.mix_sum.iter_mut().zip(&track.sum) {
+                *m += *t;
+            }
+            track.vad.process(start, &track.sum, &mut speech);
+            if self.cfg.stems {
+                stems.push((id, to_pcm16(&track.sum)));
+            }
+        }
+        let mut mix = Vec::new();
+        self.limiter.process(&self.mix_sum, &mut mix);
+        self.rendered_until = end;
+        Rendered {
+            start_sample: start,
+            mix,
+            stems,
+            speech,
+        }
+    }
+
+    /// The next timeline sample `render` will produce.
+    pub fn rendered_until(&self) -> u64 {
+        self.rendered_until
+    }
+
+    /// How many samples `render(now)` would produce (to decide on a `skip_to` instead).
+    pub fn pending(&self, now: Instant) -> u64 {
+        self.target(now).saturating_sub(self.rendered_until)
+    }
+
+    /// Jumps to `sample` (after an interruption): everything buffered is dropped and the
+    /// samples in between are silence the caller writes itself. Returns how many samples were
+    /// skipped (0 if `sample` is not ahead).
+    pub fn skip_to(&mut self, sample: u64) -> u64 {
+        let start = self.rendered_until;
+        let n = sample.saturating_sub(start);
+        if n == 0 {
+            return 0;
+        }
+        for source in self.sources.values_mut() {
+            source.flush();
+        }
+        self.sources.retain(|_, s| !s.is_drained());
+        for track in self.tracks.values_mut() {
+            track.vad.skip(start, n, &mut self.pending_speech);
+        }
+        self.limiter.reset();
+        self.rendered_until = sample;
+        tracing::info!(from = start, to = sample, "audio timeline skipped ahead");
+        n
+    }
+
+    /// Closes open speaking segments (the recording ends); the events are returned here.
+    pub fn finish_speech(&mut self) -> Vec<SpeechEvent> {
+        let mut events = std::mem::take(&mut self.pending_speech);
+        for track in self.tracks.values_mut() {
+            track.vad.finish(&mut events);
+        }
+        events
+    }
+
+    pub fn stats(&self) -> AudioStats {
+        let mut stats = AudioStats {
+            unknown_ssrc: self.unknown_ssrc,
+            limited_samples: self.limiter.limited,
+            rendered_samples: self.rendered_until - self.origin_sample,
+            ..AudioStats::default()
+        };
+        for (&id, track) in &self.tracks {
+            stats.total.add(&track.stats);
+            stats.tracks.insert(id, track.stats);
+        }
+        stats
+    }
+
+    /// The timeline sample at which wall instant `now − playout_delay` lies.
+    fn target(&self, now: Instant) -> u64 {
+        let elapsed = now
+            .checked_sub(self.cfg.playout_delay)
+            .and_then(|t| t.checked_duration_since(self.origin))
+            .unwrap_or_default();
+        let samples = elapsed.as_nanos() * u128::from(self.cfg.sample_rate) / 1_000_000_000;
+        self.origin_sample
+            .saturating_add(u64::try_from(samples).unwrap_or(u64::MAX))
+    }
+
+    /// The (fractional, possibly negative) timeline position of an instant.
+    fn position_of(&self, t: Instant) -> f64 {
+        let rate = f64::from(self.cfg.sample_rate);
+        let base = self.origin_sample as f64;
+        match t.checked_duration_since(self.origin) {
+            Some(d) => base + d.as_secs_f64() * rate,
+            None => base - self.origin.saturating_duration_since(t).as_secs_f64() * rate,
+        }
+    }
+}

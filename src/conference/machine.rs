@@ -1,0 +1,571 @@
+//! The room lifecycle state machine: joining, being an occupant, following the roster and
+//! the Jingle session, and deciding when the recording ends.
+//!
+//! Pure: `handle(now, input)` returns [`Action`]s; `next_deadline()` names the soonest timer.
+//! The task in `task.rs` does the I/O (sending stanzas, media, audio, files). Nothing here
+//! blocks, sleeps or panics on network input.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use tracing::{debug, info, warn};
+
+use super::roster::{Classifier, Roster, RosterChange};
+use super::session::{Effect, RESTART_RETRY, SessionState, Sessions};
+use crate::audio::TrackId;
+use crate::jingle::model::{AudioOffer, IceTransport, Source};
+use crate::xmpp::muc::{self, JoinSpec, OccupantPresence};
+use crate::xmpp::stanza::{self, Header, Jid, Kind, NS_COMPONENT};
+
+/// Fixed facts about this conference and who we are in it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Bare room JID, normalised.
+    pub room: String,
+    /// The full JID we join from (on our component domain).
+    pub our_jid: String,
+    pub nick: String,
+    pub focus_nick: String,
+    pub display_name: String,
+    pub presence_features: Vec<String>,
+    pub service_domains: Vec<String>,
+    pub join_timeout: Duration,
+    pub max_join_attempts: u32,
+}
+
+/// Why a recording ended; becomes the sidecar's `end_reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    RoomDestroyed,
+    Banned,
+    JoinRefused(String),
+    Shutdown,
+    Stopped,
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::RoomDestroyed => f.write_str("room-destroyed"),
+            EndReason::Banned => f.write_str("banned"),
+            EndReason::JoinRefused(c) => write!(f, "join-refused:{c}"),
+            EndReason::Shutdown => f.write_str("shutdown"),
+            EndReason::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// Inputs to the machine.
+#[derive(Debug)]
+pub enum Input {
+    /// A stanza from this room (or to our occupant JID).
+    Stanza(Element),
+    LinkUp,
+    LinkDown,
+    MediaReady { sid: String, transport: IceTransport },
+    MediaFailed { sid: String, reason: String },
+    Stop(EndReason),
+    /// A timer may have expired.
+    Tick,
+}
+
+/// What the machine asks the task to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send(Element),
+    /// We are in the room for the first time: open the recording.
+    StartRecording,
+    StartMedia {
+        sid: String,
+        offer: AudioOffer,
+        sources: Vec<Source>,
+    },
+    /// The remote source set of the current session changed.
+    UpdateSources(Vec<Source>),
+    StopMedia,
+    /// The SSRC → track mapping for the audio timeline (only recorded participants).
+    Tracks(Vec<(u32, TrackId)>),
+    /// Finalize and end the task. Every stanza needed (leave presence) precedes it.
+    End(EndReason),
+}
+
+/// Named timers; `next_deadline` reports the soonest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// No self-presence since we sent our join.
+    JoinTimeout,
+    /// Retry a join after a refusal or a kick.
+    Rejoin,
+    /// Ask the focus again for a session (restart not answered, or rate-limited).
+    RestartSession,
+}
+
+/// Our membership in the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Membership {
+    /// Link is down; join when it comes up.
+    Offline,
+    Joining { attempt: u32 },
+    Joined,
+    Ended,
+}
+
+/// Outstanding IQs we sent and what their answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    Accept { sid: String },
+    Other,
+}
+
+pub struct Machine {
+    s: Settings,
+    membership: Membership,
+    recording: bool,
+    roster: Roster,
+    sessions: Sessions,
+    timers: BTreeMap<Timer, Instant>,
+    pending: HashMap<String, Pending>,
+    next_id: u64,
+    tracks: Vec<(u32, TrackId)>,
+}
+
+impl Machine {
+    /// A machine for a room we decided to record. Call `handle(now, Input::LinkUp)` when
+    /// the link is up to send the join.
+    pub fn new(s: Settings) -> Self {
+        let roster = Roster::new(Classifier {
+            our_nick: s.nick.clone(),
+            focus_nick: s.focus_nick.clone(),
+            service_domains: s.service_domains.clone(),
+        });
+        Machine {
+            s,
+            membership: Membership::Offline,
+            recording: false,
+            roster,
+            sessions: Sessions::default(),
+            timers: BTreeMap::new(),
+            pending: HashMap::new(),
+            next_id: 0,
+            tracks: Vec::new(),
+        }
+    }
+
+    pub fn room(&self) -> &str {
+        &self.s.room
+    }
+    pub fn nick(&self) -> &str {
+        &self.s.nick
+    }
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+    pub fn is_joined(&self) -> bool {
+        self.membership == Membership::Joined
+    }
+    pub fn session_sid(&self) -> Option<&str> {
+        self.sessions.sid()
+    }
+
+    /// The soonest timer.
+    pub fn next_deadline(&self) -> Option<(Instant, Timer)> {
+        self.timers.iter().map(|(t, at)| (*at, *t)).min()
+    }
+
+    fn focus_jid(&self) -> String {
+        format!("{}/{}", self.s.room, self.s.focus_nick)
+    }
+
+    fn fresh_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("jitape-{}", self.next_id)
+    }
+
+    /// Handle one input at `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.membership == Membership::Ended {
+            return out;
+        }
+        match input {
+            Input::LinkUp => self.join(now, 1, &mut out),
+            Input::LinkDown => {
+                self.membership = Membership::Offline;
+                self.timers.remove(&Timer::JoinTimeout);
+                self.timers.remove(&Timer::Rejoin);
+                self.roster.clear(now);
+                self.pending.clear();
+            }
+            Input::Stanza(el) => self.on_stanza(now, el, &mut out),
+            Input::MediaReady { sid, transport } => {
+                let mut fx = Vec::new();
+                let focus = self.focus_jid();
+                self.sessions
+                    .media_ready(&sid, &transport, &self.s.our_jid, &focus, &mut fx);
+                self.apply_effects(now, fx, &mut out);
+            }
+            Input::MediaFailed { sid, reason } => {
+                warn!(room = %self.s.room, %sid, %reason, "media session failed; asking the focus for a new session");
+                self.request_restart(now, &sid, &mut out);
+            }
+            Input::Stop(reason) => self.end(reason, &mut out),
+            Input::Tick => self.on_timers(now, &mut out),
+        }
+        out
+    }
+
+    fn join(&mut self, now: Instant, attempt: u32, out: &mut Vec<Action>) {
+        self.membership = Membership::Joining { attempt };
+        self.timers.remove(&Timer::Rejoin);
+        self.timers
+            .insert(Timer::JoinTimeout, now + self.s.join_timeout);
+        out.push(Action::Send(muc::join_presence(&JoinSpec {
+            from: &self.s.our_jid,
+            room: &self.s.room,
+            nick: &self.s.nick,
+            display_name: &self.s.display_name,
+            features: &self.s.presence_features,
+            password: None,
+        })));
+    }
+
+    fn end(&mut self, reason: EndReason, out: &mut Vec<Action>) {
+        if matches!(self.membership, Membership::Joined | Membership::Joining { .. }) {
+            out.push(Action::Send(muc::leave_presence(
+                &self.s.our_jid,
+                &self.s.room,
+                &self.s.nick,
+            )));
+        }
+        let mut fx = Vec::new();
+        self.sessions.drop_session(&mut fx);
+        self.apply_effects(Instant::now(), fx, out);
+        self.membership = Membership::Ended;
+        self.timers.clear();
+        info!(room = %self.s.room, %reason, "recording ends");
+        out.push(Action::End(reason));
+    }
+
+    fn on_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let due: Vec<Timer> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in due {
+            self.timers.remove(&t);
+            match t {
+                Timer::JoinTimeout | Timer::Rejoin => {
+                    let attempt = match self.membership {
+                        Membership::Joining { attempt } => attempt + 1,
+                        _ => 1,
+                    };
+                    if attempt > self.s.max_join_attempts {
+                        self.end(EndReason::JoinRefused("timeout".into()), out);
+                        return;
+                    }
+                    debug!(room = %self.s.room, attempt, "(re)joining");
+                    self.join(now, attempt, out);
+                }
+                Timer::RestartSession => match self.sessions.sid() {
+                    // Our restart request was held back by the rate limit: send it now.
+                    Some(sid) => {
+                        let sid = sid.to_string();
+                        self.request_restart(now, &sid, out);
+                    }
+                    None => self.request_restart_again(now, out),
+                },
+            }
+        }
+    }
+
+    fn on_stanza(&mut self, now: Instant, el: Element, out: &mut Vec<Action>) {
+        let Some(h) = Header::of(&el) else { return };
+        match h.kind {
+            Kind::Presence => self.on_presence(now, &h, &el, out),
+            Kind::Iq if h.is_iq_request() => self.on_iq_request(now, &h, &el, out),
+            Kind::Iq => self.on_iq_response(now, &h, out),
+            // Room messages (chat, room metadata) carry nothing we record. Never answer them
+            // with an error: Prosody kicks occupants that do.
+            Kind::Message => {}
+        }
+    }
+
+    fn on_presence(&mut self, now: Instant, h: &Header, el: &Element, out: &mut Vec<Action>) {
+        let Some(from) = &h.from else { return };
+        let Some(p) = muc::parse_presence(el, from) else {
+            return;
+        };
+        if p.nick == self.s.nick {
+            return self.on_self_presence(now, p, out);
+        }
+        if p.error.is_some() {
+            return;
+        }
+        let change = self.roster.apply(&p, now);
+        let mut fx = Vec::new();
+        match change {
+            RosterChange::Left { nick } => {
+                debug!(room = %self.s.room, %nick, "occupant left");
+                if nick == self.s.focus_nick {
+                    info!(room = %self.s.room, "focus left the room; its session is gone");
+                    self.sessions.drop_session(&mut fx);
+                } else {
+                    self.sessions.owner_left(&nick, &mut fx);
+                }
+            }
+            RosterChange::Joined { nick } => {
+                debug!(room = %self.s.room, %nick, "occupant joined");
+                // Presence may change who is recorded (hidden-from-recorder).
+                fx.push(Effect::SourcesChanged);
+            }
+            RosterChange::Updated { .. } => fx.push(Effect::SourcesChanged),
+            RosterChange::Unchanged => {}
+        }
+        self.apply_effects(now, fx, out);
+    }
+
+    fn on_self_presence(&mut self, now: Instant, p: OccupantPresence, out: &mut Vec<Action>) {
+        if let Some(condition) = p.error {
+            return self.join_refused(now, &condition, out);
+        }
+        if p.unavailable {
+            return self.on_removed(now, &p, out);
+        }
+        if matches!(self.membership, Membership::Joining { .. }) {
+            info!(room = %self.s.room, nick = %self.s.nick, "joined");
+            self.membership = Membership::Joined;
+            self.timers.remove(&Timer::JoinTimeout);
+            if !self.recording {
+                self.recording = true;
+                out.push(Action::StartRecording);
+            }
+        }
+        self.roster.apply(&p, now);
+    }
+
+    fn join_refused(&mut self, now: Instant, condition: &str, out: &mut Vec<Action>) {
+        let attempt = match self.membership {
+            Membership::Joining { attempt } => attempt,
+            _ => 1,
+        };
+        warn!(room = %self.s.room, %condition, attempt, "join refused");
+        if condition == "conflict" {
+            // Someone holds our nick (a stale occupant of ours, or a namesake): new suffix.
+            self.s.nick = next_nick(&self.s.nick);
+            self.roster.set_our_nick(&self.s.nick);
+        }
+        if attempt >= self.s.max_join_attempts {
+            return self.end(EndReason::JoinRefused(condition.to_string()), out);
+        }
+        self.membership = Membership::Joining { attempt };
+        self.timers.remove(&Timer::JoinTimeout);
+        let backoff = Duration::from_secs(1 << attempt.min(5));
+        self.timers.insert(Timer::Rejoin, now + backoff);
+    }
+
+    /// Our own unavailable presence: destroyed, banned, kicked, or removed by the server.
+    fn on_removed(&mut self, now: Instant, p: &OccupantPresence, out: &mut Vec<Action>) {
+        let mut fx = Vec::new();
+        self.sessions.drop_session(&mut fx);
+        self.apply_effects(now, fx, out);
+        self.roster.clear(now);
+        // We are no longer an occupant, so `end` must not send a leave presence.
+        self.membership = Membership::Offline;
+        if p.destroyed {
+            return self.end(EndReason::RoomDestroyed, out);
+        }
+        if p.status(301) {
+            return self.end(EndReason::Banned, out);
+        }
+        // Kicked (307), removed for a server shutdown (332) or an error (333), or
+        // anything else: rejoin, bounded by the join attempt limit.
+        warn!(room = %self.s.room, statuses = ?p.statuses, "removed from the room; rejoining");
+        self.membership = Membership::Joining { attempt: 1 };
+        self.timers.remove(&Timer::JoinTimeout);
+        self.timers.insert(Timer::Rejoin, now + Duration::from_secs(1));
+    }
+
+    fn on_iq_request(&mut self, now: Instant, h: &Header, el: &Element, out: &mut Vec<Action>) {
+        let Some(payload) = stanza::payload(el) else {
+            out.push(Action::Send(stanza::iq_error(el, "bad-request", None)));
+            return;
+        };
+        let from_nick = h.from.as_ref().and_then(|f| f.resource.clone());
+        if payload.is("jingle", crate::jingle::ns::JINGLE) {
+            let Some(nick) = from_nick else {
+                out.push(Action::Send(stanza::iq_error(el, "bad-request", None)));
+                return;
+            };
+            return self.on_jingle(now, &nick, el, payload, out);
+        }
+        if payload.ns() == "http://jitsi.org/jitmeet/audio" && payload.name() == "mute" {
+            // "Mute everyone": we send no audio, nothing to do.
+            out.push(Action::Send(stanza::iq_result(el, None)));
+            return;
+        }
+        out.push(Action::Send(stanza::iq_error(el, "service-unavailable", None)));
+    }
+
+    fn on_jingle(&mut self, now: Instant, nick: &str, el: &Element, payload: &Element, out: &mut Vec<Action>) {
+        let mut fx = Vec::new();
+        let reply = if nick == self.s.focus_nick {
+            match crate::jingle::parse(payload) {
+                Ok(j) => {
+                    debug!(room = %self.s.room, action = ?j.action, sid = %j.sid, "jingle from focus");
+                    self.sessions.on_focus_jingle(j, &mut fx)
+                }
+                Err(e) => Err((e.condition(), e.to_string())),
+            }
+        } else {
+            match crate::jingle::parse_header(payload) {
+                Ok(h) => self.sessions.on_peer_jingle(nick, &h, &mut fx),
+                Err(e) => Err((e.condition(), e.to_string())),
+            }
+        };
+        match reply {
+            Ok(()) => out.push(Action::Send(stanza::iq_result(el, None))),
+            Err((condition, text)) => {
+                crate::util::log_limited(
+                    "jingle-refused",
+                    format_args!("room {}: refusing Jingle from {nick}: {condition}: {text}", self.s.room),
+                );
+                out.push(Action::Send(stanza::iq_error(el, condition, Some(&text))));
+            }
+        }
+        self.apply_effects(now, fx, out);
+    }
+
+    fn on_iq_response(&mut self, now: Instant, h: &Header, out: &mut Vec<Action>) {
+        let Some(id) = &h.id else { return };
+        let Some(pending) = self.pending.remove(id) else {
+            return;
+        };
+        if h.is_type("error")
+            && let Pending::Accept { sid } = pending
+        {
+            // The session is dead on Jicofo's side ("gone", "bad-request"): drop ours and
+            // get a new one the way ICE failures do.
+            warn!(room = %self.s.room, %sid, "focus refused our session-accept");
+            let mut fx = Vec::new();
+            self.sessions.accept_refused(&sid, &mut fx);
+            self.apply_effects(now, fx, out);
+            self.timers.insert(Timer::RestartSession, now + Duration::from_secs(2));
+        }
+    }
+
+    fn request_restart(&mut self, now: Instant, sid: &str, out: &mut Vec<Action>) {
+        let mut fx = Vec::new();
+        if !self.sessions.media_failed(sid, now, &mut fx) {
+            let at = self.sessions.next_restart_slot(now);
+            self.timers.insert(Timer::RestartSession, at);
+        } else {
+            self.timers.insert(Timer::RestartSession, now + RESTART_RETRY);
+        }
+        self.apply_effects(now, fx, out);
+    }
+
+    /// Whether we are waiting for a session we asked for.
+    pub fn restart_pending(&self) -> bool {
+        matches!(self.sessions.state, SessionState::RestartRequested { .. })
+    }
+
+    /// A session we asked for never came: leave and rejoin the room, which makes Jicofo
+    /// invite us afresh on every version.
+    fn request_restart_again(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.sessions.restart_allowed(now) {
+            let at = self.sessions.next_restart_slot(now);
+            self.timers.insert(Timer::RestartSession, at);
+            return;
+        }
+        info!(room = %self.s.room, "no new session yet; rejoining to get a fresh invite");
+        // Jicofo invites every member that joins; re-asserting our presence is not a join,
+        // so leave and join again (the recording continues: only the occupancy blips).
+        out.push(Action::Send(muc::leave_presence(&self.s.our_jid, &self.s.room, &self.s.nick)));
+        self.roster.clear(now);
+        self.membership = Membership::Joining { attempt: 1 };
+        self.timers.insert(Timer::Rejoin, now + Duration::from_secs(1));
+    }
+
+    fn apply_effects(&mut self, now: Instant, fx: Vec<Effect>, out: &mut Vec<Action>) {
+        let mut sources_changed = false;
+        for e in fx {
+            match e {
+                Effect::SendToFocus(jingle) => {
+                    let id = self.fresh_id();
+                    if let Some(sid) = jingle.attr("sid")
+                        && matches!(jingle.attr("action"), Some("session-accept") | Some("transport-accept"))
+                    {
+                        self.pending
+                            .insert(id.clone(), Pending::Accept { sid: sid.to_string() });
+                    } else {
+                        self.pending.insert(id.clone(), Pending::Other);
+                    }
+                    let to = self.focus_jid();
+                    out.push(Action::Send(stanza::iq("set", &self.s.our_jid, &to, &id, jingle)));
+                }
+                Effect::SendTo { nick, jingle } => {
+                    let id = self.fresh_id();
+                    let to = format!("{}/{}", self.s.room, nick);
+                    out.push(Action::Send(stanza::iq("set", &self.s.our_jid, &to, &id, jingle)));
+                }
+                Effect::StartMedia { sid, offer, sources } => {
+                    self.timers.remove(&Timer::RestartSession);
+                    out.push(Action::StartMedia { sid, offer, sources });
+                }
+                Effect::StopMedia => out.push(Action::StopMedia),
+                Effect::SourcesChanged => sources_changed = true,
+            }
+        }
+        if sources_changed {
+            self.sources_changed(now, out);
+        }
+    }
+
+    /// Recompute the media source set and the SSRC → track mapping, emitting what changed.
+    fn sources_changed(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let sources = self.sessions.sources();
+        let mut tracks = Vec::new();
+        for s in &sources {
+            if let Some(p) = self.roster.track_for_owner(&s.owner, now)
+                && !p.identity.hidden_from_recorder
+            {
+                tracks.push((s.ssrc, p.track));
+            }
+        }
+        tracks.sort_unstable();
+        if self.sessions.sid().is_some() {
+            out.push(Action::UpdateSources(sources));
+        }
+        if tracks != self.tracks {
+            self.tracks = tracks.clone();
+            out.push(Action::Tracks(tracks));
+        }
+    }
+}
+
+/// The next nick after a conflict: same prefix, new random suffix.
+fn next_nick(nick: &str) -> String {
+    // Our nicks are the configured prefix plus 8 hex digits; keep the prefix.
+    let split = nick.len().saturating_sub(8);
+    let prefix = match nick.get(split..) {
+        Some(tail) if split > 0 && tail.chars().all(|c| c.is_ascii_hexdigit()) => &nick[..split],
+        _ => nick,
+    };
+    format!("{prefix}{:08x}", rand::random::<u32>())
+}
+
+/// Whether a stanza's `to` is one of our addresses; used by tests and the router.
+pub fn addressed_to_us(el: &Element, our_domain: &str) -> bool {
+    el.attr("to")
+        .and_then(Jid::parse)
+        .is_some_and(|j| j.domain() == our_domain)
+}
+
+/// The namespace every stanza we build carries.
+pub const STANZA_NS: &str = NS_COMPONENT;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,6 @@
+//! One conference: the room lifecycle state machine (`machine`, with its Jingle half in
+//! `session` and its roster in `roster`) and the task that drives it (`task`).
+
+pub mod machine;
+pub mod roster;
+pub mod session;

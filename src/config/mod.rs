@@ -1,0 +1,449 @@
+//! Configuration: a TOML file plus `JITAPE_<SECTION>_<KEY>` environment overrides, turned
+//! into a validated [`Config`].
+//!
+//! In: the file's text and the process environment (both passed in, so tests need neither a
+//! file nor `set_var`). Out: a `Config` or a [`ConfigError`] that names the offending key.
+//! Every key, its type and its default is listed once, in [`KEYS`]; `config/jitape.toml`
+//! documents the same list (a test keeps the two in step).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What kind of value a key takes; decides how an environment string is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    Bool,
+    /// A list of strings; in the environment, comma-separated.
+    List,
+    /// `"250ms"`, `"30s"`, `"5m"`, `"6h"` or an integer number of seconds.
+    Duration,
+}
+
+/// One configuration key: `(section, key, kind, default as TOML text or None if required)`.
+pub type KeySpec = (&'static str, &'static str, Kind, Option<&'static str>);
+
+/// Every configuration key jitape understands.
+pub const KEYS: &[KeySpec] = &[
+    ("xmpp", "host", Kind::Str, Some("\"127.0.0.1\"")),
+    ("xmpp", "port", Kind::Int, Some("5347")),
+    ("xmpp", "domain", Kind::Str, None),
+    ("xmpp", "secret", Kind::Str, None),
+    ("xmpp", "muc_domains", Kind::List, None),
+    ("xmpp", "user", Kind::Str, Some("\"rec\"")),
+    ("xmpp", "nick_prefix", Kind::Str, Some("\"jitape\"")),
+    ("xmpp", "display_name", Kind::Str, Some("\"Recorder\"")),
+    ("xmpp", "focus_nick", Kind::Str, Some("\"focus\"")),
+    ("xmpp", "ping_interval", Kind::Duration, Some("\"20s\"")),
+    ("xmpp", "ping_timeout", Kind::Duration, Some("\"10s\"")),
+    ("xmpp", "reconnect_min", Kind::Duration, Some("\"500ms\"")),
+    ("xmpp", "reconnect_max", Kind::Duration, Some("\"30s\"")),
+    ("media", "bind", Kind::Str, Some("\"auto\"")),
+    ("media", "advertise", Kind::List, Some("[]")),
+    ("recording", "dir", Kind::Str, Some("\"recordings\"")),
+    ("recording", "sample_rate", Kind::Int, Some("48000")),
+    ("recording", "playout_delay", Kind::Duration, Some("\"200ms\"")),
+];
+
+/// A configuration that passed validation.
+#[derive(Clone, PartialEq)]
+pub struct Config {
+    pub xmpp: XmppConfig,
+    pub media: MediaSettings,
+    pub recording: RecordingConfig,
+}
+
+/// `[xmpp]`: how to reach Prosody and who we are there.
+#[derive(Clone, PartialEq)]
+pub struct XmppConfig {
+    pub host: String,
+    pub port: u16,
+    /// The component's domain, e.g. `recorder.meet.jitsi`.
+    pub domain: String,
+    /// The component secret. Never printed: see the `Debug` impl.
+    pub secret: Secret,
+    /// MUC services whose rooms are conferences, e.g. `muc.meet.jitsi`.
+    pub muc_domains: Vec<String>,
+    /// Localpart of the JID jitape uses in rooms (`rec@recorder.meet.jitsi/...`).
+    pub user: String,
+    pub nick_prefix: String,
+    pub display_name: String,
+    pub focus_nick: String,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+/// `[media]`: where ICE listens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaSettings {
+    /// IP for ICE host candidates; `None` means "auto": the local address that routes to
+    /// the XMPP host, resolved at start.
+    pub bind: Option<IpAddr>,
+    pub advertise: Vec<IpAddr>,
+}
+
+/// `[recording]`: where and how files are written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingConfig {
+    pub dir: PathBuf,
+    pub sample_rate: u32,
+    pub playout_delay: Duration,
+}
+
+/// A secret string whose `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Debug for XmppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XmppConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("domain", &self.domain)
+            .field("secret", &self.secret)
+            .field("muc_domains", &self.muc_domains)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("xmpp", &self.xmpp)
+            .field("media", &self.media)
+            .field("recording", &self.recording)
+            .finish()
+    }
+}
+
+/// Why a configuration was refused. Every variant names the key (`section.key`) at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("config file is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("unknown key `{0}` (see config/jitape.toml for the list)")]
+    UnknownKey(String),
+    #[error("missing required key `{0}`")]
+    Missing(String),
+    #[error("key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("environment variable `{var}` does not name a config key (expected JITAPE_<SECTION>_<KEY>)")]
+    UnknownEnv { var: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Environment variables with the `JITAPE_` prefix that are not config keys.
+const NON_KEY_ENV: &[&str] = &["JITAPE_CONFIG", "JITAPE_LOG"];
+
+/// Load a configuration from TOML text and environment pairs.
+pub fn load(
+    toml_text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut values = parse_file(toml_text)?;
+    apply_env(&mut values, env)?;
+    for (section, key, _, default) in KEYS {
+        let name = format!("{section}.{key}");
+        if !values.contains_key(&name) {
+            match default {
+                Some(text) => {
+                    values.insert(name, parse_toml_value(text).map_err(|e| invalid(key, e))?);
+                }
+                None => return Err(ConfigError::Missing(name)),
+            }
+        }
+    }
+    build(&values)
+}
+
+type Values = BTreeMap<String, toml::Value>;
+
+fn parse_toml_value(text: &str) -> Result<toml::Value, String> {
+    let table: toml::Table = format!("v = {text}").parse().map_err(|e| format!("{e}"))?;
+    table.get("v").cloned().ok_or_else(|| "empty value".into())
+}
+
+fn spec(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter()
+        .find(|(s, k, _, _)| name.split_once('.') == Some((s, k)))
+}
+
+fn parse_file(text: &str) -> Result<Values, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax(e.message().to_string()))?;
+    let mut values = Values::new();
+    for (section, body) in table {
+        let toml::Value::Table(body) = body else {
+            return Err(ConfigError::UnknownKey(section));
+        };
+        for (key, value) in body {
+            let name = format!("{section}.{key}");
+            if spec(&name).is_none() {
+                return Err(ConfigError::UnknownKey(name));
+            }
+            values.insert(name, value);
+        }
+    }
+    Ok(values)
+}
+
+fn apply_env(
+    values: &mut Values,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix("JITAPE_") else {
+            continue;
+        };
+        if NON_KEY_ENV.contains(&var.as_str()) {
+            continue;
+        }
+        let rest = rest.to_ascii_lowercase();
+        let found = KEYS
+            .iter()
+            .find(|(s, k, _, _)| rest == format!("{s}_{k}"));
+        let Some((section, key, kind, _)) = found else {
+            return Err(ConfigError::UnknownEnv { var });
+        };
+        let name = format!("{section}.{key}");
+        let value = match kind {
+            Kind::Str | Kind::Duration => toml::Value::String(raw),
+            Kind::Int => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| invalid(&name, format!("{var}: expected an integer")))?,
+            ),
+            Kind::Bool => toml::Value::Boolean(match raw.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(invalid(&name, format!("{var}: expected true or false"))),
+            }),
+            Kind::List => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+        };
+        values.insert(name, value);
+    }
+    Ok(())
+}
+
+/// Parse `"250ms"`, `"30s"`, `"5m"`, `"6h"`, `"1d"` (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 250ms, 30s, 5m, 6h"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => return Err(format!("unknown duration unit `{other}` in `{text}`")),
+    };
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+struct Reader<'a>(&'a Values);
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> Result<&toml::Value, ConfigError> {
+        self.0
+            .get(name)
+            .ok_or_else(|| ConfigError::Missing(name.to_string()))
+    }
+    fn str(&self, name: &str) -> Result<String, ConfigError> {
+        match self.raw(name)? {
+            toml::Value::String(s) => Ok(s.clone()),
+            other => Err(invalid(name, format!("expected a string, got {}", other.type_str()))),
+        }
+    }
+    fn nonempty(&self, name: &str) -> Result<String, ConfigError> {
+        let s = self.str(name)?;
+        if s.trim().is_empty() {
+            return Err(invalid(name, "must not be empty"));
+        }
+        Ok(s)
+    }
+    fn int(&self, name: &str, range: std::ops::RangeInclusive<i64>) -> Result<i64, ConfigError> {
+        match self.raw(name)? {
+            toml::Value::Integer(i) if range.contains(i) => Ok(*i),
+            toml::Value::Integer(i) => Err(invalid(
+                name,
+                format!("{i} is outside {}..={}", range.start(), range.end()),
+            )),
+            other => Err(invalid(name, format!("expected an integer, got {}", other.type_str()))),
+        }
+    }
+    fn list(&self, name: &str) -> Result<Vec<String>, ConfigError> {
+        match self.raw(name)? {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(invalid(
+                        name,
+                        format!("expected a list of strings, found {}", other.type_str()),
+                    )),
+                })
+                .collect(),
+            other => Err(invalid(name, format!("expected a list, got {}", other.type_str()))),
+        }
+    }
+    fn duration(&self, name: &str) -> Result<Duration, ConfigError> {
+        match self.raw(name)? {
+            toml::Value::String(s) => parse_duration(s).map_err(|e| invalid(name, e)),
+            toml::Value::Integer(i) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
+            other => Err(invalid(name, format!("expected a duration, got {}", other.type_str()))),
+        }
+    }
+    fn ip(&self, name: &str, text: &str) -> Result<IpAddr, ConfigError> {
+        text.trim()
+            .parse()
+            .map_err(|_| invalid(name, format!("`{text}` is not an IP address")))
+    }
+}
+
+fn valid_domain(name: &str, d: &str) -> Result<String, ConfigError> {
+    let d = d.trim().to_ascii_lowercase();
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+    if !ok {
+        return Err(invalid(name, format!("`{d}` is not a domain name")));
+    }
+    Ok(d)
+}
+
+fn build(values: &Values) -> Result<Config, ConfigError> {
+    let r = Reader(values);
+    let muc_domains = r
+        .list("xmpp.muc_domains")?
+        .iter()
+        .map(|d| valid_domain("xmpp.muc_domains", d))
+        .collect::<Result<Vec<_>, _>>()?;
+    if muc_domains.is_empty() {
+        return Err(invalid("xmpp.muc_domains", "needs at least one MUC domain"));
+    }
+    let user = r.nonempty("xmpp.user")?;
+    if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(invalid("xmpp.user", "use letters, digits, '-' and '_' only"));
+    }
+    let nick_prefix = r.nonempty("xmpp.nick_prefix")?;
+    // mod_muc_resource_validate: ^[a-zA-Z0-9][a-zA-Z0-9_]*$
+    let nick_ok = nick_prefix.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && nick_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !nick_ok || nick_prefix.len() > 32 {
+        return Err(invalid(
+            "xmpp.nick_prefix",
+            "must match ^[a-zA-Z0-9][a-zA-Z0-9_]*$ (Jitsi rejects other nicks), at most 32 chars",
+        ));
+    }
+    let xmpp = XmppConfig {
+        host: r.nonempty("xmpp.host")?,
+        port: r.int("xmpp.port", 1..=65535)? as u16,
+        domain: valid_domain("xmpp.domain", &r.nonempty("xmpp.domain")?)?,
+        secret: Secret(r.nonempty("xmpp.secret")?),
+        muc_domains,
+        user,
+        nick_prefix,
+        display_name: r.str("xmpp.display_name")?,
+        focus_nick: r.nonempty("xmpp.focus_nick")?,
+        ping_interval: r.duration("xmpp.ping_interval")?,
+        ping_timeout: r.duration("xmpp.ping_timeout")?,
+        reconnect_min: r.duration("xmpp.reconnect_min")?,
+        reconnect_max: r.duration("xmpp.reconnect_max")?,
+    };
+    if xmpp.ping_interval < Duration::from_secs(1) {
+        return Err(invalid("xmpp.ping_interval", "must be at least 1s"));
+    }
+    if xmpp.reconnect_max < xmpp.reconnect_min {
+        return Err(invalid("xmpp.reconnect_max", "must be >= xmpp.reconnect_min"));
+    }
+    let bind_text = r.nonempty("media.bind")?;
+    let bind = match bind_text.trim() {
+        "auto" => None,
+        text => Some(r.ip("media.bind", text)?),
+    };
+    if bind.is_some_and(|ip| ip.is_unspecified()) {
+        return Err(invalid(
+            "media.bind",
+            "must be a concrete IP (it becomes the ICE host candidate) or \"auto\"",
+        ));
+    }
+    let advertise = r
+        .list("media.advertise")?
+        .iter()
+        .map(|s| r.ip("media.advertise", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sample_rate = r.int("recording.sample_rate", 8000..=48000)? as u32;
+    if ![8000, 12000, 16000, 24000, 48000].contains(&sample_rate) {
+        return Err(invalid(
+            "recording.sample_rate",
+            "Opus decodes at 8000, 12000, 16000, 24000 or 48000 Hz only",
+        ));
+    }
+    let playout_delay = r.duration("recording.playout_delay")?;
+    if playout_delay < Duration::from_millis(20) || playout_delay > Duration::from_secs(5) {
+        return Err(invalid("recording.playout_delay", "must be between 20ms and 5s"));
+    }
+    let dir = r.nonempty("recording.dir")?;
+    Ok(Config {
+        xmpp,
+        media: MediaSettings { bind, advertise },
+        recording: RecordingConfig {
+            dir: PathBuf::from(dir),
+            sample_rate,
+            playout_delay,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! jitape: records every Jitsi Meet conference as one continuous FLAC per conference.
+//!
+//! The data flow (see `docs/architecture.md`): Prosody ─XEP-0114─▶ [`xmpp`] link ─▶ router ─▶
+//! one [`conference`] task per room (MUC occupancy, roster, [`jingle`] session) ─▶ [`media`]
+//! (webrtc-rs: ICE/DTLS/SRTP from the videobridge) ─▶ [`audio`] (jitter buffer, Opus,
+//! timeline, mixer) ─▶ [`sink`] (FLAC, sidecar, finalize hook). [`sim`] is the loopback
+//! conference used by `jitape demo`, the benchmarks and the tests.
+
+pub mod audio;
+pub mod config;
+pub mod conference;
+pub mod jingle;
+pub mod media;
+pub mod sim;
+pub mod sink;
+pub mod util;
+pub mod xml;
+pub mod xmpp;

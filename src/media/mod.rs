@@ -1,0 +1,87 @@
+//! The media stage: one receive-only audio session on webrtc-rs per Jingle session.
+//!
+//! In: the bridge's offer as a session model ([`AudioOffer`](crate::jingle::model::AudioOffer))
+//! and the remote [`Source`](crate::jingle::model::Source)s. Out: our transport for
+//! session-accept ([`IceTransport`](crate::jingle::model::IceTransport)) and, on a bounded
+//! channel, one [`MediaEvent::Rtp`] per received packet of a signalled source plus
+//! [`MediaEvent::State`] changes.
+//!
+//! How it maps onto webrtc-rs: Jicofo never sees SDP. [`MediaSession`] synthesises a remote
+//! SDP offer from the model (`sdp`), one `m=audio` per remote source (`slots`, recycled on
+//! churn), applies it, creates and applies the local answer, and reads our ICE/DTLS
+//! parameters back out of it. Every source change repeats that locally. jitape is the
+//! answerer, which makes it ICE-controlled (JVB controls) and DTLS client (`setup:active`).
+//! The stack answers consent checks by itself; the RTCP receiver-report interceptor is
+//! registered so the bridge gets RRs. Packets are read per m-line by small tasks (`session`),
+//! converted (`rtp`) and handed over with `try_send`, never blocking the stack.
+
+pub mod packet;
+
+mod error;
+mod rtp;
+mod sdp;
+mod session;
+mod slots;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+pub use error::MediaError;
+pub use packet::RtpPacket;
+pub use rtp::MediaCounters;
+pub use session::MediaSession;
+
+/// How media sessions bind and time out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The local IP for ICE host candidates (a fresh ephemeral UDP port per session).
+    /// `0.0.0.0` binds every non-loopback interface.
+    pub bind: IpAddr,
+    /// Extra public addresses (NAT 1:1) to advertise as host candidates on the same port.
+    pub advertise: Vec<IpAddr>,
+    /// No traffic from the bridge for this long: [`MediaState::Disconnected`].
+    pub ice_disconnected_timeout: Duration,
+    /// Then this much longer: [`MediaState::Failed`].
+    pub ice_failed_timeout: Duration,
+    /// Our STUN keepalive interval on the selected pair.
+    pub ice_keepalive_interval: Duration,
+    /// How long local candidate gathering may take before `start` gives up.
+    pub gather_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            advertise: Vec::new(),
+            ice_disconnected_timeout: Duration::from_secs(5),
+            ice_failed_timeout: Duration::from_secs(25),
+            ice_keepalive_interval: Duration::from_secs(2),
+            gather_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a media session reports to its conference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// One received RTP packet of a signalled source.
+    Rtp(RtpPacket),
+    /// The connection state changed.
+    State(MediaState),
+}
+
+/// The connection state of a media session (ICE and DTLS together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaState {
+    Connecting,
+    Connected,
+    /// No traffic from the bridge for a while; may recover.
+    Disconnected,
+    /// ICE or DTLS failed for good: ask Jicofo for a new session.
+    Failed,
+    Closed,
+}

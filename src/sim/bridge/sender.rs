@@ -1,0 +1,351 @@
+//! The simulated bridge's single sender task: every speaker on one absolute 20 ms schedule.
+//!
+//! In: the epoch (as `Instant` and wall clock), the speakers (their scripts, SSRCs and
+//! tracks) and control messages (add, remove, read the log). Out: RTP handed to webrtc-rs and
+//! a [`SentLog`] of what was handed over when. Tick `k` is due at `epoch + k * 20 ms`; a
+//! speaker whose talk window contains `k * 20 ms` sends frame `k - window start tick` of its
+//! voice with RTP timestamp `base + k * 960`, so gaps between windows jump the timestamp.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use rtc::rtp;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{trace, warn};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+use super::{AUDIO_LEVEL_ID, OPUS_PT, SpeakerScript, TalkWindow};
+
+/// One packet period.
+const TICK: Duration = Duration::from_millis(20);
+/// RTP clock ticks per packet (48 kHz, 20 ms).
+const TS_PER_TICK: u32 = 960;
+/// At most this many overdue ticks are sent in a burst after a stall; older ones are skipped.
+const MAX_BURST: u64 = 5;
+
+/// What the bridge handed to the stack for one talk window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentWindow {
+    /// The scheduled window.
+    pub window: TalkWindow,
+    /// Wall clock when the first and the last packet were handed to the stack.
+    pub first: SystemTime,
+    pub last: SystemTime,
+    pub first_seq: u16,
+    pub last_seq: u16,
+    pub packets: u32,
+}
+
+/// What one speaker sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentSpeaker {
+    pub endpoint: String,
+    pub ssrc: u32,
+    pub windows: Vec<SentWindow>,
+}
+
+/// What the bridge sent, per speaker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentLog {
+    /// The wall clock of the bridge's epoch (tick 0), once started.
+    pub epoch: Option<SystemTime>,
+    pub speakers: Vec<SentSpeaker>,
+    /// Ticks skipped because the task fell more than a few ticks behind.
+    pub skipped_ticks: u64,
+}
+
+impl SentLog {
+    pub fn speaker(&self, endpoint: &str) -> Option<&SentSpeaker> {
+        self.speakers.iter().find(|s| s.endpoint == endpoint)
+    }
+
+    /// Packets handed to the stack, all speakers.
+    pub fn packets(&self) -> u64 {
+        self.speakers
+            .iter()
+            .flat_map(|s| &s.windows)
+            .map(|w| u64::from(w.packets))
+            .sum()
+    }
+}
+
+/// Messages from the bridge handle to its sender task.
+pub(crate) enum Control {
+    Add(Live),
+    Remove(String),
+    Log(oneshot::Sender<SentLog>),
+}
+
+/// A speaker as the sender task sees it.
+pub(crate) struct Live {
+    script: SpeakerScript,
+    track: Arc<TrackLocalStaticRTP>,
+    seq: u16,
+    ts_base: u32,
+    active: bool,
+    /// The window being sent and the tick it started at.
+    spurt: Option<(usize, u64)>,
+    log: SentSpeaker,
+}
+
+impl Live {
+    pub(crate) fn new(script: SpeakerScript, ssrc: u32, track: Arc<TrackLocalStaticRTP>) -> Self {
+        let log = SentSpeaker {
+            endpoint: script.endpoint.clone(),
+            ssrc,
+            windows: Vec::new(),
+        };
+        Self {
+            script,
+            track,
+            seq: (ssrc >> 16) as u16,
+            ts_base: ssrc.wrapping_mul(2_654_435_761),
+            active: true,
+            spurt: None,
+            log,
+        }
+    }
+
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.script.endpoint
+    }
+
+    /// The packet for tick `k`, if the speaker talks then.
+    fn packet(&mut self, k: u64, two_byte: bool) -> Option<rtp::Packet> {
+        let t = TICK.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
+        let window = self
+            .script
+            .windows
+            .iter()
+            .position(|w| w.start <= t && t < w.end);
+        let Some(window) = window else {
+            self.spurt = None;
+            return None;
+        };
+        let new_spurt = self.spurt.is_none_or(|(w, _)| w != window);
+        if new_spurt {
+            self.spurt = Some((window, k));
+        }
+        let start = self.spurt.map_or(k, |(_, start)| start);
+        let frame = self
+            .script
+            .voice
+            .frame(usize::try_from(k - start).unwrap_or(0));
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        Some(rtp::Packet {
+            header: rtp::Header {
+                version: 2,
+                padding: false,
+                extension: true,
+                marker: new_spurt,
+                payload_type: OPUS_PT,
+                sequence_number: seq,
+                timestamp: self
+                    .ts_base
+                    .wrapping_add((k as u32).wrapping_mul(TS_PER_TICK)),
+                ssrc: self.log.ssrc,
+                csrc: vec![],
+                extension_profile: if two_byte { 0x1000 } else { 0xBEDE },
+                extensions: vec![level_extension(frame.level, true)],
+                extensions_padding: 0,
+            },
+            payload: frame.opus.clone(),
+        })
+    }
+
+    /// Records that `seq` of the current window was handed over at `at`.
+    fn record(&mut self, seq: u16, at: SystemTime) {
+        let Some((index, _)) = self.spurt else { return };
+        let Some(window) = self.script.windows.get(index).copied() else {
+            return;
+        };
+        match self.log.windows.last_mut() {
+            Some(w) if w.window == window => {
+                w.last = at;
+                w.last_seq = seq;
+                w.packets += 1;
+            }
+            _ => self.log.windows.push(SentWindow {
+                window,
+                first: at,
+                last: at,
+                first_seq: seq,
+                last_seq: seq,
+                packets: 1,
+            }),
+        }
+    }
+}
+
+/// The RFC 6464 header extension for one level.
+fn level_extension(level: u8, voice: bool) -> rtp::header::Extension {
+    rtp::header::Extension {
+        id: AUDIO_LEVEL_ID,
+        payload: Bytes::from(vec![(level & 0x7f) | if voice { 0x80 } else { 0 }]),
+    }
+}
+
+/// The sender task. Ends when the bridge drops its control sender; returns the log.
+pub(crate) async fn run_sender(
+    epoch: Instant,
+    wall_epoch: SystemTime,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    mut live: Vec<Live>,
+    two_byte: bool,
+) -> SentLog {
+    let mut next: u64 = 0;
+    let mut skipped = 0;
+    loop {
+        let due = epoch + TICK.saturating_mul(u32::try_from(next).unwrap_or(u32::MAX));
+        tokio::select! {
+            biased;
+            message = control.recv() => match message {
+                Some(Control::Add(speaker)) => live.push(speaker),
+                Some(Control::Remove(endpoint)) => {
+                    for l in live.iter_mut().filter(|l| l.endpoint() == endpoint) {
+                        l.active = false;
+                    }
+                }
+                Some(Control::Log(reply)) => {
+                    let _ = reply.send(log(&live, skipped, wall_epoch));
+                }
+                None => break,
+            },
+            () = tokio::time::sleep_until(due.into()) => {
+                let behind = (Instant::now().saturating_duration_since(due).as_millis()
+                    / TICK.as_millis()) as u64;
+                if behind > MAX_BURST {
+                    skipped += behind - MAX_BURST;
+                    next += behind - MAX_BURST;
+                }
+                send_tick(&mut live, next, two_byte).await;
+                next += 1;
+            }
+        }
+    }
+    log(&live, skipped, wall_epoch)
+}
+
+async fn send_tick(live: &mut [Live], k: u64, two_byte: bool) {
+    for speaker in live.iter_mut().filter(|l| l.active) {
+        let Some(packet) = speaker.packet(k, two_byte) else {
+            continue;
+        };
+        let seq = packet.header.sequence_number;
+        let at = SystemTime::now();
+        match speaker.track.write_rtp(packet).await {
+            Ok(()) => speaker.record(seq, at),
+            Err(e) => {
+                trace!(error = %e, "bridge could not send");
+                if k.is_multiple_of(250) {
+                    warn!(endpoint = speaker.endpoint(), error = %e, "bridge sending fails");
+                }
+            }
+        }
+    }
+}
+
+fn log(live: &[Live], skipped_ticks: u64, epoch: SystemTime) -> SentLog {
+    SentLog {
+        epoch: Some(epoch),
+        speakers: live.iter().map(|l| l.log.clone()).collect(),
+        skipped_ticks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::voice::Voice;
+    use rtc::media_stream::MediaStreamTrack;
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+    fn live(windows: Vec<TalkWindow>) -> Live {
+        let script = SpeakerScript {
+            endpoint: "a1".into(),
+            voice: Arc::new(Voice::tone(440.0, 0.3).expect("tone")),
+            windows,
+        };
+        let track = MediaStreamTrack::new(
+            "s".into(),
+            "t".into(),
+            "l".into(),
+            RtpCodecKind::Audio,
+            vec![],
+        );
+        Live::new(
+            script,
+            0x1234_5678,
+            Arc::new(TrackLocalStaticRTP::new(track)),
+        )
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn talks_only_inside_windows_and_jumps_the_timestamp_over_gaps() {
+        let mut l = live(vec![
+            TalkWindow {
+                start: ms(0),
+                end: ms(60),
+            },
+            TalkWindow {
+                start: ms(200),
+                end: ms(240),
+            },
+        ]);
+        let sent: Vec<(u64, rtp::Packet)> = (0..15)
+            .filter_map(|k| l.packet(k, false).map(|p| (k, p)))
+            .collect();
+        let ticks: Vec<u64> = sent.iter().map(|(k, _)| *k).collect();
+        assert_eq!(ticks, vec![0, 1, 2, 10, 11]);
+        let p: Vec<&rtp::Packet> = sent.iter().map(|(_, p)| p).collect();
+        // sequence numbers are contiguous, timestamps follow the clock
+        assert_eq!(
+            p[3].header.sequence_number,
+            p[2].header.sequence_number.wrapping_add(1)
+        );
+        assert_eq!(
+            p[3].header.timestamp.wrapping_sub(p[2].header.timestamp),
+            8 * 960
+        );
+        assert_eq!(
+            p[1].header.timestamp.wrapping_sub(p[0].header.timestamp),
+            960
+        );
+        // marker on the first packet of each spurt
+        let markers: Vec<bool> = p.iter().map(|p| p.header.marker).collect();
+        assert_eq!(markers, vec![true, false, false, true, false]);
+        assert!(p.iter().all(|p| p.header.ssrc == 0x1234_5678));
+        assert_eq!(p[0].header.extension_profile, 0xBEDE);
+        assert_eq!(p[0].header.extensions[0].id, AUDIO_LEVEL_ID);
+        assert!(
+            p[0].header.extensions[0].payload[0] & 0x80 != 0,
+            "voice flag set"
+        );
+    }
+
+    #[test]
+    fn records_first_and_last_packet_per_window() {
+        let mut l = live(vec![TalkWindow {
+            start: ms(0),
+            end: ms(60),
+        }]);
+        let t0 = SystemTime::UNIX_EPOCH;
+        for k in 0..3 {
+            let p = l.packet(k, true).expect("talking");
+            assert_eq!(p.header.extension_profile, 0x1000);
+            l.record(p.header.sequence_number, t0 + ms(k * 20));
+        }
+        assert!(l.packet(3, true).is_none());
+        let w = &l.log.windows[0];
+        assert_eq!(w.packets, 3);
+        assert_eq!(w.last_seq, w.first_seq.wrapping_add(2));
+        assert_eq!(w.last.duration_since(w.first).ok(), Some(ms(40)));
+    }
+}

@@ -1,0 +1,156 @@
+//! The file stage: everything jitape writes to disk for a conference.
+//!
+//! In: the mixed (and optionally per-participant) PCM timeline from `audio/`, and what the
+//! conference task knows about the room and its participants. Out, per conference, under the
+//! recording root:
+//!
+//! ```text
+//! <root>/<room_dir>/<20261121T193509Z>.flac          one mono FLAC, the whole conference
+//! <root>/<room_dir>/<20261121T193509Z>.json          the sidecar (schema jitape.sidecar/1)
+//! <root>/<room_dir>/<20261121T193509Z>.stem.<key>.flac   optional per-participant stems
+//! ```
+//!
+//! each written as `*.partial` until finalized. The pieces:
+//!
+//! - [`paths`]: safe room directory names and the file names of a recording;
+//! - [`format`]: the FLAC header and frame encoding (pure);
+//! - [`flac`]: the incremental, crash-safe, disk-full-tolerant FLAC writer;
+//! - [`scan`] + [`repair`]: find the valid part of a `.partial`, cut the torn tail, resume or
+//!   finalize it after a crash;
+//! - [`recover`]: at start-up, continue (with the downtime as silence) or finalize them;
+//! - [`sidecar`]: the JSON document and its atomic writes;
+//! - [`hook`]: the operator's command run after finalize;
+//! - [`inspect`]: `jitape inspect`, verify a file and summarize its sidecar.
+//!
+//! [`finalize_recording`] ties them together at the end of a conference.
+
+pub mod error;
+pub mod flac;
+pub mod format;
+pub mod hook;
+pub mod inspect;
+pub mod paths;
+pub mod recover;
+pub mod repair;
+pub mod scan;
+pub mod sidecar;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::{Fault, SinkError};
+pub use flac::{DEFAULT_BLOCK_SIZE, Finalized, FlacWriter, WriterOptions};
+pub use hook::{FinalizedFiles, HookConfig, HookOutcome, HookStatus, run_hook};
+pub use inspect::{InspectReport, inspect};
+pub use paths::{RecordingPaths, Unfinished, find_unfinished, recording_paths, room_dir_name};
+pub use recover::{Resumed, finalize_unfinished, resume_recording};
+pub use repair::{ResumeReport, finalize_partial};
+pub use sidecar::{GapKind, Sidecar, TimePoint};
+
+/// Finalizes a conference's files: the mix, the stems (a failing stem is logged and left
+/// `.partial`, it never costs the mix), then the sidecar (`finish`ed with the mix's length and
+/// `reason`, the mix's disk-full losses added as gaps) is written as `<name>.json` and its
+/// `.json.partial` removed. Returns what the finalize hook needs.
+pub fn finalize_recording(
+    paths: &RecordingPaths,
+    mix: FlacWriter,
+    stems: Vec<(String, FlacWriter)>,
+    sidecar: &mut Sidecar,
+    reason: &str,
+) -> Result<FinalizedFiles, SinkError> {
+    let mix = mix.finalize()?;
+    for lost in &mix.lost_ranges {
+        sidecar.add_gap(
+            lost.start,
+            lost.end,
+            GapKind::DiskFull,
+            Some("the disk refused the audio; silence instead".into()),
+        );
+    }
+    let mut stem_paths = Vec::new();
+    for (key, writer) in stems {
+        match writer.finalize() {
+            Ok(done) => {
+                if let Some(name) = done.path.file_name() {
+                    sidecar.participant_mut(&key).stem = Some(name.to_string_lossy().into_owned());
+                }
+                stem_paths.push(done.path);
+            }
+            Err(e) => tracing::warn!(error = %e, "stem not finalized"),
+        }
+    }
+    sidecar.finish(mix.total_samples, reason);
+    sidecar::write_final(&paths.sidecar, sidecar)?;
+    tracing::info!(
+        samples = mix.total_samples,
+        lost = mix.samples_lost,
+        "recording finalized"
+    );
+    Ok(FinalizedFiles {
+        room: sidecar.room.clone(),
+        room_dir: sidecar.room_dir.clone(),
+        meeting_id: sidecar.meeting_id.clone(),
+        flac: mix.path,
+        sidecar: paths.sidecar.clone(),
+        stems: stem_paths,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{decode_all, flac_test, speech_like};
+    use super::*;
+
+    #[test]
+    fn a_recording_ends_as_flac_json_and_stem_with_nothing_partial_left() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-21T19:35:09.250Z")
+            .expect("time")
+            .to_utc();
+        let paths = recording_paths(root.path(), "Room@conference.example", start);
+        paths.create_dir().expect("dir");
+        let mut mix = FlacWriter::create(&paths.flac, 16_000).expect("mix");
+        let mut stem = FlacWriter::create(&paths.stem("alice"), 16_000).expect("stem");
+        let audio = speech_like(40_000, 16_000, 3);
+        mix.write(&audio).expect("write");
+        stem.write(&audio).expect("write");
+        let mut sc = Sidecar::new(
+            "Room@conference.example",
+            &paths.room_dir,
+            "x.flac",
+            16_000,
+            start,
+        );
+        sc.file = paths
+            .flac
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        sidecar::write_atomic(&paths.sidecar_partial, &sc).expect("partial sidecar");
+
+        let done = finalize_recording(
+            &paths,
+            mix,
+            vec![("alice".into(), stem)],
+            &mut sc,
+            "room-destroyed",
+        )
+        .expect("finalize");
+        assert_eq!(done.flac, paths.flac);
+        assert_eq!(done.stems, vec![paths.stem("alice")]);
+        assert!(!paths.sidecar_partial.exists() && !paths.flac_partial.exists());
+        flac_test(&paths.flac).expect("flac -t mix");
+        flac_test(&paths.stem("alice")).expect("flac -t stem");
+        assert_eq!(decode_all(&paths.flac), audio);
+        let back = sidecar::read(&paths.sidecar).expect("sidecar");
+        assert_eq!(back.total_samples, 40_000);
+        assert_eq!(back.status, sidecar::Status::Final);
+        assert_eq!(
+            back.participants[0].stem.as_deref(),
+            Some("20261121T193509Z.stem.alice.flac")
+        );
+        let report = inspect(&paths.flac).expect("inspect");
+        assert!(report.is_ok(), "{report}");
+    }
+}

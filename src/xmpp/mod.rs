@@ -1,0 +1,8 @@
+//! The XMPP side: the component link to Prosody (`link`), stanza helpers (`stanza`), MUC
+//! presence and self-description (`muc`), and the router that hands stanzas to conferences
+//! (`router`).
+
+pub mod link;
+pub mod muc;
+pub mod router;
+pub mod stanza;
