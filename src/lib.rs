@@ -6,9 +6,11 @@
 //! timeline, mixer) ─▶ [`sink`] (FLAC, sidecar, finalize hook). [`sim`] is the loopback
 //! conference used by `jitape demo`, the benchmarks and the tests.
 
+pub mod app;
 pub mod audio;
 pub mod config;
 pub mod conference;
+pub mod demo;
 pub mod jingle;
 pub mod media;
 pub mod sim;

@@ -1,13 +1,19 @@
-//! The `jitape` command line.
+//! The `jitape` command line: `run`, `demo`, `check-config`, `inspect`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tracing::{info, warn};
 
 #[derive(Parser)]
-#[command(name = "jitape", version, about = "Record every Jitsi Meet conference as one FLAC per conference")]
+#[command(
+    name = "jitape",
+    version,
+    about = "Record every Jitsi Meet conference as one FLAC per conference"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,6 +21,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the component: connect to Prosody and record every conference.
+    Run {
+        #[arg(long, short, env = "JITAPE_CONFIG", default_value = "config/jitape.toml")]
+        config: PathBuf,
+        /// How long SIGTERM waits for recordings to be finalized before exiting anyway.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        drain: Duration,
+    },
+    /// Record a scripted loopback conference (no Jitsi, no Prosody needed) and check it.
+    Demo {
+        /// Where the recording goes.
+        #[arg(long, default_value = "recordings")]
+        out: PathBuf,
+        /// WAV files to use as the speakers' voices instead of tones (cycled).
+        #[arg(long = "wav")]
+        wavs: Vec<PathBuf>,
+        #[arg(long, default_value_t = 48_000)]
+        sample_rate: u32,
+    },
     /// Check a configuration file (and JITAPE_* environment overrides) without starting.
     CheckConfig {
         #[arg(long, short, env = "JITAPE_CONFIG", default_value = "config/jitape.toml")]
@@ -27,11 +52,25 @@ enum Command {
     },
 }
 
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    jitape::config::parse_duration(s)
+}
+
 fn load_config(path: &PathBuf) -> anyhow::Result<jitape::config::Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     jitape::config::load(&text, std::env::vars())
         .with_context(|| format!("in config file {}", path.display()))
+}
+
+/// webrtc-rs logs routine protocol noise (early STUN before credentials, DTLS server name)
+/// at warn; jitape reports media state itself.
+const DEFAULT_LOG_FILTER: &str = "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_interceptor=error";
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JITAPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
 fn main() -> ExitCode {
@@ -40,17 +79,19 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => load_config(&config).map(|c| {
             println!("{}: ok\n{c:#?}", config.display());
         }),
-        Command::Inspect { file } => match jitape::sink::inspect::inspect(&file) {
-            Ok(report) => {
-                println!("{report}");
-                if report.problems.is_empty() {
-                    Ok(())
-                } else {
-                    Err(anyhow::anyhow!("{} problem(s) found", report.problems.len()))
-                }
-            }
-            Err(e) => Err(e.into()),
-        },
+        Command::Inspect { file } => inspect(&file),
+        Command::Run { config, drain } => load_config(&config).and_then(|c| {
+            init_logs();
+            runtime()?.block_on(run(c, drain))
+        }),
+        Command::Demo {
+            out,
+            wavs,
+            sample_rate,
+        } => {
+            init_logs();
+            runtime().and_then(|rt| rt.block_on(jitape::demo::run(&out, &wavs, sample_rate)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,4 +100,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A fixed-size runtime: the thread count never depends on the number of conferences.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(4)
+        .thread_name("jitape")
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+fn inspect(file: &PathBuf) -> anyhow::Result<()> {
+    let report = jitape::sink::inspect::inspect(file)?;
+    println!("{report}");
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} problem(s) found", report.problems.len()))
+    }
+}
+
+async fn run(config: jitape::config::Config, drain: Duration) -> anyhow::Result<()> {
+    let app = jitape::app::App::start(&config).await?;
+    wait_for_signal().await?;
+    info!(?drain, "signal received: finalizing recordings (a second signal exits at once)");
+    let second = tokio::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            warn!("second signal: exiting now; unfinished recordings stay .partial");
+            std::process::exit(130);
+        }
+    });
+    app.shutdown(drain).await;
+    second.abort();
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

@@ -42,6 +42,8 @@ pub enum EndReason {
     JoinRefused(String),
     Shutdown,
     Stopped,
+    /// The recording could not be opened (I/O).
+    CannotRecord(String),
 }
 
 impl std::fmt::Display for EndReason {
@@ -52,6 +54,7 @@ impl std::fmt::Display for EndReason {
             EndReason::JoinRefused(c) => write!(f, "join-refused:{c}"),
             EndReason::Shutdown => f.write_str("shutdown"),
             EndReason::Stopped => f.write_str("stopped"),
+            EndReason::CannotRecord(e) => write!(f, "cannot-record:{e}"),
         }
     }
 }

@@ -2,5 +2,7 @@
 //! `session` and its roster in `roster`) and the task that drives it (`task`).
 
 pub mod machine;
+pub mod recording;
 pub mod roster;
 pub mod session;
+pub mod task;

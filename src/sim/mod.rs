@@ -4,8 +4,13 @@
 //! speaker voices (`voice`), and the simulated Jitsi side — focus and participants — that
 //! drives a conference from a script (`world`, `script`).
 
+pub mod analyze;
 pub mod bridge;
 pub mod muc;
 pub mod netem;
 pub mod router;
 pub mod voice;
+pub mod conference;
+pub mod loopback;
+pub mod plan;
+pub mod world;

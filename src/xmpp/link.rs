@@ -124,7 +124,7 @@ pub async fn run(
                 }
                 let started = Instant::now();
                 let reason = session(stream, &settings, &mut outbound, &events, &mut shutdown).await;
-                let stopping = *shutdown.borrow();
+                let stopping = *shutdown.borrow() || outbound.is_closed();
                 if !stopping {
                     warn!(%reason, "xmpp link down");
                 }
@@ -258,7 +258,11 @@ async fn session(
                         return format!("write error: {e}");
                     }
                 }
-                None => return "outbound channel closed".into(),
+                None => {
+                    // jitape is stopping: close the stream properly.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+                    return "shutting down".into();
+                }
             },
             _ = sleep_until(deadline) => {
                 let now = Instant::now();

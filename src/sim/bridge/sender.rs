@@ -199,7 +199,9 @@ pub(crate) async fn run_sender(
     let mut next: u64 = 0;
     let mut skipped = 0;
     loop {
-        let due = epoch + TICK.saturating_mul(u32::try_from(next).unwrap_or(u32::MAX));
+        // Frame `next` holds audio for [next, next + 1) ticks; like a real sender it leaves
+        // once captured, at the end of that span.
+        let due = epoch + TICK.saturating_mul(u32::try_from(next + 1).unwrap_or(u32::MAX));
         tokio::select! {
             biased;
             message = control.recv() => match message {

@@ -1,0 +1,232 @@
+//! The running component: wires the XMPP link, the router and the conference tasks together
+//! from a [`Config`]. Used by `jitape run`, and in-process by `jitape demo` and the tests.
+//!
+//! In: a validated configuration. Out: an [`App`] handle to send control messages (record a
+//! room, stop one) and to shut down gracefully (every recording finalized, then the link
+//! closed). Every conference task is supervised: if one panics, its files are finalized from
+//! what is on disk and the rest of the process carries on.
+
+use std::net::{IpAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::audio::AudioConfig;
+use crate::conference::machine::Settings;
+use crate::conference::recording::RecordingSettings;
+use crate::conference::task::{self, ConferenceContext};
+use crate::config::Config;
+use crate::media::MediaConfig;
+use crate::sink::{self, RecordingPaths};
+use crate::xmpp::link::{self, LinkSettings};
+use crate::xmpp::muc::{FEATURE_JIGASI, FEATURE_TRANSCRIBER};
+use crate::xmpp::router::{self, Control, RouterSettings, Spawn};
+
+/// Why the component could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("media.bind = \"auto\": cannot find the local address towards {host}: {source}")]
+    NoRoute {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("recording.dir {dir}: {source}")]
+    RecordingDir { dir: PathBuf, source: std::io::Error },
+}
+
+/// A running jitape.
+pub struct App {
+    control: mpsc::Sender<Control>,
+    shutdown: watch::Sender<bool>,
+    link: JoinHandle<()>,
+    router: JoinHandle<()>,
+    finished: broadcast::Sender<sink::FinalizedFiles>,
+    /// Our full JID in rooms.
+    pub jid: String,
+}
+
+/// The local address the OS would use to reach `host:port` (no packet is sent).
+fn local_address_towards(host: &str, port: u16) -> std::io::Result<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.connect((host, port))?;
+    Ok(socket.local_addr()?.ip())
+}
+
+impl App {
+    /// Start the component. Returns once the tasks are spawned; the link connects (and
+    /// reconnects) in the background.
+    pub async fn start(cfg: &Config) -> Result<App, AppError> {
+        std::fs::create_dir_all(&cfg.recording.dir).map_err(|source| AppError::RecordingDir {
+            dir: cfg.recording.dir.clone(),
+            source,
+        })?;
+        let bind = match cfg.media.bind {
+            Some(ip) => ip,
+            None => local_address_towards(&cfg.xmpp.host, cfg.xmpp.port).map_err(|source| {
+                AppError::NoRoute {
+                    host: cfg.xmpp.host.clone(),
+                    source,
+                }
+            })?,
+        };
+        let instance = format!("{:08x}", rand::random::<u32>());
+        let jid = format!("{}@{}/{}", cfg.xmpp.user, cfg.xmpp.domain, instance);
+        let (outbound_tx, outbound_rx) = mpsc::channel(4096);
+        let (events_tx, events_rx) = mpsc::channel(1024);
+        let (control_tx, control_rx) = mpsc::channel(256);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (finished, _) = broadcast::channel(64);
+
+        let link_settings = LinkSettings {
+            host: cfg.xmpp.host.clone(),
+            port: cfg.xmpp.port,
+            domain: cfg.xmpp.domain.clone(),
+            secret: cfg.xmpp.secret.clone(),
+            ping_target: cfg.xmpp.muc_domains.first().cloned().unwrap_or_default(),
+            ping_interval: cfg.xmpp.ping_interval,
+            ping_timeout: cfg.xmpp.ping_timeout,
+            reconnect_min: cfg.xmpp.reconnect_min,
+            reconnect_max: cfg.xmpp.reconnect_max,
+        };
+        let link = tokio::spawn(link::run(link_settings, outbound_rx, events_tx, shutdown_rx));
+
+        let ctx = Arc::new(ConferenceContext {
+            template: Settings {
+                room: String::new(),
+                our_jid: jid.clone(),
+                nick: cfg.xmpp.nick_prefix.clone(),
+                focus_nick: cfg.xmpp.focus_nick.clone(),
+                display_name: cfg.xmpp.display_name.clone(),
+                presence_features: vec![FEATURE_JIGASI.into(), FEATURE_TRANSCRIBER.into()],
+                service_domains: vec![cfg.xmpp.domain.clone()],
+                join_timeout: Duration::from_secs(10),
+                max_join_attempts: 6,
+            },
+            recording: RecordingSettings {
+                dir: cfg.recording.dir.clone(),
+                audio: AudioConfig {
+                    sample_rate: cfg.recording.sample_rate,
+                    playout_delay: cfg.recording.playout_delay,
+                    ..AudioConfig::default()
+                },
+            },
+            media: MediaConfig {
+                bind,
+                advertise: cfg.media.advertise.clone(),
+                ice_disconnected_timeout: Duration::from_secs(5),
+                ice_failed_timeout: Duration::from_secs(10),
+                ..MediaConfig::default()
+            },
+            outbound: outbound_tx.clone(),
+            control: control_tx.clone(),
+            finished: finished.clone(),
+        });
+        let router_settings = RouterSettings {
+            domain: cfg.xmpp.domain.clone(),
+            our_jid: jid.clone(),
+            muc_domains: cfg.xmpp.muc_domains.clone(),
+        };
+        let spawner = Supervisor { ctx };
+        let router = tokio::spawn(router::run(
+            router_settings,
+            events_rx,
+            outbound_tx,
+            control_rx,
+            spawner,
+        ));
+        info!(%jid, %bind, dir = %cfg.recording.dir.display(), "jitape started");
+        Ok(App {
+            control: control_tx,
+            shutdown: shutdown_tx,
+            link,
+            router,
+            finished,
+            jid,
+        })
+    }
+
+    /// Subscribe to finalized recordings.
+    pub fn finished(&self) -> broadcast::Receiver<sink::FinalizedFiles> {
+        self.finished.subscribe()
+    }
+
+    /// A sender for control messages (record/stop a room).
+    pub fn control(&self) -> mpsc::Sender<Control> {
+        self.control.clone()
+    }
+
+    /// Finalize every recording (leaving each room), then close the link. Waits at most
+    /// `drain` for the conferences; whatever is not finalized by then stays `.partial` and is
+    /// repaired on the next start.
+    pub async fn shutdown(self, drain: Duration) {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self
+            .control
+            .send(Control::Shutdown { done: done_tx })
+            .await
+            .is_ok()
+            && tokio::time::timeout(drain, done_rx).await.is_err()
+        {
+            warn!(?drain, "drain timed out; unfinished recordings stay .partial");
+        }
+        // Let the leave presences go out before the link closes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.link).await;
+        self.router.abort();
+    }
+}
+
+/// Spawns conference tasks and watches them: a panicking conference still gets its files
+/// finalized, and the router still learns that it ended.
+struct Supervisor {
+    ctx: Arc<ConferenceContext>,
+}
+
+impl Spawn for Supervisor {
+    fn spawn(&mut self, room: &str, generation: u64) -> mpsc::Sender<crate::conference::machine::Input> {
+        let (tx, rx) = mpsc::channel(1024);
+        let (paths_tx, paths_rx) = watch::channel(None);
+        let handle = tokio::spawn(task::run(
+            Arc::clone(&self.ctx),
+            room.to_string(),
+            generation,
+            rx,
+            paths_tx,
+        ));
+        let control = self.ctx.control.clone();
+        let room = room.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = handle.await
+                && e.is_panic()
+            {
+                error!(%room, "conference task panicked; finalizing its files from disk");
+                let paths = paths_rx.borrow().clone();
+                if let Some(paths) = paths {
+                    let _ = tokio::task::spawn_blocking(move || finalize_after_panic(&paths)).await;
+                }
+                let _ = control.send(Control::Ended { room, generation }).await;
+            }
+        });
+        tx
+    }
+}
+
+fn finalize_after_panic(paths: &RecordingPaths) {
+    let root = paths.dir.parent().unwrap_or(&paths.dir);
+    match sink::find_unfinished(root) {
+        Ok(list) => {
+            for u in list.iter().filter(|u| u.paths == *paths) {
+                match sink::finalize_unfinished(u, "internal-error") {
+                    Ok(files) => info!(flac = %files.flac.display(), "finalized after a panic"),
+                    Err(e) => error!(error = %e, "could not finalize after a panic"),
+                }
+            }
+        }
+        Err(e) => error!(error = %e, "could not look for unfinished files"),
+    }
+}

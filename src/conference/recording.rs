@@ -1,0 +1,317 @@
+//! One conference's recording: the audio timeline and the files it feeds.
+//!
+//! In: RTP packets, the SSRC → track mapping, the roster (for the sidecar), and the instant.
+//! Out: the FLAC (and optional stems) growing on disk, a `.json.partial` sidecar rewritten at
+//! every checkpoint, and at the end the finalized files. Owned by the conference task; the
+//! timeline's sample 0 is the moment [`Recording::start`] runs, so the file's duration is the
+//! conference's wall duration by construction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::roster::{OccupantKind, Roster};
+use crate::audio::{AudioConfig, AudioStats, SpeechEvent, Timeline, TrackId};
+use crate::media::RtpPacket;
+use crate::sink::paths::{safe_component, unused_recording_paths};
+use crate::sink::sidecar::{self, Presence, Segment, Sidecar};
+use crate::sink::{FinalizedFiles, FlacWriter, RecordingPaths, SinkError, WriterOptions};
+
+/// What a recording needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct RecordingSettings {
+    pub dir: PathBuf,
+    pub audio: AudioConfig,
+}
+
+/// Why a recording could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("audio configuration: {0}")]
+    Audio(#[from] crate::audio::AudioError),
+}
+
+/// A per-participant stem file.
+struct Stem {
+    key: String,
+    writer: FlacWriter,
+}
+
+pub struct Recording {
+    paths: RecordingPaths,
+    timeline: Timeline,
+    origin: Instant,
+    mix: FlacWriter,
+    stems: HashMap<TrackId, Stem>,
+    sidecar: Sidecar,
+    tracks: BTreeMap<u32, TrackId>,
+    /// Track → participant key, for speech segments and stems.
+    keys: HashMap<TrackId, String>,
+    open_speech: HashMap<TrackId, u64>,
+    segments: HashMap<String, Vec<(u64, u64)>>,
+    write_failures: u64,
+}
+
+impl Recording {
+    /// Open a new recording of `room` whose sample 0 is (`origin`, `start_utc`).
+    pub fn start(
+        s: &RecordingSettings,
+        room: &str,
+        origin: Instant,
+        start_utc: DateTime<Utc>,
+    ) -> Result<Recording, RecordingError> {
+        let timeline = Timeline::new(s.audio.clone(), origin, 0)?;
+        let paths = unused_recording_paths(&s.dir, room, start_utc)?;
+        paths.create_dir()?;
+        let mix = FlacWriter::create_with(&paths.flac, s.audio.sample_rate, WriterOptions::default())?;
+        let file = paths
+            .flac
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sidecar = Sidecar::new(room, &paths.room_dir, &file, s.audio.sample_rate, start_utc);
+        sidecar::write_atomic(&paths.sidecar_partial, &sidecar)?;
+        info!(file = %paths.flac_partial.display(), "recording started");
+        Ok(Recording {
+            paths,
+            timeline,
+            origin,
+            mix,
+            stems: HashMap::new(),
+            sidecar,
+            tracks: BTreeMap::new(),
+            keys: HashMap::new(),
+            open_speech: HashMap::new(),
+            segments: HashMap::new(),
+            write_failures: 0,
+        })
+    }
+
+    pub fn paths(&self) -> &RecordingPaths {
+        &self.paths
+    }
+
+    pub fn stats(&self) -> AudioStats {
+        self.timeline.stats()
+    }
+
+    /// Samples in the file so far.
+    pub fn samples(&self) -> u64 {
+        self.mix.samples_written()
+    }
+
+    fn sample_at(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.origin);
+        (d.as_nanos() * u128::from(self.sidecar.sample_rate) / 1_000_000_000) as u64
+    }
+
+    pub fn push(&mut self, pkt: &RtpPacket) {
+        self.timeline.push(pkt);
+    }
+
+    /// Apply a new SSRC → track mapping (only the differences reach the timeline).
+    pub fn set_tracks(&mut self, mapping: &[(u32, TrackId)], roster: &Roster) {
+        let new: BTreeMap<u32, TrackId> = mapping.iter().copied().collect();
+        for ssrc in self.tracks.keys() {
+            if !new.contains_key(ssrc) {
+                self.timeline.unmap_source(*ssrc);
+            }
+        }
+        for (ssrc, track) in &new {
+            if self.tracks.get(ssrc) != Some(track)
+                && let Err(e) = self.timeline.map_source(*ssrc, *track)
+            {
+                warn!(ssrc, error = %e, "source not mapped");
+            }
+        }
+        self.tracks = new;
+        for p in roster.participants() {
+            self.keys.insert(p.track, p.key.clone());
+        }
+    }
+
+    /// Render everything due at `now` into the files.
+    pub fn render(&mut self, now: Instant) {
+        let r = self.timeline.render(now);
+        if r.mix.is_empty() && r.speech.is_empty() {
+            return;
+        }
+        self.write_mix(&r.mix);
+        for (track, samples) in &r.stems {
+            self.write_stem(*track, r.start_sample, samples);
+        }
+        for ev in r.speech {
+            self.on_speech(ev);
+        }
+    }
+
+    fn write_mix(&mut self, samples: &[i16]) {
+        if let Err(e) = self.mix.write(samples) {
+            self.write_failures += 1;
+            crate::util::log_limited(
+                "recording-write",
+                format_args!("{}: writing audio failed: {e}", self.paths.flac_partial.display()),
+            );
+        }
+    }
+
+    fn write_stem(&mut self, track: TrackId, start_sample: u64, samples: &[i16]) {
+        if !self.stems.contains_key(&track) {
+            let key = self
+                .keys
+                .get(&track)
+                .cloned()
+                .unwrap_or_else(|| track.to_string());
+            let file_key = safe_component(&key, "participant");
+            match FlacWriter::create(&self.paths.stem(&file_key), self.sidecar.sample_rate) {
+                Ok(mut writer) => {
+                    if let Err(e) = writer.write_silence(start_sample) {
+                        warn!(error = %e, "stem padding failed");
+                    }
+                    self.stems.insert(track, Stem { key, writer });
+                }
+                Err(e) => {
+                    crate::util::log_limited(
+                        "stem-create",
+                        format_args!("stem for {key} not created: {e}"),
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(stem) = self.stems.get_mut(&track)
+            && let Err(e) = stem.writer.write(samples)
+        {
+            crate::util::log_limited("stem-write", format_args!("stem write failed: {e}"));
+        }
+    }
+
+    fn on_speech(&mut self, ev: SpeechEvent) {
+        match ev {
+            SpeechEvent::Start { track, sample } => {
+                self.open_speech.insert(track, sample);
+            }
+            SpeechEvent::End { track, sample } => {
+                if let Some(start) = self.open_speech.remove(&track) {
+                    let key = self
+                        .keys
+                        .get(&track)
+                        .cloned()
+                        .unwrap_or_else(|| track.to_string());
+                    self.segments.entry(key).or_default().push((start, sample));
+                }
+            }
+        }
+    }
+
+    /// Bring the sidecar up to date with the roster.
+    fn update_sidecar(&mut self, roster: &Roster) {
+        let rate = self.sidecar.sample_rate;
+        let start = self.sidecar.start.utc;
+        let at = |s: u64| sidecar::TimePoint::at_sample(start, rate, s);
+        for p in roster.participants() {
+            if matches!(p.kind, OccupantKind::Us | OccupantKind::Focus) {
+                continue;
+            }
+            let presence: Vec<Presence> = p
+                .intervals
+                .iter()
+                .map(|(join, leave)| Presence {
+                    join: at(self.sample_at(*join)),
+                    leave: leave.map(|l| at(self.sample_at(l))),
+                })
+                .collect();
+            let speaking: Vec<Segment> = self
+                .segments
+                .get(&p.key)
+                .map(|v| {
+                    v.iter()
+                        .map(|(s, e)| Segment {
+                            start: at(*s),
+                            end: at(*e),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let entry = self.sidecar.participant_mut(&p.key);
+            entry.nicks = p.nicks.clone();
+            entry.endpoint_ids = p.nicks.clone();
+            entry.display_name = p.display_name.clone();
+            entry.identity.id = p.identity.id.clone();
+            entry.identity.email = p.identity.email.clone();
+            entry.identity.name = p.identity.name.clone();
+            entry.hidden_from_recorder = p.identity.hidden_from_recorder;
+            entry.presence = presence;
+            entry.speaking = if p.identity.hidden_from_recorder {
+                Vec::new()
+            } else {
+                speaking
+            };
+        }
+        self.sidecar.total_samples = self.mix.samples_written();
+    }
+
+    /// Flush audio to the OS and rewrite the `.json.partial` (called every few seconds).
+    pub fn checkpoint(&mut self, roster: &Roster) {
+        if let Err(e) = self.mix.flush() {
+            crate::util::log_limited("recording-flush", format_args!("flush failed: {e}"));
+        }
+        for stem in self.stems.values_mut() {
+            let _ = stem.writer.flush();
+        }
+        self.update_sidecar(roster);
+        if let Err(e) = sidecar::write_atomic(&self.paths.sidecar_partial, &self.sidecar) {
+            crate::util::log_limited("sidecar-write", format_args!("sidecar not written: {e}"));
+        }
+    }
+
+    /// Make the file durable (fsync); less often than checkpoints.
+    pub fn sync(&mut self) {
+        if let Err(e) = self.mix.sync() {
+            crate::util::log_limited("recording-sync", format_args!("fsync failed: {e}"));
+        }
+    }
+
+    /// Render everything received up to `now` (the playout delay is not waited out: the
+    /// conference is over), close open speech, and finalize every file. The file's length is
+    /// then exactly the wall time from start to `now`.
+    pub fn finish(
+        mut self,
+        now: Instant,
+        reason: &str,
+        roster: &Roster,
+    ) -> Result<FinalizedFiles, SinkError> {
+        let delay = self.timeline.config().playout_delay;
+        self.render(now + delay);
+        for ev in self.timeline.finish_speech() {
+            self.on_speech(ev);
+        }
+        self.update_sidecar(roster);
+        let stats = self.timeline.stats();
+        info!(
+            packets = stats.total.received,
+            lost = stats.total.lost,
+            concealed = stats.total.concealed_fec + stats.total.concealed_plc,
+            late = stats.total.late,
+            unknown_ssrc = stats.unknown_ssrc,
+            write_failures = self.write_failures,
+            "audio totals"
+        );
+        let stems = self
+            .stems
+            .into_values()
+            .map(|s| (s.key, s.writer))
+            .collect();
+        crate::sink::finalize_recording(&self.paths, self.mix, stems, &mut self.sidecar, reason)
+    }
+}
+
+/// How often the conference task renders and checkpoints.
+pub const RENDER_EVERY: Duration = Duration::from_millis(100);
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+pub const SYNC_EVERY: Duration = Duration::from_secs(30);

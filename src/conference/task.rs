@@ -1,0 +1,269 @@
+//! The conference task: the only owner of a conference's state. It feeds the machine its
+//! inputs (stanzas from the router, media events, timers), carries out the machine's actions
+//! (send stanzas, start/update/stop the media session, open/feed/finalize the recording),
+//! and tells the router when it is done.
+//!
+//! In: an inbox of [`Input`]s from the router; media events from its own media session.
+//! Out: stanzas on the link's outbound queue, files on disk, `Control::Ended` to the router.
+//! Everything about the conference is freed when this task returns.
+
+use std::collections::VecDeque;
+use std::future::pending;
+use std::sync::Arc;
+use std::time::Instant;
+
+use minidom::Element;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::{MissedTickBehavior, interval, sleep_until};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use super::machine::{Action, EndReason, Input, Machine, Settings};
+use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
+use crate::audio::TrackId;
+use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
+use crate::sink::{FinalizedFiles, RecordingPaths};
+use crate::xmpp::router::Control;
+
+/// Everything a conference task needs from the process, shared read-only.
+pub struct ConferenceContext {
+    /// Machine settings except the room; `room` is filled per conference.
+    pub template: Settings,
+    pub recording: RecordingSettings,
+    pub media: MediaConfig,
+    pub outbound: mpsc::Sender<Element>,
+    pub control: mpsc::Sender<Control>,
+    /// Every finalized recording is announced here (for the admin API, demo and tests).
+    pub finished: broadcast::Sender<FinalizedFiles>,
+}
+
+/// Bound of the per-session media event queue (packets in flight to this task).
+const MEDIA_QUEUE: usize = 2048;
+
+struct Media {
+    session: MediaSession,
+    sid: String,
+    events: mpsc::Receiver<MediaEvent>,
+}
+
+struct Task {
+    ctx: Arc<ConferenceContext>,
+    machine: Machine,
+    recording: Option<Recording>,
+    media: Option<Media>,
+    tracks: Vec<(u32, TrackId)>,
+    ended: Option<EndReason>,
+    paths: watch::Sender<Option<RecordingPaths>>,
+}
+
+/// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
+/// can finalize them if this task panics.
+pub async fn run(
+    ctx: Arc<ConferenceContext>,
+    room: String,
+    generation: u64,
+    inbox: mpsc::Receiver<Input>,
+    paths: watch::Sender<Option<RecordingPaths>>,
+) {
+    let span = info_span!("conference", %room);
+    let mut settings = ctx.template.clone();
+    settings.room = room.clone();
+    settings.nick = format!("{}{:08x}", ctx.template.nick, rand::random::<u32>());
+    let control = ctx.control.clone();
+    let task = Task {
+        ctx,
+        machine: Machine::new(settings),
+        recording: None,
+        media: None,
+        tracks: Vec::new(),
+        ended: None,
+        paths,
+    };
+    task.run(inbox).instrument(span).await;
+    let _ = control.send(Control::Ended { room, generation }).await;
+}
+
+async fn next_media(media: &mut Option<Media>) -> Option<MediaEvent> {
+    match media {
+        Some(m) => m.events.recv().await,
+        None => pending().await,
+    }
+}
+
+impl Task {
+    async fn run(mut self, mut inbox: mpsc::Receiver<Input>) {
+        let mut render = interval(RENDER_EVERY);
+        render.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_checkpoint = Instant::now();
+        let mut last_sync = Instant::now();
+        while self.ended.is_none() {
+            let deadline = self.machine.next_deadline().map(|(at, _)| at);
+            let input = tokio::select! {
+                input = inbox.recv() => Some(input.unwrap_or(Input::Stop(EndReason::Shutdown))),
+                ev = next_media(&mut self.media) => self.on_media(ev),
+                _ = render.tick() => {
+                    let now = Instant::now();
+                    if let Some(rec) = &mut self.recording {
+                        rec.render(now);
+                        if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
+                            rec.checkpoint(self.machine.roster());
+                            last_checkpoint = now;
+                        }
+                        if now.duration_since(last_sync) >= SYNC_EVERY {
+                            rec.sync();
+                            last_sync = now;
+                        }
+                    }
+                    None
+                },
+                _ = sleep_or_forever(deadline) => Some(Input::Tick),
+            };
+            if let Some(input) = input {
+                let actions = self.machine.handle(Instant::now(), input);
+                self.execute(actions).await;
+            }
+        }
+        self.finish().await;
+    }
+
+    fn on_media(&mut self, ev: Option<MediaEvent>) -> Option<Input> {
+        let Some(ev) = ev else {
+            // The session's queue closed (the session is gone); stop polling it.
+            if let Some(m) = self.media.take() {
+                debug!(sid = %m.sid, "media events ended");
+            }
+            return None;
+        };
+        match ev {
+            MediaEvent::Rtp(pkt) => {
+                if let Some(rec) = &mut self.recording {
+                    rec.push(&pkt);
+                }
+                None
+            }
+            MediaEvent::State(state) => {
+                let sid = self.media.as_ref().map(|m| m.sid.clone())?;
+                info!(%sid, ?state, "media state");
+                match state {
+                    MediaState::Failed => Some(Input::MediaFailed {
+                        sid,
+                        reason: "ICE/DTLS failed".into(),
+                    }),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Send(el) => {
+                    if self.ctx.outbound.send(el).await.is_err() {
+                        debug!("link gone; stanza dropped");
+                    }
+                }
+                Action::StartRecording => self.start_recording(),
+                Action::StartMedia {
+                    sid,
+                    offer,
+                    sources,
+                } => {
+                    self.stop_media().await;
+                    let (tx, rx) = mpsc::channel(MEDIA_QUEUE);
+                    let input = match MediaSession::start(&self.ctx.media, &offer, &sources, tx).await {
+                        Ok((session, transport)) => {
+                            info!(%sid, sources = sources.len(), "media session started");
+                            self.media = Some(Media {
+                                session,
+                                sid: sid.clone(),
+                                events: rx,
+                            });
+                            Input::MediaReady { sid, transport }
+                        }
+                        Err(e) => {
+                            warn!(%sid, error = %e, "media session could not start");
+                            Input::MediaFailed {
+                                sid,
+                                reason: e.to_string(),
+                            }
+                        }
+                    };
+                    queue.extend(self.machine.handle(Instant::now(), input));
+                }
+                Action::UpdateSources(sources) => {
+                    if let Some(m) = &mut self.media {
+                        match m.session.set_sources(&sources).await {
+                            Ok(took) => debug!(sources = sources.len(), ?took, "sources renegotiated"),
+                            Err(e) => warn!(error = %e, "source update failed"),
+                        }
+                    }
+                }
+                Action::StopMedia => self.stop_media().await,
+                Action::Tracks(tracks) => {
+                    if let Some(rec) = &mut self.recording {
+                        rec.set_tracks(&tracks, self.machine.roster());
+                    }
+                    self.tracks = tracks;
+                }
+                Action::End(reason) => self.ended = Some(reason),
+            }
+        }
+    }
+
+    fn start_recording(&mut self) {
+        let origin = Instant::now();
+        let start = chrono::Utc::now();
+        match Recording::start(&self.ctx.recording, self.machine.room(), origin, start) {
+            Ok(mut rec) => {
+                rec.set_tracks(&self.tracks, self.machine.roster());
+                let _ = self.paths.send(Some(rec.paths().clone()));
+                self.recording = Some(rec);
+            }
+            Err(e) => {
+                error!(error = %e, "cannot record this conference");
+                let actions = self
+                    .machine
+                    .handle(origin, Input::Stop(EndReason::CannotRecord(e.to_string())));
+                for a in actions {
+                    match a {
+                        Action::End(r) => self.ended = Some(r),
+                        Action::Send(el) => {
+                            let _ = self.ctx.outbound.try_send(el);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stop_media(&mut self) {
+        if let Some(m) = self.media.take() {
+            debug!(sid = %m.sid, "closing media session");
+            m.session.close().await;
+        }
+    }
+
+    async fn finish(mut self) {
+        self.stop_media().await;
+        let reason = self.ended.take().unwrap_or(EndReason::Shutdown);
+        if let Some(rec) = self.recording.take() {
+            let now = Instant::now();
+            match rec.finish(now, &reason.to_string(), self.machine.roster()) {
+                Ok(files) => {
+                    info!(flac = %files.flac.display(), %reason, "recording finalized");
+                    let _ = self.ctx.finished.send(files);
+                }
+                Err(e) => error!(error = %e, "finalizing failed; the .partial stays for repair"),
+            }
+        }
+    }
+}
+
+async fn sleep_or_forever(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => sleep_until(at.into()).await,
+        None => pending().await,
+    }
+}
