@@ -35,7 +35,10 @@ pub enum AppError {
         source: std::io::Error,
     },
     #[error("recording.dir {dir}: {source}")]
-    RecordingDir { dir: PathBuf, source: std::io::Error },
+    RecordingDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running jitape.
@@ -92,7 +95,12 @@ impl App {
             reconnect_min: cfg.xmpp.reconnect_min,
             reconnect_max: cfg.xmpp.reconnect_max,
         };
-        let link = tokio::spawn(link::run(link_settings, outbound_rx, events_tx, shutdown_rx));
+        let link = tokio::spawn(link::run(
+            link_settings,
+            outbound_rx,
+            events_tx,
+            shutdown_rx,
+        ));
 
         let ctx = Arc::new(ConferenceContext {
             template: Settings {
@@ -171,7 +179,10 @@ impl App {
             .is_ok()
             && tokio::time::timeout(drain, done_rx).await.is_err()
         {
-            warn!(?drain, "drain timed out; unfinished recordings stay .partial");
+            warn!(
+                ?drain,
+                "drain timed out; unfinished recordings stay .partial"
+            );
         }
         // Let the leave presences go out before the link closes.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -188,7 +199,11 @@ struct Supervisor {
 }
 
 impl Spawn for Supervisor {
-    fn spawn(&mut self, room: &str, generation: u64) -> mpsc::Sender<crate::conference::machine::Input> {
+    fn spawn(
+        &mut self,
+        room: &str,
+        generation: u64,
+    ) -> mpsc::Sender<crate::conference::machine::Input> {
         let (tx, rx) = mpsc::channel(1024);
         let (paths_tx, paths_rx) = watch::channel(None);
         let handle = tokio::spawn(task::run(

@@ -22,7 +22,9 @@ pub const DURATION_TOLERANCE: Duration = Duration::from_millis(100);
 /// not match the script.
 pub async fn run(out: &Path, wavs: &[PathBuf], sample_rate: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let out = out.canonicalize().context("resolving the output directory")?;
+    let out = out
+        .canonicalize()
+        .context("resolving the output directory")?;
     let room = format!("demo{:04x}@{MUC_DOMAIN}", rand::random::<u16>());
     let plan = ConferencePlan::demo(&room).with_wavs(wavs);
     println!(
@@ -38,7 +40,11 @@ pub async fn run(out: &Path, wavs: &[PathBuf], sample_rate: u32) -> anyhow::Resu
 
     println!("\nrecording: {}", files.flac.display());
     println!("sidecar:   {}", files.sidecar.display());
-    match Command::new("flac").args(["-t", "-s"]).arg(&files.flac).status() {
+    match Command::new("flac")
+        .args(["-t", "-s"])
+        .arg(&files.flac)
+        .status()
+    {
         Ok(s) if s.success() => println!("flac -t:   ok"),
         Ok(s) => anyhow::bail!("flac -t rejected the recording ({s})"),
         Err(_) => println!("flac -t:   (flac not installed; skipped)"),
@@ -49,7 +55,10 @@ pub async fn run(out: &Path, wavs: &[PathBuf], sample_rate: u32) -> anyhow::Resu
     if wavs.is_empty() {
         let check = check_recording(&files.flac, &sc, &outcome, EDGE_TOLERANCE)
             .map_err(anyhow::Error::msg)?;
-        println!("\nagainst the script (±{} ms):\n{check}", EDGE_TOLERANCE.as_millis());
+        println!(
+            "\nagainst the script (±{} ms):\n{check}",
+            EDGE_TOLERANCE.as_millis()
+        );
         anyhow::ensure!(
             check.ok(DURATION_TOLERANCE),
             "the recording does not match the script"

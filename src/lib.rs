@@ -8,8 +8,8 @@
 
 pub mod app;
 pub mod audio;
-pub mod config;
 pub mod conference;
+pub mod config;
 pub mod demo;
 pub mod jingle;
 pub mod media;

@@ -23,7 +23,12 @@ struct Cli {
 enum Command {
     /// Run the component: connect to Prosody and record every conference.
     Run {
-        #[arg(long, short, env = "JITAPE_CONFIG", default_value = "config/jitape.toml")]
+        #[arg(
+            long,
+            short,
+            env = "JITAPE_CONFIG",
+            default_value = "config/jitape.toml"
+        )]
         config: PathBuf,
         /// How long SIGTERM waits for recordings to be finalized before exiting anyway.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -42,7 +47,12 @@ enum Command {
     },
     /// Check a configuration file (and JITAPE_* environment overrides) without starting.
     CheckConfig {
-        #[arg(long, short, env = "JITAPE_CONFIG", default_value = "config/jitape.toml")]
+        #[arg(
+            long,
+            short,
+            env = "JITAPE_CONFIG",
+            default_value = "config/jitape.toml"
+        )]
         config: PathBuf,
     },
     /// Verify a recording and print its sidecar summary.
@@ -56,7 +66,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     jitape::config::parse_duration(s)
 }
 
-fn load_config(path: &PathBuf) -> anyhow::Result<jitape::config::Config> {
+fn load_config(path: &std::path::Path) -> anyhow::Result<jitape::config::Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     jitape::config::load(&text, std::env::vars())
@@ -65,7 +75,8 @@ fn load_config(path: &PathBuf) -> anyhow::Result<jitape::config::Config> {
 
 /// webrtc-rs logs routine protocol noise (early STUN before credentials, DTLS server name)
 /// at warn; jitape reports media state itself.
-const DEFAULT_LOG_FILTER: &str = "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_interceptor=error";
+const DEFAULT_LOG_FILTER: &str =
+    "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_interceptor=error";
 
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JITAPE_LOG")
@@ -114,20 +125,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-fn inspect(file: &PathBuf) -> anyhow::Result<()> {
+fn inspect(file: &std::path::Path) -> anyhow::Result<()> {
     let report = jitape::sink::inspect::inspect(file)?;
     println!("{report}");
     if report.problems.is_empty() {
         Ok(())
     } else {
-        Err(anyhow::anyhow!("{} problem(s) found", report.problems.len()))
+        Err(anyhow::anyhow!(
+            "{} problem(s) found",
+            report.problems.len()
+        ))
     }
 }
 
 async fn run(config: jitape::config::Config, drain: Duration) -> anyhow::Result<()> {
     let app = jitape::app::App::start(&config).await?;
     wait_for_signal().await?;
-    info!(?drain, "signal received: finalizing recordings (a second signal exits at once)");
+    info!(
+        ?drain,
+        "signal received: finalizing recordings (a second signal exits at once)"
+    );
     let second = tokio::spawn(async {
         if wait_for_signal().await.is_ok() {
             warn!("second signal: exiting now; unfinished recordings stay .partial");

@@ -43,14 +43,21 @@ pub fn log_limited(kind: &'static str, msg: std::fmt::Arguments<'_>) {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let w = map.entry(kind).or_insert(Window { start: now, count: 0 });
+        let w = map.entry(kind).or_insert(Window {
+            start: now,
+            count: 0,
+        });
         let mut pair = (w.start, w.count);
         let r = admit(&mut pair, now);
         (w.start, w.count) = pair;
         r
     };
     if let Some(n) = suppressed {
-        warn!(kind, suppressed = n, "similar warnings were suppressed in the last minute");
+        warn!(
+            kind,
+            suppressed = n,
+            "similar warnings were suppressed in the last minute"
+        );
     }
     if log {
         warn!("{msg}");

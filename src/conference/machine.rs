@@ -66,8 +66,14 @@ pub enum Input {
     Stanza(Element),
     LinkUp,
     LinkDown,
-    MediaReady { sid: String, transport: IceTransport },
-    MediaFailed { sid: String, reason: String },
+    MediaReady {
+        sid: String,
+        transport: IceTransport,
+    },
+    MediaFailed {
+        sid: String,
+        reason: String,
+    },
     Stop(EndReason),
     /// A timer may have expired.
     Tick,
@@ -109,7 +115,9 @@ pub enum Timer {
 enum Membership {
     /// Link is down; join when it comes up.
     Offline,
-    Joining { attempt: u32 },
+    Joining {
+        attempt: u32,
+    },
     Joined,
     Ended,
 }
@@ -234,7 +242,10 @@ impl Machine {
     }
 
     fn end(&mut self, reason: EndReason, out: &mut Vec<Action>) {
-        if matches!(self.membership, Membership::Joined | Membership::Joining { .. }) {
+        if matches!(
+            self.membership,
+            Membership::Joined | Membership::Joining { .. }
+        ) {
             out.push(Action::Send(muc::leave_presence(
                 &self.s.our_jid,
                 &self.s.room,
@@ -388,7 +399,8 @@ impl Machine {
         warn!(room = %self.s.room, statuses = ?p.statuses, "removed from the room; rejoining");
         self.membership = Membership::Joining { attempt: 1 };
         self.timers.remove(&Timer::JoinTimeout);
-        self.timers.insert(Timer::Rejoin, now + Duration::from_secs(1));
+        self.timers
+            .insert(Timer::Rejoin, now + Duration::from_secs(1));
     }
 
     fn on_iq_request(&mut self, now: Instant, h: &Header, el: &Element, out: &mut Vec<Action>) {
@@ -409,10 +421,21 @@ impl Machine {
             out.push(Action::Send(stanza::iq_result(el, None)));
             return;
         }
-        out.push(Action::Send(stanza::iq_error(el, "service-unavailable", None)));
+        out.push(Action::Send(stanza::iq_error(
+            el,
+            "service-unavailable",
+            None,
+        )));
     }
 
-    fn on_jingle(&mut self, now: Instant, nick: &str, el: &Element, payload: &Element, out: &mut Vec<Action>) {
+    fn on_jingle(
+        &mut self,
+        now: Instant,
+        nick: &str,
+        el: &Element,
+        payload: &Element,
+        out: &mut Vec<Action>,
+    ) {
         let mut fx = Vec::new();
         let reply = if nick == self.s.focus_nick {
             match crate::jingle::parse(payload) {
@@ -433,7 +456,10 @@ impl Machine {
             Err((condition, text)) => {
                 crate::util::log_limited(
                     "jingle-refused",
-                    format_args!("room {}: refusing Jingle from {nick}: {condition}: {text}", self.s.room),
+                    format_args!(
+                        "room {}: refusing Jingle from {nick}: {condition}: {text}",
+                        self.s.room
+                    ),
                 );
                 out.push(Action::Send(stanza::iq_error(el, condition, Some(&text))));
             }
@@ -455,7 +481,8 @@ impl Machine {
             let mut fx = Vec::new();
             self.sessions.accept_refused(&sid, &mut fx);
             self.apply_effects(now, fx, out);
-            self.timers.insert(Timer::RestartSession, now + Duration::from_secs(2));
+            self.timers
+                .insert(Timer::RestartSession, now + Duration::from_secs(2));
         }
     }
 
@@ -465,7 +492,8 @@ impl Machine {
             let at = self.sessions.next_restart_slot(now);
             self.timers.insert(Timer::RestartSession, at);
         } else {
-            self.timers.insert(Timer::RestartSession, now + RESTART_RETRY);
+            self.timers
+                .insert(Timer::RestartSession, now + RESTART_RETRY);
         }
         self.apply_effects(now, fx, out);
     }
@@ -486,10 +514,15 @@ impl Machine {
         info!(room = %self.s.room, "no new session yet; rejoining to get a fresh invite");
         // Jicofo invites every member that joins; re-asserting our presence is not a join,
         // so leave and join again (the recording continues: only the occupancy blips).
-        out.push(Action::Send(muc::leave_presence(&self.s.our_jid, &self.s.room, &self.s.nick)));
+        out.push(Action::Send(muc::leave_presence(
+            &self.s.our_jid,
+            &self.s.room,
+            &self.s.nick,
+        )));
         self.roster.clear(now);
         self.membership = Membership::Joining { attempt: 1 };
-        self.timers.insert(Timer::Rejoin, now + Duration::from_secs(1));
+        self.timers
+            .insert(Timer::Rejoin, now + Duration::from_secs(1));
     }
 
     fn apply_effects(&mut self, now: Instant, fx: Vec<Effect>, out: &mut Vec<Action>) {
@@ -499,24 +532,51 @@ impl Machine {
                 Effect::SendToFocus(jingle) => {
                     let id = self.fresh_id();
                     if let Some(sid) = jingle.attr("sid")
-                        && matches!(jingle.attr("action"), Some("session-accept") | Some("transport-accept"))
+                        && matches!(
+                            jingle.attr("action"),
+                            Some("session-accept") | Some("transport-accept")
+                        )
                     {
-                        self.pending
-                            .insert(id.clone(), Pending::Accept { sid: sid.to_string() });
+                        self.pending.insert(
+                            id.clone(),
+                            Pending::Accept {
+                                sid: sid.to_string(),
+                            },
+                        );
                     } else {
                         self.pending.insert(id.clone(), Pending::Other);
                     }
                     let to = self.focus_jid();
-                    out.push(Action::Send(stanza::iq("set", &self.s.our_jid, &to, &id, jingle)));
+                    out.push(Action::Send(stanza::iq(
+                        "set",
+                        &self.s.our_jid,
+                        &to,
+                        &id,
+                        jingle,
+                    )));
                 }
                 Effect::SendTo { nick, jingle } => {
                     let id = self.fresh_id();
                     let to = format!("{}/{}", self.s.room, nick);
-                    out.push(Action::Send(stanza::iq("set", &self.s.our_jid, &to, &id, jingle)));
+                    out.push(Action::Send(stanza::iq(
+                        "set",
+                        &self.s.our_jid,
+                        &to,
+                        &id,
+                        jingle,
+                    )));
                 }
-                Effect::StartMedia { sid, offer, sources } => {
+                Effect::StartMedia {
+                    sid,
+                    offer,
+                    sources,
+                } => {
                     self.timers.remove(&Timer::RestartSession);
-                    out.push(Action::StartMedia { sid, offer, sources });
+                    out.push(Action::StartMedia {
+                        sid,
+                        offer,
+                        sources,
+                    });
                 }
                 Effect::StopMedia => out.push(Action::StopMedia),
                 Effect::SourcesChanged => sources_changed = true,

@@ -68,7 +68,8 @@ impl Recording {
         let timeline = Timeline::new(s.audio.clone(), origin, 0)?;
         let paths = unused_recording_paths(&s.dir, room, start_utc)?;
         paths.create_dir()?;
-        let mix = FlacWriter::create_with(&paths.flac, s.audio.sample_rate, WriterOptions::default())?;
+        let mix =
+            FlacWriter::create_with(&paths.flac, s.audio.sample_rate, WriterOptions::default())?;
         let file = paths
             .flac
             .file_name()
@@ -155,7 +156,10 @@ impl Recording {
             self.write_failures += 1;
             crate::util::log_limited(
                 "recording-write",
-                format_args!("{}: writing audio failed: {e}", self.paths.flac_partial.display()),
+                format_args!(
+                    "{}: writing audio failed: {e}",
+                    self.paths.flac_partial.display()
+                ),
             );
         }
     }

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::audio::TrackId;
-use crate::xmpp::muc::{FEATURE_JIBRI, FEATURE_JIGASI, FEATURE_TRANSCRIBER, Identity, OccupantPresence};
+use crate::xmpp::muc::{
+    FEATURE_JIBRI, FEATURE_JIGASI, FEATURE_TRANSCRIBER, Identity, OccupantPresence,
+};
 use crate::xmpp::stanza::Jid;
 
 /// A current occupant of the room.
@@ -53,7 +55,9 @@ pub struct Participant {
 
 impl Participant {
     pub fn present(&self) -> bool {
-        self.intervals.last().is_some_and(|(_, leave)| leave.is_none())
+        self.intervals
+            .last()
+            .is_some_and(|(_, leave)| leave.is_none())
     }
 }
 
@@ -183,7 +187,11 @@ impl Roster {
             };
         }
         let key = identity_key(p);
-        let index = match self.participants.iter().position(|x| x.key == key && !x.present()) {
+        let index = match self
+            .participants
+            .iter()
+            .position(|x| x.key == key && !x.present())
+        {
             Some(i) => i,
             None => {
                 self.participants.push(Participant {
@@ -293,7 +301,10 @@ mod tests {
         r.apply(&gone, t0 + Duration::from_secs(5));
         let mut again = alice.clone();
         again.nick = "b2".into();
-        assert_eq!(r.apply(&again, t0 + Duration::from_secs(7)), RosterChange::Joined { nick: "b2".into() });
+        assert_eq!(
+            r.apply(&again, t0 + Duration::from_secs(7)),
+            RosterChange::Joined { nick: "b2".into() }
+        );
         let p = r.participant_of("b2").unwrap();
         assert_eq!(p.track, track);
         assert_eq!(p.nicks, vec!["a1", "b2"]);
@@ -328,7 +339,10 @@ mod tests {
         let mut r = roster();
         r.apply(&presence("g1"), t0);
         r.apply(&presence("g2"), t0);
-        assert_ne!(r.participant_of("g1").unwrap().track, r.participant_of("g2").unwrap().track);
+        assert_ne!(
+            r.participant_of("g1").unwrap().track,
+            r.participant_of("g2").unwrap().track
+        );
     }
 
     #[test]
@@ -338,7 +352,12 @@ mod tests {
         let track = r.track_for_owner("e5f6", t0).unwrap().track;
         let mut p = presence("e5f6");
         p.display_name = Some("Bob".into());
-        assert_eq!(r.apply(&p, t0), RosterChange::Updated { nick: "e5f6".into() });
+        assert_eq!(
+            r.apply(&p, t0),
+            RosterChange::Updated {
+                nick: "e5f6".into()
+            }
+        );
         let part = r.participant_of("e5f6").unwrap();
         assert_eq!(part.track, track);
         assert_eq!(part.display_name.as_deref(), Some("Bob"));

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
-use crate::jingle::model::{AudioOffer, BridgeSession, IceTransport, Reason, RtpDescription, Source};
+use crate::jingle::model::{
+    AudioOffer, BridgeSession, IceTransport, Reason, RtpDescription, Source,
+};
 use crate::jingle::{Action as JAction, Header as JingleHeader, Jingle};
 
 /// What a session event asks the machine to do.
@@ -20,7 +22,10 @@ pub enum Effect {
     /// Send a Jingle IQ set (the `<jingle/>` payload) to the focus; the machine wraps it.
     SendToFocus(Element),
     /// Send a Jingle IQ set to another occupant (declining P2P).
-    SendTo { nick: String, jingle: Element },
+    SendTo {
+        nick: String,
+        jingle: Element,
+    },
     StartMedia {
         sid: String,
         offer: AudioOffer,
@@ -55,7 +60,9 @@ pub enum SessionState {
         bridge: Option<BridgeSession>,
     },
     /// We asked the focus for a new session (ICE failed); waiting for its session-initiate.
-    RestartRequested { since: Instant },
+    RestartRequested {
+        since: Instant,
+    },
 }
 
 /// Jicofo's restart rate limit is "at least 5 s apart, at most 5 per minute"; we stay
@@ -145,7 +152,11 @@ impl Sessions {
                 self.set_sources(&j.sources);
                 self.state = SessionState::Starting {
                     sid: j.sid.clone(),
-                    origin: if replace { Origin::Replace } else { Origin::Initiate },
+                    origin: if replace {
+                        Origin::Replace
+                    } else {
+                        Origin::Initiate
+                    },
                     initiator: j.initiator,
                     bridge: j.bridge_session,
                     // The parser refuses offers without Opus, so this always has it.
@@ -272,12 +283,17 @@ impl Sessions {
     /// rate limit. Returns false when the limit says wait (the caller retries on a timer).
     pub fn media_failed(&mut self, sid: &str, now: Instant, fx: &mut Vec<Effect>) -> bool {
         let (initiator, bridge) = match &self.state {
-            SessionState::Active { sid: s, initiator, bridge }
-            | SessionState::Starting { sid: s, initiator, bridge, .. }
-                if s == sid =>
-            {
-                (initiator.clone(), bridge.clone())
+            SessionState::Active {
+                sid: s,
+                initiator,
+                bridge,
             }
+            | SessionState::Starting {
+                sid: s,
+                initiator,
+                bridge,
+                ..
+            } if s == sid => (initiator.clone(), bridge.clone()),
             _ => return true,
         };
         if !self.restart_allowed(now) {
@@ -328,7 +344,12 @@ impl Sessions {
         } else {
             None
         };
-        [gap, window].into_iter().flatten().max().unwrap_or(now).max(now)
+        [gap, window]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now)
+            .max(now)
     }
 
     /// The owner left the room: Jicofo sends no source-remove, so drop their sources here.

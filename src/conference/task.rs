@@ -171,30 +171,33 @@ impl Task {
                 } => {
                     self.stop_media().await;
                     let (tx, rx) = mpsc::channel(MEDIA_QUEUE);
-                    let input = match MediaSession::start(&self.ctx.media, &offer, &sources, tx).await {
-                        Ok((session, transport)) => {
-                            info!(%sid, sources = sources.len(), "media session started");
-                            self.media = Some(Media {
-                                session,
-                                sid: sid.clone(),
-                                events: rx,
-                            });
-                            Input::MediaReady { sid, transport }
-                        }
-                        Err(e) => {
-                            warn!(%sid, error = %e, "media session could not start");
-                            Input::MediaFailed {
-                                sid,
-                                reason: e.to_string(),
+                    let input =
+                        match MediaSession::start(&self.ctx.media, &offer, &sources, tx).await {
+                            Ok((session, transport)) => {
+                                info!(%sid, sources = sources.len(), "media session started");
+                                self.media = Some(Media {
+                                    session,
+                                    sid: sid.clone(),
+                                    events: rx,
+                                });
+                                Input::MediaReady { sid, transport }
                             }
-                        }
-                    };
+                            Err(e) => {
+                                warn!(%sid, error = %e, "media session could not start");
+                                Input::MediaFailed {
+                                    sid,
+                                    reason: e.to_string(),
+                                }
+                            }
+                        };
                     queue.extend(self.machine.handle(Instant::now(), input));
                 }
                 Action::UpdateSources(sources) => {
                     if let Some(m) = &mut self.media {
                         match m.session.set_sources(&sources).await {
-                            Ok(took) => debug!(sources = sources.len(), ?took, "sources renegotiated"),
+                            Ok(took) => {
+                                debug!(sources = sources.len(), ?took, "sources renegotiated")
+                            }
                             Err(e) => warn!(error = %e, "source update failed"),
                         }
                     }

@@ -46,7 +46,12 @@ pub const KEYS: &[KeySpec] = &[
     ("media", "advertise", Kind::List, Some("[]")),
     ("recording", "dir", Kind::Str, Some("\"recordings\"")),
     ("recording", "sample_rate", Kind::Int, Some("48000")),
-    ("recording", "playout_delay", Kind::Duration, Some("\"200ms\"")),
+    (
+        "recording",
+        "playout_delay",
+        Kind::Duration,
+        Some("\"200ms\""),
+    ),
 ];
 
 /// A configuration that passed validation.
@@ -154,7 +159,9 @@ pub enum ConfigError {
     Missing(String),
     #[error("key `{key}`: {reason}")]
     Invalid { key: String, reason: String },
-    #[error("environment variable `{var}` does not name a config key (expected JITAPE_<SECTION>_<KEY>)")]
+    #[error(
+        "environment variable `{var}` does not name a config key (expected JITAPE_<SECTION>_<KEY>)"
+    )]
     UnknownEnv { var: String },
 }
 
@@ -175,14 +182,16 @@ pub fn load(
 ) -> Result<Config, ConfigError> {
     let mut values = parse_file(toml_text)?;
     apply_env(&mut values, env)?;
+    check_kinds(&values)?;
     for (section, key, _, default) in KEYS {
-        let name = format!("{section}.{key}");
-        if !values.contains_key(&name) {
+        if let std::collections::btree_map::Entry::Vacant(slot) =
+            values.entry(format!("{section}.{key}"))
+        {
             match default {
                 Some(text) => {
-                    values.insert(name, parse_toml_value(text).map_err(|e| invalid(key, e))?);
+                    slot.insert(parse_toml_value(text).map_err(|e| invalid(key, e))?);
                 }
-                None => return Err(ConfigError::Missing(name)),
+                None => return Err(ConfigError::Missing(format!("{section}.{key}"))),
             }
         }
     }
@@ -221,6 +230,36 @@ fn parse_file(text: &str) -> Result<Values, ConfigError> {
     Ok(values)
 }
 
+/// Every key present has the kind its spec says (before missing keys are reported, so the
+/// first error is about what the user wrote).
+fn check_kinds(values: &Values) -> Result<(), ConfigError> {
+    for (name, value) in values {
+        let Some((_, _, kind, _)) = spec(name) else {
+            return Err(ConfigError::UnknownKey(name.clone()));
+        };
+        let ok = match (kind, value) {
+            (Kind::Str, toml::Value::String(_)) => true,
+            (Kind::Int, toml::Value::Integer(_)) => true,
+            (Kind::Bool, toml::Value::Boolean(_)) => true,
+            (Kind::List, toml::Value::Array(items)) => items.iter().all(|i| i.is_str()),
+            (Kind::Duration, toml::Value::String(s)) => parse_duration(s).is_ok(),
+            (Kind::Duration, toml::Value::Integer(i)) => *i >= 0,
+            _ => false,
+        };
+        if !ok {
+            let expected = match kind {
+                Kind::Str => "a string",
+                Kind::Int => "an integer",
+                Kind::Bool => "true or false",
+                Kind::List => "a list of strings",
+                Kind::Duration => "a duration like 250ms, 30s, 5m, 6h",
+            };
+            return Err(invalid(name, format!("expected {expected}, got {value}")));
+        }
+    }
+    Ok(())
+}
+
 fn apply_env(
     values: &mut Values,
     env: impl IntoIterator<Item = (String, String)>,
@@ -233,9 +272,7 @@ fn apply_env(
             continue;
         }
         let rest = rest.to_ascii_lowercase();
-        let found = KEYS
-            .iter()
-            .find(|(s, k, _, _)| rest == format!("{s}_{k}"));
+        let found = KEYS.iter().find(|(s, k, _, _)| rest == format!("{s}_{k}"));
         let Some((section, key, kind, _)) = found else {
             return Err(ConfigError::UnknownEnv { var });
         };
@@ -300,7 +337,10 @@ impl Reader<'_> {
     fn str(&self, name: &str) -> Result<String, ConfigError> {
         match self.raw(name)? {
             toml::Value::String(s) => Ok(s.clone()),
-            other => Err(invalid(name, format!("expected a string, got {}", other.type_str()))),
+            other => Err(invalid(
+                name,
+                format!("expected a string, got {}", other.type_str()),
+            )),
         }
     }
     fn nonempty(&self, name: &str) -> Result<String, ConfigError> {
@@ -317,7 +357,10 @@ impl Reader<'_> {
                 name,
                 format!("{i} is outside {}..={}", range.start(), range.end()),
             )),
-            other => Err(invalid(name, format!("expected an integer, got {}", other.type_str()))),
+            other => Err(invalid(
+                name,
+                format!("expected an integer, got {}", other.type_str()),
+            )),
         }
     }
     fn list(&self, name: &str) -> Result<Vec<String>, ConfigError> {
@@ -332,14 +375,20 @@ impl Reader<'_> {
                     )),
                 })
                 .collect(),
-            other => Err(invalid(name, format!("expected a list, got {}", other.type_str()))),
+            other => Err(invalid(
+                name,
+                format!("expected a list, got {}", other.type_str()),
+            )),
         }
     }
     fn duration(&self, name: &str) -> Result<Duration, ConfigError> {
         match self.raw(name)? {
             toml::Value::String(s) => parse_duration(s).map_err(|e| invalid(name, e)),
             toml::Value::Integer(i) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
-            other => Err(invalid(name, format!("expected a duration, got {}", other.type_str()))),
+            other => Err(invalid(
+                name,
+                format!("expected a duration, got {}", other.type_str()),
+            )),
         }
     }
     fn ip(&self, name: &str, text: &str) -> Result<IpAddr, ConfigError> {
@@ -372,13 +421,21 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         return Err(invalid("xmpp.muc_domains", "needs at least one MUC domain"));
     }
     let user = r.nonempty("xmpp.user")?;
-    if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(invalid("xmpp.user", "use letters, digits, '-' and '_' only"));
+    if !user
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(invalid(
+            "xmpp.user",
+            "use letters, digits, '-' and '_' only",
+        ));
     }
     let nick_prefix = r.nonempty("xmpp.nick_prefix")?;
     // mod_muc_resource_validate: ^[a-zA-Z0-9][a-zA-Z0-9_]*$
     let nick_ok = nick_prefix.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && nick_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && nick_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !nick_ok || nick_prefix.len() > 32 {
         return Err(invalid(
             "xmpp.nick_prefix",
@@ -404,7 +461,10 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         return Err(invalid("xmpp.ping_interval", "must be at least 1s"));
     }
     if xmpp.reconnect_max < xmpp.reconnect_min {
-        return Err(invalid("xmpp.reconnect_max", "must be >= xmpp.reconnect_min"));
+        return Err(invalid(
+            "xmpp.reconnect_max",
+            "must be >= xmpp.reconnect_min",
+        ));
     }
     let bind_text = r.nonempty("media.bind")?;
     let bind = match bind_text.trim() {
@@ -431,7 +491,10 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
     }
     let playout_delay = r.duration("recording.playout_delay")?;
     if playout_delay < Duration::from_millis(20) || playout_delay > Duration::from_secs(5) {
-        return Err(invalid("recording.playout_delay", "must be between 20ms and 5s"));
+        return Err(invalid(
+            "recording.playout_delay",
+            "must be between 20ms and 5s",
+        ));
     }
     let dir = r.nonempty("recording.dir")?;
     Ok(Config {

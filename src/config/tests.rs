@@ -45,14 +45,21 @@ fn shipped_example_file_is_valid_and_documents_every_key() {
         if let Some(default) = default {
             let default = parse_toml_value(default).unwrap();
             // The example may fill in required values, but documented defaults must match.
-            assert_eq!(documented, &default, "{section}.{key}: file differs from default");
+            assert_eq!(
+                documented, &default,
+                "{section}.{key}: file differs from default"
+            );
         }
     }
 }
 
 #[test]
 fn missing_required_keys_are_named() {
-    let e = load("[xmpp]\ndomain = \"r.example\"\nmuc_domains=[\"m\"]", no_env()).unwrap_err();
+    let e = load(
+        "[xmpp]\ndomain = \"r.example\"\nmuc_domains=[\"m\"]",
+        no_env(),
+    )
+    .unwrap_err();
     assert_eq!(e, ConfigError::Missing("xmpp.secret".into()));
     let e = load("", no_env()).unwrap_err();
     assert!(matches!(e, ConfigError::Missing(k) if k.starts_with("xmpp.")));
@@ -71,13 +78,19 @@ fn unknown_keys_and_sections_are_named() {
 #[test]
 fn wrong_types_and_values_name_the_key() {
     let cases = [
-        ("[recording]\nsample_rate = \"fast\"", "recording.sample_rate"),
+        (
+            "[recording]\nsample_rate = \"fast\"",
+            "recording.sample_rate",
+        ),
         ("[recording]\nsample_rate = 44100", "recording.sample_rate"),
         ("[xmpp]\nport = 70000", "xmpp.port"),
         ("[media]\nbind = \"not-an-ip\"", "media.bind"),
         ("[media]\nbind = \"0.0.0.0\"", "media.bind"),
         ("[media]\nadvertise = [\"1.2.3.4\", 5]", "media.advertise"),
-        ("[recording]\nplayout_delay = \"fortnight\"", "recording.playout_delay"),
+        (
+            "[recording]\nplayout_delay = \"fortnight\"",
+            "recording.playout_delay",
+        ),
         ("[xmpp]\nnick_prefix = \"rec-order\"", "xmpp.nick_prefix"),
     ];
     for (extra, key) in cases {

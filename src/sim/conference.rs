@@ -67,7 +67,25 @@ pub struct SimConference {
     sent: Vec<super::bridge::SentLog>,
     sessions: u32,
     next_id: u64,
+    probes: Vec<(String, String)>,
+    probe_replies: Vec<(String, String, Option<String>)>,
 }
+
+/// Malformed Jingle the focus may send: (label, `<jingle>` with `{sid}` for the session).
+const MALFORMED: &[(&str, &str)] = &[
+    (
+        "session-initiate without transport",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="bogus1" initiator="focus"><content name="audio" creator="initiator"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description></content></jingle>"#,
+    ),
+    (
+        "unknown action",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-dance" sid="{sid}"/>"#,
+    ),
+    (
+        "source-add with a bad SSRC",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="{sid}"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="12abc"><ssrc-info xmlns="http://jitsi.org/jitmeet" owner="deadbeef"/></source></description></content></jingle>"#,
+    ),
+];
 
 impl SimConference {
     pub fn new(
@@ -120,6 +138,8 @@ impl SimConference {
             sent: Vec::new(),
             sessions: 0,
             next_id: 0,
+            probes: Vec::new(),
+            probe_replies: Vec::new(),
         })
     }
 
@@ -172,6 +192,7 @@ impl SimConference {
             sent: self.sent,
             sessions: self.sessions,
             recorder_joined: self.recorder_joined,
+            probe_replies: self.probe_replies,
         })
     }
 
@@ -223,12 +244,38 @@ impl SimConference {
                     s.bridge.fail().await;
                 }
             }
+            Event::Disrupt(Disruption::MalformedJingle) => self.send_malformed().await,
             Event::End => self.destroy().await,
         }
     }
 
+    async fn send_malformed(&mut self) {
+        let Some(nick) = self.recorder.clone() else {
+            return;
+        };
+        let sid = self
+            .session
+            .as_ref()
+            .map_or("none".to_string(), |s| s.sid.clone());
+        for (label, xml) in MALFORMED {
+            let Ok(payload) = xml.replace("{sid}", &sid).parse::<Element>() else {
+                continue;
+            };
+            let id = self.id();
+            self.probes.push((id.clone(), (*label).to_string()));
+            let to = format!("{}/{nick}", self.room);
+            self.send(stanza::iq("set", &self.focus_jid, &to, &id, payload))
+                .await;
+        }
+    }
+
     fn speaker_jid(&self, i: usize) -> String {
-        format!("p{}@{}/{}", i + 1, self.s.domain, self.plan.speakers[i].endpoint)
+        format!(
+            "p{}@{}/{}",
+            i + 1,
+            self.s.domain,
+            self.plan.speakers[i].endpoint
+        )
     }
 
     fn script(&self, i: usize) -> SpeakerScript {
@@ -256,7 +303,9 @@ impl SimConference {
         self.send(p).await;
         self.present[i] = true;
         let script = self.script(i);
-        let Some(session) = &mut self.session else { return };
+        let Some(session) = &mut self.session else {
+            return;
+        };
         match session.bridge.add_speaker(script) {
             Ok(source) => {
                 let sid = session.sid.clone();
@@ -276,7 +325,9 @@ impl SimConference {
         let p = muc::leave_presence(&self.speaker_jid(i), &self.room, &endpoint);
         self.send(p).await;
         // Jicofo sends no source-remove for a leaver: the bridge just stops forwarding.
-        if let Some(s) = &mut self.session {
+        if let Some(s) = &mut self.session
+            && !self.plan.bridge_keeps_leavers
+        {
             let _ = s.bridge.remove_speaker(&endpoint);
         }
     }
@@ -292,7 +343,9 @@ impl SimConference {
     }
 
     async fn jingle_to_recorder(&mut self, payload: Element) {
-        let Some(nick) = self.recorder.clone() else { return };
+        let Some(nick) = self.recorder.clone() else {
+            return;
+        };
         let id = self.id();
         let to = format!("{}/{nick}", self.room);
         let iq = stanza::iq("set", &self.focus_jid, &to, &id, payload);
@@ -304,15 +357,24 @@ impl SimConference {
         let nick = h.from.as_ref().and_then(|f| f.resource.clone());
         match h.kind {
             Kind::Presence => {
-                if let (Some(from), Some(_)) = (&h.from, &nick) {
-                    if let Some(p) = muc::parse_presence(&el, from) {
-                        self.on_presence(p).await;
-                    }
+                if let (Some(from), Some(_)) = (&h.from, &nick)
+                    && let Some(p) = muc::parse_presence(&el, from)
+                {
+                    self.on_presence(p).await;
                 }
             }
             Kind::Iq if h.is_iq_request() => self.on_request(&h, &el, nick).await,
             Kind::Iq => {
-                if h.id.is_some() && h.id == self.pending_disco {
+                if let Some(pos) = self
+                    .probes
+                    .iter()
+                    .position(|(id, _)| h.id.as_deref() == Some(id))
+                {
+                    let (_, label) = self.probes.remove(pos);
+                    let kind = h.type_.clone().unwrap_or_default();
+                    self.probe_replies
+                        .push((label, kind, stanza::error_condition(&el)));
+                } else if h.id.is_some() && h.id == self.pending_disco {
                     self.pending_disco = None;
                     self.recorder_json = self.plan.json_sources && disco_has(&el, JSON_SOURCES);
                     self.start_session().await;
@@ -367,7 +429,11 @@ impl SimConference {
             .collect();
         let cfg = BridgeConfig {
             max_speakers: self.plan.speakers.len().max(1) * 2,
-            seed: self.plan.bridge.seed.wrapping_add(u64::from(self.sessions) * 7919 + self.next_id),
+            seed: self
+                .plan
+                .bridge
+                .seed
+                .wrapping_add(u64::from(self.sessions) * 7919 + self.next_id),
             ..self.plan.bridge.clone()
         };
         let (bridge, offer, sources) = match SimBridge::allocate(cfg, scripts).await {
@@ -417,10 +483,13 @@ impl SimConference {
     }
 
     async fn on_request(&mut self, h: &Header, el: &Element, nick: Option<String>) {
-        let Some(payload) = stanza::payload(el) else { return };
+        let Some(payload) = stanza::payload(el) else {
+            return;
+        };
         let from_recorder = nick.is_some() && nick == self.recorder;
         if !(from_recorder && payload.is("jingle", jingle::ns::JINGLE)) {
-            let reply = if payload.is("query", NS_DISCO_INFO) || payload.is("ping", stanza::NS_PING) {
+            let reply = if payload.is("query", NS_DISCO_INFO) || payload.is("ping", stanza::NS_PING)
+            {
                 stanza::iq_result(el, None)
             } else {
                 stanza::iq_error(el, "service-unavailable", None)
@@ -431,7 +500,8 @@ impl SimConference {
         let j = match jingle::parse(payload) {
             Ok(j) => j,
             Err(e) => {
-                self.send(stanza::iq_error(el, e.condition(), Some(&e.to_string()))).await;
+                self.send(stanza::iq_error(el, e.condition(), Some(&e.to_string())))
+                    .await;
                 return;
             }
         };
@@ -444,13 +514,19 @@ impl SimConference {
         match j.action {
             JAction::SessionAccept | JAction::TransportAccept => {
                 let reply = self.accept(&j).await;
-                self.send(reply.map_or_else(|e| stanza::iq_error(el, "bad-request", Some(&e)), |()| stanza::iq_result(el, None))).await;
+                self.send(reply.map_or_else(
+                    |e| stanza::iq_error(el, "bad-request", Some(&e)),
+                    |()| stanza::iq_result(el, None),
+                ))
+                .await;
             }
             JAction::SessionTerminate => {
                 self.send(stanza::iq_result(el, None)).await;
                 let restart = j.bridge_session.as_ref().is_some_and(|b| b.restart);
                 let known = self.session.as_ref().is_some_and(|s| {
-                    j.bridge_session.as_ref().is_none_or(|b| b.id == s.bridge_session.id)
+                    j.bridge_session
+                        .as_ref()
+                        .is_none_or(|b| b.id == s.bridge_session.id)
                 });
                 if let Some(s) = self.session.take() {
                     self.sent.push(s.bridge.close().await);
@@ -476,7 +552,10 @@ impl SimConference {
         if s.accepted {
             return Ok(());
         }
-        s.bridge.accept(&transport).await.map_err(|e| e.to_string())?;
+        s.bridge
+            .accept(&transport)
+            .await
+            .map_err(|e| e.to_string())?;
         s.bridge.start(self.epoch).map_err(|e| e.to_string())?;
         s.accepted = true;
         self.sessions += 1;

@@ -38,7 +38,12 @@ pub enum LoopbackError {
 
 /// The jitape configuration for a loopback deployment (the real TOML path, so the demo
 /// exercises the same validation as `jitape run`). `extra` is appended TOML.
-pub fn jitape_config(port: u16, dir: &Path, sample_rate: u32, extra: &str) -> Result<Config, ConfigError> {
+pub fn jitape_config(
+    port: u16,
+    dir: &Path,
+    sample_rate: u32,
+    extra: &str,
+) -> Result<Config, ConfigError> {
     let text = format!(
         r#"
 [xmpp]
@@ -56,7 +61,10 @@ dir = "{}"
 sample_rate = {sample_rate}
 {extra}
 "#,
-        dir.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
+        dir.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
     );
     config::load(&text, std::iter::empty())
 }
@@ -119,7 +127,11 @@ impl Loopback {
     }
 
     /// Wait for the finalized recording of `room`.
-    pub async fn wait_finalized(&mut self, room: &str, limit: Duration) -> Result<FinalizedFiles, LoopbackError> {
+    pub async fn wait_finalized(
+        &mut self,
+        room: &str,
+        limit: Duration,
+    ) -> Result<FinalizedFiles, LoopbackError> {
         let not_found = || LoopbackError::NotFinalized {
             room: room.to_string(),
             waited: limit,

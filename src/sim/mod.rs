@@ -6,11 +6,11 @@
 
 pub mod analyze;
 pub mod bridge;
-pub mod muc;
-pub mod netem;
-pub mod router;
-pub mod voice;
 pub mod conference;
 pub mod loopback;
+pub mod muc;
+pub mod netem;
 pub mod plan;
+pub mod router;
+pub mod voice;
 pub mod world;

@@ -57,6 +57,9 @@ pub enum Disruption {
     /// The bridge drops dead (no packets, no terminate): jitape must notice and ask for a
     /// new session.
     FailBridge,
+    /// The focus sends jitape malformed Jingle (no transport, an unknown action, a bad
+    /// SSRC); the replies are recorded in the outcome.
+    MalformedJingle,
 }
 
 /// A whole scripted conference.
@@ -72,6 +75,9 @@ pub struct ConferencePlan {
     pub disruptions: Vec<(Duration, Disruption)>,
     /// Signal sources in Jicofo's JSON form when jitape advertises it.
     pub json_sources: bool,
+    /// Keep forwarding a leaver's audio after their `unavailable` (a stale bridge): jitape
+    /// must stop mixing it on the presence alone.
+    pub bridge_keeps_leavers: bool,
     pub bridge: BridgeConfig,
 }
 
@@ -90,28 +96,45 @@ impl ConferencePlan {
     /// The default demo: about 20 s, three speakers with distinct tones, one who joins late,
     /// one who leaves early, an overlap, and a silent stretch.
     pub fn demo(room: &str) -> ConferencePlan {
-        let speaker = |i: usize, name: &str, join: f64, leave: Option<f64>, talk: Vec<TalkWindow>| {
-            SpeakerPlan {
-                endpoint: format!("{:08x}", 0xa1b2_c3d4u32.wrapping_add(i as u32 * 0x1111_1111)),
-                display_name: name.into(),
-                voice: VoiceSpec::Tone(default_tone_hz(i)),
-                join_at: secs(join),
-                leave_at: leave.map(secs),
-                talk,
-                stats_id: format!("stats-{name}"),
-            }
-        };
+        let speaker =
+            |i: usize, name: &str, join: f64, leave: Option<f64>, talk: Vec<TalkWindow>| {
+                SpeakerPlan {
+                    endpoint: format!(
+                        "{:08x}",
+                        0xa1b2_c3d4u32.wrapping_add(i as u32 * 0x1111_1111)
+                    ),
+                    display_name: name.into(),
+                    voice: VoiceSpec::Tone(default_tone_hz(i)),
+                    join_at: secs(join),
+                    leave_at: leave.map(secs),
+                    talk,
+                    stats_id: format!("stats-{name}"),
+                }
+            };
         ConferencePlan {
             room: room.into(),
             speakers: vec![
-                speaker(0, "Alice", 0.0, None, vec![window(2.0, 5.0), window(11.0, 13.5)]),
+                speaker(
+                    0,
+                    "Alice",
+                    0.0,
+                    None,
+                    vec![window(2.0, 5.0), window(11.0, 13.5)],
+                ),
                 speaker(1, "Bob", 0.0, Some(10.0), vec![window(6.0, 8.5)]),
-                speaker(2, "Carol", 7.0, None, vec![window(8.0, 10.5), window(14.0, 16.0)]),
+                speaker(
+                    2,
+                    "Carol",
+                    7.0,
+                    None,
+                    vec![window(8.0, 10.5), window(14.0, 16.0)],
+                ),
             ],
             invite_at: Some(secs(0.2)),
             end_at: secs(20.0),
             disruptions: Vec::new(),
             json_sources: true,
+            bridge_keeps_leavers: false,
             bridge: BridgeConfig::default(),
         }
     }
@@ -162,19 +185,29 @@ mod tests {
     fn demo_plan_is_consistent() {
         let p = ConferencePlan::demo("demo@conference.localhost");
         assert_eq!(p.speakers.len(), 3);
-        let endpoints: std::collections::HashSet<_> = p.speakers.iter().map(|s| &s.endpoint).collect();
+        let endpoints: std::collections::HashSet<_> =
+            p.speakers.iter().map(|s| &s.endpoint).collect();
         assert_eq!(endpoints.len(), 3);
         for s in &p.speakers {
             assert!(s.endpoint.chars().all(|c| c.is_ascii_hexdigit()));
             let leave = s.leave_at.unwrap_or(p.end_at);
             for w in &s.talk {
-                assert!(w.start >= s.join_at && w.end <= leave && w.start < w.end, "{s:?}");
+                assert!(
+                    w.start >= s.join_at && w.end <= leave && w.start < w.end,
+                    "{s:?}"
+                );
             }
         }
         // Somebody joins late, somebody leaves early, and the last seconds are silent.
         assert!(p.speakers.iter().any(|s| s.join_at > Duration::ZERO));
         assert!(p.speakers.iter().any(|s| s.leave_at.is_some()));
-        let last_talk = p.speakers.iter().flat_map(|s| &s.talk).map(|w| w.end).max().unwrap();
+        let last_talk = p
+            .speakers
+            .iter()
+            .flat_map(|s| &s.talk)
+            .map(|w| w.end)
+            .max()
+            .unwrap();
         assert!(p.end_at - last_talk >= Duration::from_secs(3));
     }
 }

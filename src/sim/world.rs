@@ -63,6 +63,8 @@ pub struct ConferenceOutcome {
     pub sessions: u32,
     /// When jitape's occupant first appeared, after the epoch.
     pub recorder_joined: Option<Duration>,
+    /// Replies to probe IQs (malformed Jingle): `(what was sent, reply type, error condition)`.
+    pub probe_replies: Vec<(String, String, Option<String>)>,
 }
 
 enum Dispatch {

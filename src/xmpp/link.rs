@@ -123,7 +123,8 @@ pub async fn run(
                     return;
                 }
                 let started = Instant::now();
-                let reason = session(stream, &settings, &mut outbound, &events, &mut shutdown).await;
+                let reason =
+                    session(stream, &settings, &mut outbound, &events, &mut shutdown).await;
                 let stopping = *shutdown.borrow() || outbound.is_closed();
                 if !stopping {
                     warn!(%reason, "xmpp link down");
@@ -323,9 +324,10 @@ mod tests {
 
     #[test]
     fn ping_replies_and_stream_errors_are_recognised() {
-        let ok: Element = r#"<iq xmlns="jabber:component:accept" type="error" id="jitape-ping-3"/>"#
-            .parse()
-            .unwrap();
+        let ok: Element =
+            r#"<iq xmlns="jabber:component:accept" type="error" id="jitape-ping-3"/>"#
+                .parse()
+                .unwrap();
         assert!(is_ping_reply(&ok, "jitape-ping-3"));
         assert!(!is_ping_reply(&ok, "jitape-ping-4"));
         let se: Element = r#"<error xmlns="http://etherx.jabber.org/streams"><conflict xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></error>"#.parse().unwrap();

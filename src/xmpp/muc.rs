@@ -63,7 +63,11 @@ pub fn disco_info(node: Option<&str>) -> Element {
         q = q.set("node", n);
     }
     for f in DISCO_FEATURES {
-        q = q.append(Element::builder("feature", NS_DISCO_INFO).set("var", *f).build());
+        q = q.append(
+            Element::builder("feature", NS_DISCO_INFO)
+                .set("var", *f)
+                .build(),
+        );
     }
     q.build()
 }
@@ -71,8 +75,9 @@ pub fn disco_info(node: Option<&str>) -> Element {
 /// Children of a presence that Jitsi puts in the client namespace; on a component stream
 /// they arrive in `jabber:component:accept` (or with no namespace at all).
 fn client_child<'a>(el: &'a Element, name: &str) -> Option<&'a Element> {
-    el.children()
-        .find(|c| c.name() == name && matches!(c.ns().as_str(), NS_COMPONENT | "jabber:client" | ""))
+    el.children().find(|c| {
+        c.name() == name && matches!(c.ns().as_str(), NS_COMPONENT | "jabber:client" | "")
+    })
 }
 
 /// What jitape puts in its join presence.
@@ -87,10 +92,17 @@ pub struct JoinSpec<'a> {
 
 /// The MUC join presence (also used to re-assert presence after a reconnect).
 pub fn join_presence(spec: &JoinSpec<'_>) -> Element {
-    let mut x = Element::builder("x", NS_MUC)
-        .append(Element::builder("history", NS_MUC).set("maxstanzas", "0").build());
+    let mut x = Element::builder("x", NS_MUC).append(
+        Element::builder("history", NS_MUC)
+            .set("maxstanzas", "0")
+            .build(),
+    );
     if let Some(p) = spec.password {
-        x = x.append(Element::builder("password", NS_MUC).append(p.to_string()).build());
+        x = x.append(
+            Element::builder("password", NS_MUC)
+                .append(p.to_string())
+                .build(),
+        );
     }
     let mut features = Element::builder("features", NS_COMPONENT);
     for f in spec.features {
@@ -270,7 +282,11 @@ mod tests {
         assert_eq!(q.attr("node"), Some("n#v"));
         let vars: Vec<_> = q.children().filter_map(|c| c.attr("var")).collect();
         assert!(vars.contains(&"urn:xmpp:jingle:apps:rtp:audio"));
-        assert!(!vars.iter().any(|v| v.contains("video") || v.contains("sctp") || v.contains("ssrc-rewriting")));
+        assert!(
+            !vars
+                .iter()
+                .any(|v| v.contains("video") || v.contains("sctp") || v.contains("ssrc-rewriting"))
+        );
     }
 
     #[test]
@@ -288,7 +304,10 @@ mod tests {
         assert!(p.get_child("x", NS_MUC).is_some());
         assert!(p.get_child("c", NS_CAPS).is_some());
         let f = client_child(&p, "features").unwrap();
-        assert_eq!(f.children().next().unwrap().attr("var"), Some(FEATURE_JIGASI));
+        assert_eq!(
+            f.children().next().unwrap().attr("var"),
+            Some(FEATURE_JIGASI)
+        );
     }
 
     #[test]

@@ -98,7 +98,9 @@ fn invitation(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
     if let Some(x) = el.get_child("x", NS_CONFERENCE) {
         let room = x.attr("jid").and_then(Jid::parse)?;
         if !on_muc_domain(s, &room) || room.resource.is_some() {
-            return Some(Route::Drop("invitation to a room outside the configured MUC domains"));
+            return Some(Route::Drop(
+                "invitation to a room outside the configured MUC domains",
+            ));
         }
         return Some(Route::Invitation {
             room: room.bare,
@@ -109,7 +111,9 @@ fn invitation(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
     x.children().find(|c| c.name() == "invite")?;
     let room = h.from.as_ref()?;
     if !on_muc_domain(s, room) {
-        return Some(Route::Drop("invitation from a room outside the configured MUC domains"));
+        return Some(Route::Drop(
+            "invitation from a room outside the configured MUC domains",
+        ));
     }
     Some(Route::Invitation {
         room: room.bare.clone(),
@@ -258,7 +262,11 @@ async fn stale(el: &Element, outbound: &mpsc::Sender<Element>) {
     let Some(h) = Header::of(el) else { return };
     if h.is_iq_request() {
         let _ = outbound
-            .send(stanza::iq_error(el, "item-not-found", Some("no such conference here")))
+            .send(stanza::iq_error(
+                el,
+                "item-not-found",
+                Some("no such conference here"),
+            ))
             .await;
     } else {
         warn!(kind = ?h.kind, "stanza for a room we are not recording");
@@ -284,11 +292,22 @@ mod tests {
     #[test]
     fn ping_and_disco_are_answered_for_any_of_our_jids() {
         let s = settings();
-        let ping = el(r#"<iq xmlns="jabber:component:accept" type="get" id="p1" from="muc.example" to="rec.example"><ping xmlns="urn:xmpp:ping"/></iq>"#);
-        let Route::Reply(r) = classify(&s, &ping) else { panic!() };
-        assert_eq!((r.attr("type"), r.attr("id"), r.attr("to")), (Some("result"), Some("p1"), Some("muc.example")));
-        let disco = el(r#"<iq xmlns="jabber:component:accept" type="get" id="Zm9v" from="room@muc.example/focus" to="rec@rec.example/i1"><query xmlns="http://jabber.org/protocol/disco#info" node="n#v"/></iq>"#);
-        let Route::Reply(r) = classify(&s, &disco) else { panic!() };
+        let ping = el(
+            r#"<iq xmlns="jabber:component:accept" type="get" id="p1" from="muc.example" to="rec.example"><ping xmlns="urn:xmpp:ping"/></iq>"#,
+        );
+        let Route::Reply(r) = classify(&s, &ping) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.attr("type"), r.attr("id"), r.attr("to")),
+            (Some("result"), Some("p1"), Some("muc.example"))
+        );
+        let disco = el(
+            r#"<iq xmlns="jabber:component:accept" type="get" id="Zm9v" from="room@muc.example/focus" to="rec@rec.example/i1"><query xmlns="http://jabber.org/protocol/disco#info" node="n#v"/></iq>"#,
+        );
+        let Route::Reply(r) = classify(&s, &disco) else {
+            panic!()
+        };
         assert_eq!(r.attr("from"), Some("rec@rec.example/i1"));
         assert_eq!(r.attr("to"), Some("room@muc.example/focus"));
         assert_eq!(r.attr("id"), Some("Zm9v"));
@@ -299,32 +318,71 @@ mod tests {
     #[test]
     fn invitations_for_configured_muc_domains_only() {
         let s = settings();
-        let direct = el(r#"<message xmlns="jabber:component:accept" from="u@meet/x" to="rec.example"><x xmlns="jabber:x:conference" jid="Room1@muc.example"/></message>"#);
-        assert_eq!(classify(&s, &direct), Route::Invitation { room: "room1@muc.example".into(), via: "direct invitation" });
-        let elsewhere = el(r#"<message xmlns="jabber:component:accept" from="u@meet/x" to="rec.example"><x xmlns="jabber:x:conference" jid="room@other.example"/></message>"#);
+        let direct = el(
+            r#"<message xmlns="jabber:component:accept" from="u@meet/x" to="rec.example"><x xmlns="jabber:x:conference" jid="Room1@muc.example"/></message>"#,
+        );
+        assert_eq!(
+            classify(&s, &direct),
+            Route::Invitation {
+                room: "room1@muc.example".into(),
+                via: "direct invitation"
+            }
+        );
+        let elsewhere = el(
+            r#"<message xmlns="jabber:component:accept" from="u@meet/x" to="rec.example"><x xmlns="jabber:x:conference" jid="room@other.example"/></message>"#,
+        );
         assert!(matches!(classify(&s, &elsewhere), Route::Drop(_)));
-        let mediated = el(r#"<message xmlns="jabber:component:accept" from="room2@muc.example" to="rec@rec.example"><x xmlns="http://jabber.org/protocol/muc#user"><invite from="u@meet/x"/></x></message>"#);
-        assert_eq!(classify(&s, &mediated), Route::Invitation { room: "room2@muc.example".into(), via: "mediated invitation" });
+        let mediated = el(
+            r#"<message xmlns="jabber:component:accept" from="room2@muc.example" to="rec@rec.example"><x xmlns="http://jabber.org/protocol/muc#user"><invite from="u@meet/x"/></x></message>"#,
+        );
+        assert_eq!(
+            classify(&s, &mediated),
+            Route::Invitation {
+                room: "room2@muc.example".into(),
+                via: "mediated invitation"
+            }
+        );
     }
 
     #[test]
     fn room_traffic_goes_to_the_conference() {
         let s = settings();
-        let p = el(r#"<presence xmlns="jabber:component:accept" from="Room@muc.example/a1" to="rec@rec.example/i1"/>"#);
-        assert_eq!(classify(&s, &p), Route::Conference("room@muc.example".into()));
-        let jingle = el(r#"<iq xmlns="jabber:component:accept" type="set" id="x" from="room@muc.example/focus" to="rec@rec.example/i1"><jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="s"/></iq>"#);
-        assert_eq!(classify(&s, &jingle), Route::Conference("room@muc.example".into()));
+        let p = el(
+            r#"<presence xmlns="jabber:component:accept" from="Room@muc.example/a1" to="rec@rec.example/i1"/>"#,
+        );
+        assert_eq!(
+            classify(&s, &p),
+            Route::Conference("room@muc.example".into())
+        );
+        let jingle = el(
+            r#"<iq xmlns="jabber:component:accept" type="set" id="x" from="room@muc.example/focus" to="rec@rec.example/i1"><jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="s"/></iq>"#,
+        );
+        assert_eq!(
+            classify(&s, &jingle),
+            Route::Conference("room@muc.example".into())
+        );
     }
 
     #[test]
     fn unknown_requests_get_errors_but_messages_never_do() {
         let s = settings();
-        let iq = el(r#"<iq xmlns="jabber:component:accept" type="set" id="x" from="u@meet/x" to="rec.example"><foo xmlns="urn:foo"/></iq>"#);
-        let Route::Reply(r) = classify(&s, &iq) else { panic!() };
-        assert_eq!(stanza::error_condition(&r).as_deref(), Some("service-unavailable"));
-        let msg = el(r#"<message xmlns="jabber:component:accept" type="chat" from="u@meet/x" to="rec.example"><body>hi</body></message>"#);
+        let iq = el(
+            r#"<iq xmlns="jabber:component:accept" type="set" id="x" from="u@meet/x" to="rec.example"><foo xmlns="urn:foo"/></iq>"#,
+        );
+        let Route::Reply(r) = classify(&s, &iq) else {
+            panic!()
+        };
+        assert_eq!(
+            stanza::error_condition(&r).as_deref(),
+            Some("service-unavailable")
+        );
+        let msg = el(
+            r#"<message xmlns="jabber:component:accept" type="chat" from="u@meet/x" to="rec.example"><body>hi</body></message>"#,
+        );
         assert!(matches!(classify(&s, &msg), Route::Drop(_)));
-        let other = el(r#"<presence xmlns="jabber:component:accept" from="room@muc.example/a" to="someone@else.example"/>"#);
+        let other = el(
+            r#"<presence xmlns="jabber:component:accept" from="room@muc.example/a" to="someone@else.example"/>"#,
+        );
         assert!(matches!(classify(&s, &other), Route::Drop(_)));
     }
 }

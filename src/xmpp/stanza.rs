@@ -54,9 +54,9 @@ impl Jid {
             Some(_) => return None,
             None => (s, None),
         };
-        let domain = bare.rsplit_once('@').map_or(bare, |(node, d)| {
-            if node.is_empty() { "" } else { d }
-        });
+        let domain = bare
+            .rsplit_once('@')
+            .map_or(bare, |(node, d)| if node.is_empty() { "" } else { d });
         if domain.is_empty() || bare.matches('@').count() > 1 {
             return None;
         }
@@ -159,7 +159,10 @@ fn error_type(condition: &str) -> &'static str {
     match condition {
         "bad-request" | "jid-malformed" | "not-acceptable" | "policy-violation"
         | "unexpected-request" => "modify",
-        "conflict" | "feature-not-implemented" | "item-not-found" | "not-allowed"
+        "conflict"
+        | "feature-not-implemented"
+        | "item-not-found"
+        | "not-allowed"
         | "service-unavailable" => "cancel",
         "forbidden" | "not-authorized" | "registration-required" => "auth",
         "resource-constraint" | "internal-server-error" | "remote-server-timeout" => "wait",
@@ -233,7 +236,9 @@ mod tests {
     #[test]
     fn hostile_jids_are_refused() {
         let long = "a".repeat(5000);
-        for bad in ["", "@x", "a@", "a@b/", "a b@c", "a\0@c", "a@b@c", &long, "/r"] {
+        for bad in [
+            "", "@x", "a@", "a@b/", "a b@c", "a\0@c", "a@b@c", &long, "/r",
+        ] {
             assert_eq!(Jid::parse(bad), None, "{bad:?}");
         }
     }

@@ -121,7 +121,14 @@ fn bridge() -> BridgeSession {
 }
 
 fn initiate(sid: &str, sources: &[Source]) -> Element {
-    crate::jingle::session_initiate(sid, "focus@auth.example/focus", &offer(), sources, &bridge(), false)
+    crate::jingle::session_initiate(
+        sid,
+        "focus@auth.example/focus",
+        &offer(),
+        sources,
+        &bridge(),
+        false,
+    )
 }
 
 fn local_transport() -> IceTransport {
@@ -176,7 +183,9 @@ impl Harness {
         let mut h = Harness::joined();
         let sources = [src(1, "a1b2c3d4"), src(2, "e5f6a7b8"), src(99, "jvb")];
         let a = h.stanza(iq_from("focus", "init1", initiate("sid1", &sources)));
-        assert!(matches!(&a[0], Action::Send(r) if r.attr("type") == Some("result") && r.attr("id") == Some("init1")));
+        assert!(
+            matches!(&a[0], Action::Send(r) if r.attr("type") == Some("result") && r.attr("id") == Some("init1"))
+        );
         h.input(Input::MediaReady {
             sid: "sid1".into(),
             transport: local_transport(),
@@ -238,7 +247,11 @@ fn session_initiate_is_acked_then_accepted_with_our_transport() {
     });
     let (sid, media_sources) = start.expect("media started");
     assert_eq!(sid, "sid1");
-    assert_eq!(media_sources.iter().map(|s| s.ssrc).collect::<Vec<_>>(), [1, 2], "bridge source excluded");
+    assert_eq!(
+        media_sources.iter().map(|s| s.ssrc).collect::<Vec<_>>(),
+        [1, 2],
+        "bridge source excluded"
+    );
     let t = tracks(&a).unwrap();
     assert_eq!(t.len(), 2);
     assert_ne!(t[0].1, t[1].1);
@@ -281,7 +294,10 @@ fn source_add_and_leave_update_media_and_tracks() {
         _ => None,
     });
     assert_eq!(update, Some(vec![1, 3]));
-    assert_eq!(tracks(&a).unwrap().iter().map(|t| t.0).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(
+        tracks(&a).unwrap().iter().map(|t| t.0).collect::<Vec<_>>(),
+        [1, 3]
+    );
     assert!(sent(&a).is_empty(), "nothing is sent for a leave");
 }
 
@@ -290,10 +306,22 @@ fn malformed_jingle_gets_an_iq_error_and_the_session_continues() {
     let mut h = Harness::in_session();
     let cases = [
         // session-initiate without a transport
-        (r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="x2"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description></content></jingle>"#, "bad-request"),
-        (r#"<jingle xmlns="urn:xmpp:jingle:1" action="dance" sid="sid1"/>"#, "feature-not-implemented"),
-        (r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="sid1"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="abc"><ssrc-info xmlns="http://jitsi.org/jitmeet" owner="a1b2c3d4"/></source></description></content></jingle>"#, "bad-request"),
-        (r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="no-such-session"/>"#, "item-not-found"),
+        (
+            r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="x2"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description></content></jingle>"#,
+            "bad-request",
+        ),
+        (
+            r#"<jingle xmlns="urn:xmpp:jingle:1" action="dance" sid="sid1"/>"#,
+            "feature-not-implemented",
+        ),
+        (
+            r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="sid1"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="abc"><ssrc-info xmlns="http://jitsi.org/jitmeet" owner="a1b2c3d4"/></source></description></content></jingle>"#,
+            "bad-request",
+        ),
+        (
+            r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="no-such-session"/>"#,
+            "item-not-found",
+        ),
     ];
     for (i, (xml, condition)) in cases.iter().enumerate() {
         let id = format!("bad{i}");
@@ -301,29 +329,54 @@ fn malformed_jingle_gets_an_iq_error_and_the_session_continues() {
         let reply = sent(&a)[0];
         assert_eq!(reply.attr("type"), Some("error"), "{xml}");
         assert_eq!(reply.attr("id"), Some(id.as_str()));
-        assert_eq!(stanza::error_condition(reply).as_deref(), Some(*condition), "{xml}");
-        assert!(!a.iter().any(|x| matches!(x, Action::StopMedia | Action::End(_))), "{xml}");
+        assert_eq!(
+            stanza::error_condition(reply).as_deref(),
+            Some(*condition),
+            "{xml}"
+        );
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::StopMedia | Action::End(_))),
+            "{xml}"
+        );
     }
     assert_eq!(h.m.session_sid(), Some("sid1"));
     // The session still works.
-    let a = h.stanza(iq_from("focus", "ok", crate::jingle::source_add("sid1", &[src(5, "a1b2c3d4")], false)));
+    let a = h.stanza(iq_from(
+        "focus",
+        "ok",
+        crate::jingle::source_add("sid1", &[src(5, "a1b2c3d4")], false),
+    ));
     assert_eq!(sent(&a)[0].attr("type"), Some("result"));
 }
 
 #[test]
 fn a_browser_p2p_offer_is_acked_and_declined() {
     let mut h = Harness::in_session();
-    let p2p = el(r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" initiator="u@meet/x" sid="p2p1"><content creator="initiator" name="0" senders="both"/></jingle>"#);
+    let p2p = el(
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" initiator="u@meet/x" sid="p2p1"><content creator="initiator" name="0" senders="both"/></jingle>"#,
+    );
     let a = h.stanza(iq_from("a1b2c3d4", "p2pid", p2p));
     let s = sent(&a);
     assert_eq!(s[0].attr("type"), Some("result"));
     assert_eq!(s[0].attr("id"), Some("p2pid"));
     let decline = s[1];
-    assert_eq!(decline.attr("to"), Some(format!("{ROOM}/a1b2c3d4").as_str()));
+    assert_eq!(
+        decline.attr("to"),
+        Some(format!("{ROOM}/a1b2c3d4").as_str())
+    );
     let j = jingle_of(decline);
     assert_eq!(j.attr("action"), Some("session-terminate"));
-    assert!(j.get_child("reason", crate::jingle::ns::JINGLE).unwrap().get_child("decline", crate::jingle::ns::JINGLE).is_some());
-    assert!(!a.iter().any(|x| matches!(x, Action::StartMedia { .. } | Action::StopMedia)));
+    assert!(
+        j.get_child("reason", crate::jingle::ns::JINGLE)
+            .unwrap()
+            .get_child("decline", crate::jingle::ns::JINGLE)
+            .is_some()
+    );
+    assert!(
+        !a.iter()
+            .any(|x| matches!(x, Action::StartMedia { .. } | Action::StopMedia))
+    );
     assert_eq!(h.m.session_sid(), Some("sid1"));
 }
 
@@ -333,7 +386,10 @@ fn terminate_then_reinvite_continues_without_ending() {
     let term = crate::jingle::session_terminate(
         "sid1",
         None,
-        &crate::jingle::model::Reason { condition: "success".into(), text: Some("moving".into()) },
+        &crate::jingle::model::Reason {
+            condition: "success".into(),
+            text: Some("moving".into()),
+        },
         None,
     );
     let a = h.stanza(iq_from("focus", "t1", term));
@@ -341,8 +397,15 @@ fn terminate_then_reinvite_continues_without_ending() {
     assert!(a.contains(&Action::StopMedia));
     assert!(!a.iter().any(|x| matches!(x, Action::End(_))));
     assert_eq!(h.m.session_sid(), None);
-    let a = h.stanza(iq_from("focus", "i2", initiate("sid2", &[src(7, "a1b2c3d4")])));
-    assert!(a.iter().any(|x| matches!(x, Action::StartMedia { sid, .. } if sid == "sid2")));
+    let a = h.stanza(iq_from(
+        "focus",
+        "i2",
+        initiate("sid2", &[src(7, "a1b2c3d4")]),
+    ));
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::StartMedia { sid, .. } if sid == "sid2"))
+    );
     // The same participant keeps its track across sessions.
     let t = tracks(&a).unwrap();
     assert_eq!(t, vec![(7, TrackId(1))]);
@@ -380,18 +443,27 @@ fn destroy_ends_without_a_leave_and_stop_leaves() {
 #[test]
 fn kicked_rejoins_and_banned_ends() {
     let mut h = Harness::in_session();
-    let a = h.stanza(unavailable(NICK, r#"<status code="307"/><status code="110"/>"#));
+    let a = h.stanza(unavailable(
+        NICK,
+        r#"<status code="307"/><status code="110"/>"#,
+    ));
     assert!(!a.iter().any(|x| matches!(x, Action::End(_))));
     assert!(sent(&a).is_empty());
     let (at, timer) = h.m.next_deadline().unwrap();
     assert_eq!(timer, Timer::Rejoin);
     let a = h.advance(at - h.now);
     assert_eq!(sent(&a)[0].name(), "presence");
-    assert!(h.stanza(self_presence()).is_empty(), "still the same recording");
+    assert!(
+        h.stanza(self_presence()).is_empty(),
+        "still the same recording"
+    );
     assert!(h.m.is_joined());
 
     let mut h = Harness::in_session();
-    let a = h.stanza(unavailable(NICK, r#"<status code="301"/><status code="110"/>"#));
+    let a = h.stanza(unavailable(
+        NICK,
+        r#"<status code="301"/><status code="110"/>"#,
+    ));
     assert_eq!(a.last(), Some(&Action::End(EndReason::Banned)));
 }
 
@@ -433,7 +505,10 @@ fn nick_conflict_retries_with_a_new_nick_and_gives_up_eventually() {
 #[test]
 fn media_failure_requests_a_restart_within_jicofos_rate_limit() {
     let mut h = Harness::in_session();
-    let a = h.input(Input::MediaFailed { sid: "sid1".into(), reason: "ice".into() });
+    let a = h.input(Input::MediaFailed {
+        sid: "sid1".into(),
+        reason: "ice".into(),
+    });
     let req = sent(&a)[0];
     let j = jingle_of(req);
     assert_eq!(j.attr("action"), Some("session-terminate"));
@@ -445,8 +520,15 @@ fn media_failure_requests_a_restart_within_jicofos_rate_limit() {
 
     // Jicofo re-invites; the new session fails at once: the next request waits for the gap.
     h.now += Duration::from_secs(1);
-    h.stanza(iq_from("focus", "i2", initiate("sid2", &[src(1, "a1b2c3d4")])));
-    let a = h.input(Input::MediaFailed { sid: "sid2".into(), reason: "ice".into() });
+    h.stanza(iq_from(
+        "focus",
+        "i2",
+        initiate("sid2", &[src(1, "a1b2c3d4")]),
+    ));
+    let a = h.input(Input::MediaFailed {
+        sid: "sid2".into(),
+        reason: "ice".into(),
+    });
     assert!(sent(&a).is_empty(), "rate-limited");
     let (at, timer) = h.m.next_deadline().unwrap();
     assert_eq!(timer, Timer::RestartSession);
@@ -464,7 +546,10 @@ fn link_drop_rejoins_and_keeps_the_recording() {
     let a = h.input(Input::LinkUp);
     assert_eq!(sent(&a)[0].name(), "presence");
     let a = h.stanza(self_presence());
-    assert!(!a.contains(&Action::StartRecording), "one recording across reconnects");
+    assert!(
+        !a.contains(&Action::StartRecording),
+        "one recording across reconnects"
+    );
 }
 
 #[test]
@@ -474,7 +559,11 @@ fn hidden_participants_are_not_mapped_to_tracks() {
         "c0ffee00",
         "<identity><user><id>u9</id><hidden-from-recorder>true</hidden-from-recorder></user></identity>",
     ));
-    let a = h.stanza(iq_from("focus", "i", initiate("s", &[src(1, "a1b2c3d4"), src(9, "c0ffee00")])));
+    let a = h.stanza(iq_from(
+        "focus",
+        "i",
+        initiate("s", &[src(1, "a1b2c3d4"), src(9, "c0ffee00")]),
+    ));
     let t = tracks(&a).unwrap();
     assert_eq!(t.iter().map(|x| x.0).collect::<Vec<_>>(), [1]);
 }
@@ -484,12 +573,30 @@ fn a_refreshing_participant_continues_its_track() {
     let mut h = Harness::in_session();
     let stats = "<stats-id>Alice-1x2</stats-id>";
     h.stanza(presence("aa000001", stats));
-    let a = h.stanza(iq_from("focus", "x", crate::jingle::source_add("sid1", &[src(10, "aa000001")], false)));
-    let before = tracks(&a).unwrap().into_iter().find(|t| t.0 == 10).unwrap().1;
+    let a = h.stanza(iq_from(
+        "focus",
+        "x",
+        crate::jingle::source_add("sid1", &[src(10, "aa000001")], false),
+    ));
+    let before = tracks(&a)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.0 == 10)
+        .unwrap()
+        .1;
     h.stanza(unavailable("aa000001", ""));
     h.stanza(presence("bb000002", stats));
-    let a = h.stanza(iq_from("focus", "y", crate::jingle::source_add("sid1", &[src(11, "bb000002")], false)));
-    let after = tracks(&a).unwrap().into_iter().find(|t| t.0 == 11).unwrap().1;
+    let a = h.stanza(iq_from(
+        "focus",
+        "y",
+        crate::jingle::source_add("sid1", &[src(11, "bb000002")], false),
+    ));
+    let after = tracks(&a)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.0 == 11)
+        .unwrap()
+        .1;
     assert_eq!(before, after);
 }
 

@@ -1,0 +1,107 @@
+//! The `jitape` command line as users run it.
+
+mod support;
+
+use std::process::Command;
+
+fn jitape() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jitape"));
+    c.env("NO_COLOR", "1").env("JITAPE_LOG", "warn");
+    c
+}
+
+#[test]
+fn demo_writes_exactly_one_verified_flac() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("rec");
+    let run = jitape()
+        .arg("demo")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "jitape demo failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let flacs = support::files_with_suffix(&out, ".flac");
+    assert_eq!(flacs.len(), 1, "{flacs:?}");
+    assert_eq!(support::files_with_suffix(&out, ".json").len(), 1);
+    assert!(support::files_with_suffix(&out, ".partial").is_empty());
+    support::flac_test(&flacs[0]);
+    assert!(
+        stdout.contains(&flacs[0].display().to_string()),
+        "prints where the FLAC is"
+    );
+    assert!(stdout.contains("silence elsewhere: yes"), "{stdout}");
+    // And `jitape inspect` accepts what demo wrote.
+    let inspect = jitape().arg("inspect").arg(&flacs[0]).output().unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("j.toml");
+    std::fs::write(
+        &cfg,
+        "[xmpp]\ndomain = \"r.example\"\nmuc_domains = [\"m.example\"]\n",
+    )
+    .unwrap();
+    let run = jitape()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cfg)
+        .env_remove("JITAPE_XMPP_SECRET")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("xmpp.secret"));
+
+    std::fs::write(&cfg, "[xmpp]\ndomain = \"r.example\"\nsecret = \"s\"\nmuc_domains = [\"m.example\"]\n[recording]\nsample_rate = 44100\n").unwrap();
+    let run = jitape()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("recording.sample_rate"));
+
+    let run = jitape()
+        .arg("check-config")
+        .arg("--config")
+        .arg("config/jitape.toml")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&run.stdout).contains("change-me"),
+        "secrets are never printed"
+    );
+}
+
+#[test]
+fn run_refuses_a_broken_config_without_starting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("j.toml");
+    std::fs::write(&cfg, "[xmpp]\nport = \"five\"\n").unwrap();
+    let run = jitape()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("xmpp.port"));
+}

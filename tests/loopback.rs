@@ -1,0 +1,162 @@
+//! Loopback conferences through the whole pipeline: the in-process XMPP server, jitape as a
+//! component, a simulated focus and bridge on webrtc-rs. Each test checks the FLAC with
+//! `flac -t` and by decoding it independently against what the simulation sent.
+
+mod support;
+
+use std::time::Duration;
+
+use jitape::sim::analyze::check_recording;
+use jitape::sim::bridge::TalkWindow;
+use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec};
+use jitape::sim::voice::default_tone_hz;
+use jitape::sink::sidecar;
+
+const EDGE: Duration = Duration::from_millis(40);
+const DURATION: Duration = Duration::from_millis(100);
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn speaker(i: usize, join: f64, leave: Option<f64>, talk: &[(f64, f64)]) -> SpeakerPlan {
+    SpeakerPlan {
+        endpoint: format!("{:08x}", 0xe000_0000u32 + i as u32),
+        display_name: format!("Speaker{i}"),
+        voice: VoiceSpec::Tone(default_tone_hz(i)),
+        join_at: secs(join),
+        leave_at: leave.map(secs),
+        talk: talk
+            .iter()
+            .map(|(a, b)| TalkWindow {
+                start: secs(*a),
+                end: secs(*b),
+            })
+            .collect(),
+        stats_id: format!("stats{i}"),
+    }
+}
+
+async fn verify(
+    outcome: &jitape::sim::world::ConferenceOutcome,
+    files: &jitape::sink::FinalizedFiles,
+) {
+    support::flac_test(&files.flac);
+    let sc = sidecar::read(&files.sidecar).expect("sidecar");
+    assert_eq!(sc.status, sidecar::Status::Final);
+    let report = check_recording(&files.flac, &sc, outcome, EDGE).expect("analysis");
+    assert!(
+        report.ok(DURATION),
+        "recording does not match the script:\n{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_conference_is_one_exact_flac() {
+    support::logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start(dir.path(), 48_000).await.unwrap();
+    let plan = ConferencePlan::demo(&format!("lesson@{MUC_DOMAIN}"));
+    let (outcome, files) = lb.play(plan).await.unwrap();
+    lb.stop().await;
+
+    let flacs = support::files_with_suffix(dir.path(), ".flac");
+    assert_eq!(flacs, vec![files.flac.clone()], "exactly one recording");
+    assert!(support::files_with_suffix(dir.path(), ".partial").is_empty());
+    verify(&outcome, &files).await;
+    let sc = sidecar::read(&files.sidecar).unwrap();
+    assert_eq!(sc.room, format!("lesson@{MUC_DOMAIN}"));
+    assert_eq!(sc.sample_rate, 48_000);
+    let mut names: Vec<_> = sc
+        .participants
+        .iter()
+        .filter_map(|p| p.display_name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Alice", "Bob", "Carol"]);
+    assert_eq!(outcome.sessions, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_conferences_at_once_give_two_correct_files() {
+    support::logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start(dir.path(), 48_000).await.unwrap();
+    let mut a = ConferencePlan::demo(&format!("roomone@{MUC_DOMAIN}"));
+    let mut b = ConferencePlan::demo(&format!("roomtwo@{MUC_DOMAIN}"));
+    a.end_at = secs(12.0);
+    b.end_at = secs(14.0);
+    for p in [&mut a, &mut b] {
+        for s in &mut p.speakers {
+            s.talk.retain(|w| w.end <= secs(11.0));
+        }
+    }
+    let (ra, rb) = tokio::join!(lb.world.run(a), lb.world.run(b));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let fa = lb
+        .wait_finalized(&format!("roomone@{MUC_DOMAIN}"), secs(20.0))
+        .await
+        .unwrap();
+    let fb = lb
+        .wait_finalized(&format!("roomtwo@{MUC_DOMAIN}"), secs(20.0))
+        .await
+        .unwrap();
+    lb.stop().await;
+    assert_ne!(fa.flac, fb.flac);
+    verify(&ra, &fa).await;
+    verify(&rb, &fb).await;
+    assert_eq!(support::files_with_suffix(dir.path(), ".flac").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_add_is_heard_from_its_first_packet_and_a_leaver_is_dropped() {
+    support::logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start(dir.path(), 48_000).await.unwrap();
+    let mut plan = ConferencePlan::demo(&format!("churn@{MUC_DOMAIN}"));
+    plan.speakers = vec![
+        speaker(0, 0.0, None, &[(1.0, 3.0)]),
+        // Talks from the instant it joins: its source-add and its first packet race.
+        speaker(1, 4.0, None, &[(4.0, 6.0)]),
+        // Leaves at 7 s while the (stale) bridge keeps forwarding its audio until 9 s.
+        speaker(2, 0.0, Some(7.0), &[(5.0, 9.0)]),
+    ];
+    plan.bridge_keeps_leavers = true;
+    plan.end_at = secs(10.5);
+    let (outcome, files) = lb.play(plan).await.unwrap();
+    lb.stop().await;
+    // The check requires speaker 1's onset within 40 ms of 4.0 s and speaker 2's audio to
+    // end within 40 ms of 7.0 s with no sound after it.
+    verify(&outcome, &files).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_jingle_gets_iq_errors_and_the_recording_continues() {
+    support::logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start(dir.path(), 48_000).await.unwrap();
+    let mut plan = ConferencePlan::demo(&format!("hostile@{MUC_DOMAIN}"));
+    plan.disruptions = vec![(secs(3.0), Disruption::MalformedJingle)];
+    let (outcome, files) = lb.play(plan).await.unwrap();
+    lb.stop().await;
+    let replies: Vec<_> = outcome
+        .probe_replies
+        .iter()
+        .map(|(label, kind, cond)| (label.as_str(), kind.as_str(), cond.as_deref()))
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            (
+                "session-initiate without transport",
+                "error",
+                Some("bad-request")
+            ),
+            ("unknown action", "error", Some("feature-not-implemented")),
+            ("source-add with a bad SSRC", "error", Some("bad-request")),
+        ]
+    );
+    assert_eq!(outcome.sessions, 1, "the session was not disturbed");
+    verify(&outcome, &files).await;
+}
