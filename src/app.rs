@@ -18,13 +18,15 @@ use tracing::{error, info, warn};
 use crate::audio::AudioConfig;
 use crate::conference::machine::Settings;
 use crate::conference::recording::RecordingSettings;
+use crate::conference::roster::Classifier;
 use crate::conference::task::{self, ConferenceContext};
 use crate::config::Config;
 use crate::media::MediaConfig;
 use crate::sink::{self, RecordingPaths};
+use crate::xmpp::classify::RouterSettings;
 use crate::xmpp::link::{self, LinkSettings};
 use crate::xmpp::muc::{FEATURE_JIGASI, FEATURE_TRANSCRIBER};
-use crate::xmpp::router::{self, Control, RouterSettings, Spawn};
+use crate::xmpp::router::{self, Control, RouterOptions, Spawn, StartInfo};
 
 /// Why the component could not start.
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +112,12 @@ impl App {
                 focus_nick: cfg.xmpp.focus_nick.clone(),
                 display_name: cfg.xmpp.display_name.clone(),
                 presence_features: vec![FEATURE_JIGASI.into(), FEATURE_TRANSCRIBER.into()],
-                service_domains: vec![cfg.xmpp.domain.clone()],
+                service_domains: cfg.xmpp.service_domains.clone(),
                 join_timeout: Duration::from_secs(10),
                 max_join_attempts: 6,
+                empty_grace: cfg.recording.empty_grace,
+                max_duration: cfg.recording.max_duration,
+                room_status_timeout: Duration::from_secs(15),
             },
             recording: RecordingSettings {
                 dir: cfg.recording.dir.clone(),
@@ -133,14 +138,26 @@ impl App {
             control: control_tx.clone(),
             finished: finished.clone(),
         });
-        let router_settings = RouterSettings {
-            domain: cfg.xmpp.domain.clone(),
-            our_jid: jid.clone(),
-            muc_domains: cfg.xmpp.muc_domains.clone(),
+        let mut spawner = Supervisor { ctx };
+        let unfinished = unfinished_recordings(&cfg.recording.dir, &mut spawner).await;
+        let options = RouterOptions {
+            settings: RouterSettings {
+                domain: cfg.xmpp.domain.clone(),
+                our_jid: jid.clone(),
+                muc_domains: cfg.xmpp.muc_domains.clone(),
+            },
+            filter: cfg.rooms.clone(),
+            classifier: Classifier {
+                our_nick: String::new(),
+                our_domain: cfg.xmpp.domain.clone(),
+                focus_nick: cfg.xmpp.focus_nick.clone(),
+                service_domains: cfg.xmpp.service_domains.clone(),
+            },
+            catchup_timeout: Duration::from_secs(10),
+            unfinished,
         };
-        let spawner = Supervisor { ctx };
         let router = tokio::spawn(router::run(
-            router_settings,
+            options,
             events_rx,
             outbound_tx,
             control_rx,
@@ -199,22 +216,23 @@ struct Supervisor {
 }
 
 impl Spawn for Supervisor {
-    fn spawn(
-        &mut self,
-        room: &str,
-        generation: u64,
-    ) -> mpsc::Sender<crate::conference::machine::Input> {
+    fn spawn(&mut self, start: StartInfo) -> mpsc::Sender<crate::conference::machine::Input> {
         let (tx, rx) = mpsc::channel(1024);
         let (paths_tx, paths_rx) = watch::channel(None);
+        let StartInfo {
+            room,
+            generation,
+            resume,
+        } = start;
         let handle = tokio::spawn(task::run(
             Arc::clone(&self.ctx),
-            room.to_string(),
+            room.clone(),
             generation,
+            resume,
             rx,
             paths_tx,
         ));
         let control = self.ctx.control.clone();
-        let room = room.to_string();
         tokio::spawn(async move {
             if let Err(e) = handle.await
                 && e.is_panic()
@@ -229,6 +247,51 @@ impl Spawn for Supervisor {
         });
         tx
     }
+
+    fn finalize(&mut self, u: sink::Unfinished, reason: &'static str) {
+        tokio::task::spawn_blocking(move || match sink::finalize_unfinished(&u, reason) {
+            Ok(files) => {
+                info!(flac = %files.flac.display(), reason, "unfinished recording finalized")
+            }
+            Err(e) => {
+                error!(dir = %u.paths.dir.display(), error = %e, "could not finalize an unfinished recording")
+            }
+        });
+    }
+}
+
+/// Recordings a previous jitape left unfinished, by room (from their sidecar). Those whose
+/// room cannot be told are finalized at once.
+async fn unfinished_recordings(
+    dir: &std::path::Path,
+    spawner: &mut Supervisor,
+) -> Vec<(String, sink::Unfinished)> {
+    let dir = dir.to_path_buf();
+    let found = match tokio::task::spawn_blocking(move || sink::find_unfinished(&dir)).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot look for unfinished recordings");
+            return Vec::new();
+        }
+        Err(e) => {
+            warn!(error = %e, "looking for unfinished recordings failed");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for u in found {
+        let room = sink::sidecar::read(&u.paths.sidecar_partial)
+            .ok()
+            .map(|s| s.room.to_lowercase());
+        match room {
+            Some(room) => {
+                info!(%room, file = %u.paths.flac_partial.display(), "found an unfinished recording; it continues if the conference still runs");
+                out.push((room, u));
+            }
+            None => spawner.finalize(u, "interrupted"),
+        }
+    }
+    out
 }
 
 fn finalize_after_panic(paths: &RecordingPaths) {

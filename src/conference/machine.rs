@@ -32,6 +32,13 @@ pub struct Settings {
     pub service_domains: Vec<String>,
     pub join_timeout: Duration,
     pub max_join_attempts: u32,
+    /// End after no human has been present this long.
+    pub empty_grace: Duration,
+    /// End this long after the recording started.
+    pub max_duration: Duration,
+    /// After a reconnect, join anyway if the router said nothing about the room for this
+    /// long (normally it answers within milliseconds of the link coming up).
+    pub room_status_timeout: Duration,
 }
 
 /// Why a recording ended; becomes the sidecar's `end_reason`.
@@ -42,6 +49,9 @@ pub enum EndReason {
     JoinRefused(String),
     Shutdown,
     Stopped,
+    /// No human present for `empty_grace`.
+    Empty,
+    MaxDuration,
     /// The recording could not be opened (I/O).
     CannotRecord(String),
 }
@@ -54,6 +64,8 @@ impl std::fmt::Display for EndReason {
             EndReason::JoinRefused(c) => write!(f, "join-refused:{c}"),
             EndReason::Shutdown => f.write_str("shutdown"),
             EndReason::Stopped => f.write_str("stopped"),
+            EndReason::Empty => f.write_str("empty"),
+            EndReason::MaxDuration => f.write_str("max-duration"),
             EndReason::CannotRecord(e) => write!(f, "cannot-record:{e}"),
         }
     }
@@ -73,6 +85,18 @@ pub enum Input {
     MediaFailed {
         sid: String,
         reason: String,
+    },
+    /// What the router knows of the room while we are not in it: whether it may be joined
+    /// (it exists, and has humans or we were invited), and its humans (`None`: unknown).
+    RoomStatus {
+        alive: bool,
+        humans: Option<usize>,
+    },
+    /// The Prosody module reported the room destroyed.
+    RoomDestroyed,
+    /// The recording is open; it started `elapsed` ago (more than zero after a restart).
+    RecordingStarted {
+        elapsed: Duration,
     },
     Stop(EndReason),
     /// A timer may have expired.
@@ -95,6 +119,13 @@ pub enum Action {
     StopMedia,
     /// The SSRC → track mapping for the audio timeline (only recorded participants).
     Tracks(Vec<(u32, TrackId)>),
+    /// Our occupancy was interrupted from `start` to `end` (link down, kicked): a gap note
+    /// for the sidecar (the audio itself may have continued).
+    Interruption {
+        start: Instant,
+        end: Instant,
+        detail: String,
+    },
     /// Finalize and end the task. Every stanza needed (leave presence) precedes it.
     End(EndReason),
 }
@@ -108,6 +139,11 @@ pub enum Timer {
     Rejoin,
     /// Ask the focus again for a session (restart not answered, or rate-limited).
     RestartSession,
+    /// No human for `empty_grace`.
+    EmptyGrace,
+    MaxDuration,
+    /// The link is up but nobody told us whether the room is alive.
+    RoomStatusTimeout,
 }
 
 /// Our membership in the room.
@@ -133,6 +169,13 @@ pub struct Machine {
     s: Settings,
     membership: Membership,
     recording: bool,
+    link_up: bool,
+    /// May we join (the room exists with humans, or we were invited)?
+    alive: bool,
+    /// Humans outside our own view (from the router), when not joined.
+    outside_humans: Option<usize>,
+    /// Since when we are not an occupant although we were (link down, kicked).
+    interrupted: Option<(Instant, &'static str)>,
     roster: Roster,
     sessions: Sessions,
     timers: BTreeMap<Timer, Instant>,
@@ -145,8 +188,12 @@ impl Machine {
     /// A machine for a room we decided to record. Call `handle(now, Input::LinkUp)` when
     /// the link is up to send the join.
     pub fn new(s: Settings) -> Self {
+        let our_domain = Jid::parse(&s.our_jid)
+            .map(|j| j.domain().to_string())
+            .unwrap_or_default();
         let roster = Roster::new(Classifier {
             our_nick: s.nick.clone(),
+            our_domain,
             focus_nick: s.focus_nick.clone(),
             service_domains: s.service_domains.clone(),
         });
@@ -154,6 +201,10 @@ impl Machine {
             s,
             membership: Membership::Offline,
             recording: false,
+            link_up: false,
+            alive: false,
+            outside_humans: None,
+            interrupted: None,
             roster,
             sessions: Sessions::default(),
             timers: BTreeMap::new(),
@@ -200,13 +251,49 @@ impl Machine {
             return out;
         }
         match input {
-            Input::LinkUp => self.join(now, 1, &mut out),
+            Input::LinkUp => {
+                self.link_up = true;
+                if self.alive {
+                    self.join(now, 1, &mut out);
+                } else {
+                    self.timers
+                        .insert(Timer::RoomStatusTimeout, now + self.s.room_status_timeout);
+                }
+            }
             Input::LinkDown => {
+                if self.membership == Membership::Joined {
+                    self.interrupted.get_or_insert((now, "xmpp link down"));
+                }
+                self.link_up = false;
+                // What we knew of the room is stale; the router tells us again after the
+                // reconnect (or the status timeout lets us rejoin anyway).
+                self.alive = false;
+                self.outside_humans = None;
                 self.membership = Membership::Offline;
-                self.timers.remove(&Timer::JoinTimeout);
-                self.timers.remove(&Timer::Rejoin);
+                for t in [Timer::JoinTimeout, Timer::Rejoin, Timer::EmptyGrace] {
+                    self.timers.remove(&t);
+                }
                 self.roster.clear(now);
                 self.pending.clear();
+            }
+            Input::RoomStatus { alive, humans } => {
+                self.timers.remove(&Timer::RoomStatusTimeout);
+                self.alive = alive;
+                self.outside_humans = humans;
+                if alive && self.link_up && self.membership == Membership::Offline {
+                    self.join(now, 1, &mut out);
+                }
+            }
+            Input::RoomDestroyed => {
+                if self.membership == Membership::Joined {
+                    // The destroy presence follows; leaving now is harmless.
+                    self.membership = Membership::Offline;
+                }
+                self.end(EndReason::RoomDestroyed, &mut out);
+            }
+            Input::RecordingStarted { elapsed } => {
+                let left = self.s.max_duration.saturating_sub(elapsed);
+                self.timers.insert(Timer::MaxDuration, now + left);
             }
             Input::Stanza(el) => self.on_stanza(now, el, &mut out),
             Input::MediaReady { sid, transport } => {
@@ -214,7 +301,7 @@ impl Machine {
                 let focus = self.focus_jid();
                 self.sessions
                     .media_ready(&sid, &transport, &self.s.our_jid, &focus, &mut fx);
-                self.apply_effects(now, fx, &mut out);
+                self.apply_effects(fx, &mut out);
             }
             Input::MediaFailed { sid, reason } => {
                 warn!(room = %self.s.room, %sid, %reason, "media session failed; asking the focus for a new session");
@@ -223,7 +310,34 @@ impl Machine {
             Input::Stop(reason) => self.end(reason, &mut out),
             Input::Tick => self.on_timers(now, &mut out),
         }
+        if self.membership != Membership::Ended {
+            self.update_empty_grace(now);
+        }
         out
+    }
+
+    /// Humans present now, as far as we can tell (`None` while the link is down).
+    pub fn humans(&self) -> Option<usize> {
+        match self.membership {
+            Membership::Joined => Some(self.roster.humans()),
+            _ if !self.link_up => None,
+            _ => self.outside_humans,
+        }
+    }
+
+    /// The empty-grace timer runs exactly while no human is known to be present.
+    fn update_empty_grace(&mut self, now: Instant) {
+        match self.humans() {
+            Some(0) => {
+                self.timers
+                    .entry(Timer::EmptyGrace)
+                    .or_insert(now + self.s.empty_grace);
+            }
+            Some(_) => {
+                self.timers.remove(&Timer::EmptyGrace);
+            }
+            None => {}
+        }
     }
 
     fn join(&mut self, now: Instant, attempt: u32, out: &mut Vec<Action>) {
@@ -254,7 +368,7 @@ impl Machine {
         }
         let mut fx = Vec::new();
         self.sessions.drop_session(&mut fx);
-        self.apply_effects(Instant::now(), fx, out);
+        self.apply_effects(fx, out);
         self.membership = Membership::Ended;
         self.timers.clear();
         info!(room = %self.s.room, %reason, "recording ends");
@@ -283,6 +397,23 @@ impl Machine {
                     debug!(room = %self.s.room, attempt, "(re)joining");
                     self.join(now, attempt, out);
                 }
+                Timer::EmptyGrace => {
+                    info!(room = %self.s.room, grace = ?self.s.empty_grace, "no human present for the whole grace period");
+                    self.end(EndReason::Empty, out);
+                    return;
+                }
+                Timer::MaxDuration => {
+                    info!(room = %self.s.room, "maximum recording duration reached");
+                    self.end(EndReason::MaxDuration, out);
+                    return;
+                }
+                Timer::RoomStatusTimeout => {
+                    if self.link_up && self.membership == Membership::Offline {
+                        warn!(room = %self.s.room, "no news of the room since the reconnect; rejoining");
+                        self.alive = true;
+                        self.join(now, 1, out);
+                    }
+                }
                 Timer::RestartSession => match self.sessions.sid() {
                     // Our restart request was held back by the rate limit: send it now.
                     Some(sid) => {
@@ -299,7 +430,7 @@ impl Machine {
         let Some(h) = Header::of(&el) else { return };
         match h.kind {
             Kind::Presence => self.on_presence(now, &h, &el, out),
-            Kind::Iq if h.is_iq_request() => self.on_iq_request(now, &h, &el, out),
+            Kind::Iq if h.is_iq_request() => self.on_iq_request(&h, &el, out),
             Kind::Iq => self.on_iq_response(now, &h, out),
             // Room messages (chat, room metadata) carry nothing we record. Never answer them
             // with an error: Prosody kicks occupants that do.
@@ -338,7 +469,7 @@ impl Machine {
             RosterChange::Updated { .. } => fx.push(Effect::SourcesChanged),
             RosterChange::Unchanged => {}
         }
-        self.apply_effects(now, fx, out);
+        self.apply_effects(fx, out);
     }
 
     fn on_self_presence(&mut self, now: Instant, p: OccupantPresence, out: &mut Vec<Action>) {
@@ -355,6 +486,13 @@ impl Machine {
             if !self.recording {
                 self.recording = true;
                 out.push(Action::StartRecording);
+            }
+            if let Some((start, why)) = self.interrupted.take() {
+                out.push(Action::Interruption {
+                    start,
+                    end: now,
+                    detail: format!("not in the room ({why}) until rejoined"),
+                });
             }
         }
         self.roster.apply(&p, now);
@@ -384,7 +522,7 @@ impl Machine {
     fn on_removed(&mut self, now: Instant, p: &OccupantPresence, out: &mut Vec<Action>) {
         let mut fx = Vec::new();
         self.sessions.drop_session(&mut fx);
-        self.apply_effects(now, fx, out);
+        self.apply_effects(fx, out);
         self.roster.clear(now);
         // We are no longer an occupant, so `end` must not send a leave presence.
         self.membership = Membership::Offline;
@@ -397,13 +535,15 @@ impl Machine {
         // Kicked (307), removed for a server shutdown (332) or an error (333), or
         // anything else: rejoin, bounded by the join attempt limit.
         warn!(room = %self.s.room, statuses = ?p.statuses, "removed from the room; rejoining");
+        self.interrupted
+            .get_or_insert((now, "removed from the room"));
         self.membership = Membership::Joining { attempt: 1 };
         self.timers.remove(&Timer::JoinTimeout);
         self.timers
             .insert(Timer::Rejoin, now + Duration::from_secs(1));
     }
 
-    fn on_iq_request(&mut self, now: Instant, h: &Header, el: &Element, out: &mut Vec<Action>) {
+    fn on_iq_request(&mut self, h: &Header, el: &Element, out: &mut Vec<Action>) {
         let Some(payload) = stanza::payload(el) else {
             out.push(Action::Send(stanza::iq_error(el, "bad-request", None)));
             return;
@@ -414,7 +554,7 @@ impl Machine {
                 out.push(Action::Send(stanza::iq_error(el, "bad-request", None)));
                 return;
             };
-            return self.on_jingle(now, &nick, el, payload, out);
+            return self.on_jingle(&nick, el, payload, out);
         }
         if payload.ns() == "http://jitsi.org/jitmeet/audio" && payload.name() == "mute" {
             // "Mute everyone": we send no audio, nothing to do.
@@ -428,14 +568,7 @@ impl Machine {
         )));
     }
 
-    fn on_jingle(
-        &mut self,
-        now: Instant,
-        nick: &str,
-        el: &Element,
-        payload: &Element,
-        out: &mut Vec<Action>,
-    ) {
+    fn on_jingle(&mut self, nick: &str, el: &Element, payload: &Element, out: &mut Vec<Action>) {
         let mut fx = Vec::new();
         let reply = if nick == self.s.focus_nick {
             match crate::jingle::parse(payload) {
@@ -464,7 +597,7 @@ impl Machine {
                 out.push(Action::Send(stanza::iq_error(el, condition, Some(&text))));
             }
         }
-        self.apply_effects(now, fx, out);
+        self.apply_effects(fx, out);
     }
 
     fn on_iq_response(&mut self, now: Instant, h: &Header, out: &mut Vec<Action>) {
@@ -480,7 +613,7 @@ impl Machine {
             warn!(room = %self.s.room, %sid, "focus refused our session-accept");
             let mut fx = Vec::new();
             self.sessions.accept_refused(&sid, &mut fx);
-            self.apply_effects(now, fx, out);
+            self.apply_effects(fx, out);
             self.timers
                 .insert(Timer::RestartSession, now + Duration::from_secs(2));
         }
@@ -495,7 +628,7 @@ impl Machine {
             self.timers
                 .insert(Timer::RestartSession, now + RESTART_RETRY);
         }
-        self.apply_effects(now, fx, out);
+        self.apply_effects(fx, out);
     }
 
     /// Whether we are waiting for a session we asked for.
@@ -525,7 +658,7 @@ impl Machine {
             .insert(Timer::Rejoin, now + Duration::from_secs(1));
     }
 
-    fn apply_effects(&mut self, now: Instant, fx: Vec<Effect>, out: &mut Vec<Action>) {
+    fn apply_effects(&mut self, fx: Vec<Effect>, out: &mut Vec<Action>) {
         let mut sources_changed = false;
         for e in fx {
             match e {
@@ -583,18 +716,17 @@ impl Machine {
             }
         }
         if sources_changed {
-            self.sources_changed(now, out);
+            self.sources_changed(out);
         }
     }
 
     /// Recompute the media source set and the SSRC → track mapping, emitting what changed.
-    fn sources_changed(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn sources_changed(&mut self, out: &mut Vec<Action>) {
         let sources = self.sessions.sources();
         let mut tracks = Vec::new();
         for s in &sources {
-            if let Some(p) = self.roster.track_for_owner(&s.owner, now)
-                && !p.identity.hidden_from_recorder
-            {
+            let p = self.roster.track_for_owner(&s.owner);
+            if !p.identity.hidden_from_recorder {
                 tracks.push((s.ssrc, p.track));
             }
         }

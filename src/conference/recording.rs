@@ -17,8 +17,11 @@ use super::roster::{OccupantKind, Roster};
 use crate::audio::{AudioConfig, AudioStats, SpeechEvent, Timeline, TrackId};
 use crate::media::RtpPacket;
 use crate::sink::paths::{safe_component, unused_recording_paths};
-use crate::sink::sidecar::{self, Presence, Segment, Sidecar};
-use crate::sink::{FinalizedFiles, FlacWriter, RecordingPaths, SinkError, WriterOptions};
+use crate::sink::sidecar::{self, GapKind, Presence, Segment, Sidecar};
+use crate::sink::{
+    FinalizedFiles, FlacWriter, RecordingPaths, SinkError, Unfinished, WriterOptions,
+    resume_recording,
+};
 
 /// What a recording needs from the configuration.
 #[derive(Debug, Clone)]
@@ -34,6 +37,13 @@ pub enum RecordingError {
     Sink(#[from] SinkError),
     #[error("audio configuration: {0}")]
     Audio(#[from] crate::audio::AudioError),
+}
+
+/// What the sidecar already held for a participant when the recording was resumed.
+#[derive(Default)]
+struct Earlier {
+    presence: Vec<Presence>,
+    speaking: Vec<Segment>,
 }
 
 /// A per-participant stem file.
@@ -54,6 +64,10 @@ pub struct Recording {
     keys: HashMap<TrackId, String>,
     open_speech: HashMap<TrackId, u64>,
     segments: HashMap<String, Vec<(u64, u64)>>,
+    /// Sample offset of `origin` (non-zero after a resume).
+    origin_sample: u64,
+    /// Participants and their history from before a resume, by key.
+    earlier: HashMap<String, Earlier>,
     write_failures: u64,
 }
 
@@ -89,6 +103,75 @@ impl Recording {
             keys: HashMap::new(),
             open_speech: HashMap::new(),
             segments: HashMap::new(),
+            origin_sample: 0,
+            earlier: HashMap::new(),
+            write_failures: 0,
+        })
+    }
+
+    /// Continue a recording a previous jitape left unfinished: the torn tail is cut, the
+    /// downtime becomes silence (and a `jitape-restart` gap in the sidecar), and the
+    /// timeline carries on at the sample that corresponds to `now`.
+    pub fn resume(
+        s: &RecordingSettings,
+        room: &str,
+        u: &Unfinished,
+        origin: Instant,
+        now: DateTime<Utc>,
+    ) -> Result<Recording, RecordingError> {
+        let resumed =
+            resume_recording(u, room, s.audio.sample_rate, now, WriterOptions::default())?;
+        let origin_sample = resumed.mix.samples_written();
+        let timeline = Timeline::new(s.audio.clone(), origin, origin_sample)?;
+        let mut sidecar = resumed.sidecar;
+        sidecar.status = sidecar::Status::Recording;
+        sidecar::write_atomic(&u.paths.sidecar_partial, &sidecar)?;
+        let earlier = sidecar
+            .participants
+            .iter()
+            .map(|p| {
+                (
+                    p.key.clone(),
+                    Earlier {
+                        presence: p.presence.clone(),
+                        speaking: p.speaking.clone(),
+                    },
+                )
+            })
+            .collect();
+        let mut stems = HashMap::new();
+        for (path, writer) in resumed.stems {
+            // Stems continue under placeholder tracks until their participant is mapped again.
+            let key = sidecar
+                .participants
+                .iter()
+                .find(|p| {
+                    p.stem.is_some() && u.paths.stem(&safe_component(&p.key, "participant")) == path
+                })
+                .map_or_else(|| path.display().to_string(), |p| p.key.clone());
+            stems.insert(TrackId(u32::MAX - stems.len() as u32), Stem { key, writer });
+            debug_assert!(stems.len() < (u32::MAX - RESUMED_TRACKS) as usize);
+        }
+        info!(
+            file = %u.paths.flac_partial.display(),
+            kept = resumed.report.samples_kept,
+            cut_bytes = resumed.report.bytes_cut,
+            downtime_samples = resumed.gap.end - resumed.gap.start,
+            "recording resumed after a restart"
+        );
+        Ok(Recording {
+            paths: u.paths.clone(),
+            timeline,
+            origin,
+            mix: resumed.mix,
+            stems,
+            sidecar,
+            tracks: BTreeMap::new(),
+            keys: HashMap::new(),
+            open_speech: HashMap::new(),
+            segments: HashMap::new(),
+            origin_sample,
+            earlier,
             write_failures: 0,
         })
     }
@@ -108,7 +191,24 @@ impl Recording {
 
     fn sample_at(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.origin);
-        (d.as_nanos() * u128::from(self.sidecar.sample_rate) / 1_000_000_000) as u64
+        self.origin_sample
+            + (d.as_nanos() * u128::from(self.sidecar.sample_rate) / 1_000_000_000) as u64
+    }
+
+    /// How long ago the recording started (wall clock; more than the process's uptime
+    /// after a resume).
+    pub fn elapsed(&self) -> Duration {
+        (chrono::Utc::now() - self.sidecar.start.utc)
+            .to_std()
+            .unwrap_or_default()
+    }
+
+    /// Note an interruption in the sidecar.
+    pub fn add_gap(&mut self, start: Instant, end: Instant, kind: GapKind, detail: String) {
+        let (a, b) = (self.sample_at(start), self.sample_at(end));
+        if b > a {
+            self.sidecar.add_gap(a, b, kind, Some(detail));
+        }
     }
 
     pub fn push(&mut self, pkt: &RtpPacket) {
@@ -171,27 +271,40 @@ impl Recording {
                 .get(&track)
                 .cloned()
                 .unwrap_or_else(|| track.to_string());
-            let file_key = safe_component(&key, "participant");
-            match FlacWriter::create(&self.paths.stem(&file_key), self.sidecar.sample_rate) {
-                Ok(mut writer) => {
-                    if let Err(e) = writer.write_silence(start_sample) {
-                        warn!(error = %e, "stem padding failed");
+            // A stem resumed after a restart continues under the participant's new track.
+            let resumed = self
+                .stems
+                .iter()
+                .find(|(t, s)| t.0 >= RESUMED_TRACKS && s.key == key)
+                .map(|(t, _)| *t);
+            if let Some(stem) = resumed.and_then(|t| self.stems.remove(&t)) {
+                self.stems.insert(track, stem);
+            } else {
+                let file_key = safe_component(&key, "participant");
+                match FlacWriter::create(&self.paths.stem(&file_key), self.sidecar.sample_rate) {
+                    Ok(writer) => {
+                        self.stems.insert(track, Stem { key, writer });
                     }
-                    self.stems.insert(track, Stem { key, writer });
-                }
-                Err(e) => {
-                    crate::util::log_limited(
-                        "stem-create",
-                        format_args!("stem for {key} not created: {e}"),
-                    );
-                    return;
+                    Err(e) => {
+                        crate::util::log_limited(
+                            "stem-create",
+                            format_args!("stem for {key} not created: {e}"),
+                        );
+                        return;
+                    }
                 }
             }
         }
-        if let Some(stem) = self.stems.get_mut(&track)
-            && let Err(e) = stem.writer.write(samples)
-        {
-            crate::util::log_limited("stem-write", format_args!("stem write failed: {e}"));
+        if let Some(stem) = self.stems.get_mut(&track) {
+            // Stems have the mix's length: pad whatever this stem missed.
+            let behind = start_sample.saturating_sub(stem.writer.samples_written());
+            let result = stem
+                .writer
+                .write_silence(behind)
+                .and_then(|()| stem.writer.write(samples));
+            if let Err(e) = result {
+                crate::util::log_limited("stem-write", format_args!("stem write failed: {e}"));
+            }
         }
     }
 
@@ -242,6 +355,19 @@ impl Recording {
                         .collect()
                 })
                 .unwrap_or_default();
+            let earlier = self.earlier.get(&p.key);
+            let presence: Vec<Presence> = earlier
+                .map(|e| e.presence.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(presence)
+                .collect();
+            let speaking: Vec<Segment> = earlier
+                .map(|e| e.speaking.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(speaking)
+                .collect();
             let entry = self.sidecar.participant_mut(&p.key);
             entry.nicks = p.nicks.clone();
             entry.endpoint_ids = p.nicks.clone();
@@ -306,14 +432,25 @@ impl Recording {
             write_failures = self.write_failures,
             "audio totals"
         );
+        let total = self.mix.samples_written();
         let stems = self
             .stems
             .into_values()
-            .map(|s| (s.key, s.writer))
+            .map(|mut s| {
+                let behind = total.saturating_sub(s.writer.samples_written());
+                if let Err(e) = s.writer.write_silence(behind) {
+                    warn!(error = %e, "stem padding failed");
+                }
+                (s.key, s.writer)
+            })
             .collect();
         crate::sink::finalize_recording(&self.paths, self.mix, stems, &mut self.sidecar, reason)
     }
 }
+
+/// Track ids at and above this hold stems resumed after a restart until their participant
+/// is mapped again.
+const RESUMED_TRACKS: u32 = u32::MAX - 100_000;
 
 /// How often the conference task renders and checkpoints.
 pub const RENDER_EVERY: Duration = Duration::from_millis(100);

@@ -74,14 +74,19 @@ pub enum RosterChange {
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {
     pub our_nick: String,
+    /// jitape's component domain: any occupant from it is jitape (this process or another).
+    pub our_domain: String,
     pub focus_nick: String,
     /// Domains whose occupants are services (Jibri, Jigasi, the hidden domain, ourselves).
     pub service_domains: Vec<String>,
 }
 
 impl Classifier {
-    fn classify(&self, nick: &str, real: Option<&Jid>, features: &[String]) -> OccupantKind {
-        if nick == self.our_nick {
+    /// What an occupant is, from its nick, real JID (when the room shows it) and the
+    /// `<features>` of its presence.
+    pub fn classify(&self, nick: &str, real: Option<&Jid>, features: &[String]) -> OccupantKind {
+        let ours = real.is_some_and(|j| j.domain().eq_ignore_ascii_case(&self.our_domain));
+        if nick == self.our_nick || ours {
             return OccupantKind::Us;
         }
         if nick == self.focus_nick {
@@ -187,12 +192,22 @@ impl Roster {
             };
         }
         let key = identity_key(p);
-        let index = match self
+        // A placeholder made for this nick's sources (no presence yet) is adopted; otherwise
+        // a returning participant (same identity, not present) continues its track.
+        let placeholder = self
             .participants
             .iter()
-            .position(|x| x.key == key && !x.present())
-        {
-            Some(i) => i,
+            .position(|x| x.intervals.is_empty() && x.nicks.contains(&p.nick));
+        let returning = self
+            .participants
+            .iter()
+            .position(|x| x.key == key && !x.present());
+        let index = match placeholder.or(returning) {
+            Some(i) => {
+                self.participants[i].key = key;
+                self.participants[i].kind = kind;
+                i
+            }
             None => {
                 self.participants.push(Participant {
                     key,
@@ -254,17 +269,33 @@ impl Roster {
     }
 
     /// The participant (and its track) that owns sources announced for `owner` (an endpoint
-    /// id = nick). Sources may be announced before the owner's presence arrives; then a
-    /// participant keyed by the nick is created so no audio is lost.
-    pub fn track_for_owner(&mut self, owner: &str, now: Instant) -> Option<&Participant> {
-        if !self.occupants.contains_key(owner) {
-            let placeholder = OccupantPresence {
-                nick: owner.to_string(),
-                ..Default::default()
-            };
-            self.apply(&placeholder, now);
+    /// id = nick). Jicofo may announce sources before the owner's presence reaches us, or
+    /// after the owner left; then a ledger entry keyed by the nick is made (or reused) so no
+    /// audio is lost — but it is not an occupant and counts as nobody present.
+    pub fn track_for_owner(&mut self, owner: &str) -> &Participant {
+        if let Some(o) = self.occupants.get(owner) {
+            return &self.participants[o.participant];
         }
-        self.participant_of(owner)
+        let index = match self
+            .participants
+            .iter()
+            .rposition(|p| p.nicks.iter().any(|n| n == owner))
+        {
+            Some(i) => i,
+            None => {
+                self.participants.push(Participant {
+                    key: format!("nick:{owner}").chars().take(MAX_KEY).collect(),
+                    track: TrackId(self.participants.len() as u32),
+                    nicks: vec![owner.to_string()],
+                    display_name: None,
+                    identity: Identity::default(),
+                    kind: OccupantKind::Human,
+                    intervals: Vec::new(),
+                });
+                self.participants.len() - 1
+            }
+        };
+        &self.participants[index]
     }
 }
 
@@ -283,6 +314,7 @@ mod tests {
     fn roster() -> Roster {
         Roster::new(Classifier {
             our_nick: "jitape1".into(),
+            our_domain: "rec.example".into(),
             focus_nick: "focus".into(),
             service_domains: vec!["hidden.example".into()],
         })
@@ -346,21 +378,40 @@ mod tests {
     }
 
     #[test]
-    fn sources_before_presence_get_a_placeholder() {
+    fn sources_before_presence_get_a_placeholder_the_occupant_adopts() {
         let t0 = Instant::now();
         let mut r = roster();
-        let track = r.track_for_owner("e5f6", t0).unwrap().track;
+        let track = r.track_for_owner("e5f6").track;
+        assert_eq!(r.humans(), 0, "a placeholder is nobody present");
         let mut p = presence("e5f6");
         p.display_name = Some("Bob".into());
+        p.stats_id = Some("st-bob".into());
         assert_eq!(
             r.apply(&p, t0),
-            RosterChange::Updated {
+            RosterChange::Joined {
                 nick: "e5f6".into()
             }
         );
         let part = r.participant_of("e5f6").unwrap();
         assert_eq!(part.track, track);
+        assert_eq!(part.key, "stats:st-bob");
         assert_eq!(part.display_name.as_deref(), Some("Bob"));
+        assert_eq!(r.participants().len(), 1);
+        assert_eq!(r.humans(), 1);
+    }
+
+    #[test]
+    fn sources_of_someone_who_left_map_to_their_old_track() {
+        let t0 = Instant::now();
+        let mut r = roster();
+        r.apply(&presence("a1"), t0);
+        let track = r.participant_of("a1").unwrap().track;
+        let mut gone = presence("a1");
+        gone.unavailable = true;
+        r.apply(&gone, t0);
+        assert_eq!(r.track_for_owner("a1").track, track);
+        assert_eq!(r.humans(), 0);
+        assert_eq!(r.participants().len(), 1);
     }
 
     #[test]

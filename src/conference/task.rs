@@ -21,7 +21,7 @@ use super::machine::{Action, EndReason, Input, Machine, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
 use crate::audio::TrackId;
 use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
-use crate::sink::{FinalizedFiles, RecordingPaths};
+use crate::sink::{FinalizedFiles, GapKind, RecordingPaths, Unfinished};
 use crate::xmpp::router::Control;
 
 /// Everything a conference task needs from the process, shared read-only.
@@ -53,6 +53,8 @@ struct Task {
     tracks: Vec<(u32, TrackId)>,
     ended: Option<EndReason>,
     paths: watch::Sender<Option<RecordingPaths>>,
+    /// A recording a previous jitape left unfinished: continued instead of a new one.
+    resume: Option<Unfinished>,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -61,6 +63,7 @@ pub async fn run(
     ctx: Arc<ConferenceContext>,
     room: String,
     generation: u64,
+    resume: Option<Unfinished>,
     inbox: mpsc::Receiver<Input>,
     paths: watch::Sender<Option<RecordingPaths>>,
 ) {
@@ -77,6 +80,7 @@ pub async fn run(
         tracks: Vec::new(),
         ended: None,
         paths,
+        resume,
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -163,7 +167,7 @@ impl Task {
                         debug!("link gone; stanza dropped");
                     }
                 }
-                Action::StartRecording => self.start_recording(),
+                Action::StartRecording => self.start_recording().await,
                 Action::StartMedia {
                     sid,
                     offer,
@@ -209,30 +213,59 @@ impl Task {
                     }
                     self.tracks = tracks;
                 }
+                Action::Interruption { start, end, detail } => {
+                    if let Some(rec) = &mut self.recording {
+                        rec.add_gap(start, end, GapKind::XmppReconnect, detail);
+                    }
+                }
                 Action::End(reason) => self.ended = Some(reason),
             }
         }
     }
 
-    fn start_recording(&mut self) {
+    async fn start_recording(&mut self) {
         let origin = Instant::now();
-        let start = chrono::Utc::now();
-        match Recording::start(&self.ctx.recording, self.machine.room(), origin, start) {
+        let now = chrono::Utc::now();
+        let room = self.machine.room().to_string();
+        let settings = self.ctx.recording.clone();
+        let resume = self.resume.take();
+        // Opening may read and decode a long unfinished recording: keep it off the workers.
+        let opened = tokio::task::spawn_blocking(move || match resume {
+            Some(u) => Recording::resume(&settings, &room, &u, origin, now).or_else(|e| {
+                warn!(error = %e, "the unfinished recording cannot be continued; finalizing it and starting a new one");
+                if let Err(e) = crate::sink::finalize_unfinished(&u, "interrupted") {
+                    error!(error = %e, "finalizing the unfinished recording failed");
+                }
+                Recording::start(&settings, &room, origin, now)
+            }),
+            None => Recording::start(&settings, &room, origin, now),
+        })
+        .await;
+        let opened = match opened {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("opening the recording panicked: {e}")),
+        };
+        match opened {
             Ok(mut rec) => {
                 rec.set_tracks(&self.tracks, self.machine.roster());
                 let _ = self.paths.send(Some(rec.paths().clone()));
+                let elapsed = rec.elapsed();
                 self.recording = Some(rec);
+                let actions = self
+                    .machine
+                    .handle(Instant::now(), Input::RecordingStarted { elapsed });
+                debug_assert!(actions.is_empty());
             }
             Err(e) => {
                 error!(error = %e, "cannot record this conference");
                 let actions = self
                     .machine
-                    .handle(origin, Input::Stop(EndReason::CannotRecord(e.to_string())));
+                    .handle(origin, Input::Stop(EndReason::CannotRecord(e)));
                 for a in actions {
                     match a {
                         Action::End(r) => self.ended = Some(r),
                         Action::Send(el) => {
-                            let _ = self.ctx.outbound.try_send(el);
+                            let _ = self.ctx.outbound.send(el).await;
                         }
                         _ => {}
                     }

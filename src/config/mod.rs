@@ -38,6 +38,7 @@ pub const KEYS: &[KeySpec] = &[
     ("xmpp", "nick_prefix", Kind::Str, Some("\"jitape\"")),
     ("xmpp", "display_name", Kind::Str, Some("\"Recorder\"")),
     ("xmpp", "focus_nick", Kind::Str, Some("\"focus\"")),
+    ("xmpp", "service_domains", Kind::List, Some("[]")),
     ("xmpp", "ping_interval", Kind::Duration, Some("\"20s\"")),
     ("xmpp", "ping_timeout", Kind::Duration, Some("\"10s\"")),
     ("xmpp", "reconnect_min", Kind::Duration, Some("\"500ms\"")),
@@ -52,6 +53,10 @@ pub const KEYS: &[KeySpec] = &[
         Kind::Duration,
         Some("\"200ms\""),
     ),
+    ("recording", "empty_grace", Kind::Duration, Some("\"300s\"")),
+    ("recording", "max_duration", Kind::Duration, Some("\"6h\"")),
+    ("rooms", "include", Kind::List, Some("[\"*\"]")),
+    ("rooms", "exclude", Kind::List, Some("[]")),
 ];
 
 /// A configuration that passed validation.
@@ -60,6 +65,7 @@ pub struct Config {
     pub xmpp: XmppConfig,
     pub media: MediaSettings,
     pub recording: RecordingConfig,
+    pub rooms: RoomsConfig,
 }
 
 /// `[xmpp]`: how to reach Prosody and who we are there.
@@ -78,6 +84,8 @@ pub struct XmppConfig {
     pub nick_prefix: String,
     pub display_name: String,
     pub focus_nick: String,
+    /// Domains whose occupants are services, not humans (Jibri, Jigasi, the hidden domain).
+    pub service_domains: Vec<String>,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub reconnect_min: Duration,
@@ -99,6 +107,51 @@ pub struct RecordingConfig {
     pub dir: PathBuf,
     pub sample_rate: u32,
     pub playout_delay: Duration,
+    /// End a recording after no human has been present this long.
+    pub empty_grace: Duration,
+    /// End a recording after this long, whatever happens.
+    pub max_duration: Duration,
+}
+
+/// `[rooms]`: which rooms are recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomsConfig {
+    /// Glob patterns (`*`, `?`) over the room JID; a room is recorded if it matches an
+    /// include pattern and no exclude pattern.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl RoomsConfig {
+    /// Whether `room` (a bare room JID, lowercase) is to be recorded.
+    pub fn records(&self, room: &str) -> bool {
+        self.include.iter().any(|p| glob(p, room)) && !self.exclude.iter().any(|p| glob(p, room))
+    }
+}
+
+/// Case-insensitive glob match with `*` (any run) and `?` (one character).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// A secret string whose `Debug` and `Display` never show the value.
@@ -144,6 +197,7 @@ impl fmt::Debug for Config {
             .field("xmpp", &self.xmpp)
             .field("media", &self.media)
             .field("recording", &self.recording)
+            .field("rooms", &self.rooms)
             .finish()
     }
 }
@@ -452,6 +506,11 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         nick_prefix,
         display_name: r.str("xmpp.display_name")?,
         focus_nick: r.nonempty("xmpp.focus_nick")?,
+        service_domains: r
+            .list("xmpp.service_domains")?
+            .iter()
+            .map(|d| valid_domain("xmpp.service_domains", d))
+            .collect::<Result<Vec<_>, _>>()?,
         ping_interval: r.duration("xmpp.ping_interval")?,
         ping_timeout: r.duration("xmpp.ping_timeout")?,
         reconnect_min: r.duration("xmpp.reconnect_min")?,
@@ -497,6 +556,21 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         ));
     }
     let dir = r.nonempty("recording.dir")?;
+    let empty_grace = r.duration("recording.empty_grace")?;
+    let max_duration = r.duration("recording.max_duration")?;
+    if max_duration < Duration::from_secs(60) {
+        return Err(invalid("recording.max_duration", "must be at least 1m"));
+    }
+    let patterns = |key: &str| -> Result<Vec<String>, ConfigError> {
+        let list = r.list(key)?;
+        if list.iter().any(|p| p.trim().is_empty() || p.len() > 512) {
+            return Err(invalid(
+                key,
+                "patterns must be non-empty and at most 512 characters",
+            ));
+        }
+        Ok(list.iter().map(|p| p.trim().to_lowercase()).collect())
+    };
     Ok(Config {
         xmpp,
         media: MediaSettings { bind, advertise },
@@ -504,6 +578,12 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             dir: PathBuf::from(dir),
             sample_rate,
             playout_delay,
+            empty_grace,
+            max_duration,
+        },
+        rooms: RoomsConfig {
+            include: patterns("rooms.include")?,
+            exclude: patterns("rooms.exclude")?,
         },
     })
 }

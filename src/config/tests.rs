@@ -183,3 +183,42 @@ fn durations_parse() {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn room_filters_glob_over_the_room_jid() {
+    let rooms = RoomsConfig {
+        include: vec!["*".into()],
+        exclude: vec![
+            "test-*@*".into(),
+            "*@lobby.*".into(),
+            "hr??@muc.example".into(),
+        ],
+    };
+    assert!(rooms.records("lesson@muc.example"));
+    assert!(!rooms.records("test-1@muc.example"));
+    assert!(!rooms.records("x@lobby.muc.example"));
+    assert!(!rooms.records("hr42@muc.example"));
+    assert!(rooms.records("hr421@muc.example"));
+    let only = RoomsConfig {
+        include: vec!["class-*@muc.example".into()],
+        exclude: vec![],
+    };
+    assert!(only.records("Class-7B@MUC.example"));
+    assert!(!only.records("staff@muc.example"));
+    assert!(
+        glob("a*b*c", "aXXbYYc") && !glob("a*b*c", "aXXbYY") && glob("**", "") && !glob("?", "")
+    );
+}
+
+#[test]
+fn lifecycle_durations_have_defaults_and_bounds() {
+    let c = load(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.recording.empty_grace, Duration::from_secs(300));
+    assert_eq!(c.recording.max_duration, Duration::from_secs(6 * 3600));
+    let e = load(
+        &format!("{MINIMAL}\n[recording]\nmax_duration = \"10s\"\n"),
+        no_env(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ConfigError::Invalid { key, .. } if key == "recording.max_duration"));
+}

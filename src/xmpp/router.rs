@@ -1,125 +1,29 @@
-//! The router: decides where each inbound stanza goes, answers what the component itself is
-//! asked (ping, disco#info), learns of conferences (invitations), and owns the set of running
-//! conferences — but only their inbox senders, never their state.
+//! The router: hands each inbound stanza to the conference it belongs to, learns which
+//! conferences exist (Prosody module events, catch-up queries after every connect,
+//! invitations, the admin API), starts a conference task for every room that has a human in
+//! it (within the room filters), and tells running conferences what it knows of their room.
+//! It owns only each conference's inbox sender, never its state.
 //!
-//! In: link events, control messages (record/stop/shutdown, a conference ended). Out: inputs
-//! to conference tasks, replies to the link. [`classify`] is the pure decision; [`run`] the
-//! I/O loop around it.
+//! In: link events, control messages. Out: conference inputs, replies and queries on the
+//! link. The per-stanza decision is [`classify`](super::classify::classify) (pure); room
+//! knowledge is [`Rooms`](super::rooms::Rooms) (pure); this file is the loop around them.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::classify::{CATCHUP_ID, Route, RouterSettings, classify};
 use super::link::LinkEvent;
-use super::muc;
-use super::stanza::{self, Header, Jid, Kind, NS_CONFERENCE, NS_DISCO_INFO, NS_MUC_USER, NS_PING};
+use super::rooms::{self, Decision, Rooms};
+use super::stanza::{self, Header, Jid};
 use crate::conference::machine::{EndReason, Input};
-
-/// What the router needs to know to classify stanzas.
-#[derive(Debug, Clone)]
-pub struct RouterSettings {
-    /// Our component domain.
-    pub domain: String,
-    /// Our full JID in rooms (`rec@domain/instance`).
-    pub our_jid: String,
-    pub muc_domains: Vec<String>,
-}
-
-/// Where a stanza goes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Route {
-    /// To the conference of this room (bare JID).
-    Conference(String),
-    /// Answer on the link right away.
-    Reply(Element),
-    /// We were invited to record this room.
-    Invitation { room: String, via: &'static str },
-    /// Nothing to do (results for others, chatter, stale traffic). The reason is for logs.
-    Drop(&'static str),
-}
-
-fn on_muc_domain(s: &RouterSettings, jid: &Jid) -> bool {
-    jid.node().is_some() && s.muc_domains.iter().any(|d| d == jid.domain())
-}
-
-/// Classify one inbound stanza. Pure.
-pub fn classify(s: &RouterSettings, el: &Element) -> Route {
-    let Some(h) = Header::of(el) else {
-        return Route::Drop("not a stanza");
-    };
-    let to_ok = h.to.as_ref().is_some_and(|t| t.domain() == s.domain);
-    if !to_ok {
-        return Route::Drop("not addressed to our domain");
-    }
-    if h.is_iq_request()
-        && let Some(reply) = answer_component_iq(el)
-    {
-        return Route::Reply(reply);
-    }
-    if h.kind == Kind::Message
-        && let Some(r) = invitation(s, &h, el)
-    {
-        return r;
-    }
-    let Some(from) = h.from.as_ref() else {
-        return Route::Drop("no from");
-    };
-    if on_muc_domain(s, from) {
-        return Route::Conference(from.bare.clone());
-    }
-    if h.is_iq_request() {
-        return Route::Reply(stanza::iq_error(el, "service-unavailable", None));
-    }
-    Route::Drop("not from a conference room")
-}
-
-/// Ping and disco#info are answered for any of our JIDs (the component domain and every
-/// occupant JID we use), immediately: Jicofo blocks a room's presence handling until our
-/// disco#info answer arrives.
-fn answer_component_iq(el: &Element) -> Option<Element> {
-    let p = stanza::payload(el)?;
-    if el.attr("type") == Some("get") && p.is("ping", NS_PING) {
-        return Some(stanza::iq_result(el, None));
-    }
-    if el.attr("type") == Some("get") && p.is("query", NS_DISCO_INFO) {
-        return Some(stanza::iq_result(el, Some(muc::disco_info(p.attr("node")))));
-    }
-    None
-}
-
-/// XEP-0249 direct invitations and XEP-0045 mediated invitations.
-fn invitation(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
-    if h.is_type("error") {
-        return None;
-    }
-    if let Some(x) = el.get_child("x", NS_CONFERENCE) {
-        let room = x.attr("jid").and_then(Jid::parse)?;
-        if !on_muc_domain(s, &room) || room.resource.is_some() {
-            return Some(Route::Drop(
-                "invitation to a room outside the configured MUC domains",
-            ));
-        }
-        return Some(Route::Invitation {
-            room: room.bare,
-            via: "direct invitation",
-        });
-    }
-    let x = el.get_child("x", NS_MUC_USER)?;
-    x.children().find(|c| c.name() == "invite")?;
-    let room = h.from.as_ref()?;
-    if !on_muc_domain(s, room) {
-        return Some(Route::Drop(
-            "invitation from a room outside the configured MUC domains",
-        ));
-    }
-    Some(Route::Invitation {
-        room: room.bare.clone(),
-        via: "mediated invitation",
-    })
-}
+use crate::conference::roster::Classifier;
+use crate::config::RoomsConfig;
+use crate::sink::Unfinished;
 
 /// Messages to the router from the rest of jitape.
 #[derive(Debug)]
@@ -134,10 +38,39 @@ pub enum Control {
     Shutdown { done: oneshot::Sender<()> },
 }
 
-/// Starts conference tasks. The router calls it with the room and a fresh generation; it
-/// returns the conference's inbox.
+/// What a new conference task gets.
+#[derive(Debug)]
+pub struct StartInfo {
+    pub room: String,
+    pub generation: u64,
+    /// An unfinished recording of this room left by a previous jitape: continue it.
+    pub resume: Option<Unfinished>,
+}
+
+/// Starts conference tasks and finalizes recordings nobody continues.
 pub trait Spawn: Send {
-    fn spawn(&mut self, room: &str, generation: u64) -> mpsc::Sender<Input>;
+    fn spawn(&mut self, start: StartInfo) -> mpsc::Sender<Input>;
+    /// Finalize an unfinished recording whose conference is over (without blocking).
+    fn finalize(&mut self, u: Unfinished, reason: &'static str);
+}
+
+/// Everything the router is configured with.
+pub struct RouterOptions {
+    pub settings: RouterSettings,
+    pub filter: RoomsConfig,
+    pub classifier: Classifier,
+    /// How long to wait for the module's catch-up answer before assuming it is absent.
+    pub catchup_timeout: Duration,
+    /// Unfinished recordings found at start, by room.
+    pub unfinished: Vec<(String, Unfinished)>,
+}
+
+/// Whether the Prosody module answers on a MUC domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Module {
+    Unknown,
+    Present,
+    Absent,
 }
 
 struct Entry {
@@ -145,100 +78,340 @@ struct Entry {
     generation: u64,
 }
 
+struct Router<S: Spawn> {
+    s: RouterSettings,
+    filter: RoomsConfig,
+    spawner: S,
+    outbound: mpsc::Sender<Element>,
+    conferences: HashMap<String, Entry>,
+    rooms: Rooms,
+    module: HashMap<String, Module>,
+    catchup: HashMap<String, String>,
+    catchup_deadline: Option<Instant>,
+    catchup_timeout: Duration,
+    next_query: u64,
+    unfinished: HashMap<String, Unfinished>,
+    link_up: bool,
+    generation: u64,
+    shutting_down: Option<oneshot::Sender<()>>,
+}
+
 /// The router loop.
 pub async fn run(
-    settings: RouterSettings,
+    opts: RouterOptions,
     mut link: mpsc::Receiver<LinkEvent>,
     outbound: mpsc::Sender<Element>,
     mut control: mpsc::Receiver<Control>,
-    mut spawner: impl Spawn,
+    spawner: impl Spawn,
 ) {
-    let mut conferences: HashMap<String, Entry> = HashMap::new();
-    let mut link_up = false;
-    let mut generation = 0u64;
-    let mut shutting_down: Option<oneshot::Sender<()>> = None;
+    let mut r = Router {
+        module: opts
+            .settings
+            .muc_domains
+            .iter()
+            .map(|d| (d.clone(), Module::Unknown))
+            .collect(),
+        s: opts.settings,
+        filter: opts.filter,
+        spawner,
+        outbound,
+        conferences: HashMap::new(),
+        rooms: Rooms::new(opts.classifier),
+        catchup: HashMap::new(),
+        catchup_deadline: None,
+        catchup_timeout: opts.catchup_timeout,
+        next_query: 0,
+        unfinished: opts.unfinished.into_iter().collect(),
+        link_up: false,
+        generation: 0,
+        shutting_down: None,
+    };
     loop {
-        if shutting_down.is_some() && conferences.is_empty() {
-            if let Some(done) = shutting_down.take() {
+        if r.shutting_down.is_some() && r.conferences.is_empty() {
+            r.finalize_leftovers("shutdown");
+            if let Some(done) = r.shutting_down.take() {
                 let _ = done.send(());
             }
             return;
         }
+        let deadline = r.catchup_deadline;
         tokio::select! {
             ev = link.recv() => match ev {
-                Some(LinkEvent::Up { .. }) => {
-                    link_up = true;
-                    broadcast(&conferences, || Input::LinkUp);
-                }
-                Some(LinkEvent::Down { .. }) => {
-                    link_up = false;
-                    broadcast(&conferences, || Input::LinkDown);
-                }
-                Some(LinkEvent::Stanza(el)) => match classify(&settings, &el) {
-                    Route::Conference(room) => match conferences.get(&room) {
-                        Some(e) => deliver(&room, &e.inbox, Input::Stanza(el)),
-                        None => stale(&el, &outbound).await,
-                    },
-                    Route::Reply(reply) => { let _ = outbound.send(reply).await; }
-                    Route::Invitation { room, via } if shutting_down.is_none() => {
-                        if !conferences.contains_key(&room) {
-                            info!(%room, via, "invited; recording");
-                            generation += 1;
-                            start(&mut conferences, &mut spawner, &room, generation, link_up);
-                        }
-                    }
-                    Route::Invitation { .. } => {}
-                    Route::Drop(why) => debug!(why, "stanza dropped"),
-                },
+                Some(ev) => r.on_link(ev).await,
                 None => return,
             },
             c = control.recv() => match c {
-                Some(Control::Record { room }) if shutting_down.is_none() => {
-                    if !conferences.contains_key(&room) {
-                        generation += 1;
-                        start(&mut conferences, &mut spawner, &room, generation, link_up);
-                    }
-                }
-                Some(Control::Record { .. }) => {}
-                Some(Control::Stop { room }) => {
-                    if let Some(e) = conferences.get(&room) {
-                        deliver(&room, &e.inbox, Input::Stop(EndReason::Stopped));
-                    }
-                }
-                Some(Control::Ended { room, generation: g }) => {
-                    if conferences.get(&room).is_some_and(|e| e.generation == g) {
-                        conferences.remove(&room);
-                    }
-                }
-                Some(Control::Shutdown { done }) => {
-                    info!(conferences = conferences.len(), "shutting down: finalizing every recording");
-                    broadcast(&conferences, || Input::Stop(EndReason::Shutdown));
-                    shutting_down = Some(done);
-                }
+                Some(c) => r.on_control(c),
                 None => return,
             },
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = sleep_or_forever(deadline) => r.catchup_timed_out(),
         }
     }
 }
 
-fn start(
-    conferences: &mut HashMap<String, Entry>,
-    spawner: &mut impl Spawn,
-    room: &str,
-    generation: u64,
-    link_up: bool,
-) {
-    let inbox = spawner.spawn(room, generation);
-    if link_up {
-        deliver(room, &inbox, Input::LinkUp);
+async fn sleep_or_forever(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
-    conferences.insert(room.to_string(), Entry { inbox, generation });
 }
 
-fn broadcast(conferences: &HashMap<String, Entry>, input: impl Fn() -> Input) {
-    for (room, e) in conferences {
-        deliver(room, &e.inbox, input());
+fn domain_of(room: &str) -> &str {
+    room.rsplit_once('@').map_or(room, |(_, d)| d)
+}
+
+impl<S: Spawn> Router<S> {
+    async fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { .. } => {
+                self.link_up = true;
+                self.broadcast(|| Input::LinkUp);
+                self.send_catchup().await;
+            }
+            LinkEvent::Down { .. } => {
+                self.link_up = false;
+                self.catchup.clear();
+                self.catchup_deadline = None;
+                self.broadcast(|| Input::LinkDown);
+            }
+            LinkEvent::Stanza(el) => self.on_stanza(el).await,
+        }
+    }
+
+    async fn on_stanza(&mut self, el: Element) {
+        match classify(&self.s, &el) {
+            Route::Conference(room) => match self.conferences.get(&room) {
+                Some(e) => deliver(&room, &e.inbox, Input::Stanza(el)),
+                None => self.stale(&el).await,
+            },
+            Route::Reply(reply) => {
+                let _ = self.outbound.send(reply).await;
+            }
+            Route::Invitation { room, via } => {
+                if !self.conferences.contains_key(&room) && self.shutting_down.is_none() {
+                    info!(%room, via, "invited; recording");
+                    self.start(&room);
+                }
+            }
+            Route::Module(ev) => {
+                self.module.insert(
+                    domain_of(module_event_room(&ev)).to_string(),
+                    Module::Present,
+                );
+                let decisions = self.rooms.on_event(ev);
+                self.apply(decisions);
+            }
+            Route::CatchUp { id, rooms } => self.on_catchup(&id, rooms),
+            Route::Drop(why) => debug!(why, "stanza dropped"),
+        }
+    }
+
+    /// Ask every MUC service for its rooms (answered by the Prosody module, if loaded).
+    async fn send_catchup(&mut self) {
+        for domain in self.s.muc_domains.clone() {
+            self.next_query += 1;
+            let id = format!("{CATCHUP_ID}{}", self.next_query);
+            let iq = stanza::iq("get", &self.s.domain, &domain, &id, rooms::catchup_query());
+            if self.outbound.send(iq).await.is_ok() {
+                self.catchup.insert(id, domain);
+            }
+        }
+        self.catchup_deadline = Some(Instant::now() + self.catchup_timeout);
+    }
+
+    fn on_catchup(&mut self, id: &str, answer: Result<Vec<rooms::RoomReport>, String>) {
+        let Some(domain) = self.catchup.remove(id) else {
+            return;
+        };
+        match answer {
+            Ok(reports) => {
+                self.module.insert(domain.clone(), Module::Present);
+                info!(%domain, rooms = reports.len(), "catch-up: rooms reported by the Prosody module");
+                let reported: Vec<String> = reports.iter().map(|r| r.room.clone()).collect();
+                let decisions = self.rooms.on_catchup(&domain, reports);
+                // Conferences whose room the module does not know: gone (Prosody restart).
+                let gone: Vec<String> = self
+                    .conferences
+                    .keys()
+                    .filter(|r| domain_of(r) == domain && !reported.contains(r))
+                    .cloned()
+                    .collect();
+                for room in gone {
+                    self.status(&room, false, Some(0));
+                }
+                self.apply(decisions);
+            }
+            Err(why) => self.module_absent(&domain, &why),
+        }
+        self.maybe_round_done();
+    }
+
+    fn catchup_timed_out(&mut self) {
+        self.catchup_deadline = None;
+        let pending: Vec<String> = self.catchup.drain().map(|(_, d)| d).collect();
+        for domain in pending {
+            self.module_absent(&domain, "no answer");
+        }
+        self.maybe_round_done();
+    }
+
+    fn module_absent(&mut self, domain: &str, why: &str) {
+        if self.module.get(domain) != Some(&Module::Absent) {
+            warn!(%domain, why, "the jitape Prosody module does not answer on this MUC domain: only rooms jitape is invited to are recorded there (see config/prosody/README.md)");
+        }
+        self.module.insert(domain.to_string(), Module::Absent);
+        let rooms: Vec<String> = self
+            .conferences
+            .keys()
+            .filter(|r| domain_of(r) == domain)
+            .cloned()
+            .collect();
+        for room in rooms {
+            self.status(&room, true, None);
+        }
+    }
+
+    /// After the first complete catch-up round, recordings left by a previous jitape whose
+    /// conference is not running any more are finalized.
+    fn maybe_round_done(&mut self) {
+        if self.catchup.is_empty() {
+            self.catchup_deadline = None;
+            self.finalize_leftovers("ended-while-jitape-was-down");
+        }
+    }
+
+    fn finalize_leftovers(&mut self, reason: &'static str) {
+        for (room, u) in self.unfinished.drain() {
+            info!(%room, "finalizing a recording left unfinished by a previous jitape");
+            self.spawner.finalize(u, reason);
+        }
+    }
+
+    fn apply(&mut self, decisions: Vec<Decision>) {
+        for d in decisions {
+            match d {
+                Decision::Record { room } => {
+                    if self.shutting_down.is_none()
+                        && !self.conferences.contains_key(&room)
+                        && self.filter.records(&room)
+                    {
+                        info!(%room, "a human is in the room; recording");
+                        self.start(&room);
+                    }
+                }
+                Decision::Status {
+                    room,
+                    exists,
+                    humans,
+                } => self.status(&room, exists && humans > 0, Some(humans)),
+                Decision::Destroyed { room } => {
+                    if let Some(e) = self.conferences.get(&room) {
+                        deliver(&room, &e.inbox, Input::RoomDestroyed);
+                    }
+                    if let Some(u) = self.unfinished.remove(&room) {
+                        self.spawner.finalize(u, "room-destroyed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn status(&self, room: &str, alive: bool, humans: Option<usize>) {
+        if let Some(e) = self.conferences.get(room) {
+            deliver(room, &e.inbox, Input::RoomStatus { alive, humans });
+        }
+    }
+
+    fn start(&mut self, room: &str) {
+        self.generation += 1;
+        let resume = self.unfinished.remove(room);
+        let inbox = self.spawner.spawn(StartInfo {
+            room: room.to_string(),
+            generation: self.generation,
+            resume,
+        });
+        let humans = match self.module.get(domain_of(room)) {
+            Some(Module::Present) => Some(self.rooms.humans(room)),
+            _ => None,
+        };
+        deliver(
+            room,
+            &inbox,
+            Input::RoomStatus {
+                alive: true,
+                humans,
+            },
+        );
+        if self.link_up {
+            deliver(room, &inbox, Input::LinkUp);
+        }
+        self.conferences.insert(
+            room.to_string(),
+            Entry {
+                inbox,
+                generation: self.generation,
+            },
+        );
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Record { room } => {
+                if self.shutting_down.is_none() && !self.conferences.contains_key(&room) {
+                    self.start(&room);
+                }
+            }
+            Control::Stop { room } => {
+                if let Some(e) = self.conferences.get(&room) {
+                    deliver(&room, &e.inbox, Input::Stop(EndReason::Stopped));
+                }
+            }
+            Control::Ended { room, generation } => {
+                if self
+                    .conferences
+                    .get(&room)
+                    .is_some_and(|e| e.generation == generation)
+                {
+                    self.conferences.remove(&room);
+                }
+            }
+            Control::Shutdown { done } => {
+                info!(
+                    conferences = self.conferences.len(),
+                    "shutting down: finalizing every recording"
+                );
+                self.broadcast(|| Input::Stop(EndReason::Shutdown));
+                self.shutting_down = Some(done);
+            }
+        }
+    }
+
+    fn broadcast(&self, input: impl Fn() -> Input) {
+        for (room, e) in &self.conferences {
+            deliver(room, &e.inbox, input());
+        }
+    }
+
+    /// Traffic for a room we do not record (any more): IQ requests get an error so the
+    /// sender (Jicofo) gives up on that session; presences and messages are never answered
+    /// with errors (Prosody kicks occupants that do).
+    async fn stale(&self, el: &Element) {
+        let Some(h) = Header::of(el) else { return };
+        if h.is_iq_request() {
+            let reply = stanza::iq_error(el, "item-not-found", Some("no such conference here"));
+            let _ = self.outbound.send(reply).await;
+        } else {
+            debug!(kind = ?h.kind, from = ?h.from.as_ref().map(Jid::full), "stanza for a room we are not recording");
+        }
+    }
+}
+
+fn module_event_room(ev: &rooms::ModuleEvent) -> &str {
+    match ev {
+        rooms::ModuleEvent::RoomCreated { room }
+        | rooms::ModuleEvent::RoomDestroyed { room }
+        | rooms::ModuleEvent::OccupantJoined { room, .. }
+        | rooms::ModuleEvent::OccupantLeft { room, .. } => room,
     }
 }
 
@@ -252,137 +425,5 @@ fn deliver(room: &str, inbox: &mpsc::Sender<Input>, input: Input) {
             ),
             mpsc::error::TrySendError::Closed(_) => debug!(%room, "conference already ended"),
         }
-    }
-}
-
-/// Traffic for a room we do not record (any more): IQ requests get an error so the sender
-/// (Jicofo) gives up on that session; presences and messages are never answered with errors
-/// (Prosody kicks occupants that do).
-async fn stale(el: &Element, outbound: &mpsc::Sender<Element>) {
-    let Some(h) = Header::of(el) else { return };
-    if h.is_iq_request() {
-        let _ = outbound
-            .send(stanza::iq_error(
-                el,
-                "item-not-found",
-                Some("no such conference here"),
-            ))
-            .await;
-    } else {
-        warn!(kind = ?h.kind, "stanza for a room we are not recording");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings() -> RouterSettings {
-        RouterSettings {
-            domain: "rec.example".into(),
-            our_jid: "rec@rec.example/i1".into(),
-            muc_domains: vec!["muc.example".into()],
-        }
-    }
-
-    fn el(s: &str) -> Element {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn ping_and_disco_are_answered_for_any_of_our_jids() {
-        let s = settings();
-        let ping = el(
-            r#"<iq xmlns="jabber:component:accept" type="get" id="p1" from="muc.example" to="rec.example"><ping xmlns="urn:xmpp:ping"/></iq>"#,
-        );
-        let Route::Reply(r) = classify(&s, &ping) else {
-            panic!()
-        };
-        assert_eq!(
-            (r.attr("type"), r.attr("id"), r.attr("to")),
-            (Some("result"), Some("p1"), Some("muc.example"))
-        );
-        let disco = el(
-            r#"<iq xmlns="jabber:component:accept" type="get" id="Zm9v" from="room@muc.example/focus" to="rec@rec.example/i1"><query xmlns="http://jabber.org/protocol/disco#info" node="n#v"/></iq>"#,
-        );
-        let Route::Reply(r) = classify(&s, &disco) else {
-            panic!()
-        };
-        assert_eq!(r.attr("from"), Some("rec@rec.example/i1"));
-        assert_eq!(r.attr("to"), Some("room@muc.example/focus"));
-        assert_eq!(r.attr("id"), Some("Zm9v"));
-        let q = r.get_child("query", NS_DISCO_INFO).unwrap();
-        assert_eq!(q.attr("node"), Some("n#v"));
-    }
-
-    #[test]
-    fn invitations_for_configured_muc_domains_only() {
-        let s = settings();
-        let direct = el(
-            r#"<message xmlns="jabber:component:accept" from="u@meet/x" to="rec.example"><x xmlns="jabber:x:conference" jid="Room1@muc.example"/></message>"#,
-        );
-        assert_eq!(
-            classify(&s, &direct),
-            Route::Invitation {
-                room: "room1@muc.example".into(),
-                via: "direct invitation"
-            }
-        );
-        let elsewhere = el(
-            r#"<message xmlns="jabber:component:accept" from="u@meet/x" to="rec.example"><x xmlns="jabber:x:conference" jid="room@other.example"/></message>"#,
-        );
-        assert!(matches!(classify(&s, &elsewhere), Route::Drop(_)));
-        let mediated = el(
-            r#"<message xmlns="jabber:component:accept" from="room2@muc.example" to="rec@rec.example"><x xmlns="http://jabber.org/protocol/muc#user"><invite from="u@meet/x"/></x></message>"#,
-        );
-        assert_eq!(
-            classify(&s, &mediated),
-            Route::Invitation {
-                room: "room2@muc.example".into(),
-                via: "mediated invitation"
-            }
-        );
-    }
-
-    #[test]
-    fn room_traffic_goes_to_the_conference() {
-        let s = settings();
-        let p = el(
-            r#"<presence xmlns="jabber:component:accept" from="Room@muc.example/a1" to="rec@rec.example/i1"/>"#,
-        );
-        assert_eq!(
-            classify(&s, &p),
-            Route::Conference("room@muc.example".into())
-        );
-        let jingle = el(
-            r#"<iq xmlns="jabber:component:accept" type="set" id="x" from="room@muc.example/focus" to="rec@rec.example/i1"><jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="s"/></iq>"#,
-        );
-        assert_eq!(
-            classify(&s, &jingle),
-            Route::Conference("room@muc.example".into())
-        );
-    }
-
-    #[test]
-    fn unknown_requests_get_errors_but_messages_never_do() {
-        let s = settings();
-        let iq = el(
-            r#"<iq xmlns="jabber:component:accept" type="set" id="x" from="u@meet/x" to="rec.example"><foo xmlns="urn:foo"/></iq>"#,
-        );
-        let Route::Reply(r) = classify(&s, &iq) else {
-            panic!()
-        };
-        assert_eq!(
-            stanza::error_condition(&r).as_deref(),
-            Some("service-unavailable")
-        );
-        let msg = el(
-            r#"<message xmlns="jabber:component:accept" type="chat" from="u@meet/x" to="rec.example"><body>hi</body></message>"#,
-        );
-        assert!(matches!(classify(&s, &msg), Route::Drop(_)));
-        let other = el(
-            r#"<presence xmlns="jabber:component:accept" from="room@muc.example/a" to="someone@else.example"/>"#,
-        );
-        assert!(matches!(classify(&s, &other), Route::Drop(_)));
     }
 }

@@ -21,6 +21,9 @@ fn settings() -> Settings {
         service_domains: vec![],
         join_timeout: Duration::from_secs(10),
         max_join_attempts: 4,
+        empty_grace: Duration::from_secs(300),
+        max_duration: Duration::from_secs(6 * 3600),
+        room_status_timeout: Duration::from_secs(15),
     }
 }
 
@@ -145,7 +148,21 @@ fn local_transport() -> IceTransport {
 }
 
 impl Harness {
+    /// A machine for a room we were invited to (alive, humans unknown).
     fn new() -> Self {
+        let mut h = Harness::waiting();
+        assert!(
+            h.input(Input::RoomStatus {
+                alive: true,
+                humans: None
+            })
+            .is_empty()
+        );
+        h
+    }
+
+    /// A machine that knows nothing about its room yet.
+    fn waiting() -> Self {
         Harness {
             m: Machine::new(settings()),
             now: Instant::now(),
@@ -453,10 +470,12 @@ fn kicked_rejoins_and_banned_ends() {
     assert_eq!(timer, Timer::Rejoin);
     let a = h.advance(at - h.now);
     assert_eq!(sent(&a)[0].name(), "presence");
+    let a = h.stanza(self_presence());
     assert!(
-        h.stanza(self_presence()).is_empty(),
+        !a.contains(&Action::StartRecording),
         "still the same recording"
     );
+    assert!(matches!(&a[..], [Action::Interruption { .. }]), "{a:?}");
     assert!(h.m.is_joined());
 
     let mut h = Harness::in_session();
@@ -543,7 +562,12 @@ fn media_failure_requests_a_restart_within_jicofos_rate_limit() {
 fn link_drop_rejoins_and_keeps_the_recording() {
     let mut h = Harness::in_session();
     assert!(h.input(Input::LinkDown).is_empty());
-    let a = h.input(Input::LinkUp);
+    h.input(Input::LinkUp);
+    // The router's catch-up (or the absence of the module) says the room is alive.
+    let a = h.input(Input::RoomStatus {
+        alive: true,
+        humans: None,
+    });
     assert_eq!(sent(&a)[0].name(), "presence");
     let a = h.stanza(self_presence());
     assert!(
@@ -608,4 +632,176 @@ fn join_timeout_resends_the_join() {
     assert_eq!(timer, Timer::JoinTimeout);
     let a = h.advance(at - h.now);
     assert_eq!(sent(&a)[0].name(), "presence");
+}
+
+fn ends_with(a: &[Action]) -> Option<EndReason> {
+    a.iter().find_map(|x| match x {
+        Action::End(r) => Some(r.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn everyone_gone_for_a_minute_does_not_end_the_recording() {
+    let mut h = Harness::in_session();
+    h.stanza(unavailable("a1b2c3d4", ""));
+    h.stanza(unavailable("e5f6a7b8", ""));
+    assert_eq!(h.m.humans(), Some(0));
+    let (at, timer) = h.m.next_deadline().unwrap();
+    assert_eq!(timer, Timer::EmptyGrace);
+    assert_eq!(at - h.now, Duration::from_secs(300));
+    assert!(ends_with(&h.advance(Duration::from_secs(60))).is_none());
+    h.stanza(presence("a1b2c3d4", ""));
+    assert!(
+        !h.m.timers.contains_key(&Timer::EmptyGrace),
+        "a returning human cancels the grace"
+    );
+    assert!(ends_with(&h.advance(Duration::from_secs(600))).is_none());
+}
+
+#[test]
+fn no_human_for_the_grace_period_ends_it() {
+    let mut h = Harness::in_session();
+    h.stanza(unavailable("a1b2c3d4", ""));
+    // The focus and services do not count as humans.
+    h.stanza(presence(
+        "jibri7",
+        "<features><feature var=\"http://jitsi.org/protocol/jibri\"/></features>",
+    ));
+    h.stanza(unavailable("e5f6a7b8", ""));
+    h.advance(Duration::from_secs(299));
+    let a = h.advance(Duration::from_secs(1));
+    assert_eq!(ends_with(&a), Some(EndReason::Empty));
+    assert!(
+        sent(&a)
+            .iter()
+            .any(|p| p.attr("type") == Some("unavailable")),
+        "leaves the room"
+    );
+}
+
+#[test]
+fn max_duration_ends_it_counting_from_the_recording_start() {
+    let mut h = Harness::in_session();
+    // Started 5 h 59 min ago (a recording resumed after a restart).
+    h.input(Input::RecordingStarted {
+        elapsed: Duration::from_secs(6 * 3600 - 60),
+    });
+    assert!(ends_with(&h.advance(Duration::from_secs(59))).is_none());
+    assert_eq!(
+        ends_with(&h.advance(Duration::from_secs(1))),
+        Some(EndReason::MaxDuration)
+    );
+}
+
+#[test]
+fn module_news_of_destruction_ends_it_even_when_not_in_the_room() {
+    let mut h = Harness::in_session();
+    h.input(Input::LinkDown);
+    let a = h.input(Input::RoomDestroyed);
+    assert_eq!(ends_with(&a), Some(EndReason::RoomDestroyed));
+    assert!(sent(&a).is_empty(), "nothing to leave");
+}
+
+#[test]
+fn after_a_reconnect_it_waits_for_the_room_then_rejoins_and_notes_the_gap() {
+    let mut h = Harness::in_session();
+    h.input(Input::LinkDown);
+    h.now += Duration::from_secs(3);
+    // The link is back but the room may not exist (Prosody restarted): do not create it.
+    assert!(sent(&h.input(Input::LinkUp)).is_empty());
+    assert!(
+        sent(&h.input(Input::RoomStatus {
+            alive: false,
+            humans: Some(0)
+        }))
+        .is_empty()
+    );
+    assert_eq!(h.m.next_deadline().map(|d| d.1), Some(Timer::EmptyGrace));
+    h.now += Duration::from_secs(2);
+    let a = h.input(Input::RoomStatus {
+        alive: true,
+        humans: Some(1),
+    });
+    assert_eq!(sent(&a)[0].name(), "presence");
+    assert!(!h.m.timers.contains_key(&Timer::EmptyGrace));
+    let a = h.stanza(self_presence());
+    let gap = a.iter().find_map(|x| match x {
+        Action::Interruption { start, end, .. } => Some(*end - *start),
+        _ => None,
+    });
+    assert_eq!(gap, Some(Duration::from_secs(5)));
+    assert!(!a.contains(&Action::StartRecording));
+}
+
+#[test]
+fn without_news_after_a_reconnect_it_rejoins_anyway() {
+    let mut h = Harness::in_session();
+    h.input(Input::LinkDown);
+    h.input(Input::LinkUp);
+    let (at, timer) = h.m.next_deadline().unwrap();
+    assert_eq!(timer, Timer::RoomStatusTimeout);
+    let a = h.advance(at - h.now);
+    assert_eq!(sent(&a)[0].name(), "presence");
+}
+
+#[test]
+fn a_waiting_machine_joins_only_when_the_room_is_alive() {
+    let mut h = Harness::waiting();
+    assert!(sent(&h.input(Input::LinkUp)).is_empty());
+    assert!(
+        sent(&h.input(Input::RoomStatus {
+            alive: false,
+            humans: Some(0)
+        }))
+        .is_empty()
+    );
+    let a = h.input(Input::RoomStatus {
+        alive: true,
+        humans: Some(2),
+    });
+    assert_eq!(sent(&a)[0].name(), "presence");
+}
+
+#[test]
+fn a_refused_restart_request_leads_to_a_rejoin() {
+    let mut h = Harness::in_session();
+    let a = h.input(Input::MediaFailed {
+        sid: "sid1".into(),
+        reason: "ice".into(),
+    });
+    let req = sent(&a)[0].clone();
+    let id = req.attr("id").unwrap().to_string();
+    // Jicofo: rate-limited (it removed us as a participant and will not re-invite).
+    let err = el(&format!(
+        r#"<iq xmlns="jabber:component:accept" type="error" id="{id}" from="{ROOM}/focus" to="{US}"><error type="wait"><resource-constraint xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></iq>"#
+    ));
+    h.stanza(err);
+    let (at, timer) = h.m.next_deadline().unwrap();
+    assert_eq!(timer, Timer::RestartSession);
+    let a = h.advance(at - h.now);
+    let s = sent(&a);
+    assert_eq!(s[0].attr("type"), Some("unavailable"), "leave...");
+    let (at, _) = h.m.next_deadline().unwrap();
+    let a = h.advance(at - h.now);
+    assert_eq!(
+        sent(&a)[0].name(),
+        "presence",
+        "...and join again, so Jicofo invites us anew"
+    );
+    assert!(sent(&a)[0].attr("type").is_none());
+}
+
+#[test]
+fn a_source_add_for_someone_who_already_left_does_not_count_as_a_human() {
+    let mut h = Harness::in_session();
+    h.stanza(unavailable("a1b2c3d4", ""));
+    h.stanza(unavailable("e5f6a7b8", ""));
+    h.stanza(iq_from(
+        "focus",
+        "late",
+        crate::jingle::source_add("sid1", &[src(42, "deadbeef")], false),
+    ));
+    assert_eq!(h.m.humans(), Some(0));
+    assert!(h.m.timers.contains_key(&Timer::EmptyGrace));
 }

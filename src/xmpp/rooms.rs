@@ -1,0 +1,402 @@
+//! What jitape knows about rooms it is not (yet) in: the Prosody module's events and its
+//! catch-up answers (`config/prosody/mod_jitape.lua`, namespace [`NS_JITAPE`]), reduced to
+//! decisions — start recording this room, this room is (not) alive with N humans, this room
+//! was destroyed.
+//!
+//! In: parsed module messages and IQ results. Out: [`Decision`]s for the router. Pure; the
+//! same occupant classification as the conference roster, so "human" means the same thing
+//! before and after jitape joins.
+
+use std::collections::{BTreeMap, HashMap};
+
+use minidom::Element;
+
+use super::stanza::Jid;
+use crate::conference::roster::{Classifier, OccupantKind};
+
+/// Namespace of the module's protocol.
+pub const NS_JITAPE: &str = "urn:jitape:prosody:1";
+
+/// Bounds on what we keep from module messages (a misbehaving server).
+const MAX_OCCUPANTS: usize = 10_000;
+const MAX_ROOMS: usize = 100_000;
+
+/// One occupant as the module reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccupantInfo {
+    pub nick: String,
+    pub jid: Option<Jid>,
+    pub features: Vec<String>,
+}
+
+/// One event from the module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleEvent {
+    RoomCreated {
+        room: String,
+    },
+    RoomDestroyed {
+        room: String,
+    },
+    OccupantJoined {
+        room: String,
+        occupant: OccupantInfo,
+    },
+    OccupantLeft {
+        room: String,
+        occupant: OccupantInfo,
+    },
+}
+
+/// One room in a catch-up answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomReport {
+    pub room: String,
+    pub occupants: Vec<OccupantInfo>,
+}
+
+fn occupant(el: &Element) -> Option<OccupantInfo> {
+    let nick = el
+        .attr("nick")
+        .filter(|n| !n.is_empty() && n.len() <= 1023)?;
+    Some(OccupantInfo {
+        nick: nick.to_string(),
+        jid: el.attr("jid").and_then(Jid::parse),
+        features: el
+            .children()
+            .filter(|c| c.name() == "feature")
+            .filter_map(|c| c.attr("var"))
+            .take(64)
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+fn room_jid(el: &Element) -> Option<String> {
+    let j = Jid::parse(el.attr("room").or_else(|| el.attr("jid"))?)?;
+    (j.node().is_some() && j.resource.is_none()).then_some(j.bare)
+}
+
+/// Parse a module event out of a message stanza.
+pub fn parse_event(message: &Element) -> Option<ModuleEvent> {
+    let ev = message.get_child("event", NS_JITAPE)?;
+    let room = room_jid(ev)?;
+    let occ = || {
+        ev.children()
+            .find(|c| c.name() == "occupant")
+            .and_then(occupant)
+    };
+    Some(match ev.attr("type")? {
+        "room-created" => ModuleEvent::RoomCreated { room },
+        "room-destroyed" => ModuleEvent::RoomDestroyed { room },
+        "occupant-joined" => ModuleEvent::OccupantJoined {
+            room,
+            occupant: occ()?,
+        },
+        "occupant-left" => ModuleEvent::OccupantLeft {
+            room,
+            occupant: occ()?,
+        },
+        _ => return None,
+    })
+}
+
+/// Parse a catch-up answer (the IQ result).
+pub fn parse_catchup(iq: &Element) -> Option<Vec<RoomReport>> {
+    let rooms = iq.get_child("rooms", NS_JITAPE)?;
+    Some(
+        rooms
+            .children()
+            .filter(|c| c.name() == "room")
+            .take(MAX_ROOMS)
+            .filter_map(|r| {
+                Some(RoomReport {
+                    room: room_jid(r)?,
+                    occupants: r
+                        .children()
+                        .filter(|c| c.name() == "occupant")
+                        .take(MAX_OCCUPANTS)
+                        .filter_map(occupant)
+                        .collect(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The catch-up query for one MUC domain.
+pub fn catchup_query() -> Element {
+    Element::builder("rooms", NS_JITAPE).build()
+}
+
+/// What the router should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A human is in this room: record it (if not already).
+    Record {
+        room: String,
+    },
+    /// News about a room: whether it exists, and how many humans are in it.
+    Status {
+        room: String,
+        exists: bool,
+        humans: usize,
+    },
+    Destroyed {
+        room: String,
+    },
+}
+
+/// The known rooms of every MUC domain with the module.
+#[derive(Debug)]
+pub struct Rooms {
+    classifier: Classifier,
+    known: HashMap<String, BTreeMap<String, OccupantInfo>>,
+}
+
+impl Rooms {
+    pub fn new(classifier: Classifier) -> Self {
+        Rooms {
+            classifier,
+            known: HashMap::new(),
+        }
+    }
+
+    /// Humans in a room as far as the module told us.
+    pub fn humans(&self, room: &str) -> usize {
+        self.known.get(room).map_or(0, |occupants| {
+            occupants
+                .values()
+                .filter(|o| {
+                    self.classifier
+                        .classify(&o.nick, o.jid.as_ref(), &o.features)
+                        == OccupantKind::Human
+                })
+                .count()
+        })
+    }
+
+    pub fn exists(&self, room: &str) -> bool {
+        self.known.contains_key(room)
+    }
+
+    fn status(&self, room: &str, out: &mut Vec<Decision>) {
+        let humans = self.humans(room);
+        out.push(Decision::Status {
+            room: room.to_string(),
+            exists: self.exists(room),
+            humans,
+        });
+        if humans > 0 {
+            out.push(Decision::Record {
+                room: room.to_string(),
+            });
+        }
+    }
+
+    pub fn on_event(&mut self, ev: ModuleEvent) -> Vec<Decision> {
+        let mut out = Vec::new();
+        match ev {
+            ModuleEvent::RoomCreated { room } => {
+                if self.known.len() < MAX_ROOMS {
+                    self.known.entry(room.clone()).or_default();
+                }
+                self.status(&room, &mut out);
+            }
+            ModuleEvent::RoomDestroyed { room } => {
+                self.known.remove(&room);
+                out.push(Decision::Destroyed { room });
+            }
+            ModuleEvent::OccupantJoined { room, occupant } => {
+                if self.known.len() < MAX_ROOMS || self.known.contains_key(&room) {
+                    let occupants = self.known.entry(room.clone()).or_default();
+                    if occupants.len() < MAX_OCCUPANTS {
+                        occupants.insert(occupant.nick.clone(), occupant);
+                    }
+                }
+                self.status(&room, &mut out);
+            }
+            ModuleEvent::OccupantLeft { room, occupant } => {
+                if let Some(occupants) = self.known.get_mut(&room) {
+                    occupants.remove(&occupant.nick);
+                }
+                self.status(&room, &mut out);
+            }
+        }
+        out
+    }
+
+    /// A complete catch-up answer for `muc_domain`: replaces what we knew of its rooms.
+    pub fn on_catchup(&mut self, muc_domain: &str, reports: Vec<RoomReport>) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let suffix = format!("@{muc_domain}");
+        let gone: Vec<String> = self
+            .known
+            .keys()
+            .filter(|r| r.ends_with(&suffix))
+            .filter(|r| !reports.iter().any(|rep| &rep.room == *r))
+            .cloned()
+            .collect();
+        for room in gone {
+            self.known.remove(&room);
+            out.push(Decision::Status {
+                room,
+                exists: false,
+                humans: 0,
+            });
+        }
+        for rep in reports.into_iter().filter(|r| r.room.ends_with(&suffix)) {
+            let occupants = rep
+                .occupants
+                .into_iter()
+                .map(|o| (o.nick.clone(), o))
+                .collect();
+            self.known.insert(rep.room.clone(), occupants);
+            self.status(&rep.room, &mut out);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classifier() -> Classifier {
+        Classifier {
+            our_nick: String::new(),
+            our_domain: "rec.example".into(),
+            focus_nick: "focus".into(),
+            service_domains: vec!["hidden.example".into()],
+        }
+    }
+
+    fn el(s: &str) -> Element {
+        s.parse().unwrap()
+    }
+
+    fn joined(room: &str, nick: &str, jid: &str, features: &[&str]) -> ModuleEvent {
+        ModuleEvent::OccupantJoined {
+            room: room.into(),
+            occupant: OccupantInfo {
+                nick: nick.into(),
+                jid: Jid::parse(jid),
+                features: features.iter().map(|s| s.to_string()).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn events_parse() {
+        let m = el(
+            r#"<message xmlns="jabber:component:accept" from="muc.example" to="rec.example"><event xmlns="urn:jitape:prosody:1" type="occupant-joined" room="Lesson@muc.example" occupants="2"><occupant nick="a1b2" jid="u@meet.example/x" role="participant"><feature var="http://jitsi.org/protocol/jibri"/></occupant></event></message>"#,
+        );
+        assert_eq!(
+            parse_event(&m),
+            Some(joined(
+                "lesson@muc.example",
+                "a1b2",
+                "u@meet.example/x",
+                &["http://jitsi.org/protocol/jibri"]
+            ))
+        );
+        let bad = el(
+            r#"<message xmlns="jabber:component:accept"><event xmlns="urn:jitape:prosody:1" type="occupant-joined" room="x@muc.example"/></message>"#,
+        );
+        assert_eq!(parse_event(&bad), None, "occupant event without occupant");
+        let odd = el(
+            r#"<message xmlns="jabber:component:accept"><event xmlns="urn:jitape:prosody:1" type="party" room="x@muc.example"/></message>"#,
+        );
+        assert_eq!(parse_event(&odd), None);
+        let iq = el(
+            r#"<iq xmlns="jabber:component:accept" type="result"><rooms xmlns="urn:jitape:prosody:1"><room jid="a@muc.example"><occupant nick="focus" jid="focus@auth/focus"/><occupant nick="h1" jid="h@meet/1"/></room><room jid="bad jid"/></rooms></iq>"#,
+        );
+        let reports = parse_catchup(&iq).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].occupants.len(), 2);
+    }
+
+    #[test]
+    fn a_room_is_recorded_when_its_first_human_arrives_not_before() {
+        let mut r = Rooms::new(classifier());
+        let room = "lesson@muc.example";
+        let d = r.on_event(ModuleEvent::RoomCreated { room: room.into() });
+        assert_eq!(
+            d,
+            vec![Decision::Status {
+                room: room.into(),
+                exists: true,
+                humans: 0
+            }]
+        );
+        for (nick, jid, f) in [
+            ("focus", "focus@auth.example/focus", vec![]),
+            ("jitape1", "rec@rec.example/i", vec![]),
+            (
+                "jibri1",
+                "j@x.example/1",
+                vec!["http://jitsi.org/protocol/jibri"],
+            ),
+            ("svc", "s@hidden.example/1", vec![]),
+        ] {
+            let d = r.on_event(joined(room, nick, jid, &f));
+            assert!(
+                !d.iter().any(|x| matches!(x, Decision::Record { .. })),
+                "{nick}"
+            );
+        }
+        let d = r.on_event(joined(room, "a1b2c3d4", "g@guest.example/x", &[]));
+        assert!(d.contains(&Decision::Record { room: room.into() }));
+        let d = r.on_event(ModuleEvent::OccupantLeft {
+            room: room.into(),
+            occupant: OccupantInfo {
+                nick: "a1b2c3d4".into(),
+                jid: None,
+                features: vec![],
+            },
+        });
+        assert_eq!(
+            d,
+            vec![Decision::Status {
+                room: room.into(),
+                exists: true,
+                humans: 0
+            }]
+        );
+        assert_eq!(
+            r.on_event(ModuleEvent::RoomDestroyed { room: room.into() }),
+            vec![Decision::Destroyed { room: room.into() }]
+        );
+        assert!(!r.exists(room));
+    }
+
+    #[test]
+    fn catchup_replaces_one_domain_and_reports_vanished_rooms() {
+        let mut r = Rooms::new(classifier());
+        r.on_event(joined("old@muc.example", "h", "h@meet/1", &[]));
+        r.on_event(joined("other@breakout.example", "h", "h@meet/1", &[]));
+        let d = r.on_catchup(
+            "muc.example",
+            vec![RoomReport {
+                room: "new@muc.example".into(),
+                occupants: vec![OccupantInfo {
+                    nick: "h2".into(),
+                    jid: Jid::parse("h2@meet/2"),
+                    features: vec![],
+                }],
+            }],
+        );
+        assert!(d.contains(&Decision::Status {
+            room: "old@muc.example".into(),
+            exists: false,
+            humans: 0
+        }));
+        assert!(d.contains(&Decision::Record {
+            room: "new@muc.example".into()
+        }));
+        assert!(
+            r.exists("other@breakout.example"),
+            "another domain is untouched"
+        );
+    }
+}
