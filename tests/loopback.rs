@@ -7,9 +7,8 @@ mod support;
 use std::time::Duration;
 
 use jitape::sim::analyze::check_recording;
-use jitape::sim::bridge::TalkWindow;
 use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
-use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec};
+use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec, window};
 use jitape::sim::voice::default_tone_hz;
 use jitape::sink::sidecar;
 
@@ -21,21 +20,14 @@ fn secs(s: f64) -> Duration {
 }
 
 fn speaker(i: usize, join: f64, leave: Option<f64>, talk: &[(f64, f64)]) -> SpeakerPlan {
-    SpeakerPlan {
-        endpoint: format!("{:08x}", 0xe000_0000u32 + i as u32),
-        display_name: format!("Speaker{i}"),
-        voice: VoiceSpec::Tone(default_tone_hz(i)),
-        join_at: secs(join),
-        leave_at: leave.map(secs),
-        talk: talk
-            .iter()
-            .map(|(a, b)| TalkWindow {
-                start: secs(*a),
-                end: secs(*b),
-            })
-            .collect(),
-        stats_id: format!("stats{i}"),
-    }
+    SpeakerPlan::simple(
+        &format!("{:08x}", 0xe000_0000u32 + i as u32),
+        &format!("Speaker{i}"),
+        VoiceSpec::Tone(default_tone_hz(i)),
+        secs(join),
+        leave.map(secs),
+        talk.iter().map(|(a, b)| window(*a, *b)).collect(),
+    )
 }
 
 async fn verify(

@@ -161,7 +161,11 @@ enum Membership {
 /// Outstanding IQs we sent and what their answer means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
-    Accept { sid: String },
+    Accept {
+        sid: String,
+    },
+    /// Our request for a new session (session-terminate with restart).
+    Restart,
     Other,
 }
 
@@ -605,17 +609,31 @@ impl Machine {
         let Some(pending) = self.pending.remove(id) else {
             return;
         };
-        if h.is_type("error")
-            && let Pending::Accept { sid } = pending
-        {
-            // The session is dead on Jicofo's side ("gone", "bad-request"): drop ours and
-            // get a new one the way ICE failures do.
-            warn!(room = %self.s.room, %sid, "focus refused our session-accept");
-            let mut fx = Vec::new();
-            self.sessions.accept_refused(&sid, &mut fx);
-            self.apply_effects(fx, out);
-            self.timers
-                .insert(Timer::RestartSession, now + Duration::from_secs(2));
+        if !h.is_type("error") {
+            return;
+        }
+        match pending {
+            Pending::Accept { sid } => {
+                // The session is dead on Jicofo's side ("gone", "bad-request"): drop ours
+                // and get a new one the way ICE failures do.
+                warn!(room = %self.s.room, %sid, "focus refused our session-accept");
+                let mut fx = Vec::new();
+                if self.sessions.accept_refused(&sid, &mut fx) {
+                    self.apply_effects(fx, out);
+                    self.timers
+                        .insert(Timer::RestartSession, now + Duration::from_secs(2));
+                }
+            }
+            Pending::Restart => {
+                // Refused (rate limit, stale bridge session): Jicofo removed us as a
+                // participant and will not re-invite; only a rejoin brings a new session.
+                warn!(room = %self.s.room, "focus refused our restart request; rejoining soon");
+                if self.sessions.sid().is_none() {
+                    self.timers
+                        .insert(Timer::RestartSession, now + Duration::from_secs(2));
+                }
+            }
+            Pending::Other => {}
         }
     }
 
@@ -638,10 +656,10 @@ impl Machine {
 
     /// A session we asked for never came: leave and rejoin the room, which makes Jicofo
     /// invite us afresh on every version.
+    /// Not rate-limited by Jicofo's restart budget: the rejoined member is a new participant
+    /// with a fresh one. Our own timers space these out (seconds apart at least).
     fn request_restart_again(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if !self.sessions.restart_allowed(now) {
-            let at = self.sessions.next_restart_slot(now);
-            self.timers.insert(Timer::RestartSession, at);
+        if self.membership != Membership::Joined {
             return;
         }
         info!(room = %self.s.room, "no new session yet; rejoining to get a fresh invite");
@@ -664,21 +682,16 @@ impl Machine {
             match e {
                 Effect::SendToFocus(jingle) => {
                     let id = self.fresh_id();
-                    if let Some(sid) = jingle.attr("sid")
-                        && matches!(
-                            jingle.attr("action"),
-                            Some("session-accept") | Some("transport-accept")
-                        )
-                    {
-                        self.pending.insert(
-                            id.clone(),
+                    let pending = match (jingle.attr("action"), jingle.attr("sid")) {
+                        (Some("session-accept" | "transport-accept"), Some(sid)) => {
                             Pending::Accept {
                                 sid: sid.to_string(),
-                            },
-                        );
-                    } else {
-                        self.pending.insert(id.clone(), Pending::Other);
-                    }
+                            }
+                        }
+                        (Some("session-terminate"), _) => Pending::Restart,
+                        _ => Pending::Other,
+                    };
+                    self.pending.insert(id.clone(), pending);
                     let to = self.focus_jid();
                     out.push(Action::Send(stanza::iq(
                         "set",

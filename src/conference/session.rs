@@ -273,10 +273,14 @@ impl Sessions {
 
     /// The focus refused our session-accept or answered it with an error: the session is
     /// dead on its side.
-    pub fn accept_refused(&mut self, sid: &str, fx: &mut Vec<Effect>) {
-        if self.sid() == Some(sid) {
+    /// Returns whether that was the current session (a late refusal of an older one is
+    /// moot).
+    pub fn accept_refused(&mut self, sid: &str, fx: &mut Vec<Effect>) -> bool {
+        let current = self.sid() == Some(sid);
+        if current {
             self.end_current(fx);
         }
+        current
     }
 
     /// Media for `sid` failed (ICE/DTLS): ask the focus for a new session, within Jicofo's

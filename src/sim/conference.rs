@@ -1,98 +1,107 @@
-//! One simulated conference: a Jicofo-like focus, the scripted humans, and the bridge
-//! sessions, behaving towards jitape the way Jicofo and JVB do (see docs/protocol.md).
+//! One simulated conference: a Jicofo-like focus, the scripted humans and the bridge
+//! sessions, behaving towards jitape the way Jicofo, Prosody's MUC and JVB do (see
+//! docs/protocol.md). This file is the loop and the stanza dispatch; the focus's session
+//! handling is in `focus.rs`, the people and room administration in `people.rs`.
 //!
-//! In: the plan and the room's stanzas. Out: presences and Jingle IQs into the room, RTP from
-//! the simulated bridge, and a [`ConferenceOutcome`] saying what was sent when.
-//!
-//! What it mirrors: the focus creates the room; when jitape's occupant appears it asks
-//! disco#info and then sends session-initiate with the sources of everyone present (JSON form
-//! if jitape advertises it); source-add when someone new joins; **no** source-remove when
-//! someone leaves (their presence says it); it answers a session-terminate with
-//! `bridge-session restart='true'` with a new session; it re-invites when jitape rejoins; it
-//! destroys the room at the end.
+//! In: the plan, the room's stanzas, and `Reconnected` after the simulation's XMPP link came
+//! back (a server restart). Out: presences, room configuration and Jingle IQs, RTP from the
+//! simulated bridge, and a [`ConferenceOutcome`] saying what was sent when.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use minidom::Element;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::bridge::{BridgeConfig, SimBridge, SpeakerScript};
+use super::bridge::{BridgeConfig, SimBridge};
 use super::plan::{ConferencePlan, Disruption};
 use super::voice::Voice;
-use super::world::{ConferenceOutcome, SimError, WorldSettings};
-use crate::jingle::model::{BridgeSession, Reason};
-use crate::jingle::{self, Action as JAction};
+use super::world::{ConferenceOutcome, SimError, SimInput, WorldSettings};
+use crate::jingle::model::BridgeSession;
 use crate::xml::BuilderExt;
 use crate::xmpp::muc;
-use crate::xmpp::stanza::{self, Header, Kind, NS_COMPONENT, NS_DISCO_INFO, NS_MUC};
+use crate::xmpp::stanza::{self, Header, Kind, NS_COMPONENT, NS_MUC};
 
-const NS_MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
-const JSON_SOURCES: &str = "http://jitsi.org/json-encoded-sources";
-
+/// A scheduled step.
 #[derive(Debug, Clone, PartialEq)]
-enum Event {
-    Join(usize),
-    Leave(usize),
+pub(super) enum Event {
+    Configure(Disruption),
+    Knock { speaker: usize, stint: usize },
+    Admit { speaker: usize, stint: usize },
+    Join { speaker: usize, stint: usize },
     Invite,
     Disrupt(Disruption),
+    Leave { speaker: usize, stint: usize },
     End,
 }
 
-struct Session {
-    sid: String,
-    bridge: SimBridge,
-    bridge_session: BridgeSession,
-    accepted: bool,
+impl Event {
+    /// Order of events at the same instant: room configuration first, the end last.
+    fn rank(&self) -> u8 {
+        match self {
+            Event::Configure(_) => 0,
+            Event::Knock { .. } | Event::Admit { .. } => 1,
+            Event::Join { .. } => 2,
+            Event::Invite => 3,
+            Event::Disrupt(_) => 4,
+            Event::Leave { .. } => 5,
+            Event::End => 6,
+        }
+    }
+}
+
+pub(super) struct Session {
+    pub(super) sid: String,
+    pub(super) bridge: SimBridge,
+    pub(super) bridge_session: BridgeSession,
+    pub(super) accepted: bool,
+}
+
+/// The room's configuration as the focus set it (re-applied after a server restart).
+#[derive(Debug, Default, Clone)]
+pub(super) struct RoomConfig {
+    pub(super) password: Option<String>,
+    pub(super) members_only: bool,
+    /// Bare JIDs granted membership.
+    pub(super) members: Vec<String>,
 }
 
 pub struct SimConference {
-    plan: ConferencePlan,
-    s: WorldSettings,
+    pub(super) plan: ConferencePlan,
+    pub(super) s: WorldSettings,
     out: mpsc::Sender<Element>,
-    inbox: mpsc::Receiver<Element>,
-    voices: Vec<Arc<Voice>>,
+    inbox: mpsc::Receiver<SimInput>,
+    pub(super) voices: Vec<Arc<Voice>>,
     events: Vec<(Duration, Event)>,
-    epoch: Instant,
+    pub(super) epoch: Instant,
     wall_epoch: SystemTime,
-    room: String,
-    focus_jid: String,
-    recorder: Option<String>,
-    recorder_json: bool,
-    recorder_joined: Option<Duration>,
-    pending_disco: Option<String>,
-    session: Option<Session>,
-    present: Vec<bool>,
-    sent: Vec<super::bridge::SentLog>,
-    sessions: u32,
+    pub(super) room: String,
+    pub(super) focus_jid: String,
+    pub(super) recorder: Option<String>,
+    pub(super) recorder_json: bool,
+    pub(super) recorder_joins: Vec<Duration>,
+    pub(super) pending_disco: Option<String>,
+    pub(super) disco_done: bool,
+    pub(super) session: Option<Session>,
+    /// Per speaker: the stint currently in the room.
+    pub(super) present: Vec<Option<usize>>,
+    pub(super) config: RoomConfig,
+    /// Since when jitape is the only participant with a session (Jicofo's idle timeout).
+    pub(super) alone_since: Option<Instant>,
+    pub(super) sent: Vec<super::bridge::SentLog>,
+    pub(super) sessions: u32,
     next_id: u64,
-    probes: Vec<(String, String)>,
-    probe_replies: Vec<(String, String, Option<String>)>,
+    pub(super) probes: Vec<(String, String)>,
+    pub(super) probe_replies: Vec<(String, String, Option<String>)>,
 }
-
-/// Malformed Jingle the focus may send: (label, `<jingle>` with `{sid}` for the session).
-const MALFORMED: &[(&str, &str)] = &[
-    (
-        "session-initiate without transport",
-        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="bogus1" initiator="focus"><content name="audio" creator="initiator"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description></content></jingle>"#,
-    ),
-    (
-        "unknown action",
-        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-dance" sid="{sid}"/>"#,
-    ),
-    (
-        "source-add with a bad SSRC",
-        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="{sid}"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="12abc"><ssrc-info xmlns="http://jitsi.org/jitmeet" owner="deadbeef"/></source></description></content></jingle>"#,
-    ),
-];
 
 impl SimConference {
     pub fn new(
         plan: ConferencePlan,
         s: WorldSettings,
         out: mpsc::Sender<Element>,
-        inbox: mpsc::Receiver<Element>,
+        inbox: mpsc::Receiver<SimInput>,
     ) -> Result<Self, SimError> {
         let voices = plan
             .speakers
@@ -100,21 +109,32 @@ impl SimConference {
             .map(|sp| sp.voice.load())
             .collect::<Result<Vec<_>, _>>()?;
         let mut events: Vec<(Duration, Event)> = Vec::new();
-        for (i, sp) in plan.speakers.iter().enumerate() {
-            events.push((sp.join_at, Event::Join(i)));
-            if let Some(at) = sp.leave_at {
-                events.push((at, Event::Leave(i)));
+        for (speaker, sp) in plan.speakers.iter().enumerate() {
+            for (stint, st) in sp.stints.iter().enumerate() {
+                if st.knock {
+                    let knock = st.join_at.saturating_sub(Duration::from_secs(2));
+                    events.push((knock, Event::Knock { speaker, stint }));
+                    let admit = st.join_at.saturating_sub(Duration::from_millis(500));
+                    events.push((admit, Event::Admit { speaker, stint }));
+                }
+                events.push((st.join_at, Event::Join { speaker, stint }));
+                if let Some(at) = st.leave_at {
+                    events.push((at, Event::Leave { speaker, stint }));
+                }
             }
         }
         if let Some(at) = plan.invite_at {
             events.push((at, Event::Invite));
         }
         for (at, d) in &plan.disruptions {
-            events.push((*at, Event::Disrupt(d.clone())));
+            let ev = match d {
+                Disruption::MembersOnly(_) | Disruption::Password(_) => Event::Configure(d.clone()),
+                _ => Event::Disrupt(d.clone()),
+            };
+            events.push((*at, ev));
         }
         events.push((plan.end_at, Event::End));
-        // Stable order: by time, joins before invites before leaves at the same instant.
-        events.sort_by_key(|(at, e)| (*at, matches!(e, Event::Leave(_) | Event::End)));
+        events.sort_by_key(|(at, e)| (*at, e.rank()));
         let room = plan.room.to_lowercase();
         let focus_jid = format!("focus@{}/focus", s.domain);
         let n = plan.speakers.len();
@@ -131,10 +151,13 @@ impl SimConference {
             focus_jid,
             recorder: None,
             recorder_json: false,
-            recorder_joined: None,
+            recorder_joins: Vec::new(),
             pending_disco: None,
+            disco_done: false,
             session: None,
-            present: vec![false; n],
+            present: vec![None; n],
+            config: RoomConfig::default(),
+            alone_since: None,
             sent: Vec::new(),
             sessions: 0,
             next_id: 0,
@@ -143,16 +166,16 @@ impl SimConference {
         })
     }
 
-    fn id(&mut self) -> String {
+    pub(super) fn id(&mut self) -> String {
         self.next_id += 1;
         format!("sim-{}", self.next_id)
     }
 
-    async fn send(&self, el: Element) {
+    pub(super) async fn send(&self, el: Element) {
         let _ = self.out.send(el).await;
     }
 
-    fn presence(from: &str, to: &str, children: Vec<Element>) -> Element {
+    pub(super) fn presence(from: &str, to: &str, children: Vec<Element>) -> Element {
         let mut b = Element::builder("presence", NS_COMPONENT)
             .set("from", from)
             .set("to", to);
@@ -171,15 +194,22 @@ impl SimConference {
         let events = std::mem::take(&mut self.events);
         for (at, event) in events {
             let due = self.epoch + at;
-            loop {
+            while Instant::now() < due {
+                let idle = self.idle_deadline().filter(|d| *d < due).unwrap_or(due);
                 tokio::select! {
-                    el = self.inbox.recv() => match el {
-                        Some(el) => self.on_stanza(el).await,
+                    input = self.inbox.recv() => match input {
+                        Some(SimInput::Stanza(el)) => self.on_stanza(el).await,
+                        Some(SimInput::Reconnected) => self.rebuild().await,
                         None => return Err(SimError::Closed),
                     },
-                    _ = tokio::time::sleep_until(due.into()) => break,
+                    _ = tokio::time::sleep_until(idle.into()) => {
+                        if idle < due {
+                            self.idle_timeout().await;
+                        }
+                    }
                 }
             }
+            debug!(room = %self.room, ?event, "simulation event");
             self.on_event(event).await;
         }
         if let Some(s) = self.session.take() {
@@ -191,22 +221,24 @@ impl SimConference {
             wall_epoch: self.wall_epoch,
             sent: self.sent,
             sessions: self.sessions,
-            recorder_joined: self.recorder_joined,
+            recorder_joined: self.recorder_joins.first().copied(),
+            recorder_joins: self.recorder_joins,
             probe_replies: self.probe_replies,
         })
     }
 
     /// The focus joins first and creates the room (Jicofo does, on the first conference IQ).
     async fn create_room(&mut self) -> Result<(), SimError> {
-        let x = Element::builder("x", NS_MUC).build();
-        let p = Self::presence(&self.focus_jid, &format!("{}/focus", self.room), vec![x]);
-        self.send(p).await;
+        self.send(self.focus_join()).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let el = tokio::time::timeout_at(deadline, self.inbox.recv())
+            let input = tokio::time::timeout_at(deadline, self.inbox.recv())
                 .await
                 .map_err(|_| SimError::Protocol("the focus could not create the room".into()))?
                 .ok_or(SimError::Closed)?;
+            let SimInput::Stanza(el) = input else {
+                continue;
+            };
             let Some(h) = Header::of(&el) else { continue };
             let from_focus = h.from.as_ref().and_then(|f| f.resource.as_deref()) == Some("focus");
             if h.kind == Kind::Presence && from_focus {
@@ -221,11 +253,40 @@ impl SimConference {
         }
     }
 
+    fn focus_join(&self) -> Element {
+        let x = Element::builder("x", NS_MUC).build();
+        Self::presence(&self.focus_jid, &format!("{}/focus", self.room), vec![x])
+    }
+
+    /// The simulation's link came back (the server restarted: every room is gone). Like the
+    /// real clients after a reload, the focus recreates the room, re-applies its
+    /// configuration, and the humans rejoin; jitape's old session died with the bridge
+    /// conference.
+    async fn rebuild(&mut self) {
+        info!(room = %self.room, "server restarted; recreating the room");
+        self.recorder = None;
+        self.pending_disco = None;
+        self.disco_done = false;
+        self.alone_since = None;
+        if let Some(s) = self.session.take() {
+            self.sent.push(s.bridge.close().await);
+        }
+        self.send(self.focus_join()).await;
+        self.apply_config().await;
+        for speaker in 0..self.present.len() {
+            if let Some(stint) = self.present[speaker] {
+                self.send(self.join_presence(speaker, stint, None)).await;
+            }
+        }
+    }
+
     async fn on_event(&mut self, event: Event) {
-        debug!(room = %self.room, ?event, "simulation event");
         match event {
-            Event::Join(i) => self.join(i).await,
-            Event::Leave(i) => self.leave(i).await,
+            Event::Configure(d) => self.configure(d).await,
+            Event::Knock { speaker, stint } => self.knock(speaker, stint).await,
+            Event::Admit { speaker, stint } => self.admit(speaker, stint).await,
+            Event::Join { speaker, stint } => self.join(speaker, stint).await,
+            Event::Leave { speaker, stint } => self.leave(speaker, stint).await,
             Event::Invite => {
                 let x = Element::builder("x", "jabber:x:conference")
                     .set("jid", self.room.as_str())
@@ -237,125 +298,35 @@ impl SimConference {
                     .build();
                 self.send(m).await;
             }
-            Event::Disrupt(Disruption::MoveBridge) => self.move_bridge().await,
-            Event::Disrupt(Disruption::FailBridge) => {
+            Event::Disrupt(d) => self.disrupt(d).await,
+            Event::End => self.destroy().await,
+        }
+    }
+
+    async fn disrupt(&mut self, d: Disruption) {
+        match d {
+            Disruption::MoveBridge => self.move_bridge().await,
+            Disruption::ReplaceTransport => self.replace_transport().await,
+            Disruption::FailBridge => {
                 if let Some(s) = &mut self.session {
                     info!(room = %self.room, "simulated bridge fails");
                     s.bridge.fail().await;
                 }
             }
-            Event::Disrupt(Disruption::MalformedJingle) => self.send_malformed().await,
-            Event::End => self.destroy().await,
+            Disruption::MalformedJingle => self.send_malformed().await,
+            Disruption::KickRecorder => self.kick_recorder().await,
+            Disruption::P2pOffer(speaker) => self.offer_p2p(speaker).await,
+            Disruption::MembersOnly(_) | Disruption::Password(_) => self.configure(d).await,
         }
-    }
-
-    async fn send_malformed(&mut self) {
-        let Some(nick) = self.recorder.clone() else {
-            return;
-        };
-        let sid = self
-            .session
-            .as_ref()
-            .map_or("none".to_string(), |s| s.sid.clone());
-        for (label, xml) in MALFORMED {
-            let Ok(payload) = xml.replace("{sid}", &sid).parse::<Element>() else {
-                continue;
-            };
-            let id = self.id();
-            self.probes.push((id.clone(), (*label).to_string()));
-            let to = format!("{}/{nick}", self.room);
-            self.send(stanza::iq("set", &self.focus_jid, &to, &id, payload))
-                .await;
-        }
-    }
-
-    fn speaker_jid(&self, i: usize) -> String {
-        format!(
-            "p{}@{}/{}",
-            i + 1,
-            self.s.domain,
-            self.plan.speakers[i].endpoint
-        )
-    }
-
-    fn script(&self, i: usize) -> SpeakerScript {
-        let sp = &self.plan.speakers[i];
-        SpeakerScript {
-            endpoint: sp.endpoint.clone(),
-            voice: Arc::clone(&self.voices[i]),
-            windows: sp.talk.clone(),
-        }
-    }
-
-    async fn join(&mut self, i: usize) {
-        let sp = &self.plan.speakers[i];
-        let children = vec![
-            Element::builder("x", NS_MUC).build(),
-            Element::builder("nick", "http://jabber.org/protocol/nick")
-                .append(sp.display_name.clone())
-                .build(),
-            Element::builder("stats-id", NS_COMPONENT)
-                .append(sp.stats_id.clone())
-                .build(),
-        ];
-        let to = format!("{}/{}", self.room, sp.endpoint);
-        let p = Self::presence(&self.speaker_jid(i), &to, children);
-        self.send(p).await;
-        self.present[i] = true;
-        let script = self.script(i);
-        let Some(session) = &mut self.session else {
-            return;
-        };
-        match session.bridge.add_speaker(script) {
-            Ok(source) => {
-                let sid = session.sid.clone();
-                let payload = jingle::source_add(&sid, &[source], self.recorder_json);
-                self.jingle_to_recorder(payload).await;
-            }
-            Err(e) => warn!(error = %e, "bridge could not add a speaker"),
-        }
-    }
-
-    async fn leave(&mut self, i: usize) {
-        if !self.present[i] {
-            return;
-        }
-        self.present[i] = false;
-        let endpoint = self.plan.speakers[i].endpoint.clone();
-        let p = muc::leave_presence(&self.speaker_jid(i), &self.room, &endpoint);
-        self.send(p).await;
-        // Jicofo sends no source-remove for a leaver: the bridge just stops forwarding.
-        if let Some(s) = &mut self.session
-            && !self.plan.bridge_keeps_leavers
-        {
-            let _ = s.bridge.remove_speaker(&endpoint);
-        }
-    }
-
-    async fn destroy(&mut self) {
-        let id = self.id();
-        let q = Element::builder("query", NS_MUC_OWNER)
-            .append(Element::builder("destroy", NS_MUC_OWNER).build())
-            .build();
-        let iq = stanza::iq("set", &self.focus_jid, &self.room, &id, q);
-        self.send(iq).await;
-        info!(room = %self.room, "simulated conference ends (room destroyed)");
-    }
-
-    async fn jingle_to_recorder(&mut self, payload: Element) {
-        let Some(nick) = self.recorder.clone() else {
-            return;
-        };
-        let id = self.id();
-        let to = format!("{}/{nick}", self.room);
-        let iq = stanza::iq("set", &self.focus_jid, &to, &id, payload);
-        self.send(iq).await;
     }
 
     async fn on_stanza(&mut self, el: Element) {
         let Some(h) = Header::of(&el) else { return };
         let nick = h.from.as_ref().and_then(|f| f.resource.clone());
         match h.kind {
+            Kind::Presence if h.is_type("error") && self.is_probe(&h) => {
+                self.on_response(&h, &el).await;
+            }
             Kind::Presence => {
                 if let (Some(from), Some(_)) = (&h.from, &nick)
                     && let Some(p) = muc::parse_presence(&el, from)
@@ -364,209 +335,58 @@ impl SimConference {
                 }
             }
             Kind::Iq if h.is_iq_request() => self.on_request(&h, &el, nick).await,
-            Kind::Iq => {
-                if let Some(pos) = self
-                    .probes
-                    .iter()
-                    .position(|(id, _)| h.id.as_deref() == Some(id))
-                {
-                    let (_, label) = self.probes.remove(pos);
-                    let kind = h.type_.clone().unwrap_or_default();
-                    self.probe_replies
-                        .push((label, kind, stanza::error_condition(&el)));
-                } else if h.id.is_some() && h.id == self.pending_disco {
-                    self.pending_disco = None;
-                    self.recorder_json = self.plan.json_sources && disco_has(&el, JSON_SOURCES);
-                    self.start_session().await;
-                }
-            }
+            Kind::Iq => self.on_response(&h, &el).await,
             Kind::Message => {}
         }
     }
 
-    async fn on_presence(&mut self, p: muc::OccupantPresence) {
-        let is_recorder = p
-            .item
-            .jid
-            .as_ref()
-            .is_some_and(|j| j.domain() == self.s.recorder_domain);
-        if !is_recorder || p.error.is_some() {
-            return;
-        }
-        if p.unavailable {
-            if self.recorder.as_deref() == Some(p.nick.as_str()) {
-                info!(room = %self.room, "recorder left the room");
-                self.recorder = None;
-                self.pending_disco = None;
-                if let Some(s) = self.session.take() {
-                    self.sent.push(s.bridge.close().await);
-                }
-            }
-            return;
-        }
-        if self.recorder.as_deref() == Some(p.nick.as_str()) {
-            return;
-        }
-        // A member joined: Jicofo discovers its features, then invites it.
-        info!(room = %self.room, nick = %p.nick, "recorder joined; discovering features");
-        self.recorder_joined.get_or_insert(self.epoch.elapsed());
-        self.recorder = Some(p.nick.clone());
-        let id = self.id();
-        self.pending_disco = Some(id.clone());
-        let to = format!("{}/{}", self.room, p.nick);
-        let q = Element::builder("query", NS_DISCO_INFO).build();
-        let iq = stanza::iq("get", &self.focus_jid, &to, &id, q);
-        self.send(iq).await;
+    fn is_probe(&self, h: &Header) -> bool {
+        self.probes
+            .iter()
+            .any(|(id, _)| h.id.as_deref() == Some(id))
     }
 
-    async fn start_session(&mut self) {
-        if let Some(old) = self.session.take() {
-            self.sent.push(old.bridge.close().await);
+    async fn on_response(&mut self, h: &Header, el: &Element) {
+        if let Some(pos) = self
+            .probes
+            .iter()
+            .position(|(id, _)| h.id.as_deref() == Some(id))
+        {
+            let (_, label) = self.probes.remove(pos);
+            let kind = h.type_.clone().unwrap_or_default();
+            self.probe_replies
+                .push((label, kind, stanza::error_condition(el)));
+        } else if h.id.is_some() && h.id == self.pending_disco {
+            self.pending_disco = None;
+            self.disco_done = true;
+            self.recorder_json = self.plan.json_sources && disco_has(el, JSON_SOURCES);
+            if self.humans_present() > 0 {
+                self.start_session().await;
+            }
         }
-        let scripts: Vec<SpeakerScript> = (0..self.plan.speakers.len())
-            .filter(|i| self.present[*i])
-            .map(|i| self.script(i))
-            .collect();
-        let cfg = BridgeConfig {
-            max_speakers: self.plan.speakers.len().max(1) * 2,
+    }
+
+    /// A bridge configuration for a new session.
+    pub(super) fn bridge_config(&self) -> BridgeConfig {
+        let stints: usize = self.plan.speakers.iter().map(|s| s.stints.len()).sum();
+        BridgeConfig {
+            max_speakers: stints.max(1) + 2,
             seed: self
                 .plan
                 .bridge
                 .seed
                 .wrapping_add(u64::from(self.sessions) * 7919 + self.next_id),
             ..self.plan.bridge.clone()
-        };
-        let (bridge, offer, sources) = match SimBridge::allocate(cfg, scripts).await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(error = %e, "simulated bridge allocation failed");
-                return;
-            }
-        };
-        let sid = format!("{:016x}", rand::random::<u64>());
-        let bridge_session = BridgeSession {
-            id: format!("{:016x}", rand::random::<u64>()),
-            region: None,
-            restart: false,
-            ice_restart: false,
-        };
-        let focus_real = self.focus_jid.clone();
-        let payload = jingle::session_initiate(
-            &sid,
-            &focus_real,
-            &offer,
-            &sources,
-            &bridge_session,
-            self.recorder_json,
-        );
-        self.session = Some(Session {
-            sid,
-            bridge,
-            bridge_session,
-            accepted: false,
-        });
-        self.jingle_to_recorder(payload).await;
-    }
-
-    async fn move_bridge(&mut self) {
-        let Some(sid) = self.session.as_ref().map(|s| s.sid.clone()) else {
-            return;
-        };
-        info!(room = %self.room, "focus moves the recorder to another bridge");
-        let reason = Reason {
-            condition: "success".into(),
-            text: Some("moving".into()),
-        };
-        self.jingle_to_recorder(jingle::session_terminate(&sid, None, &reason, None))
-            .await;
-        self.start_session().await;
-    }
-
-    async fn on_request(&mut self, h: &Header, el: &Element, nick: Option<String>) {
-        let Some(payload) = stanza::payload(el) else {
-            return;
-        };
-        let from_recorder = nick.is_some() && nick == self.recorder;
-        if !(from_recorder && payload.is("jingle", jingle::ns::JINGLE)) {
-            let reply = if payload.is("query", NS_DISCO_INFO) || payload.is("ping", stanza::NS_PING)
-            {
-                stanza::iq_result(el, None)
-            } else {
-                stanza::iq_error(el, "service-unavailable", None)
-            };
-            self.send(reply).await;
-            return;
         }
-        let j = match jingle::parse(payload) {
-            Ok(j) => j,
-            Err(e) => {
-                self.send(stanza::iq_error(el, e.condition(), Some(&e.to_string())))
-                    .await;
-                return;
-            }
-        };
-        let current = self.session.as_ref().is_some_and(|s| s.sid == j.sid);
-        if !current {
-            debug!(?h.id, sid = %j.sid, "jingle for an old session");
-            self.send(stanza::iq_result(el, None)).await;
-            return;
-        }
-        match j.action {
-            JAction::SessionAccept | JAction::TransportAccept => {
-                let reply = self.accept(&j).await;
-                self.send(reply.map_or_else(
-                    |e| stanza::iq_error(el, "bad-request", Some(&e)),
-                    |()| stanza::iq_result(el, None),
-                ))
-                .await;
-            }
-            JAction::SessionTerminate => {
-                self.send(stanza::iq_result(el, None)).await;
-                let restart = j.bridge_session.as_ref().is_some_and(|b| b.restart);
-                let known = self.session.as_ref().is_some_and(|s| {
-                    j.bridge_session
-                        .as_ref()
-                        .is_none_or(|b| b.id == s.bridge_session.id)
-                });
-                if let Some(s) = self.session.take() {
-                    self.sent.push(s.bridge.close().await);
-                }
-                if restart && known {
-                    info!(room = %self.room, "recorder asked for a new session");
-                    self.start_session().await;
-                }
-            }
-            _ => self.send(stanza::iq_result(el, None)).await,
-        }
-    }
-
-    async fn accept(&mut self, j: &jingle::Jingle) -> Result<(), String> {
-        let transport = j
-            .audio
-            .as_ref()
-            .map(|a| a.transport.clone())
-            .ok_or("accept without a transport")?;
-        let Some(s) = &mut self.session else {
-            return Err("no session".into());
-        };
-        if s.accepted {
-            return Ok(());
-        }
-        s.bridge
-            .accept(&transport)
-            .await
-            .map_err(|e| e.to_string())?;
-        s.bridge.start(self.epoch).map_err(|e| e.to_string())?;
-        s.accepted = true;
-        self.sessions += 1;
-        info!(room = %self.room, sid = %s.sid, "session accepted by the recorder");
-        Ok(())
     }
 }
 
+const JSON_SOURCES: &str = "http://jitsi.org/json-encoded-sources";
+
 fn disco_has(el: &Element, feature: &str) -> bool {
-    el.get_child("query", NS_DISCO_INFO).is_some_and(|q| {
-        q.children()
-            .any(|f| f.name() == "feature" && f.attr("var") == Some(feature))
-    })
+    el.get_child("query", stanza::NS_DISCO_INFO)
+        .is_some_and(|q| {
+            q.children()
+                .any(|f| f.name() == "feature" && f.attr("var") == Some(feature))
+        })
 }

@@ -7,9 +7,11 @@
 pub mod analyze;
 pub mod bridge;
 pub mod conference;
+mod focus;
 pub mod loopback;
 pub mod muc;
 pub mod netem;
+mod people;
 pub mod plan;
 pub mod router;
 pub mod voice;

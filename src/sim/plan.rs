@@ -34,19 +34,54 @@ impl VoiceSpec {
 /// for three at once.
 pub const TONE_AMPLITUDE: f32 = 0.3;
 
+/// One stay of a participant in the room, under one endpoint id (a page refresh starts a
+/// new stint with a new endpoint id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stint {
+    /// MUC nick = JVB endpoint id = source owner.
+    pub endpoint: String,
+    pub join_at: Duration,
+    pub leave_at: Option<Duration>,
+    /// Knock first: a join attempt 2 s before `join_at` (refused if the room is
+    /// members-only), then the focus admits them (member affiliation) just before `join_at`.
+    pub knock: bool,
+}
+
 /// One simulated human.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpeakerPlan {
-    /// MUC nick = JVB endpoint id = source owner.
-    pub endpoint: String,
     pub display_name: String,
     pub voice: VoiceSpec,
-    pub join_at: Duration,
-    pub leave_at: Option<Duration>,
-    /// When they talk (must lie inside their presence).
-    pub talk: Vec<TalkWindow>,
-    /// `<stats-id>` in presence: stays the same when they refresh.
+    /// `<stats-id>` in presence: stays the same across stints (as in a browser).
     pub stats_id: String,
+    pub stints: Vec<Stint>,
+    /// When they talk; only what falls inside a stint is sent.
+    pub talk: Vec<TalkWindow>,
+}
+
+impl SpeakerPlan {
+    /// One stint from `join` to `leave`.
+    pub fn simple(
+        endpoint: &str,
+        name: &str,
+        voice: VoiceSpec,
+        join: Duration,
+        leave: Option<Duration>,
+        talk: Vec<TalkWindow>,
+    ) -> Self {
+        SpeakerPlan {
+            display_name: name.into(),
+            voice,
+            stats_id: format!("stats-{name}"),
+            stints: vec![Stint {
+                endpoint: endpoint.into(),
+                join_at: join,
+                leave_at: leave,
+                knock: false,
+            }],
+            talk,
+        }
+    }
 }
 
 /// Something that happens to the conference at a scheduled time.
@@ -54,12 +89,23 @@ pub struct SpeakerPlan {
 pub enum Disruption {
     /// Jicofo ends jitape's session (`<success/>` "moving") and re-invites with a new sid.
     MoveBridge,
+    /// Jicofo re-invites with `transport-replace` (same sid, a new bridge allocation).
+    ReplaceTransport,
     /// The bridge drops dead (no packets, no terminate): jitape must notice and ask for a
     /// new session.
     FailBridge,
     /// The focus sends jitape malformed Jingle (no transport, an unknown action, a bad
     /// SSRC); the replies are recorded in the outcome.
     MalformedJingle,
+    /// The room becomes members-only (Jitsi's lobby): present humans are made members
+    /// first, as the lobby module does; jitape must not be kicked.
+    MembersOnly(bool),
+    /// The room gets (or loses) a password; humans know it, jitape does not.
+    Password(Option<String>),
+    /// The focus kicks jitape (role none): it must rejoin and keep the one recording.
+    KickRecorder,
+    /// A participant's browser offers jitape P2P (speaker index).
+    P2pOffer(usize),
 }
 
 /// A whole scripted conference.
@@ -68,7 +114,7 @@ pub struct ConferencePlan {
     /// Room JID (`node@muc-domain`).
     pub room: String,
     pub speakers: Vec<SpeakerPlan>,
-    /// When to send jitape a direct invitation (`None`: never; something else tells it).
+    /// When to send jitape a direct invitation (`None`: never; the Prosody module tells it).
     pub invite_at: Option<Duration>,
     /// When the focus destroys the room.
     pub end_at: Duration,
@@ -78,6 +124,9 @@ pub struct ConferencePlan {
     /// Keep forwarding a leaver's audio after their `unavailable` (a stale bridge): jitape
     /// must stop mixing it on the presence alone.
     pub bridge_keeps_leavers: bool,
+    /// Jicofo's `single-participant-timeout`: jitape alone with a session this long gets
+    /// `<expired/>` (and is re-invited when a human returns).
+    pub idle_timeout: Duration,
     pub bridge: BridgeConfig,
 }
 
@@ -85,7 +134,8 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-fn window(a: f64, b: f64) -> TalkWindow {
+/// A talk window from `a` to `b` seconds.
+pub fn window(a: f64, b: f64) -> TalkWindow {
     TalkWindow {
         start: secs(a),
         end: secs(b),
@@ -93,26 +143,34 @@ fn window(a: f64, b: f64) -> TalkWindow {
 }
 
 impl ConferencePlan {
+    /// A plan with no speakers yet, invited at once, ending at `end` seconds.
+    pub fn empty(room: &str, end: f64) -> ConferencePlan {
+        ConferencePlan {
+            room: room.into(),
+            speakers: Vec::new(),
+            invite_at: Some(secs(0.2)),
+            end_at: secs(end),
+            disruptions: Vec::new(),
+            json_sources: true,
+            bridge_keeps_leavers: false,
+            idle_timeout: Duration::from_secs(20),
+            bridge: BridgeConfig::default(),
+        }
+    }
+
     /// The default demo: about 20 s, three speakers with distinct tones, one who joins late,
     /// one who leaves early, an overlap, and a silent stretch.
     pub fn demo(room: &str) -> ConferencePlan {
         let speaker =
             |i: usize, name: &str, join: f64, leave: Option<f64>, talk: Vec<TalkWindow>| {
-                SpeakerPlan {
-                    endpoint: format!(
-                        "{:08x}",
-                        0xa1b2_c3d4u32.wrapping_add(i as u32 * 0x1111_1111)
-                    ),
-                    display_name: name.into(),
-                    voice: VoiceSpec::Tone(default_tone_hz(i)),
-                    join_at: secs(join),
-                    leave_at: leave.map(secs),
-                    talk,
-                    stats_id: format!("stats-{name}"),
-                }
+                let endpoint = format!(
+                    "{:08x}",
+                    0xa1b2_c3d4u32.wrapping_add(i as u32 * 0x1111_1111)
+                );
+                let voice = VoiceSpec::Tone(default_tone_hz(i));
+                SpeakerPlan::simple(&endpoint, name, voice, secs(join), leave.map(secs), talk)
             };
         ConferencePlan {
-            room: room.into(),
             speakers: vec![
                 speaker(
                     0,
@@ -130,12 +188,7 @@ impl ConferencePlan {
                     vec![window(8.0, 10.5), window(14.0, 16.0)],
                 ),
             ],
-            invite_at: Some(secs(0.2)),
-            end_at: secs(20.0),
-            disruptions: Vec::new(),
-            json_sources: true,
-            bridge_keeps_leavers: false,
-            bridge: BridgeConfig::default(),
+            ..ConferencePlan::empty(room, 20.0)
         }
     }
 
@@ -155,23 +208,24 @@ impl ConferencePlan {
         self
     }
 
-    /// The talk windows that fall inside each speaker's presence: what a correct recording
-    /// contains, per speaker.
+    /// The talk windows that fall inside each speaker's stints (and before the end): what
+    /// a correct recording contains, per speaker.
     pub fn audible(&self) -> Vec<(&SpeakerPlan, Vec<TalkWindow>)> {
         self.speakers
             .iter()
             .map(|s| {
-                let leave = s.leave_at.unwrap_or(self.end_at).min(self.end_at);
-                let w = s
-                    .talk
-                    .iter()
-                    .filter(|w| w.start >= s.join_at && w.start < leave)
-                    .map(|w| TalkWindow {
-                        start: w.start,
-                        end: w.end.min(leave),
-                    })
-                    .collect();
-                (s, w)
+                let mut out = Vec::new();
+                for w in &s.talk {
+                    for st in &s.stints {
+                        let leave = st.leave_at.unwrap_or(self.end_at).min(self.end_at);
+                        let (a, b) = (w.start.max(st.join_at), w.end.min(leave));
+                        if a < b {
+                            out.push(TalkWindow { start: a, end: b });
+                        }
+                    }
+                }
+                out.sort_by_key(|w| w.start);
+                (s, out)
             })
             .collect()
     }
@@ -186,21 +240,25 @@ mod tests {
         let p = ConferencePlan::demo("demo@conference.localhost");
         assert_eq!(p.speakers.len(), 3);
         let endpoints: std::collections::HashSet<_> =
-            p.speakers.iter().map(|s| &s.endpoint).collect();
+            p.speakers.iter().map(|s| &s.stints[0].endpoint).collect();
         assert_eq!(endpoints.len(), 3);
         for s in &p.speakers {
-            assert!(s.endpoint.chars().all(|c| c.is_ascii_hexdigit()));
-            let leave = s.leave_at.unwrap_or(p.end_at);
+            let st = &s.stints[0];
+            assert!(st.endpoint.chars().all(|c| c.is_ascii_hexdigit()));
+            let leave = st.leave_at.unwrap_or(p.end_at);
             for w in &s.talk {
                 assert!(
-                    w.start >= s.join_at && w.end <= leave && w.start < w.end,
+                    w.start >= st.join_at && w.end <= leave && w.start < w.end,
                     "{s:?}"
                 );
             }
         }
-        // Somebody joins late, somebody leaves early, and the last seconds are silent.
-        assert!(p.speakers.iter().any(|s| s.join_at > Duration::ZERO));
-        assert!(p.speakers.iter().any(|s| s.leave_at.is_some()));
+        assert!(
+            p.speakers
+                .iter()
+                .any(|s| s.stints[0].join_at > Duration::ZERO)
+        );
+        assert!(p.speakers.iter().any(|s| s.stints[0].leave_at.is_some()));
         let last_talk = p
             .speakers
             .iter()
@@ -209,5 +267,29 @@ mod tests {
             .max()
             .unwrap();
         assert!(p.end_at - last_talk >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn audible_windows_are_cut_to_the_stints() {
+        let mut s = SpeakerPlan::simple(
+            "e1",
+            "A",
+            VoiceSpec::Tone(440.0),
+            secs(0.0),
+            Some(secs(10.0)),
+            vec![window(8.0, 14.0)],
+        );
+        s.stints.push(Stint {
+            endpoint: "e2".into(),
+            join_at: secs(12.0),
+            leave_at: None,
+            knock: false,
+        });
+        let plan = ConferencePlan {
+            speakers: vec![s],
+            ..ConferencePlan::empty("r@m", 13.0)
+        };
+        let w = &plan.audible()[0].1;
+        assert_eq!(w, &vec![window(8.0, 10.0), window(12.0, 13.0)]);
     }
 }

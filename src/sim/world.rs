@@ -50,6 +50,14 @@ pub enum SimError {
     Protocol(String),
 }
 
+/// What a simulated conference receives.
+#[derive(Debug)]
+pub enum SimInput {
+    Stanza(Element),
+    /// The simulation's link came back after a drop (e.g. the server restarted).
+    Reconnected,
+}
+
 /// What happened in a played conference; tests compare the recording against it.
 #[derive(Debug, Clone)]
 pub struct ConferenceOutcome {
@@ -63,14 +71,17 @@ pub struct ConferenceOutcome {
     pub sessions: u32,
     /// When jitape's occupant first appeared, after the epoch.
     pub recorder_joined: Option<Duration>,
-    /// Replies to probe IQs (malformed Jingle): `(what was sent, reply type, error condition)`.
+    /// Every time jitape's occupant (re)appeared, after the epoch.
+    pub recorder_joins: Vec<Duration>,
+    /// Replies to probes (malformed Jingle, knocks, P2P offers): `(what was sent, reply
+    /// type, error condition or reason)`.
     pub probe_replies: Vec<(String, String, Option<String>)>,
 }
 
 enum Dispatch {
     Register {
         room: String,
-        inbox: mpsc::Sender<Element>,
+        inbox: mpsc::Sender<SimInput>,
     },
     Unregister {
         room: String,
@@ -157,22 +168,27 @@ async fn dispatcher(
     up: oneshot::Sender<()>,
 ) {
     let mut up = Some(up);
-    let mut rooms: HashMap<String, mpsc::Sender<Element>> = HashMap::new();
+    let mut rooms: HashMap<String, mpsc::Sender<SimInput>> = HashMap::new();
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(LinkEvent::Up { .. }) => {
-                    if let Some(tx) = up.take() {
+                Some(LinkEvent::Up { .. }) => match up.take() {
+                    Some(tx) => {
                         let _ = tx.send(());
                     }
-                }
+                    None => {
+                        for tx in rooms.values() {
+                            let _ = tx.send(SimInput::Reconnected).await;
+                        }
+                    }
+                },
                 Some(LinkEvent::Stanza(el)) => {
                     let room = Header::of(&el)
                         .and_then(|h| h.from)
                         .map(|f: Jid| f.bare);
                     match room.and_then(|r| rooms.get(&r)) {
                         Some(tx) => {
-                            let _ = tx.send(el).await;
+                            let _ = tx.send(SimInput::Stanza(el)).await;
                         }
                         None => debug!("simulation: stanza for no conference"),
                     }
