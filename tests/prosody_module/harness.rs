@@ -108,7 +108,11 @@ impl Comp {
             }
         })
         .await;
-        assert_eq!(up, Ok(true), "component {domain} did not connect to prosody");
+        assert_eq!(
+            up,
+            Ok(true),
+            "component {domain} did not connect to prosody"
+        );
         Comp {
             domain: domain.into(),
             out: out_tx,
@@ -151,7 +155,7 @@ impl Comp {
                     self.domain,
                     self.backlog
                         .iter()
-                        .map(|e| String::from(e))
+                        .map(String::from)
                         .collect::<Vec<_>>()
                         .join("\n")
                 ),
@@ -192,16 +196,22 @@ impl Comp {
         let pw = password
             .map(|p| format!("<password>{p}</password>"))
             .unwrap_or_default();
-        self.send(xml(&format!(
+        let presence = xml(&format!(
             r#"<presence xmlns="{NS_COMPONENT}" from="{from}" to="{room}/{nick}"><x xmlns="{NS_MUC}">{pw}</x>{extra}</presence>"#
-        )))
-        .await;
-        let occupant = format!("{room}/{nick}");
+        ));
+        self.join_with(presence).await
+    }
+
+    /// Send a join presence built by the caller; Ok(self-presence) or Err(error condition).
+    pub async fn join_with(&mut self, presence: Element) -> Result<Element, String> {
+        let from = presence.attr("from").unwrap_or_default().to_string();
+        let occupant = presence.attr("to").unwrap_or_default().to_string();
+        self.send(presence).await;
         let reply = self
             .expect(&format!("join result for {occupant}"), |e| {
                 e.name() == "presence"
                     && e.attr("from") == Some(occupant.as_str())
-                    && e.attr("to") == Some(from)
+                    && e.attr("to") == Some(from.as_str())
                     && (e.attr("type") == Some("error") || has_status(e, "110"))
             })
             .await;
@@ -275,12 +285,10 @@ pub fn xml(s: &str) -> Element {
 }
 
 pub fn has_status(presence: &Element, code: &str) -> bool {
-    presence
-        .get_child("x", NS_MUC_USER)
-        .is_some_and(|x| {
-            x.children()
-                .any(|c| c.name() == "status" && c.attr("code") == Some(code))
-        })
+    presence.get_child("x", NS_MUC_USER).is_some_and(|x| {
+        x.children()
+            .any(|c| c.name() == "status" && c.attr("code") == Some(code))
+    })
 }
 
 pub fn error_condition(el: &Element) -> Option<String> {
@@ -303,7 +311,12 @@ pub struct Occ {
 
 impl Occ {
     pub fn from_element(el: &Element) -> Occ {
-        assert_eq!(el.name(), "occupant", "not an occupant: {}", String::from(el));
+        assert_eq!(
+            el.name(),
+            "occupant",
+            "not an occupant: {}",
+            String::from(el)
+        );
         Occ {
             nick: el.attr("nick").unwrap_or_default().into(),
             jid: el.attr("jid").unwrap_or_default().into(),
@@ -364,6 +377,28 @@ pub fn wait_for_log(prosody: &Prosody, needle: &str) -> String {
         assert!(
             Instant::now() < deadline,
             "prosody log never contained {needle:?}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until, for each entry of `wanted`, one error line contains all its parts; returns the
+/// log.
+pub fn wait_for_errors(prosody: &Prosody, wanted: &[&[&str]]) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = prosody.log();
+        let errors = error_lines(&log);
+        let missing: Vec<_> = wanted
+            .iter()
+            .filter(|parts| !errors.iter().any(|l| parts.iter().all(|p| l.contains(p))))
+            .collect();
+        if missing.is_empty() {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error lines with {missing:?} in prosody's log:\n{log}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

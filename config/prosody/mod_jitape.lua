@@ -1,0 +1,399 @@
+-- mod_jitape: the Prosody side of jitape (Prosody 0.12 and 13).
+--
+-- Load it on every MUC component whose rooms jitape records (the conference MUC and, if wanted,
+-- the breakout MUC), with the option `jitape_component` naming jitape's external component.
+-- It owns three things, all in namespace urn:jitape:prosody:1 (see README.md next to it):
+--
+--   events   room-created, room-destroyed, occupant-joined, occupant-left, each a
+--            <message type='normal'> from the MUC host to the component domain;
+--   catch-up an IQ get <rooms/> to the MUC host, answered only to the component's JIDs, listing
+--            every live room with its occupants;
+--   entry    a join from the component's domain becomes a room member (members-only rooms and
+--            Jitsi's lobby admit it, a later switch to members-only does not kick it) and carries
+--            the room's password. No other JID gains anything.
+--
+-- No hook ever raises: every handler runs under pcall and logs what went wrong.
+
+local function import(name)
+	-- Prosody 13 names its libraries prosody.*; 0.12 knows only the short names.
+	local ok, lib = pcall(require, "prosody." .. name);
+	if ok and lib then return lib; end
+	return require(name);
+end
+
+local st = import "util.stanza";
+local jid_util = import "util.jid";
+local configmanager = import "core.configmanager";
+
+local jid_bare, jid_host, jid_resource, jid_prep =
+	jid_util.bare, jid_util.host, jid_util.resource, jid_util.prep;
+
+local NS = "urn:jitape:prosody:1";
+local MUC_NS = "http://jabber.org/protocol/muc";
+
+-- Bounds on what is copied from other people's presences into our stanzas (jitape's XML reader
+-- refuses attribute values over 8 KiB, which would cost it its connection).
+local MAX_JID_ATTR = 3072;
+local MAX_SHORT_ATTR = 256;
+local MAX_FEATURES = 32;
+
+-- Hook priorities (higher runs first). See README.md for where each number comes from.
+local PRIO_ADMIT = -3;        -- after Jitsi's jicofo lock (8), max occupants (10), token (99),
+                              -- wait-for-host (0); before Jitsi's lobby (-4), Prosody's
+                              -- members-only (-5), ban (-10) and password (-20) checks
+local PRIO_MARK_NEW = -1000;  -- last pre-join hook: this first presence will create the room
+local PRIO_PRE_CREATE = -2000;-- after mod_muc tracked the new room (-1000)
+local PRIO_CREATED = -50;     -- after Jitsi's mod_muc_meeting_id set meetingId (0)
+local PRIO_JOINED = -50;
+local PRIO_LEFT = 1;          -- before mod_muc destroys an emptied room (-1)
+local PRIO_DESTROYED = 100;   -- before mod_muc forgets the room (0) and tombstones stop it (-10)
+
+---------------------------------------------------------------------------------------------
+-- Configuration: fail loudly.
+
+if module:get_host_type() ~= "component" or module:get_option_string("component_module") ~= "muc" then
+	error(("mod_jitape is loaded on %s, which is not a MUC component: enable it only in the "
+		.. "modules_enabled of the conference MUC component(s), e.g. Component \"conference.example\" "
+		.. "\"muc\" (docker-jitsi-meet: XMPP_MUC_MODULES=jitape)"):format(module.host), 0);
+end
+
+local raw_component = module:get_option_string("jitape_component");
+if raw_component == nil or raw_component == "" then
+	error(("mod_jitape on %s: option jitape_component is not set; set jitape_component = "
+		.. "\"<jitape's component domain>\" (the Component declared for jitape, e.g. "
+		.. "\"recorder.meet.jitsi\"; docker-jitsi-meet: XMPP_MUC_CONFIGURATION=jitape_component = "
+		.. "\"recorder.meet.jitsi\"). The module is not active."):format(module.host), 0);
+end
+local component = jid_prep(raw_component);
+if not component or component:find("[@/]") then
+	error(("mod_jitape on %s: jitape_component = %q is not a domain; set it to jitape's "
+		.. "component domain, e.g. \"recorder.meet.jitsi\""):format(module.host, raw_component), 0);
+end
+
+-- Only an external component may receive the events and get in: were jitape_component a
+-- VirtualHost, every user of it would pass passwords and members-only.
+local function check_component_declared()
+	local kind = configmanager.rawget(component, "component_module");
+	if kind == "component" then return; end
+	local what;
+	if kind then
+		what = ("a %q component, not an external one"):format(kind);
+	elseif configmanager.rawget(component, "defined") then
+		what = "a VirtualHost, not an external component";
+	else
+		what = "not declared in the configuration";
+	end
+	error(("mod_jitape on %s: jitape_component = %q is %s; declare jitape's component with "
+		.. "Component %q and component_secret = \"...\" (see config/prosody/jitape.cfg.lua), "
+		.. "or correct jitape_component. The module is not active."):format(module.host,
+		component, what, component), 0);
+end
+
+local function list_contains(list, name)
+	if type(list) ~= "table" then return false; end
+	for _, v in ipairs(list) do
+		if v == name then return true; end
+	end
+	return false;
+end
+
+local function module_enabled_here(name)
+	return list_contains(configmanager.get(module.host, "modules_enabled"), name)
+		or (prosody.hosts[module.host] and prosody.hosts[module.host].modules[name] ~= nil);
+end
+
+-- Entries that cover every JID of the component: the domain, or a bare JID on it.
+local function covers_component(set)
+	if set:contains(component) then return true; end
+	for item in set do
+		if type(item) == "string" and jid_host(item) == component then return true; end
+	end
+	return false;
+end
+
+-- Jitsi modules whose decisions the module cannot change; say what the operator must set.
+local function check_jitsi_neighbours()
+	if module_enabled_here("muc_max_occupants")
+		and (tonumber(module:get_option("muc_max_occupants")) or -1) > 0
+		and not covers_component(module:get_option_set("muc_access_whitelist", {})) then
+		module:log("error", "mod_muc_max_occupants is enabled on %s but muc_access_whitelist "
+			.. "does not contain %q: jitape counts against muc_max_occupants and is refused "
+			.. "from full rooms; add %q to muc_access_whitelist on this component",
+			module.host, component, component);
+	end
+	if module_enabled_here("token_verification")
+		and not covers_component(module:get_option_set("token_verification_allowlist", {})) then
+		local parent = module.host:match("^[^.]+%.(.+)$");
+		local strict = parent and configmanager.get(parent, "enable_domain_verification");
+		module:log(strict and "error" or "warn", "mod_token_verification is enabled on %s and "
+			.. "token_verification_allowlist does not contain %q: %s; add %q to "
+			.. "token_verification_allowlist on this component", module.host, component,
+			strict and "with enable_domain_verification jitape's token-less joins are refused"
+				or "jitape passes only while enable_domain_verification stays off",
+			component);
+	end
+end
+
+check_component_declared();
+check_jitsi_neighbours();
+
+local muc = module:depends("muc");
+
+---------------------------------------------------------------------------------------------
+-- State (per MUC host): which rooms jitape has been told about.
+
+local announced = {};   -- room jid -> true once room-created went out (or the room predates us)
+local created_at = {};  -- room jid -> os.time() when we saw it created
+local pending = {};     -- room jid -> nick of a creator whose occupant-joined waits for room-created
+local creating = setmetatable({}, { __mode = "v" }); -- room jid -> occupant whose join creates it
+
+local function live_rooms()
+	if muc.live_rooms then return muc.live_rooms(); end
+	return muc.each_room(true);
+end
+
+for room in live_rooms() do
+	-- Loaded into a running server (module reload): these rooms are not news.
+	announced[room.jid] = true;
+end
+
+---------------------------------------------------------------------------------------------
+-- Building our stanzas.
+
+local function bounded(value, limit)
+	if type(value) == "string" and value ~= "" and #value <= limit then return value; end
+	return nil;
+end
+
+local function count_occupants(room)
+	local n = 0;
+	if type(room._occupants) == "table" then
+		for _ in pairs(room._occupants) do n = n + 1; end
+	else
+		for _ in room:each_occupant() do n = n + 1; end
+	end
+	return n;
+end
+
+local function meeting_id(room)
+	return bounded(room._data and room._data.meetingId, MAX_SHORT_ATTR);
+end
+
+local features_namespaces = { ["jabber:client"] = true, ["jabber:component:accept"] = true };
+
+-- The vars of the first <features/> child of a presence (Jitsi's role markers).
+local function feature_vars(presence)
+	local vars = {};
+	if not presence then return vars; end
+	for _, child in ipairs(presence.tags) do
+		if child.name == "features" and (child.attr.xmlns == nil or features_namespaces[child.attr.xmlns]) then
+			for _, f in ipairs(child.tags) do
+				local var = f.name == "feature" and bounded(f.attr.var, MAX_SHORT_ATTR);
+				if var then
+					vars[#vars + 1] = var;
+					if #vars >= MAX_FEATURES then break; end
+				end
+			end
+			break;
+		end
+	end
+	return vars;
+end
+
+local function occupant_element(room, occupant)
+	local el = st.stanza("occupant", {
+		nick = bounded(jid_resource(occupant.nick), MAX_JID_ATTR);
+		jid = bounded(occupant.jid, MAX_JID_ATTR);
+		role = occupant.role or "none";
+		affiliation = room:get_affiliation(occupant.bare_jid) or "none";
+	});
+	for _, var in ipairs(feature_vars(occupant:get_presence())) do
+		el:add_direct_child(st.stanza("feature", { var = var }));
+	end
+	return el;
+end
+
+-- Is jitape's component there to receive? (An absent component bounces every message.)
+local function component_online()
+	local host = prosody.hosts[component];
+	if not host or host.type ~= "component" then return false; end
+	local env = host.modules and host.modules.component;
+	return not (env and env.connected == false);
+end
+
+local function send_event(room, kind, occupant)
+	if not component_online() then
+		module:log("debug", "jitape component %s not connected, %s for %s not sent", component, kind, room.jid);
+		return;
+	end
+	local event = st.stanza("event", {
+		xmlns = NS;
+		type = kind;
+		room = room.jid;
+		["meeting-id"] = meeting_id(room);
+		occupants = tostring(count_occupants(room));
+	});
+	if occupant then
+		event:add_direct_child(occupant_element(room, occupant));
+	end
+	local message = st.message({ from = module.host, to = component, type = "normal" });
+	message:add_direct_child(event);
+	module:send(message);
+end
+
+-- room-created goes out once per room, before any other event about it.
+local function ensure_announced(room)
+	if announced[room.jid] then return; end
+	announced[room.jid] = true;
+	send_event(room, "room-created");
+	local nick = pending[room.jid];
+	pending[room.jid], creating[room.jid] = nil, nil;
+	local occupant = nick and room:get_occupant_by_nick(nick);
+	if occupant then
+		send_event(room, "occupant-joined", occupant);
+	end
+end
+
+local function forget(room_jid)
+	announced[room_jid], created_at[room_jid], pending[room_jid], creating[room_jid] = nil, nil, nil, nil;
+end
+
+---------------------------------------------------------------------------------------------
+-- Hooks. `guarded` keeps a Lua error in here from ever breaking the MUC.
+
+local function guarded(name, handler)
+	return function(event)
+		local ok, result = pcall(handler, event);
+		if ok then return result; end
+		module:log("error", "mod_jitape %s handler failed: %s", name, tostring(result));
+		return nil;
+	end
+end
+
+local is_jitape = function(jid)
+	return type(jid) == "string" and jid_host(jid) == component;
+end
+
+local role_rank = { none = 0, visitor = 1, participant = 2, moderator = 3 };
+
+-- Entry for jitape's JIDs: membership and the room password; nothing for anyone else.
+local function admit(event)
+	local stanza, room, occupant = event.stanza, event.room, event.occupant;
+	local from = stanza.attr.from;
+	if not is_jitape(from) then return; end
+	local bare = jid_bare(from);
+	local affiliation = room:get_affiliation(bare);
+	if affiliation == "outcast" then
+		module:log("info", "%s is banned from %s; not admitting it", bare, room.jid);
+		return;
+	end
+	if affiliation == nil or affiliation == "none" then
+		local ok, err_type, err_condition = room:set_affiliation(true, bare, "member");
+		if ok then
+			local role = room:get_default_role("member") or "participant";
+			if occupant and (role_rank[occupant.role or "none"] or 0) < (role_rank[role] or 0) then
+				occupant.role = role;
+			end
+		else
+			module:log("warn", "could not make %s a member of %s: %s/%s", bare, room.jid,
+				tostring(err_type), tostring(err_condition));
+		end
+	end
+	local password = room:get_password();
+	if password and password ~= "" then
+		local x = stanza:get_child("x", MUC_NS);
+		if not x then
+			x = st.stanza("x", { xmlns = MUC_NS });
+			stanza:add_direct_child(x);
+		end
+		x:maptags(function(tag)
+			if tag.name == "password" then return nil; end
+			return tag;
+		end);
+		x:add_direct_child(st.stanza("password", { xmlns = MUC_NS }):text(password));
+	end
+end
+
+module:hook("muc-occupant-pre-join", guarded("pre-join", admit), PRIO_ADMIT);
+
+module:hook("muc-occupant-pre-join", guarded("pre-join", function(event)
+	if event.is_new_room then
+		creating[event.room.jid] = event.occupant;
+	end
+end), PRIO_MARK_NEW);
+
+module:hook("muc-room-pre-create", guarded("room-pre-create", function(event)
+	created_at[event.room.jid] = created_at[event.room.jid] or os.time();
+end), PRIO_PRE_CREATE);
+
+module:hook("muc-room-created", guarded("room-created", function(event)
+	local room = event.room;
+	created_at[room.jid] = created_at[room.jid] or os.time();
+	ensure_announced(room);
+end), PRIO_CREATED);
+
+module:hook("muc-occupant-joined", guarded("occupant-joined", function(event)
+	local room, occupant = event.room, event.occupant;
+	if not announced[room.jid] and creating[room.jid] == occupant then
+		-- The creator's join: Prosody fires muc-room-created right after, and Jitsi sets the
+		-- meetingId there. Report both from that hook, room first.
+		pending[room.jid] = occupant.nick;
+		return;
+	end
+	ensure_announced(room);
+	send_event(room, "occupant-joined", occupant);
+end), PRIO_JOINED);
+
+module:hook("muc-occupant-left", guarded("occupant-left", function(event)
+	ensure_announced(event.room);
+	send_event(event.room, "occupant-left", event.occupant);
+end), PRIO_LEFT);
+
+module:hook("muc-room-destroyed", guarded("room-destroyed", function(event)
+	local room = event.room;
+	send_event(room, "room-destroyed");
+	forget(room.jid);
+end), PRIO_DESTROYED);
+
+---------------------------------------------------------------------------------------------
+-- Catch-up: <iq type='get' to='<muc host>'><rooms xmlns='urn:jitape:prosody:1'/></iq>
+
+local function rooms_reply(stanza)
+	local reply = st.reply(stanza);
+	local rooms = st.stanza("rooms", { xmlns = NS });
+	for room in live_rooms() do
+		if not (room._data and room._data.destroyed) then
+			local created = created_at[room.jid];
+			local item = st.stanza("room", {
+				jid = room.jid;
+				["meeting-id"] = meeting_id(room);
+				created = created and tostring(created) or nil;
+			});
+			for _, occupant in room:each_occupant() do
+				item:add_direct_child(occupant_element(room, occupant));
+			end
+			rooms:add_direct_child(item);
+		end
+	end
+	reply:add_direct_child(rooms);
+	return reply;
+end
+
+module:hook("iq-get/host/" .. NS .. ":rooms", function(event)
+	local origin, stanza = event.origin, event.stanza;
+	if not is_jitape(stanza.attr.from) then
+		origin.send(st.error_reply(stanza, "auth", "forbidden", "Only jitape's component may list rooms"));
+		return true;
+	end
+	local ok, reply = pcall(rooms_reply, stanza);
+	if ok then
+		origin.send(reply);
+	else
+		module:log("error", "mod_jitape rooms query failed: %s", tostring(reply));
+		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+	end
+	return true;
+end);
+
+module:log("info", "mod_jitape: reporting rooms and occupants of %s to %s, answering its rooms "
+	.. "query, and admitting %s's JIDs as members with the room password", module.host, component, component);
