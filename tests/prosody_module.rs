@@ -548,3 +548,39 @@ fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_prosody_restores_after_a_restart_is_announced_with_its_occupants() {
+    support::logs();
+    let mut prosody = start_with_module();
+    let room = format!("survivor@{MUC}");
+    {
+        let mut sim = Comp::sim(&prosody).await;
+        sim.join(FOCUS, &room, "focus", None, "").await.unwrap();
+        sim.join("p1@sim.localhost/x", &room, "p1", None, "")
+            .await
+            .unwrap();
+        // Prosody saves every live room, occupants included, when it stops.
+        prosody.stop();
+        sim.close().await;
+    }
+    prosody.restart();
+    let mut rec = Comp::recorder(&prosody).await;
+    let mut sim = Comp::sim(&prosody).await;
+    // Touching the room restores it (no muc-room-created, no joins for the restored
+    // occupants): the module must still tell jitape the room is alive and who is in it.
+    sim.join(FOCUS, &room, "focus", None, "").await.ok();
+    let created = rec.next_event().await;
+    assert_eq!(
+        (created.kind.as_str(), created.room.as_str()),
+        ("room-created", room.as_str())
+    );
+    let mut nicks = Vec::new();
+    for _ in 0..2 {
+        let ev = rec.next_event().await;
+        assert_eq!(ev.kind, "occupant-joined", "{ev:?}");
+        nicks.push(occ(&ev).nick.clone());
+    }
+    nicks.sort();
+    assert_eq!(nicks, ["focus", "p1"]);
+}

@@ -332,6 +332,17 @@ module:hook("muc-room-created", guarded("room-created", function(event)
 	ensure_announced(room);
 end), PRIO_CREATED);
 
+-- A room Prosody restores from storage (it saves every live room, occupants included, when it
+-- stops, and restores it on first use after a restart) fires no muc-room-created and no joins
+-- for the occupants it brings back: announce it and them, so jitape knows the room is alive.
+module:hook("muc-room-restored", guarded("room-restored", function(event)
+	local room = event.room;
+	ensure_announced(room);
+	for _, occupant in room:each_occupant() do
+		send_event(room, "occupant-joined", occupant);
+	end
+end));
+
 module:hook("muc-occupant-joined", guarded("occupant-joined", function(event)
 	local room, occupant = event.room, event.occupant;
 	if not announced[room.jid] and creating[room.jid] == occupant then

@@ -91,6 +91,8 @@ pub enum Input {
     RoomStatus {
         alive: bool,
         humans: Option<usize>,
+        /// Jitsi's meeting id, when the Prosody module reported one.
+        meeting_id: Option<String>,
     },
     /// The Prosody module reported the room destroyed.
     RoomDestroyed,
@@ -180,6 +182,9 @@ pub struct Machine {
     outside_humans: Option<usize>,
     /// Since when we are not an occupant although we were (link down, kicked).
     interrupted: Option<(Instant, &'static str)>,
+    /// We left just before rejoining: Prosody's unavailable echo of that leave (if we were
+    /// still in) is expected before our join's self-presence, and is not a kick.
+    leave_echo: bool,
     roster: Roster,
     sessions: Sessions,
     timers: BTreeMap<Timer, Instant>,
@@ -209,6 +214,7 @@ impl Machine {
             alive: false,
             outside_humans: None,
             interrupted: None,
+            leave_echo: false,
             roster,
             sessions: Sessions::default(),
             timers: BTreeMap::new(),
@@ -251,6 +257,9 @@ impl Machine {
     /// Handle one input at `now`.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
+        if !matches!(input, Input::Stanza(_) | Input::Tick) {
+            debug!(room = %self.s.room, ?input, membership = ?self.membership, alive = self.alive, "conference input");
+        }
         if self.membership == Membership::Ended {
             return out;
         }
@@ -280,7 +289,7 @@ impl Machine {
                 self.roster.clear(now);
                 self.pending.clear();
             }
-            Input::RoomStatus { alive, humans } => {
+            Input::RoomStatus { alive, humans, .. } => {
                 self.timers.remove(&Timer::RoomStatusTimeout);
                 self.alive = alive;
                 self.outside_humans = humans;
@@ -345,6 +354,20 @@ impl Machine {
     }
 
     fn join(&mut self, now: Instant, attempt: u32, out: &mut Vec<Action>) {
+        debug!(room = %self.s.room, attempt, "sending join presence");
+        // A rejoin (after a reconnect, a kick, a retry) first leaves: Prosody restores rooms
+        // with their occupants after a restart, and if an occupant of ours (same full JID)
+        // is still there, a join is only a presence update — no self-presence, no new Jingle
+        // invite. Leaving first makes the join a real one; when we were not in, Prosody
+        // ignores the leave.
+        if self.recording || attempt > 1 {
+            out.push(Action::Send(muc::leave_presence(
+                &self.s.our_jid,
+                &self.s.room,
+                &self.s.nick,
+            )));
+            self.leave_echo = true;
+        }
         self.membership = Membership::Joining { attempt };
         self.timers.remove(&Timer::Rejoin);
         self.timers
@@ -481,8 +504,16 @@ impl Machine {
             return self.join_refused(now, &condition, out);
         }
         if p.unavailable {
+            if std::mem::take(&mut self.leave_echo)
+                && matches!(self.membership, Membership::Joining { .. })
+                && !p.destroyed
+            {
+                debug!(room = %self.s.room, "our leave before the rejoin was echoed");
+                return;
+            }
             return self.on_removed(now, &p, out);
         }
+        self.leave_echo = false;
         if matches!(self.membership, Membership::Joining { .. }) {
             info!(room = %self.s.room, nick = %self.s.nick, "joined");
             self.membership = Membership::Joined;
@@ -663,17 +694,10 @@ impl Machine {
             return;
         }
         info!(room = %self.s.room, "no new session yet; rejoining to get a fresh invite");
-        // Jicofo invites every member that joins; re-asserting our presence is not a join,
-        // so leave and join again (the recording continues: only the occupancy blips).
-        out.push(Action::Send(muc::leave_presence(
-            &self.s.our_jid,
-            &self.s.room,
-            &self.s.nick,
-        )));
+        // Jicofo invites every member that joins; re-asserting our presence is not a join, so
+        // `join` leaves first (the recording continues: only the occupancy blips).
         self.roster.clear(now);
-        self.membership = Membership::Joining { attempt: 1 };
-        self.timers
-            .insert(Timer::Rejoin, now + Duration::from_secs(1));
+        self.join(now, 1, out);
     }
 
     fn apply_effects(&mut self, fx: Vec<Effect>, out: &mut Vec<Action>) {

@@ -203,6 +203,10 @@ impl Recording {
             .unwrap_or_default()
     }
 
+    pub fn set_meeting_id(&mut self, id: &str) {
+        self.sidecar.meeting_id = Some(id.to_string());
+    }
+
     /// Note an interruption in the sidecar.
     pub fn add_gap(&mut self, start: Instant, end: Instant, kind: GapKind, detail: String) {
         let (a, b) = (self.sample_at(start), self.sample_at(end));
@@ -236,7 +240,9 @@ impl Recording {
         }
     }
 
-    /// Render everything due at `now` into the files.
+    /// Render everything due at `now` into the files, and hand every complete frame to the
+    /// OS: a crash (even `kill -9`) then loses at most the frame being filled and the
+    /// playout delay, never seconds.
     pub fn render(&mut self, now: Instant) {
         let r = self.timeline.render(now);
         if r.mix.is_empty() && r.speech.is_empty() {
@@ -248,6 +254,9 @@ impl Recording {
         }
         for ev in r.speech {
             self.on_speech(ev);
+        }
+        if let Err(e) = self.mix.flush() {
+            crate::util::log_limited("recording-flush", format_args!("flush failed: {e}"));
         }
     }
 
@@ -456,3 +465,39 @@ const RESUMED_TRACKS: u32 = u32::MAX - 100_000;
 pub const RENDER_EVERY: Duration = Duration::from_millis(100);
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 pub const SYNC_EVERY: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::roster::Classifier;
+
+    fn settings(dir: &std::path::Path) -> RecordingSettings {
+        RecordingSettings {
+            dir: dir.to_path_buf(),
+            audio: AudioConfig::default(),
+        }
+    }
+
+    #[test]
+    fn gaps_reach_the_final_sidecar() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let mut rec =
+            Recording::start(&settings(tmp.path()), "r@muc.example", t0, Utc::now()).unwrap();
+        rec.render(t0 + Duration::from_secs(1));
+        rec.add_gap(
+            t0 + Duration::from_millis(300),
+            t0 + Duration::from_millis(700),
+            GapKind::XmppReconnect,
+            "test".into(),
+        );
+        let roster = Roster::new(Classifier::default());
+        rec.checkpoint(&roster);
+        let files = rec
+            .finish(t0 + Duration::from_secs(2), "stopped", &roster)
+            .unwrap();
+        let sc = sidecar::read(&files.sidecar).unwrap();
+        assert_eq!(sc.gaps.len(), 1, "{sc:?}");
+        assert_eq!(sc.gaps[0].start.sample, 48_000 * 3 / 10);
+    }
+}

@@ -55,6 +55,8 @@ struct Task {
     paths: watch::Sender<Option<RecordingPaths>>,
     /// A recording a previous jitape left unfinished: continued instead of a new one.
     resume: Option<Unfinished>,
+    /// Jitsi's meeting id, once known.
+    meeting_id: Option<String>,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -81,6 +83,7 @@ pub async fn run(
         ended: None,
         paths,
         resume,
+        meeting_id: None,
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -122,6 +125,16 @@ impl Task {
                 _ = sleep_or_forever(deadline) => Some(Input::Tick),
             };
             if let Some(input) = input {
+                if let Input::RoomStatus {
+                    meeting_id: Some(m),
+                    ..
+                } = &input
+                {
+                    self.meeting_id = Some(m.clone());
+                    if let Some(rec) = &mut self.recording {
+                        rec.set_meeting_id(m);
+                    }
+                }
                 let actions = self.machine.handle(Instant::now(), input);
                 self.execute(actions).await;
             }
@@ -248,6 +261,9 @@ impl Task {
         match opened {
             Ok(mut rec) => {
                 rec.set_tracks(&self.tracks, self.machine.roster());
+                if let Some(m) = &self.meeting_id {
+                    rec.set_meeting_id(m);
+                }
                 let _ = self.paths.send(Some(rec.paths().clone()));
                 let elapsed = rec.elapsed();
                 self.recording = Some(rec);

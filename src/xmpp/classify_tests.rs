@@ -120,7 +120,8 @@ fn module_events_and_catchup_answers_are_recognised() {
     assert_eq!(
         classify(&s, &ev),
         Route::Module(ModuleEvent::RoomCreated {
-            room: "r@muc.example".into()
+            room: "r@muc.example".into(),
+            meeting_id: None,
         })
     );
     // The same message from a room (not the service) is not a module event.

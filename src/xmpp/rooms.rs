@@ -34,6 +34,7 @@ pub struct OccupantInfo {
 pub enum ModuleEvent {
     RoomCreated {
         room: String,
+        meeting_id: Option<String>,
     },
     RoomDestroyed {
         room: String,
@@ -52,6 +53,7 @@ pub enum ModuleEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomReport {
     pub room: String,
+    pub meeting_id: Option<String>,
     pub occupants: Vec<OccupantInfo>,
 }
 
@@ -72,6 +74,13 @@ fn occupant(el: &Element) -> Option<OccupantInfo> {
     })
 }
 
+/// Jitsi's meeting id (`room._data.meetingId`), when the module reports one.
+fn meeting_id(el: &Element) -> Option<String> {
+    el.attr("meeting-id")
+        .filter(|m| !m.is_empty() && m.len() <= 256)
+        .map(str::to_string)
+}
+
 fn room_jid(el: &Element) -> Option<String> {
     let j = Jid::parse(el.attr("room").or_else(|| el.attr("jid"))?)?;
     (j.node().is_some() && j.resource.is_none()).then_some(j.bare)
@@ -87,7 +96,10 @@ pub fn parse_event(message: &Element) -> Option<ModuleEvent> {
             .and_then(occupant)
     };
     Some(match ev.attr("type")? {
-        "room-created" => ModuleEvent::RoomCreated { room },
+        "room-created" => ModuleEvent::RoomCreated {
+            room,
+            meeting_id: meeting_id(ev),
+        },
         "room-destroyed" => ModuleEvent::RoomDestroyed { room },
         "occupant-joined" => ModuleEvent::OccupantJoined {
             room,
@@ -112,6 +124,7 @@ pub fn parse_catchup(iq: &Element) -> Option<Vec<RoomReport>> {
             .filter_map(|r| {
                 Some(RoomReport {
                     room: room_jid(r)?,
+                    meeting_id: meeting_id(r),
                     occupants: r
                         .children()
                         .filter(|c| c.name() == "occupant")
@@ -141,6 +154,7 @@ pub enum Decision {
         room: String,
         exists: bool,
         humans: usize,
+        meeting_id: Option<String>,
     },
     Destroyed {
         room: String,
@@ -152,6 +166,7 @@ pub enum Decision {
 pub struct Rooms {
     classifier: Classifier,
     known: HashMap<String, BTreeMap<String, OccupantInfo>>,
+    meeting_ids: HashMap<String, String>,
 }
 
 impl Rooms {
@@ -159,6 +174,7 @@ impl Rooms {
         Rooms {
             classifier,
             known: HashMap::new(),
+            meeting_ids: HashMap::new(),
         }
     }
 
@@ -176,6 +192,10 @@ impl Rooms {
         })
     }
 
+    pub fn meeting_id(&self, room: &str) -> Option<String> {
+        self.meeting_ids.get(room).cloned()
+    }
+
     pub fn exists(&self, room: &str) -> bool {
         self.known.contains_key(room)
     }
@@ -186,6 +206,7 @@ impl Rooms {
             room: room.to_string(),
             exists: self.exists(room),
             humans,
+            meeting_id: self.meeting_id(room),
         });
         if humans > 0 {
             out.push(Decision::Record {
@@ -197,14 +218,18 @@ impl Rooms {
     pub fn on_event(&mut self, ev: ModuleEvent) -> Vec<Decision> {
         let mut out = Vec::new();
         match ev {
-            ModuleEvent::RoomCreated { room } => {
+            ModuleEvent::RoomCreated { room, meeting_id } => {
                 if self.known.len() < MAX_ROOMS {
                     self.known.entry(room.clone()).or_default();
+                    if let Some(m) = meeting_id {
+                        self.meeting_ids.insert(room.clone(), m);
+                    }
                 }
                 self.status(&room, &mut out);
             }
             ModuleEvent::RoomDestroyed { room } => {
                 self.known.remove(&room);
+                self.meeting_ids.remove(&room);
                 out.push(Decision::Destroyed { room });
             }
             ModuleEvent::OccupantJoined { room, occupant } => {
@@ -239,10 +264,12 @@ impl Rooms {
             .collect();
         for room in gone {
             self.known.remove(&room);
+            self.meeting_ids.remove(&room);
             out.push(Decision::Status {
                 room,
                 exists: false,
                 humans: 0,
+                meeting_id: None,
             });
         }
         for rep in reports.into_iter().filter(|r| r.room.ends_with(&suffix)) {
@@ -252,6 +279,9 @@ impl Rooms {
                 .map(|o| (o.nick.clone(), o))
                 .collect();
             self.known.insert(rep.room.clone(), occupants);
+            if let Some(m) = rep.meeting_id {
+                self.meeting_ids.insert(rep.room.clone(), m);
+            }
             self.status(&rep.room, &mut out);
         }
         out
@@ -320,13 +350,17 @@ mod tests {
     fn a_room_is_recorded_when_its_first_human_arrives_not_before() {
         let mut r = Rooms::new(classifier());
         let room = "lesson@muc.example";
-        let d = r.on_event(ModuleEvent::RoomCreated { room: room.into() });
+        let d = r.on_event(ModuleEvent::RoomCreated {
+            room: room.into(),
+            meeting_id: Some("m-1".into()),
+        });
         assert_eq!(
             d,
             vec![Decision::Status {
                 room: room.into(),
                 exists: true,
-                humans: 0
+                humans: 0,
+                meeting_id: Some("m-1".into()),
             }]
         );
         for (nick, jid, f) in [
@@ -360,7 +394,8 @@ mod tests {
             vec![Decision::Status {
                 room: room.into(),
                 exists: true,
-                humans: 0
+                humans: 0,
+                meeting_id: Some("m-1".into()),
             }]
         );
         assert_eq!(
@@ -379,6 +414,7 @@ mod tests {
             "muc.example",
             vec![RoomReport {
                 room: "new@muc.example".into(),
+                meeting_id: None,
                 occupants: vec![OccupantInfo {
                     nick: "h2".into(),
                     jid: Jid::parse("h2@meet/2"),
@@ -389,7 +425,8 @@ mod tests {
         assert!(d.contains(&Decision::Status {
             room: "old@muc.example".into(),
             exists: false,
-            humans: 0
+            humans: 0,
+            meeting_id: None,
         }));
         assert!(d.contains(&Decision::Record {
             room: "new@muc.example".into()

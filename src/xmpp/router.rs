@@ -237,7 +237,7 @@ impl<S: Spawn> Router<S> {
                     .cloned()
                     .collect();
                 for room in gone {
-                    self.status(&room, false, Some(0));
+                    self.status(&room, false, Some(0), None);
                 }
                 self.apply(decisions);
             }
@@ -267,7 +267,7 @@ impl<S: Spawn> Router<S> {
             .cloned()
             .collect();
         for room in rooms {
-            self.status(&room, true, None);
+            self.status(&room, true, None, None);
         }
     }
 
@@ -303,7 +303,8 @@ impl<S: Spawn> Router<S> {
                     room,
                     exists,
                     humans,
-                } => self.status(&room, exists && humans > 0, Some(humans)),
+                    meeting_id,
+                } => self.status(&room, exists && humans > 0, Some(humans), meeting_id),
                 Decision::Destroyed { room } => {
                     if let Some(e) = self.conferences.get(&room) {
                         deliver(&room, &e.inbox, Input::RoomDestroyed);
@@ -316,9 +317,14 @@ impl<S: Spawn> Router<S> {
         }
     }
 
-    fn status(&self, room: &str, alive: bool, humans: Option<usize>) {
+    fn status(&self, room: &str, alive: bool, humans: Option<usize>, meeting_id: Option<String>) {
         if let Some(e) = self.conferences.get(room) {
-            deliver(room, &e.inbox, Input::RoomStatus { alive, humans });
+            let input = Input::RoomStatus {
+                alive,
+                humans,
+                meeting_id,
+            };
+            deliver(room, &e.inbox, input);
         }
     }
 
@@ -334,12 +340,14 @@ impl<S: Spawn> Router<S> {
             Some(Module::Present) => Some(self.rooms.humans(room)),
             _ => None,
         };
+        let meeting_id = self.rooms.meeting_id(room);
         deliver(
             room,
             &inbox,
             Input::RoomStatus {
                 alive: true,
                 humans,
+                meeting_id,
             },
         );
         if self.link_up {
@@ -408,7 +416,7 @@ impl<S: Spawn> Router<S> {
 
 fn module_event_room(ev: &rooms::ModuleEvent) -> &str {
     match ev {
-        rooms::ModuleEvent::RoomCreated { room }
+        rooms::ModuleEvent::RoomCreated { room, .. }
         | rooms::ModuleEvent::RoomDestroyed { room }
         | rooms::ModuleEvent::OccupantJoined { room, .. }
         | rooms::ModuleEvent::OccupantLeft { room, .. } => room,

@@ -107,3 +107,17 @@ pub async fn wait_for_final(dir: &Path, room: &str, limit: Duration) -> Option<(
     }
     None
 }
+
+/// Threads and open file descriptors of a process (from /proc).
+pub fn threads_and_fds(pid: u32) -> (usize, usize) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let fds = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    (threads, fds)
+}

@@ -177,3 +177,32 @@ impl Drop for Prosody {
         self.stop();
     }
 }
+
+/// A Prosody like a Jitsi deployment's for jitape: a MUC with jitape's module loaded, the
+/// jitape component and a component for the simulated Jitsi side.
+pub fn with_module(
+    muc: &str,
+    recorder: &str,
+    recorder_secret: &str,
+    sim: &str,
+    sim_secret: &str,
+) -> ProsodySpec {
+    let plugins = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prosody");
+    ProsodySpec {
+        components: vec![
+            ComponentDecl {
+                domain: recorder.into(),
+                secret: recorder_secret.into(),
+            },
+            ComponentDecl {
+                domain: sim.into(),
+                secret: sim_secret.into(),
+            },
+        ],
+        muc_domains: vec![muc.into()],
+        muc_extra: format!(
+            "  modules_enabled = {{ \"jitape\" }}\n  jitape_component = \"{recorder}\"\n"
+        ),
+        global_extra: format!("plugin_paths = {{ \"{plugins}\" }}\n"),
+    }
+}

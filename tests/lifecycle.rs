@@ -1,0 +1,455 @@
+//! Every conference, one recording — against a real Prosody with jitape's module, jitape
+//! running as a separate `jitape run` process: discovery without invitations, roster blips,
+//! lobby and password rooms, Jicofo's session churn, a Prosody restart, a `kill -9` of
+//! jitape, and no leaked threads or descriptors after many churning rooms.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jitape::sim::analyze::check_recording;
+use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, Stint, VoiceSpec, window};
+use jitape::sim::voice::default_tone_hz;
+use jitape::sim::world::{ConferenceOutcome, World, WorldSettings};
+use jitape::sink::sidecar::{self, GapKind};
+use support::process::{JitapeProcess, threads_and_fds, wait_for_final};
+use support::prosody::{self, Prosody};
+
+const MUC: &str = "conference.localhost";
+const RECORDER: &str = "recorder.localhost";
+const SIM: &str = "sim.localhost";
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn start_prosody() -> Prosody {
+    Prosody::start(&prosody::with_module(
+        MUC,
+        RECORDER,
+        "rec-secret",
+        SIM,
+        "sim-secret",
+    ))
+}
+
+fn jitape_toml(port: u16, dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"
+[xmpp]
+host = "127.0.0.1"
+port = {port}
+domain = "{RECORDER}"
+secret = "rec-secret"
+muc_domains = ["{MUC}"]
+reconnect_min = "200ms"
+reconnect_max = "1s"
+ping_interval = "5s"
+ping_timeout = "3s"
+[media]
+bind = "127.0.0.1"
+[recording]
+dir = "{}"
+{extra}
+"#,
+        dir.display()
+    )
+}
+
+async fn world(port: u16) -> World {
+    World::connect(WorldSettings {
+        host: "127.0.0.1".into(),
+        port,
+        domain: SIM.into(),
+        secret: "sim-secret".into(),
+        muc_domain: MUC.into(),
+        recorder_domain: RECORDER.into(),
+    })
+    .await
+    .expect("simulation connects to prosody")
+}
+
+fn person(i: usize, stints: &[(f64, Option<f64>, bool)], talk: &[(f64, f64)]) -> SpeakerPlan {
+    SpeakerPlan {
+        display_name: ["Tutor", "Student", "Latecomer", "Guest"][i % 4].to_string(),
+        voice: VoiceSpec::Tone(default_tone_hz(i)),
+        stats_id: format!("browser-{i}"),
+        stints: stints
+            .iter()
+            .enumerate()
+            .map(|(k, (join, leave, knock))| Stint {
+                endpoint: format!("{:08x}", 0xb000_0000u32 + (i as u32) * 256 + k as u32),
+                join_at: secs(*join),
+                leave_at: leave.map(secs),
+                knock: *knock,
+            })
+            .collect(),
+        talk: talk.iter().map(|(a, b)| window(*a, *b)).collect(),
+    }
+}
+
+/// Check one finalized recording against the outcome.
+fn verify(
+    flac: &std::path::Path,
+    sc: &sidecar::Sidecar,
+    outcome: &ConferenceOutcome,
+    jitape_log: &str,
+) {
+    support::flac_test(flac);
+    let report = check_recording(flac, sc, outcome, Duration::from_millis(40)).unwrap();
+    assert!(
+        report.ok(Duration::from_millis(200)),
+        "{report}\n--- jitape ---\n{jitape_log}"
+    );
+}
+
+/// The scripted 3-minute lesson: a refresh, a lobby knock and admission in a password room,
+/// everyone gone for 60 s, a bridge move, an ICE failure, and a Prosody restart.
+fn lesson(room: &str) -> ConferencePlan {
+    let mut plan = ConferencePlan::empty(room, 180.0);
+    plan.invite_at = None; // the Prosody module tells jitape
+    plan.speakers = vec![
+        // The tutor: away from 55 s to 115 s.
+        person(
+            0,
+            &[(0.0, Some(55.0), false), (115.0, None, false)],
+            &[
+                (3.0, 8.0),
+                (44.0, 49.0),
+                (118.0, 123.0),
+                (135.0, 140.0),
+                (172.0, 176.0),
+            ],
+        ),
+        // A student who refreshes the page at 20 s (back at 22 s under a new endpoint id).
+        person(
+            1,
+            &[(0.5, Some(20.0), false), (22.0, Some(55.0), false)],
+            &[(9.0, 14.0), (24.0, 28.0)],
+        ),
+        // A latecomer who knocks at the lobby (members-only from 30 s) and is admitted.
+        person(
+            2,
+            &[(35.0, Some(55.0), true), (115.0, None, false)],
+            &[(37.0, 42.0), (124.0, 129.0), (160.0, 163.0)],
+        ),
+    ];
+    plan.disruptions = vec![
+        (secs(0.0), Disruption::Password(Some("letmein".into()))),
+        (secs(30.0), Disruption::MembersOnly(true)),
+        (secs(132.0), Disruption::MoveBridge),
+        (secs(143.0), Disruption::FailBridge),
+    ];
+    plan
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_minute_lesson_with_every_blip_is_one_flac() {
+    support::logs();
+    let prosody = Arc::new(Mutex::new(start_prosody()));
+    let port = prosody.lock().unwrap().component_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec_dir = tmp.path().join("recordings");
+    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let world = world(port).await;
+
+    let room = format!("lesson@{MUC}");
+    let started = Instant::now();
+    // Prosody restarts at 166 s into the lesson (the test drives the real process).
+    let p = Arc::clone(&prosody);
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep_until((started + secs(166.0)).into()).await;
+        tokio::task::spawn_blocking(move || p.lock().unwrap().restart())
+            .await
+            .unwrap();
+    });
+    let outcome = world.run(lesson(&room)).await.expect("lesson played");
+    restart.await.unwrap();
+    let found = wait_for_final(&rec_dir, &room, secs(20.0)).await;
+    jitape.terminate(secs(15.0));
+    world.close().await;
+    let log = jitape.log();
+    let (flac, sc_path) = found.unwrap_or_else(|| panic!("no final recording\n{log}"));
+
+    assert_eq!(
+        support::files_with_suffix(&rec_dir, ".flac"),
+        vec![flac.clone()],
+        "exactly one FLAC"
+    );
+    let sc = sidecar::read(&sc_path).unwrap();
+    assert_eq!(sc.end_reason.as_deref(), Some("room-destroyed"));
+    verify(&flac, &sc, &outcome, &log);
+    // The latecomer's knock was refused while the room was members-only...
+    let knock = outcome
+        .probe_replies
+        .iter()
+        .find(|r| r.0 == "knock Latecomer");
+    assert_eq!(
+        knock.map(|k| k.2.as_deref()),
+        Some(Some("registration-required")),
+        "{:?}",
+        outcome.probe_replies
+    );
+    // ...and jitape was never refused or split: joined at the start and after the restart.
+    assert!(
+        outcome.recorder_joins.len() >= 2,
+        "{:?}",
+        outcome.recorder_joins
+    );
+    assert!(
+        outcome.sessions >= 5,
+        "initial, idle re-invite, move, ICE restart, after Prosody restart: {}",
+        outcome.sessions
+    );
+    assert!(
+        sc.gaps.iter().any(|g| g.kind == GapKind::XmppReconnect),
+        "the Prosody restart is noted: {:?}\n--- jitape ---\n{log}",
+        sc.gaps
+    );
+    let tutor = sc
+        .participants
+        .iter()
+        .find(|p| p.display_name.as_deref() == Some("Tutor"))
+        .unwrap();
+    assert!(tutor.presence.len() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_joined_promptly_at_start_and_while_running() {
+    support::logs();
+    let prosody = start_prosody();
+    let port = prosody.component_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec_dir = tmp.path().join("recordings");
+    let world = Arc::new(world(port).await);
+
+    // A room created and filled while jitape is down.
+    let mut before = ConferencePlan::empty(&format!("early@{MUC}"), 14.0);
+    before.invite_at = None;
+    before.speakers = vec![person(0, &[(0.0, None, false)], &[(6.0, 9.0)])];
+    // A room whose first human arrives while jitape runs.
+    let mut during = ConferencePlan::empty(&format!("later@{MUC}"), 14.0);
+    during.invite_at = None;
+    during.speakers = vec![person(1, &[(6.0, None, false)], &[(8.0, 11.0)])];
+
+    let w = Arc::clone(&world);
+    let early = tokio::spawn(async move { w.run(before).await });
+    tokio::time::sleep(secs(2.0)).await;
+    let w = Arc::clone(&world);
+    let later = tokio::spawn(async move { w.run(during).await });
+    tokio::time::sleep(secs(1.0)).await;
+    let jitape_started = Instant::now();
+    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let early = early.await.unwrap().unwrap();
+    let later = later.await.unwrap().unwrap();
+    let a = wait_for_final(&rec_dir, &format!("early@{MUC}"), secs(20.0)).await;
+    let b = wait_for_final(&rec_dir, &format!("later@{MUC}"), secs(20.0)).await;
+    jitape.terminate(secs(15.0));
+    let log = jitape.log();
+
+    let joined_early = early.epoch + early.recorder_joined.expect("recorded the early room");
+    let delay = joined_early.saturating_duration_since(jitape_started);
+    assert!(
+        delay < secs(2.0),
+        "joined {delay:?} after jitape started\n{log}"
+    );
+    let first_human = later.epoch + later.plan.speakers[0].stints[0].join_at;
+    let joined_later = later.epoch + later.recorder_joined.expect("recorded the later room");
+    let delay = joined_later.saturating_duration_since(first_human);
+    assert!(
+        delay < secs(1.0),
+        "joined {delay:?} after the first human\n{log}"
+    );
+    assert!(joined_later > first_human, "not before the first human");
+    for (found, outcome) in [(a, &early), (b, &later)] {
+        let (flac, sc) = found.unwrap_or_else(|| panic!("no final recording\n{log}"));
+        verify(&flac, &sidecar::read(&sc).unwrap(), outcome, &log);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_conference_then_restart_continues_the_one_flac() {
+    support::logs();
+    let prosody = start_prosody();
+    let port = prosody.component_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec_dir = tmp.path().join("recordings");
+    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let world = world(port).await;
+
+    let room = format!("crash@{MUC}");
+    let mut plan = ConferencePlan::empty(&room, 36.0);
+    plan.invite_at = None;
+    plan.speakers = vec![
+        person(0, &[(0.0, None, false)], &[(2.0, 7.0), (22.0, 27.0)]),
+        person(1, &[(0.0, None, false)], &[(8.0, 12.0), (28.0, 32.0)]),
+    ];
+    let started = Instant::now();
+    let run = world.run(plan);
+    let crash = async {
+        tokio::time::sleep_until((started + secs(14.0)).into()).await;
+        jitape.kill9();
+        let partials = support::files_with_suffix(&rec_dir, ".partial");
+        tokio::time::sleep_until((started + secs(17.0)).into()).await;
+        jitape.start();
+        partials
+    };
+    let (outcome, partials) = tokio::join!(run, crash);
+    let outcome = outcome.expect("conference played");
+    assert!(
+        partials
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".flac.partial")),
+        "a .partial was left: {partials:?}"
+    );
+    let found = wait_for_final(&rec_dir, &room, secs(20.0)).await;
+    jitape.terminate(secs(15.0));
+    world.close().await;
+    let log = jitape.log();
+    let (flac, sc_path) = found.unwrap_or_else(|| panic!("no final recording\n{log}"));
+    assert_eq!(
+        support::files_with_suffix(&rec_dir, ".flac"),
+        vec![flac.clone()],
+        "one FLAC for the whole conference"
+    );
+    let sc = sidecar::read(&sc_path).unwrap();
+    let restart = sc.gaps.iter().find(|g| g.kind == GapKind::JitapeRestart);
+    let restart =
+        restart.unwrap_or_else(|| panic!("the sidecar lists the interruption: {:?}", sc.gaps));
+    let downtime = (restart.end.sample - restart.start.sample) as f64 / f64::from(sc.sample_rate);
+    assert!((2.0..8.0).contains(&downtime), "downtime {downtime} s");
+    verify(&flac, &sc, &outcome, &log);
+}
+
+/// A room that churns for about five minutes: people come and go, refresh, Jicofo moves and
+/// replaces sessions, jitape is kicked once.
+fn churning_room(i: usize) -> ConferencePlan {
+    let mut plan = ConferencePlan::empty(&format!("churn{i:02}@{MUC}"), 290.0 + i as f64 / 2.0);
+    plan.invite_at = None;
+    plan.idle_timeout = secs(10.0);
+    let stints: Vec<(f64, Option<f64>, bool)> = (0..7)
+        .map(|k| (k as f64 * 40.0, Some(k as f64 * 40.0 + 30.0), false))
+        .collect();
+    plan.speakers = vec![
+        person(
+            0,
+            &stints,
+            &[(5.0, 9.0), (90.0, 94.0), (170.0, 174.0), (250.0, 254.0)],
+        ),
+        person(
+            1,
+            &[(2.0, Some(150.0), false), (160.0, None, false)],
+            &[(12.0, 15.0), (130.0, 133.0), (200.0, 204.0)],
+        ),
+    ];
+    plan.disruptions = vec![
+        (secs(60.0 + i as f64), Disruption::MoveBridge),
+        (secs(110.0 + i as f64), Disruption::ReplaceTransport),
+        (secs(180.0 + i as f64), Disruption::KickRecorder),
+    ];
+    plan
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
+    support::logs();
+    let prosody = start_prosody();
+    let port = prosody.component_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec_dir = tmp.path().join("recordings");
+    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let world = Arc::new(world(port).await);
+    tokio::time::sleep(secs(2.0)).await;
+    let pid = jitape.pid().unwrap();
+    let (threads0, fds0) = threads_and_fds(pid);
+
+    let mut runs = Vec::new();
+    for i in 0..20 {
+        let w = Arc::clone(&world);
+        runs.push(tokio::spawn(async move { w.run(churning_room(i)).await }));
+    }
+    let mut peak = (0, 0);
+    let mut outcomes = Vec::new();
+    for r in runs {
+        let (t, f) = threads_and_fds(pid);
+        peak = (peak.0.max(t), peak.1.max(f));
+        outcomes.push(r.await.unwrap().expect("room played"));
+    }
+    for o in &outcomes {
+        let found = wait_for_final(&rec_dir, &o.plan.room, secs(30.0)).await;
+        let (flac, sc) =
+            found.unwrap_or_else(|| panic!("no recording of {}\n{}", o.plan.room, jitape.log()));
+        verify(&flac, &sidecar::read(&sc).unwrap(), o, "");
+    }
+    assert_eq!(support::files_with_suffix(&rec_dir, ".flac").len(), 20);
+    // Everything a conference owned is released with it.
+    let deadline = Instant::now() + secs(15.0);
+    let mut now = threads_and_fds(pid);
+    while (now.0 > threads0 || now.1 > fds0) && Instant::now() < deadline {
+        tokio::time::sleep(secs(0.5)).await;
+        now = threads_and_fds(pid);
+    }
+    eprintln!(
+        "threads {threads0} → peak {} → {}; fds {fds0} → peak {} → {}",
+        peak.0, now.0, peak.1, now.1
+    );
+    assert_eq!(now.0, threads0, "threads back to the idle baseline");
+    assert!(
+        now.1 <= fds0,
+        "descriptors back to the idle baseline ({} > {fds0})",
+        now.1
+    );
+    jitape.terminate(secs(15.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prosody_restart_mid_conference_continues_the_file() {
+    support::logs();
+    let prosody = Arc::new(Mutex::new(start_prosody()));
+    let port = prosody.lock().unwrap().component_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec_dir = tmp.path().join("recordings");
+    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let world = world(port).await;
+    let room = format!("restart@{MUC}");
+    let mut plan = ConferencePlan::empty(&room, 26.0);
+    plan.invite_at = None;
+    plan.speakers = vec![
+        person(0, &[(0.0, None, false)], &[(2.0, 6.0), (18.0, 22.0)]),
+        person(1, &[(0.0, None, false)], &[(7.0, 9.0)]),
+    ];
+    let started = Instant::now();
+    let p = Arc::clone(&prosody);
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep_until((started + secs(11.0)).into()).await;
+        tokio::task::spawn_blocking(move || p.lock().unwrap().restart())
+            .await
+            .unwrap();
+    });
+    let outcome = world.run(plan).await.expect("conference played");
+    restart.await.unwrap();
+    let found = wait_for_final(&rec_dir, &room, secs(20.0)).await;
+    jitape.terminate(secs(15.0));
+    world.close().await;
+    let log = jitape.log();
+    let (flac, sc_path) = found.unwrap_or_else(|| panic!("no final recording\n{log}"));
+    assert_eq!(
+        support::files_with_suffix(&rec_dir, ".flac"),
+        vec![flac.clone()],
+        "one FLAC\n{log}"
+    );
+    let sc = sidecar::read(&sc_path).unwrap();
+    verify(&flac, &sc, &outcome, &log);
+    // Prosody restores the room with its occupants, so the focus may also see jitape's stale
+    // occupant come back and be cleared before jitape's real rejoin.
+    assert!(
+        outcome.recorder_joins.len() >= 2,
+        "rejoined after the restart\n{log}"
+    );
+    assert!(
+        sc.gaps.iter().any(|g| g.kind == GapKind::XmppReconnect),
+        "the restart is noted: {:?}\n--- jitape ---\n{log}",
+        sc.gaps,
+    );
+}
