@@ -7,6 +7,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY config config
+COPY benches benches
 RUN cargo build --release --locked --bin jitape
 
 FROM debian:bookworm-slim

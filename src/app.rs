@@ -21,7 +21,9 @@ use crate::conference::recording::RecordingSettings;
 use crate::conference::roster::Classifier;
 use crate::conference::task::{self, ConferenceContext};
 use crate::config::Config;
+use crate::guard::{self, GuardSettings};
 use crate::media::MediaConfig;
+use crate::metrics::Metrics;
 use crate::sink::{self, RecordingPaths};
 use crate::xmpp::classify::RouterSettings;
 use crate::xmpp::link::{self, LinkSettings};
@@ -41,6 +43,11 @@ pub enum AppError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("http.bind {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running jitape.
@@ -50,6 +57,9 @@ pub struct App {
     link: JoinHandle<()>,
     router: JoinHandle<()>,
     finished: broadcast::Sender<sink::FinalizedFiles>,
+    metrics: Arc<Metrics>,
+    /// Where the HTTP server listens, if enabled.
+    pub http_addr: Option<std::net::SocketAddr>,
     /// Our full JID in rooms.
     pub jid: String,
 }
@@ -85,6 +95,7 @@ impl App {
         let (control_tx, control_rx) = mpsc::channel(256);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (finished, _) = broadcast::channel(64);
+        let metrics = Arc::new(Metrics::default());
 
         let link_settings = LinkSettings {
             host: cfg.xmpp.host.clone(),
@@ -101,7 +112,7 @@ impl App {
             link_settings,
             outbound_rx,
             events_tx,
-            shutdown_rx,
+            shutdown_rx.clone(),
         ));
 
         let ctx = Arc::new(ConferenceContext {
@@ -124,6 +135,7 @@ impl App {
                 audio: AudioConfig {
                     sample_rate: cfg.recording.sample_rate,
                     playout_delay: cfg.recording.playout_delay,
+                    stems: cfg.recording.stems,
                     ..AudioConfig::default()
                 },
             },
@@ -137,7 +149,42 @@ impl App {
             outbound: outbound_tx.clone(),
             control: control_tx.clone(),
             finished: finished.clone(),
+            hook: cfg
+                .hook
+                .as_ref()
+                .map(|h| sink::HookConfig::new(h.command.clone(), h.args.clone(), h.timeout)),
+            metrics: Arc::clone(&metrics),
         });
+        let (ready_tx, ready_rx) = watch::channel(crate::http::Readiness::default());
+        let (disk_tx, disk_rx) = watch::channel(true);
+        tokio::spawn(guard::run(
+            GuardSettings {
+                dir: cfg.recording.dir.clone(),
+                floor: cfg.recording.disk_floor,
+                retention: cfg.recording.retention,
+            },
+            Arc::clone(&metrics),
+            ready_tx,
+            disk_tx,
+        ));
+        let http_addr = match cfg.http.bind {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Http { addr, source })?;
+                let local = listener.local_addr().ok();
+                let state = crate::http::HttpState {
+                    control: control_tx.clone(),
+                    metrics: Arc::clone(&metrics),
+                    ready: ready_rx,
+                    token: cfg.http.token.clone(),
+                    muc_domains: cfg.xmpp.muc_domains.clone(),
+                };
+                tokio::spawn(crate::http::serve(listener, state, shutdown_rx.clone()));
+                local
+            }
+            None => None,
+        };
         let mut spawner = Supervisor { ctx };
         let unfinished = unfinished_recordings(&cfg.recording.dir, &mut spawner).await;
         let options = RouterOptions {
@@ -155,6 +202,8 @@ impl App {
             },
             catchup_timeout: Duration::from_secs(10),
             unfinished,
+            metrics: Arc::clone(&metrics),
+            disk_ok: disk_rx,
         };
         let router = tokio::spawn(router::run(
             options,
@@ -170,8 +219,15 @@ impl App {
             link,
             router,
             finished,
+            metrics,
+            http_addr,
             jid,
         })
+    }
+
+    /// The process-wide metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Subscribe to finalized recordings.

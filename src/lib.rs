@@ -8,11 +8,16 @@
 
 pub mod app;
 pub mod audio;
+pub mod bench;
+pub mod check;
 pub mod conference;
 pub mod config;
 pub mod demo;
+pub mod guard;
+pub mod http;
 pub mod jingle;
 pub mod media;
+pub mod metrics;
 pub mod sim;
 pub mod sink;
 pub mod util;

@@ -45,7 +45,9 @@ enum Command {
         #[arg(long, default_value_t = 48_000)]
         sample_rate: u32,
     },
-    /// Check a configuration file (and JITAPE_* environment overrides) without starting.
+    /// Check a configuration file (and JITAPE_* environment overrides) without starting;
+    /// with --live also connect to Prosody and check the deployment (component handshake,
+    /// the Prosody module on every MUC domain, the recording directory).
     CheckConfig {
         #[arg(
             long,
@@ -54,7 +56,11 @@ enum Command {
             default_value = "config/jitape.toml"
         )]
         config: PathBuf,
+        #[arg(long)]
+        live: bool,
     },
+    /// Measure jitape's cost against a simulated deployment (jitape runs as its own process).
+    Bench(jitape::bench::BenchArgs),
     /// Verify a recording and print its sidecar summary.
     Inspect {
         /// The .flac (or .flac.partial) file.
@@ -87,10 +93,20 @@ fn init_logs() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::CheckConfig { config } => load_config(&config).map(|c| {
+        Command::CheckConfig { config, live } => load_config(&config).and_then(|c| {
             println!("{}: ok\n{c:#?}", config.display());
+            if !live {
+                return Ok(());
+            }
+            let report = runtime()?.block_on(jitape::check::live(&c));
+            println!("\n{report}");
+            anyhow::ensure!(report.ok(), "the deployment is not ready for jitape");
+            Ok(())
         }),
         Command::Inspect { file } => inspect(&file),
+        Command::Bench(args) => {
+            runtime().and_then(|rt| rt.block_on(args.run()).map_err(anyhow::Error::from))
+        }
         Command::Run { config, drain } => load_config(&config).and_then(|c| {
             init_logs();
             runtime()?.block_on(run(c, drain))

@@ -32,6 +32,8 @@ fn speaker(i: usize, stints: &[(f64, Option<f64>)], talk: &[(f64, f64)]) -> Spea
             })
             .collect(),
         talk: talk.iter().map(|(a, b)| window(*a, *b)).collect(),
+        identity: None,
+        hidden_from_recorder: false,
     }
 }
 

@@ -52,6 +52,8 @@ bind = "127.0.0.1"
 [recording]
 dir = "{}"
 {extra}
+[http]
+bind = "127.0.0.1:0"
 "#,
         dir.display()
     )
@@ -86,6 +88,8 @@ fn person(i: usize, stints: &[(f64, Option<f64>, bool)], talk: &[(f64, f64)]) ->
             })
             .collect(),
         talk: talk.iter().map(|(a, b)| window(*a, *b)).collect(),
+        identity: None,
+        hidden_from_recorder: false,
     }
 }
 
@@ -343,10 +347,12 @@ fn churning_room(i: usize) -> ConferencePlan {
             &[(12.0, 15.0), (130.0, 133.0), (200.0, 204.0)],
         ),
     ];
+    // Disruptions stay clear of the talk windows: a kick, say, drops jitape's bridge endpoint
+    // and the rejoin takes a moment, so speech at that instant would be lost — correctly.
     plan.disruptions = vec![
-        (secs(60.0 + i as f64), Disruption::MoveBridge),
-        (secs(110.0 + i as f64), Disruption::ReplaceTransport),
-        (secs(180.0 + i as f64), Disruption::KickRecorder),
+        (secs(40.0 + i as f64 / 2.0), Disruption::MoveBridge),
+        (secs(100.0 + i as f64 / 2.0), Disruption::ReplaceTransport),
+        (secs(215.0 + i as f64 / 2.0), Disruption::KickRecorder),
     ];
     plan
 }

@@ -51,6 +51,8 @@ reconnect_max = "2s"
 bind = "127.0.0.1"
 [recording]
 dir = "{}"
+[http]
+bind = "127.0.0.1:0"
 "#,
         dir.display()
     )

@@ -100,6 +100,9 @@ pub enum Input {
     RecordingStarted {
         elapsed: Duration,
     },
+    /// The admin API asks what this conference is doing (answered by the task; the
+    /// machine ignores it).
+    Snapshot(tokio::sync::oneshot::Sender<super::snapshot::ConferenceSnapshot>),
     Stop(EndReason),
     /// A timer may have expired.
     Tick,
@@ -240,6 +243,11 @@ impl Machine {
         self.sessions.sid()
     }
 
+    /// Remote sources of the current session.
+    pub fn sources(&self) -> Vec<Source> {
+        self.sessions.sources()
+    }
+
     /// The soonest timer.
     pub fn next_deadline(&self) -> Option<(Instant, Timer)> {
         self.timers.iter().map(|(t, at)| (*at, *t)).min()
@@ -257,7 +265,7 @@ impl Machine {
     /// Handle one input at `now`.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
-        if !matches!(input, Input::Stanza(_) | Input::Tick) {
+        if !matches!(input, Input::Stanza(_) | Input::Tick | Input::Snapshot(_)) {
             debug!(room = %self.s.room, ?input, membership = ?self.membership, alive = self.alive, "conference input");
         }
         if self.membership == Membership::Ended {
@@ -322,6 +330,7 @@ impl Machine {
             }
             Input::Stop(reason) => self.end(reason, &mut out),
             Input::Tick => self.on_timers(now, &mut out),
+            Input::Snapshot(_) => {}
         }
         if self.membership != Membership::Ended {
             self.update_empty_grace(now);

@@ -5,4 +5,5 @@ pub mod machine;
 pub mod recording;
 pub mod roster;
 pub mod session;
+pub mod snapshot;
 pub mod task;

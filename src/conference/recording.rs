@@ -39,6 +39,16 @@ pub enum RecordingError {
     Audio(#[from] crate::audio::AudioError),
 }
 
+/// Totals already published to the metrics (to publish deltas).
+#[derive(Default)]
+struct Published {
+    received: u64,
+    lost: u64,
+    concealed: u64,
+    late: u64,
+    bytes: u64,
+}
+
 /// What the sidecar already held for a participant when the recording was resumed.
 #[derive(Default)]
 struct Earlier {
@@ -64,6 +74,8 @@ pub struct Recording {
     keys: HashMap<TrackId, String>,
     open_speech: HashMap<TrackId, u64>,
     segments: HashMap<String, Vec<(u64, u64)>>,
+    /// What has been added to the process-wide metrics so far.
+    published: Published,
     /// Sample offset of `origin` (non-zero after a resume).
     origin_sample: u64,
     /// Participants and their history from before a resume, by key.
@@ -103,6 +115,7 @@ impl Recording {
             keys: HashMap::new(),
             open_speech: HashMap::new(),
             segments: HashMap::new(),
+            published: Published::default(),
             origin_sample: 0,
             earlier: HashMap::new(),
             write_failures: 0,
@@ -122,6 +135,7 @@ impl Recording {
         let resumed =
             resume_recording(u, room, s.audio.sample_rate, now, WriterOptions::default())?;
         let origin_sample = resumed.mix.samples_written();
+        let resumed_bytes = resumed.mix.file_bytes();
         let timeline = Timeline::new(s.audio.clone(), origin, origin_sample)?;
         let mut sidecar = resumed.sidecar;
         sidecar.status = sidecar::Status::Recording;
@@ -170,6 +184,10 @@ impl Recording {
             keys: HashMap::new(),
             open_speech: HashMap::new(),
             segments: HashMap::new(),
+            published: Published {
+                bytes: resumed_bytes,
+                ..Published::default()
+            },
             origin_sample,
             earlier,
             write_failures: 0,
@@ -189,6 +207,19 @@ impl Recording {
         self.mix.samples_written()
     }
 
+    pub fn sample_rate(&self) -> u32 {
+        self.sidecar.sample_rate
+    }
+
+    pub fn start_utc(&self) -> DateTime<Utc> {
+        self.sidecar.start.utc
+    }
+
+    /// Bytes of the mix FLAC on disk.
+    pub fn file_bytes(&self) -> u64 {
+        self.mix.file_bytes()
+    }
+
     fn sample_at(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.origin);
         self.origin_sample
@@ -201,6 +232,28 @@ impl Recording {
         (chrono::Utc::now() - self.sidecar.start.utc)
             .to_std()
             .unwrap_or_default()
+    }
+
+    /// Add what happened since the last call to the process-wide metrics.
+    pub fn publish(&mut self, m: &crate::metrics::Metrics) {
+        let t = self.timeline.stats().total;
+        let concealed = t.concealed_fec + t.concealed_plc;
+        let bytes = self.mix.file_bytes();
+        let p = &mut self.published;
+        m.packets_received
+            .add(t.received.saturating_sub(p.received));
+        m.packets_lost.add(t.lost.saturating_sub(p.lost));
+        m.packets_concealed
+            .add(concealed.saturating_sub(p.concealed));
+        m.packets_late.add(t.late.saturating_sub(p.late));
+        m.bytes_written.add(bytes.saturating_sub(p.bytes));
+        *p = Published {
+            received: t.received,
+            lost: t.lost,
+            concealed,
+            late: t.late,
+            bytes,
+        };
     }
 
     pub fn set_meeting_id(&mut self, id: &str) {
@@ -344,6 +397,15 @@ impl Recording {
             if matches!(p.kind, OccupantKind::Us | OccupantKind::Focus) {
                 continue;
             }
+            if p.identity.hidden_from_recorder {
+                // Not recorded, and nothing about them is kept: only that someone was.
+                self.sidecar.participants.retain(|e| e.key != p.key);
+                let entry = self
+                    .sidecar
+                    .participant_mut(&format!("hidden-{}", p.track.0));
+                entry.hidden_from_recorder = true;
+                continue;
+            }
             let presence: Vec<Presence> = p
                 .intervals
                 .iter()
@@ -384,13 +446,8 @@ impl Recording {
             entry.identity.id = p.identity.id.clone();
             entry.identity.email = p.identity.email.clone();
             entry.identity.name = p.identity.name.clone();
-            entry.hidden_from_recorder = p.identity.hidden_from_recorder;
             entry.presence = presence;
-            entry.speaking = if p.identity.hidden_from_recorder {
-                Vec::new()
-            } else {
-                speaking
-            };
+            entry.speaking = speaking;
         }
         self.sidecar.total_samples = self.mix.samples_written();
     }

@@ -109,7 +109,7 @@ impl Classifier {
 }
 
 /// The roster and the ledger together.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Roster {
     classifier: Classifier,
     occupants: BTreeMap<String, Occupant>,

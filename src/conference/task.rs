@@ -7,7 +7,7 @@
 //! Out: stanzas on the link's outbound queue, files on disk, `Control::Ended` to the router.
 //! Everything about the conference is freed when this task returns.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::pending;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,9 +19,11 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::machine::{Action, EndReason, Input, Machine, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
+use super::snapshot::{ConferenceSnapshot, ParticipantSnapshot, SourceSnapshot};
 use crate::audio::TrackId;
 use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
-use crate::sink::{FinalizedFiles, GapKind, RecordingPaths, Unfinished};
+use crate::metrics::Metrics;
+use crate::sink::{FinalizedFiles, GapKind, HookConfig, HookStatus, RecordingPaths, Unfinished};
 use crate::xmpp::router::Control;
 
 /// Everything a conference task needs from the process, shared read-only.
@@ -34,6 +36,9 @@ pub struct ConferenceContext {
     pub control: mpsc::Sender<Control>,
     /// Every finalized recording is announced here (for the admin API, demo and tests).
     pub finished: broadcast::Sender<FinalizedFiles>,
+    /// Run after each recording is final.
+    pub hook: Option<HookConfig>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Bound of the per-session media event queue (packets in flight to this task).
@@ -57,6 +62,11 @@ struct Task {
     resume: Option<Unfinished>,
     /// Jitsi's meeting id, once known.
     meeting_id: Option<String>,
+    /// Humans this conference has counted into the `participants` gauge.
+    counted_humans: i64,
+    /// When each SSRC's last packet arrived (for the admin API).
+    last_packet: HashMap<u32, Instant>,
+    media_state: Option<MediaState>,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -84,6 +94,9 @@ pub async fn run(
         paths,
         resume,
         meeting_id: None,
+        counted_humans: 0,
+        last_packet: HashMap::new(),
+        media_state: None,
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -113,6 +126,7 @@ impl Task {
                         rec.render(now);
                         if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
                             rec.checkpoint(self.machine.roster());
+                            rec.publish(&self.ctx.metrics);
                             last_checkpoint = now;
                         }
                         if now.duration_since(last_sync) >= SYNC_EVERY {
@@ -123,6 +137,14 @@ impl Task {
                     None
                 },
                 _ = sleep_or_forever(deadline) => Some(Input::Tick),
+            };
+            self.count_humans();
+            let input = match input {
+                Some(Input::Snapshot(reply)) => {
+                    let _ = reply.send(self.snapshot());
+                    None
+                }
+                other => other,
             };
             if let Some(input) = input {
                 if let Input::RoomStatus {
@@ -152,12 +174,14 @@ impl Task {
         };
         match ev {
             MediaEvent::Rtp(pkt) => {
+                self.last_packet.insert(pkt.ssrc, pkt.arrival);
                 if let Some(rec) = &mut self.recording {
                     rec.push(&pkt);
                 }
                 None
             }
             MediaEvent::State(state) => {
+                self.media_state = Some(state);
                 let sid = self.media.as_ref().map(|m| m.sid.clone())?;
                 info!(%sid, ?state, "media state");
                 match state {
@@ -260,6 +284,8 @@ impl Task {
         };
         match opened {
             Ok(mut rec) => {
+                self.ctx.metrics.conferences_started.inc();
+                self.ctx.metrics.conferences_active.add(1);
                 rec.set_tracks(&self.tracks, self.machine.roster());
                 if let Some(m) = &self.meeting_id {
                     rec.set_meeting_id(m);
@@ -290,7 +316,71 @@ impl Task {
         }
     }
 
+    fn snapshot(&self) -> ConferenceSnapshot {
+        let now = Instant::now();
+        let roster = self.machine.roster();
+        let occupants: Vec<ParticipantSnapshot> = roster
+            .participants()
+            .iter()
+            .filter(|p| p.kind == crate::conference::roster::OccupantKind::Human)
+            .map(|p| ParticipantSnapshot {
+                nick: p.nicks.last().cloned().unwrap_or_default(),
+                display_name: p.display_name.clone(),
+                present: p.present(),
+            })
+            .collect();
+        let sources = self
+            .machine
+            .sources()
+            .into_iter()
+            .map(|s| SourceSnapshot {
+                ssrc: s.ssrc,
+                owner: s.owner,
+                last_packet_ms: self
+                    .last_packet
+                    .get(&s.ssrc)
+                    .map(|t| now.duration_since(*t).as_millis() as u64),
+            })
+            .collect();
+        let rec = self.recording.as_ref();
+        ConferenceSnapshot {
+            room: self.machine.room().to_string(),
+            meeting_id: self.meeting_id.clone(),
+            joined: self.machine.is_joined(),
+            start: rec.map(|r| {
+                r.start_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            }),
+            file: rec.map(|r| r.paths().flac_partial.display().to_string()),
+            file_bytes: rec.map_or(0, Recording::file_bytes),
+            seconds_recorded: rec.map_or(0.0, |r| r.samples() as f64 / f64::from(r.sample_rate())),
+            humans: self.machine.humans(),
+            participants: occupants,
+            session: self.machine.session_sid().map(str::to_string),
+            media_state: self.media_state.map(|s| format!("{s:?}")),
+            sources,
+        }
+    }
+
+    /// Keep the process-wide `participants` gauge in step with this conference's humans.
+    fn count_humans(&mut self) {
+        let now = self
+            .machine
+            .humans()
+            .map_or(self.counted_humans, |h| h as i64);
+        if now != self.counted_humans {
+            self.ctx.metrics.participants.add(now - self.counted_humans);
+            self.counted_humans = now;
+        }
+    }
+
     async fn stop_media(&mut self) {
+        if let Some(m) = &self.media {
+            self.ctx
+                .metrics
+                .packets_dropped
+                .add(m.session.counters().dropped_full);
+        }
         if let Some(m) = self.media.take() {
             debug!(sid = %m.sid, "closing media session");
             m.session.close().await;
@@ -299,16 +389,58 @@ impl Task {
 
     async fn finish(mut self) {
         self.stop_media().await;
+        let metrics = Arc::clone(&self.ctx.metrics);
+        metrics.participants.add(-self.counted_humans);
         let reason = self.ended.take().unwrap_or(EndReason::Shutdown);
-        if let Some(rec) = self.recording.take() {
-            let now = Instant::now();
-            match rec.finish(now, &reason.to_string(), self.machine.roster()) {
-                Ok(files) => {
-                    info!(flac = %files.flac.display(), %reason, "recording finalized");
-                    let _ = self.ctx.finished.send(files);
+        let Some(mut rec) = self.recording.take() else {
+            return;
+        };
+        rec.publish(&metrics);
+        metrics.conferences_active.add(-1);
+        let now = Instant::now();
+        let roster = self.machine.roster().clone();
+        let why = reason.to_string();
+        // Finalizing fsyncs and renames: off the runtime's workers.
+        let finished = tokio::task::spawn_blocking(move || rec.finish(now, &why, &roster))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::sink::SinkError::bug(
+                    std::path::Path::new("."),
+                    format!("finalizing panicked: {e}"),
+                ))
+            });
+        match finished {
+            Ok(files) => {
+                info!(flac = %files.flac.display(), %reason, "recording finalized");
+                metrics.conferences_finished.inc();
+                if let Some(hook) = self.ctx.hook.clone() {
+                    tokio::spawn(run_hook(hook, files.clone(), metrics));
                 }
-                Err(e) => error!(error = %e, "finalizing failed; the .partial stays for repair"),
+                let _ = self.ctx.finished.send(files);
             }
+            Err(e) => error!(error = %e, "finalizing failed; the .partial stays for repair"),
+        }
+    }
+}
+
+/// The operator's finalize hook, in its own task: it never holds up any conference.
+async fn run_hook(hook: HookConfig, files: FinalizedFiles, metrics: Arc<Metrics>) {
+    metrics.hook_runs.inc();
+    let outcome = crate::sink::run_hook(&hook, &files).await;
+    let stdout = &outcome.stdout;
+    let stderr = &outcome.stderr;
+    match &outcome.status {
+        HookStatus::Success => {
+            info!(flac = %files.flac.display(), elapsed = ?outcome.elapsed, %stdout, %stderr, "finalize hook succeeded");
+        }
+        HookStatus::TimedOut => {
+            metrics.hook_failures.inc();
+            metrics.hook_timeouts.inc();
+            warn!(flac = %files.flac.display(), timeout = ?hook.timeout, %stdout, %stderr, "finalize hook timed out and was killed");
+        }
+        other => {
+            metrics.hook_failures.inc();
+            warn!(flac = %files.flac.display(), status = ?other, %stdout, %stderr, "finalize hook failed");
         }
     }
 }

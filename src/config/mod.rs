@@ -53,10 +53,18 @@ pub const KEYS: &[KeySpec] = &[
         Kind::Duration,
         Some("\"200ms\""),
     ),
+    ("recording", "stems", Kind::Bool, Some("false")),
     ("recording", "empty_grace", Kind::Duration, Some("\"300s\"")),
     ("recording", "max_duration", Kind::Duration, Some("\"6h\"")),
+    ("recording", "disk_floor", Kind::Str, Some("\"1GiB\"")),
+    ("recording", "retention", Kind::Duration, Some("\"0\"")),
     ("rooms", "include", Kind::List, Some("[\"*\"]")),
     ("rooms", "exclude", Kind::List, Some("[]")),
+    ("http", "bind", Kind::Str, Some("\"127.0.0.1:8091\"")),
+    ("http", "token", Kind::Str, Some("\"\"")),
+    ("hook", "command", Kind::Str, Some("\"\"")),
+    ("hook", "args", Kind::List, Some("[]")),
+    ("hook", "timeout", Kind::Duration, Some("\"120s\"")),
 ];
 
 /// A configuration that passed validation.
@@ -66,6 +74,34 @@ pub struct Config {
     pub media: MediaSettings,
     pub recording: RecordingConfig,
     pub rooms: RoomsConfig,
+    pub hook: Option<HookSettings>,
+    pub http: HttpConfig,
+}
+
+/// `[http]`: health, readiness, metrics and the admin API.
+#[derive(Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Where to listen; `None` disables the server.
+    pub bind: Option<std::net::SocketAddr>,
+    /// Bearer token; required when `bind` is not a loopback address.
+    pub token: Option<Secret>,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("bind", &self.bind)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// `[hook]`: a command run after each conference's files are final.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookSettings {
+    pub command: PathBuf,
+    pub args: Vec<String>,
+    pub timeout: Duration,
 }
 
 /// `[xmpp]`: how to reach Prosody and who we are there.
@@ -107,6 +143,12 @@ pub struct RecordingConfig {
     pub dir: PathBuf,
     pub sample_rate: u32,
     pub playout_delay: Duration,
+    /// Also write one FLAC per participant on the same timeline.
+    pub stems: bool,
+    /// Below this many free bytes no new recording starts (open ones keep writing).
+    pub disk_floor: u64,
+    /// Delete finalized recordings older than this (`None`: keep forever).
+    pub retention: Option<Duration>,
     /// End a recording after no human has been present this long.
     pub empty_grace: Duration,
     /// End a recording after this long, whatever happens.
@@ -198,6 +240,8 @@ impl fmt::Debug for Config {
             .field("media", &self.media)
             .field("recording", &self.recording)
             .field("rooms", &self.rooms)
+            .field("hook", &self.hook)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -356,6 +400,35 @@ fn apply_env(
     Ok(())
 }
 
+/// Parse a size: `"1GiB"`, `"500MB"`, `"64k"` (decimal and binary units) or bare bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 500MB or 1GiB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "tib" => 1024f64.powi(4),
+        other => return Err(format!("unknown size unit `{other}` in `{text}`")),
+    };
+    let bytes = n * factor;
+    if !bytes.is_finite() || !(0.0..=1.8e19).contains(&bytes) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Parse `"250ms"`, `"30s"`, `"5m"`, `"6h"`, `"1d"` (or a bare number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -435,6 +508,15 @@ impl Reader<'_> {
             )),
         }
     }
+    fn boolean(&self, name: &str) -> Result<bool, ConfigError> {
+        match self.raw(name)? {
+            toml::Value::Boolean(b) => Ok(*b),
+            other => Err(invalid(
+                name,
+                format!("expected true or false, got {}", other.type_str()),
+            )),
+        }
+    }
     fn duration(&self, name: &str) -> Result<Duration, ConfigError> {
         match self.raw(name)? {
             toml::Value::String(s) => parse_duration(s).map_err(|e| invalid(name, e)),
@@ -462,6 +544,44 @@ fn valid_domain(name: &str, d: &str) -> Result<String, ConfigError> {
         return Err(invalid(name, format!("`{d}` is not a domain name")));
     }
     Ok(d)
+}
+
+fn hook(r: &Reader<'_>) -> Result<Option<HookSettings>, ConfigError> {
+    let command = r.str("hook.command")?;
+    if command.trim().is_empty() {
+        return Ok(None);
+    }
+    let timeout = r.duration("hook.timeout")?;
+    if timeout < Duration::from_secs(1) {
+        return Err(invalid("hook.timeout", "must be at least 1s"));
+    }
+    Ok(Some(HookSettings {
+        command: PathBuf::from(command.trim()),
+        args: r.list("hook.args")?,
+        timeout,
+    }))
+}
+
+fn http(r: &Reader<'_>) -> Result<HttpConfig, ConfigError> {
+    let bind_text = r.str("http.bind")?;
+    let bind = match bind_text.trim() {
+        "" | "off" => None,
+        text => Some(text.parse::<std::net::SocketAddr>().map_err(|_| {
+            invalid(
+                "http.bind",
+                format!("`{text}` is not an address like 127.0.0.1:8091 (or \"off\")"),
+            )
+        })?),
+    };
+    let token = r.str("http.token")?;
+    let token = (!token.trim().is_empty()).then(|| Secret(token.trim().to_string()));
+    if bind.is_some_and(|a| !a.ip().is_loopback()) && token.is_none() {
+        return Err(invalid(
+            "http.token",
+            "required when http.bind is not a loopback address (the admin API can stop recordings)",
+        ));
+    }
+    Ok(HttpConfig { bind, token })
 }
 
 fn build(values: &Values) -> Result<Config, ConfigError> {
@@ -578,6 +698,10 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             dir: PathBuf::from(dir),
             sample_rate,
             playout_delay,
+            stems: r.boolean("recording.stems")?,
+            disk_floor: parse_size(&r.str("recording.disk_floor")?)
+                .map_err(|e| invalid("recording.disk_floor", e))?,
+            retention: Some(r.duration("recording.retention")?).filter(|d| !d.is_zero()),
             empty_grace,
             max_duration,
         },
@@ -585,6 +709,8 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             include: patterns("rooms.include")?,
             exclude: patterns("rooms.exclude")?,
         },
+        hook: hook(&r)?,
+        http: http(&r)?,
     })
 }
 

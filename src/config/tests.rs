@@ -222,3 +222,35 @@ fn lifecycle_durations_have_defaults_and_bounds() {
     .unwrap_err();
     assert!(matches!(e, ConfigError::Invalid { key, .. } if key == "recording.max_duration"));
 }
+
+#[test]
+fn sizes_parse() {
+    assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+    assert_eq!(parse_size("500MB").unwrap(), 500_000_000);
+    assert_eq!(parse_size("64k").unwrap(), 64_000);
+    assert_eq!(parse_size("123").unwrap(), 123);
+    for bad in ["", "MB", "1PB", "-5MB", "1e30GB"] {
+        assert!(parse_size(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn http_needs_a_token_beyond_loopback_and_never_prints_it() {
+    let c = load(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.http.bind, Some("127.0.0.1:8091".parse().unwrap()));
+    assert_eq!(c.http.token, None);
+    let e = load(
+        &format!("{MINIMAL}\n[http]\nbind = \"0.0.0.0:8091\"\n"),
+        no_env(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ConfigError::Invalid { key, .. } if key == "http.token"));
+    let c = load(
+        &format!("{MINIMAL}\n[http]\nbind = \"0.0.0.0:8091\"\ntoken = \"t0ps3cr3t\"\n"),
+        no_env(),
+    )
+    .unwrap();
+    assert!(!format!("{c:?}").contains("t0ps3cr3t"));
+    let c = load(&format!("{MINIMAL}\n[http]\nbind = \"off\"\n"), no_env()).unwrap();
+    assert_eq!(c.http.bind, None);
+}

@@ -18,8 +18,8 @@ use crate::sink::FinalizedFiles;
 pub const RECORDER_DOMAIN: &str = "recorder.localhost";
 pub const SIM_DOMAIN: &str = "sim.localhost";
 pub const MUC_DOMAIN: &str = "conference.localhost";
-const RECORDER_SECRET: &str = "loopback-recorder-secret";
-const SIM_SECRET: &str = "loopback-sim-secret";
+pub const RECORDER_SECRET: &str = "loopback-recorder-secret";
+pub const SIM_SECRET: &str = "loopback-sim-secret";
 
 /// Why the loopback could not run.
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +60,18 @@ bind = "127.0.0.1"
 dir = "{}"
 sample_rate = {sample_rate}
 {extra}
+{http}
 "#,
         dir.display()
             .to_string()
             .replace('\\', "\\\\")
-            .replace('"', "\\\"")
+            .replace('"', "\\\""),
+        // Any free port, unless the caller configures HTTP itself.
+        http = if extra.contains("[http]") {
+            ""
+        } else {
+            "[http]\nbind = \"127.0.0.1:0\""
+        },
     );
     config::load(&text, std::iter::empty())
 }
@@ -76,11 +83,23 @@ pub struct Loopback {
     pub world: World,
     pub dir: PathBuf,
     finished: broadcast::Receiver<FinalizedFiles>,
+    /// Finalized recordings seen while waiting for another room.
+    seen: Vec<FinalizedFiles>,
 }
 
 impl Loopback {
     /// Start the server, jitape and the simulation; recordings go to `dir`.
     pub async fn start(dir: &Path, sample_rate: u32) -> Result<Loopback, LoopbackError> {
+        Self::start_with(dir, sample_rate, "").await
+    }
+
+    /// Like [`Loopback::start`], with extra jitape configuration (TOML appended after the
+    /// `[recording]` section, e.g. `stems = true` or a `[hook]` table).
+    pub async fn start_with(
+        dir: &Path,
+        sample_rate: u32,
+        extra: &str,
+    ) -> Result<Loopback, LoopbackError> {
         let server = SimServer::start(SimServerConfig {
             components: vec![
                 (RECORDER_DOMAIN.into(), RECORDER_SECRET.into()),
@@ -94,7 +113,7 @@ impl Loopback {
         .await
         .map_err(LoopbackError::Server)?;
         let port = server.component_addr().port();
-        let cfg = jitape_config(port, dir, sample_rate, "")?;
+        let cfg = jitape_config(port, dir, sample_rate, extra)?;
         let app = App::start(&cfg).await?;
         let finished = app.finished();
         let world = World::connect(WorldSettings {
@@ -112,6 +131,7 @@ impl Loopback {
             world,
             dir: dir.to_path_buf(),
             finished,
+            seen: Vec::new(),
         })
     }
 
@@ -136,11 +156,19 @@ impl Loopback {
             room: room.to_string(),
             waited: limit,
         };
+        if let Some(i) = self
+            .seen
+            .iter()
+            .position(|f| f.room.eq_ignore_ascii_case(room))
+        {
+            return Ok(self.seen.remove(i));
+        }
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             match tokio::time::timeout_at(deadline, self.finished.recv()).await {
                 Ok(Ok(files)) if files.room.eq_ignore_ascii_case(room) => return Ok(files),
-                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Ok(other)) => self.seen.push(other),
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
                 Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return Err(not_found()),
             }
         }

@@ -41,7 +41,7 @@ impl SimConference {
                     .build(),
             );
         }
-        let children = vec![
+        let mut children = vec![
             x.build(),
             Element::builder("nick", "http://jabber.org/protocol/nick")
                 .append(sp.display_name.clone())
@@ -50,6 +50,28 @@ impl SimConference {
                 .append(sp.stats_id.clone())
                 .build(),
         ];
+        if sp.identity.is_some() || sp.hidden_from_recorder {
+            let field = |name: &str, value: &str| {
+                Element::builder(name, NS_COMPONENT)
+                    .append(value.to_string())
+                    .build()
+            };
+            let mut user = Element::builder("user", NS_COMPONENT);
+            if let Some((id, email)) = &sp.identity {
+                user = user
+                    .append(field("id", id))
+                    .append(field("email", email))
+                    .append(field("name", &sp.display_name));
+            }
+            if sp.hidden_from_recorder {
+                user = user.append(field("hidden-from-recorder", "true"));
+            }
+            children.push(
+                Element::builder("identity", NS_COMPONENT)
+                    .append(user.build())
+                    .build(),
+            );
+        }
         let to = format!("{}/{}", self.room, sp.stints[stint].endpoint);
         let mut b = Element::builder("presence", NS_COMPONENT)
             .set("from", self.speaker_jid(speaker, stint))

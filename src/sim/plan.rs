@@ -57,6 +57,11 @@ pub struct SpeakerPlan {
     pub stints: Vec<Stint>,
     /// When they talk; only what falls inside a stint is sent.
     pub talk: Vec<TalkWindow>,
+    /// JWT context user fields their presence carries (`<identity><user>`): id and email.
+    pub identity: Option<(String, String)>,
+    /// `<hidden-from-recorder>true</hidden-from-recorder>` in their identity: jitape must not
+    /// record them at all.
+    pub hidden_from_recorder: bool,
 }
 
 impl SpeakerPlan {
@@ -80,6 +85,8 @@ impl SpeakerPlan {
                 knock: false,
             }],
             talk,
+            identity: None,
+            hidden_from_recorder: false,
         }
     }
 }
@@ -215,6 +222,9 @@ impl ConferencePlan {
             .iter()
             .map(|s| {
                 let mut out = Vec::new();
+                if s.hidden_from_recorder {
+                    return (s, out);
+                }
                 for w in &s.talk {
                     for st in &s.stints {
                         let leave = st.leave_at.unwrap_or(self.end_at).min(self.end_at);

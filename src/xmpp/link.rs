@@ -69,7 +69,8 @@ pub enum LinkError {
     Closed,
 }
 
-type Stream = XmlStream<BufStream<TcpStream>, Element>;
+/// A connected, authenticated component stream.
+pub type Stream = XmlStream<BufStream<TcpStream>, Element>;
 
 /// Exponential backoff with jitter, from `min` doubling to `max`. Pure: the caller passes
 /// the random fraction.
@@ -161,7 +162,7 @@ fn timeouts(s: &LinkSettings) -> Timeouts {
 }
 
 /// Connect and perform the component handshake.
-async fn connect(s: &LinkSettings) -> Result<Stream, LinkError> {
+pub async fn connect(s: &LinkSettings) -> Result<Stream, LinkError> {
     let addr = format!("{}:{}", s.host, s.port);
     let limit = s.ping_timeout.max(Duration::from_secs(5));
     let tcp = tokio::time::timeout(limit, TcpStream::connect(&addr))

@@ -196,6 +196,15 @@ impl Rooms {
         self.meeting_ids.get(room).cloned()
     }
 
+    /// Every known room with at least one human.
+    pub fn with_humans(&self) -> Vec<String> {
+        self.known
+            .keys()
+            .filter(|r| self.humans(r) > 0)
+            .cloned()
+            .collect()
+    }
+
     pub fn exists(&self, room: &str) -> bool {
         self.known.contains_key(room)
     }

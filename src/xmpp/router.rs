@@ -22,16 +22,27 @@ use super::rooms::{self, Decision, Rooms};
 use super::stanza::{self, Header, Jid};
 use crate::conference::machine::{EndReason, Input};
 use crate::conference::roster::Classifier;
+use crate::conference::snapshot::ConferenceSnapshot;
 use crate::config::RoomsConfig;
 use crate::sink::Unfinished;
 
 /// Messages to the router from the rest of jitape.
 #[derive(Debug)]
 pub enum Control {
-    /// Record this room (admin API, tests).
-    Record { room: String },
-    /// Stop recording this room and finalize.
-    Stop { room: String },
+    /// Record this room (admin API, tests). The reply says whether a recording started.
+    Record {
+        room: String,
+        reply: Option<oneshot::Sender<bool>>,
+    },
+    /// Stop recording this room and finalize. The reply says whether it was recording.
+    Stop {
+        room: String,
+        reply: Option<oneshot::Sender<bool>>,
+    },
+    /// Describe every active recording (admin API).
+    List {
+        reply: oneshot::Sender<Vec<ConferenceSnapshot>>,
+    },
     /// A conference task ended (sent by the task itself).
     Ended { room: String, generation: u64 },
     /// Finalize everything and return. The reply is sent when all conferences ended.
@@ -63,6 +74,10 @@ pub struct RouterOptions {
     pub catchup_timeout: Duration,
     /// Unfinished recordings found at start, by room.
     pub unfinished: Vec<(String, Unfinished)>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// False while the recording filesystem is below its floor (or not writable): no new
+    /// recording starts; when it turns true again, rooms with humans are recorded.
+    pub disk_ok: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Whether the Prosody module answers on a MUC domain.
@@ -79,6 +94,10 @@ struct Entry {
 }
 
 struct Router<S: Spawn> {
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    disk_ok: tokio::sync::watch::Receiver<bool>,
+    /// Rooms refused while the disk was below its floor: recorded when space returns.
+    refused: std::collections::HashSet<String>,
     s: RouterSettings,
     filter: RoomsConfig,
     spawner: S,
@@ -105,6 +124,9 @@ pub async fn run(
     spawner: impl Spawn,
 ) {
     let mut r = Router {
+        metrics: opts.metrics,
+        disk_ok: opts.disk_ok,
+        refused: std::collections::HashSet::new(),
         module: opts
             .settings
             .muc_domains
@@ -136,6 +158,14 @@ pub async fn run(
         }
         let deadline = r.catchup_deadline;
         tokio::select! {
+            changed = r.disk_ok.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *r.disk_ok.borrow_and_update() {
+                    r.record_waiting_rooms();
+                }
+            }
             ev = link.recv() => match ev {
                 Some(ev) => r.on_link(ev).await,
                 None => return,
@@ -163,13 +193,18 @@ fn domain_of(room: &str) -> &str {
 impl<S: Spawn> Router<S> {
     async fn on_link(&mut self, ev: LinkEvent) {
         match ev {
-            LinkEvent::Up { .. } => {
+            LinkEvent::Up { generation } => {
                 self.link_up = true;
+                self.metrics.xmpp_connected.set(1);
+                if generation > 1 {
+                    self.metrics.xmpp_reconnects.inc();
+                }
                 self.broadcast(|| Input::LinkUp);
                 self.send_catchup().await;
             }
             LinkEvent::Down { .. } => {
                 self.link_up = false;
+                self.metrics.xmpp_connected.set(0);
                 self.catchup.clear();
                 self.catchup_deadline = None;
                 self.broadcast(|| Input::LinkDown);
@@ -328,7 +363,31 @@ impl<S: Spawn> Router<S> {
         }
     }
 
+    /// Rooms refused while the disk was full, and rooms with humans not recorded: now.
+    fn record_waiting_rooms(&mut self) {
+        let mut waiting: Vec<String> = self.refused.drain().collect();
+        waiting.extend(self.rooms.with_humans());
+        waiting.sort();
+        waiting.dedup();
+        waiting.retain(|r| !self.conferences.contains_key(r) && self.filter.records(r));
+        for room in waiting {
+            info!(%room, "space is back; recording");
+            self.start(&room);
+        }
+    }
+
     fn start(&mut self, room: &str) {
+        if !*self.disk_ok.borrow() {
+            self.metrics.recordings_refused.inc();
+            self.refused.insert(room.to_string());
+            crate::util::log_limited(
+                "recording-refused",
+                format_args!(
+                    "not recording {room}: the recording filesystem is below its floor or not writable"
+                ),
+            );
+            return;
+        }
         self.generation += 1;
         let resume = self.unfinished.remove(room);
         let inbox = self.spawner.spawn(StartInfo {
@@ -364,15 +423,34 @@ impl<S: Spawn> Router<S> {
 
     fn on_control(&mut self, c: Control) {
         match c {
-            Control::Record { room } => {
+            Control::Record { room, reply } => {
                 if self.shutting_down.is_none() && !self.conferences.contains_key(&room) {
+                    info!(%room, "recording on request");
                     self.start(&room);
+                    if let Some(r) = reply {
+                        let _ = r.send(self.conferences.contains_key(&room));
+                    }
+                } else if let Some(r) = reply {
+                    let _ = r.send(false);
                 }
             }
-            Control::Stop { room } => {
-                if let Some(e) = self.conferences.get(&room) {
+            Control::Stop { room, reply } => {
+                let running = self.conferences.get(&room);
+                if let Some(e) = running {
                     deliver(&room, &e.inbox, Input::Stop(EndReason::Stopped));
                 }
+                if let Some(r) = reply {
+                    let _ = r.send(running.is_some());
+                }
+            }
+            Control::List { reply } => {
+                let inboxes: Vec<(String, mpsc::Sender<Input>)> = self
+                    .conferences
+                    .iter()
+                    .map(|(room, e)| (room.clone(), e.inbox.clone()))
+                    .collect();
+                // Collected in a task of its own: the router never waits on a conference.
+                tokio::spawn(collect_snapshots(inboxes, reply));
             }
             Control::Ended { room, generation } => {
                 if self
@@ -412,6 +490,25 @@ impl<S: Spawn> Router<S> {
             debug!(kind = ?h.kind, from = ?h.from.as_ref().map(Jid::full), "stanza for a room we are not recording");
         }
     }
+}
+
+async fn collect_snapshots(
+    inboxes: Vec<(String, mpsc::Sender<Input>)>,
+    reply: oneshot::Sender<Vec<ConferenceSnapshot>>,
+) {
+    let mut out = Vec::with_capacity(inboxes.len());
+    for (room, inbox) in inboxes {
+        let (tx, rx) = oneshot::channel();
+        if inbox.send(Input::Snapshot(tx)).await.is_err() {
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_secs(2), rx).await {
+            Ok(Ok(s)) => out.push(s),
+            _ => debug!(%room, "no snapshot"),
+        }
+    }
+    out.sort_by(|a, b| a.room.cmp(&b.room));
+    let _ = reply.send(out);
 }
 
 fn module_event_room(ev: &rooms::ModuleEvent) -> &str {

@@ -1,0 +1,42 @@
+//! A conference's state as the admin API shows it (`GET /conferences`).
+//!
+//! Built by the conference task on request (it alone owns the state), serialised by the HTTP
+//! server. Personal data (display names) appears here only because the admin API is an
+//! operator's tool behind a token or on loopback.
+
+use serde::Serialize;
+
+/// One active recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConferenceSnapshot {
+    pub room: String,
+    pub meeting_id: Option<String>,
+    /// Whether jitape is in the room right now.
+    pub joined: bool,
+    /// RFC 3339 UTC of sample 0, once recording.
+    pub start: Option<String>,
+    pub file: Option<String>,
+    pub file_bytes: u64,
+    pub seconds_recorded: f64,
+    pub humans: Option<usize>,
+    pub participants: Vec<ParticipantSnapshot>,
+    /// The current Jingle session's sid and state.
+    pub session: Option<String>,
+    pub media_state: Option<String>,
+    pub sources: Vec<SourceSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParticipantSnapshot {
+    pub nick: String,
+    pub display_name: Option<String>,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceSnapshot {
+    pub ssrc: u32,
+    pub owner: String,
+    /// Milliseconds since its last packet (`None`: none yet).
+    pub last_packet_ms: Option<u64>,
+}

@@ -1,0 +1,226 @@
+//! Process-wide counters and gauges, rendered in the Prometheus text format for
+//! `GET /metrics`.
+//!
+//! The one piece of state shared across tasks, on purpose: each field is an atomic that any
+//! task may bump (relaxed ordering; they are statistics, not synchronisation). Conference
+//! tasks publish their per-packet numbers in batches (once per checkpoint), so nothing on the
+//! per-packet path touches a shared cache line.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Relaxed);
+    }
+    pub fn add(&self, d: i64) {
+        self.0.fetch_add(d, Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Everything jitape counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub conferences_active: Gauge,
+    pub conferences_started: Counter,
+    pub conferences_finished: Counter,
+    pub recordings_refused: Counter,
+    pub participants: Gauge,
+    pub packets_received: Counter,
+    pub packets_lost: Counter,
+    pub packets_concealed: Counter,
+    pub packets_late: Counter,
+    pub packets_dropped: Counter,
+    pub bytes_written: Counter,
+    pub hook_runs: Counter,
+    pub hook_failures: Counter,
+    pub hook_timeouts: Counter,
+    pub xmpp_connected: Gauge,
+    pub xmpp_reconnects: Counter,
+    pub stanzas_rejected: Counter,
+    pub disk_free_bytes: Gauge,
+    pub disk_low: Gauge,
+}
+
+struct Line<'a> {
+    name: &'a str,
+    kind: &'a str,
+    help: &'a str,
+    value: i128,
+}
+
+impl Metrics {
+    fn lines(&self) -> Vec<Line<'static>> {
+        let c = |name, help, v: &Counter| Line {
+            name,
+            kind: "counter",
+            help,
+            value: i128::from(v.get()),
+        };
+        let g = |name, help, v: &Gauge| Line {
+            name,
+            kind: "gauge",
+            help,
+            value: i128::from(v.get()),
+        };
+        vec![
+            g(
+                "jitape_conferences_active",
+                "Conferences being recorded now.",
+                &self.conferences_active,
+            ),
+            c(
+                "jitape_conferences_started_total",
+                "Recordings started.",
+                &self.conferences_started,
+            ),
+            c(
+                "jitape_conferences_finished_total",
+                "Recordings finalized.",
+                &self.conferences_finished,
+            ),
+            c(
+                "jitape_recordings_refused_total",
+                "Recordings not started (disk below the floor, limits).",
+                &self.recordings_refused,
+            ),
+            g(
+                "jitape_participants",
+                "Humans present in the recorded conferences.",
+                &self.participants,
+            ),
+            c(
+                "jitape_packets_received_total",
+                "RTP packets received from the bridge.",
+                &self.packets_received,
+            ),
+            c(
+                "jitape_packets_lost_total",
+                "RTP packets never received (sequence gaps).",
+                &self.packets_lost,
+            ),
+            c(
+                "jitape_packets_concealed_total",
+                "Lost packets concealed with Opus FEC or PLC.",
+                &self.packets_concealed,
+            ),
+            c(
+                "jitape_packets_late_total",
+                "Packets that arrived after their playout time.",
+                &self.packets_late,
+            ),
+            c(
+                "jitape_packets_dropped_total",
+                "Packets jitape itself dropped (queue full).",
+                &self.packets_dropped,
+            ),
+            c(
+                "jitape_bytes_written_total",
+                "FLAC bytes written.",
+                &self.bytes_written,
+            ),
+            c(
+                "jitape_hook_runs_total",
+                "Finalize hook runs.",
+                &self.hook_runs,
+            ),
+            c(
+                "jitape_hook_failures_total",
+                "Finalize hook runs that failed, timed out or could not start.",
+                &self.hook_failures,
+            ),
+            c(
+                "jitape_hook_timeouts_total",
+                "Finalize hook runs killed after their timeout.",
+                &self.hook_timeouts,
+            ),
+            g(
+                "jitape_xmpp_connected",
+                "1 while the component link to Prosody is up.",
+                &self.xmpp_connected,
+            ),
+            c(
+                "jitape_xmpp_reconnects_total",
+                "Component link (re)connections after the first.",
+                &self.xmpp_reconnects,
+            ),
+            c(
+                "jitape_stanzas_rejected_total",
+                "Malformed or refused stanzas answered with an error.",
+                &self.stanzas_rejected,
+            ),
+            g(
+                "jitape_disk_free_bytes",
+                "Free bytes on the recording filesystem.",
+                &self.disk_free_bytes,
+            ),
+            g(
+                "jitape_disk_low",
+                "1 while free space is below the floor (no new recording starts).",
+                &self.disk_low,
+            ),
+        ]
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for l in self.lines() {
+            let _ = writeln!(out, "# HELP {} {}", l.name, l.help);
+            let _ = writeln!(out, "# TYPE {} {}", l.name, l.kind);
+            let _ = writeln!(out, "{} {}", l.name, l.value);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_with_help_and_type() {
+        let m = Metrics::default();
+        m.conferences_started.add(3);
+        m.conferences_active.set(2);
+        m.participants.add(-1);
+        let text = m.render();
+        assert!(text.contains(
+            "# TYPE jitape_conferences_started_total counter\njitape_conferences_started_total 3\n"
+        ));
+        assert!(text.contains("jitape_conferences_active 2\n"));
+        assert!(text.contains("jitape_participants -1\n"));
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(samples, types);
+        // Names follow the Prometheus rules; counters end in _total.
+        for l in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let parts: Vec<_> = l.split(' ').collect();
+            assert!(parts[2].chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert_eq!(parts[3] == "counter", parts[2].ends_with("_total"), "{l}");
+        }
+    }
+}
