@@ -118,3 +118,100 @@ async fn demo_conference_through_real_prosody_and_jitape_run() {
     );
     assert_eq!(outcome.sessions, 1);
 }
+
+/// Prosody set up exactly as `config/prosody/` documents it: the component snippet included
+/// verbatim, the module enabled on the MUC as the README says; jitape on the shipped
+/// `config/jitape.toml`, only host, port, directories and addresses overridden by
+/// environment variables.
+fn documented_prosody(with_module: bool) -> Prosody {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let module = if with_module {
+        "  modules_enabled = {\n      \"jitape\";\n  }\n  jitape_component = \"recorder.meet.jitsi\"\n"
+    } else {
+        ""
+    };
+    Prosody::start(&ProsodySpec {
+        components: vec![ComponentDecl { domain: SIM.into(), secret: "sim-secret".into() }],
+        muc_domains: vec!["muc.meet.jitsi".into()],
+        muc_extra: module.into(),
+        global_extra: format!("plugin_paths = {{ \"{root}/config/prosody\" }}\nInclude \"{root}/config/prosody/jitape.cfg.lua\"\n"),
+    })
+}
+
+fn shipped_jitape(port: u16, dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_jitape"));
+    c.env("JITAPE_XMPP_HOST", "127.0.0.1")
+        .env("JITAPE_XMPP_PORT", port.to_string())
+        .env("JITAPE_MEDIA_BIND", "127.0.0.1")
+        .env("JITAPE_RECORDING_DIR", dir)
+        .env("JITAPE_HTTP_BIND", "127.0.0.1:0")
+        .env("JITAPE_LOG", "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/jitape.toml"));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_prosody_setup_records_a_conference() {
+    support::logs();
+    let prosody = documented_prosody(true);
+    let port = prosody.component_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    // check-config --live approves the deployment before anything runs.
+    let check = shipped_jitape(port, &rec, &["check-config", "--live"]).output().unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{text}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(text.contains("muc.meet.jitsi: mod_jitape answers"), "{text}");
+
+    let log = tmp.path().join("jitape.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = shipped_jitape(port, &rec, &["run"]).stdout(out.try_clone().unwrap()).stderr(out).spawn().unwrap();
+    let world = World::connect(WorldSettings {
+        host: "127.0.0.1".into(),
+        port,
+        domain: SIM.into(),
+        secret: "sim-secret".into(),
+        muc_domain: "muc.meet.jitsi".into(),
+        recorder_domain: "recorder.meet.jitsi".into(),
+    })
+    .await
+    .unwrap();
+    let room = "documented@muc.meet.jitsi".to_string();
+    let mut plan = ConferencePlan::demo(&room);
+    plan.invite_at = None; // discovered through the module, as deployed
+    let outcome = world.run(plan).await.unwrap();
+    let found = wait_for_final(&rec, &room, Duration::from_secs(20)).await;
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM);
+    let status = child.wait().unwrap();
+    world.close().await;
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    let (flac, sc) = found.unwrap_or_else(|| panic!("no recording\n{log}"));
+    assert!(status.success(), "{log}");
+    support::flac_test(&flac);
+    let sc = sidecar::read(&sc).unwrap();
+    let report = check_recording(&flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
+    assert!(report.ok(Duration::from_millis(100)), "{report}\n{log}");
+}
+
+#[test]
+fn check_config_live_names_what_is_missing() {
+    let prosody = documented_prosody(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = shipped_jitape(prosody.component_port, tmp.path(), &["check-config", "--live"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("handshake accepted"), "{text}");
+    assert!(text.contains("muc.meet.jitsi: mod_jitape does not answer"), "{text}");
+    assert!(text.contains("modules_enabled"), "the fix is named: {text}");
+    // A wrong secret: the handshake is refused, and the report says so.
+    let out = shipped_jitape(prosody.component_port, tmp.path(), &["check-config", "--live"])
+        .env("JITAPE_XMPP_SECRET", "wrong")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("not-authorized"), "{text}");
+}
