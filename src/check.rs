@@ -9,7 +9,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use minidom::Element;
 
 use crate::config::Config;
@@ -81,6 +80,10 @@ pub async fn live(cfg: &Config) -> Report {
         ping_timeout: Duration::from_secs(5),
         reconnect_min: Duration::from_secs(1),
         reconnect_max: Duration::from_secs(1),
+        limits: crate::xmpp::wire::WireLimits {
+            max_stanza: cfg.limits.max_stanza_size,
+            ..Default::default()
+        },
     };
     let mut stream = match link::connect(&settings).await {
         Ok(s) => {
@@ -138,7 +141,7 @@ pub async fn live(cfg: &Config) -> Report {
             ),
         }
     }
-    let _ = stream.shutdown().await;
+    stream.close().await;
     r
 }
 
@@ -148,8 +151,12 @@ async fn answer(stream: &mut link::Stream, id: &str) -> Option<Element> {
     loop {
         let next = tokio::time::timeout_at(deadline, stream.next())
             .await
-            .ok()??;
-        if let Ok(el) = next
+            .ok()?
+            .ok()?;
+        if let link::Inbound::Closed = next {
+            return None;
+        }
+        if let link::Inbound::Stanza(el) = next
             && el.name() == "iq"
             && el.attr("id") == Some(id)
         {

@@ -114,6 +114,7 @@ impl World {
             ping_timeout: Duration::from_secs(10),
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(2),
+            limits: Default::default(),
         };
         tokio::spawn(link::run(link_settings, out_rx, ev_tx, shutdown_rx));
         tokio::spawn(dispatcher(ev_rx, dispatch_rx, up_tx));
@@ -193,7 +194,7 @@ async fn dispatcher(
                         None => debug!("simulation: stanza for no conference"),
                     }
                 }
-                Some(LinkEvent::Down { .. }) => {}
+                Some(LinkEvent::Down { .. }) | Some(LinkEvent::Dropped(_)) => {}
                 None => return,
             },
             c = control.recv() => match c {

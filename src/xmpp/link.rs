@@ -2,26 +2,30 @@
 //! keepalive pings, reconnect with backoff.
 //!
 //! In: stanzas to send (an mpsc the rest of jitape writes to). Out: [`LinkEvent`]s — `Up`
-//! after every successful handshake, each inbound stanza, `Down` when the connection ends.
+//! after every successful handshake, each inbound stanza, each stanza dropped at the wire
+//! (too large, too deep, not well-formed), `Down` when the connection ends.
 //! The link owns the socket and nothing else; what a reconnect means for conferences is the
 //! router's business. While the link is down, outbound stanzas are dropped (the conferences
 //! rejoin on the next `Up`, so nothing stale is replayed).
+//!
+//! The bytes are cut into stanzas by [`wire`](super::wire), which skips a stanza that breaks
+//! a limit instead of failing the stream: one hostile presence must not take the link (and
+//! every recording's signalling) down, again on every rejoin.
 
-use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use minidom::Element;
-
-use tokio::io::BufStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
-use tokio_xmpp::xmlstream::{self, ReadError, StreamHeader, Timeouts, XmlStream};
 use tracing::{debug, info, warn};
-use xmpp_parsers::component::Handshake;
 
 use super::stanza::{self, NS_COMPONENT, NS_PING};
+use super::wire::{self, Frame, SkipReason, Splitter, WireLimits};
 
 /// How to reach Prosody and keep the link healthy.
 #[derive(Clone)]
@@ -36,6 +40,8 @@ pub struct LinkSettings {
     pub ping_timeout: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Bounds on one inbound stanza.
+    pub limits: WireLimits,
 }
 
 /// What the link reports.
@@ -45,20 +51,48 @@ pub enum LinkEvent {
     Up { generation: u64 },
     /// An inbound stanza.
     Stanza(Element),
+    /// An inbound stanza the link could not take (the stream goes on).
+    Dropped(Dropped),
     /// The connection ended; stanzas sent from now on are dropped until the next `Up`.
     Down { reason: String },
+}
+
+/// A stanza dropped at the wire.
+#[derive(Debug)]
+pub struct Dropped {
+    pub why: DropReason,
+    /// Bytes it had on the wire.
+    pub size: usize,
+    /// Its opening tag (name and attributes only), when that could be read: enough to
+    /// answer an IQ request with an error.
+    pub head: Option<Element>,
+}
+
+/// Why a stanza was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    TooLarge,
+    TooDeep,
+    Malformed(String),
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DropReason::TooLarge => f.write_str("larger than the stanza size limit"),
+            DropReason::TooDeep => f.write_str("nested deeper than the limit"),
+            DropReason::Malformed(e) => write!(f, "not well-formed: {e}"),
+        }
+    }
 }
 
 /// Why a connection attempt or a connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: io::Error },
     #[error("stream: {0}")]
-    Stream(std::io::Error),
+    Stream(io::Error),
     #[error("server sent no stream id")]
     NoStreamId,
     #[error("handshake refused by the server: {0}")]
@@ -69,8 +103,114 @@ pub enum LinkError {
     Closed,
 }
 
-/// A connected, authenticated component stream.
-pub type Stream = XmlStream<BufStream<TcpStream>, Element>;
+/// One inbound unit on a connected stream.
+#[derive(Debug)]
+pub enum Inbound {
+    Stanza(Element),
+    Dropped(Dropped),
+    /// The server closed the stream (footer or end of file).
+    Closed,
+}
+
+/// A connected component stream (after [`connect`], authenticated).
+pub struct Stream {
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    splitter: Splitter,
+    /// The server's stream header: the namespace context every stanza is parsed in.
+    header: Vec<u8>,
+    frames: VecDeque<Frame>,
+    limits: WireLimits,
+    buf: Vec<u8>,
+    write_timeout: Duration,
+}
+
+impl Stream {
+    fn new(tcp: TcpStream, limits: WireLimits, write_timeout: Duration) -> Stream {
+        let (reader, writer) = tcp.into_split();
+        Stream {
+            reader,
+            writer,
+            splitter: Splitter::new(limits),
+            header: Vec::new(),
+            frames: VecDeque::new(),
+            limits,
+            buf: vec![0; 16 * 1024],
+            write_timeout,
+        }
+    }
+
+    /// The next frame, reading as needed. Cancel-safe (the only await is the socket read).
+    async fn frame(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            if let Some(f) = self.frames.pop_front() {
+                return Ok(Some(f));
+            }
+            let n = self.reader.read(&mut self.buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            self.splitter.push(&self.buf[..n], &mut out);
+            self.frames.extend(out);
+        }
+    }
+
+    /// The next stanza (or dropped stanza, or the end). Cancel-safe.
+    pub async fn next(&mut self) -> io::Result<Inbound> {
+        loop {
+            let Some(frame) = self.frame().await? else {
+                return Ok(Inbound::Closed);
+            };
+            return Ok(match frame {
+                Frame::Header(h) => {
+                    self.header = h;
+                    continue;
+                }
+                Frame::Footer => Inbound::Closed,
+                Frame::Stanza(bytes) => {
+                    match wire::parse_stanza(&self.header, &bytes, self.limits.max_stanza) {
+                        Ok(el) => Inbound::Stanza(el),
+                        Err(e) => Inbound::Dropped(Dropped {
+                            why: DropReason::Malformed(e.to_string()),
+                            size: bytes.len(),
+                            head: wire::head_of(&bytes)
+                                .and_then(|h| wire::parse_head(&self.header, h)),
+                        }),
+                    }
+                }
+                Frame::Skipped { size, reason, head } => Inbound::Dropped(Dropped {
+                    why: match reason {
+                        SkipReason::TooLarge => DropReason::TooLarge,
+                        SkipReason::TooDeep => DropReason::TooDeep,
+                    },
+                    size,
+                    head: head.and_then(|h| wire::parse_head(&self.header, &h)),
+                }),
+            });
+        }
+    }
+
+    /// Write one element; a peer that stops reading fails the write after the timeout.
+    pub async fn send(&mut self, el: &Element) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(512);
+        el.write_to(&mut bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        self.write_raw(&bytes).await
+    }
+
+    async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        tokio::time::timeout(self.write_timeout, self.writer.write_all(bytes))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+    }
+
+    /// Close the stream properly (footer, then half-close), bounded in time.
+    pub async fn close(&mut self) {
+        let _ = self.write_raw(b"</stream:stream>").await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.writer.shutdown()).await;
+    }
+}
 
 /// Exponential backoff with jitter, from `min` doubling to `max`. Pure: the caller passes
 /// the random fraction.
@@ -153,14 +293,6 @@ pub async fn run(
     }
 }
 
-fn timeouts(s: &LinkSettings) -> Timeouts {
-    Timeouts {
-        // A soft timeout only tells us the server was quiet; our own pings decide liveness.
-        read_timeout: s.ping_interval,
-        response_timeout: s.ping_interval + s.ping_timeout * 2,
-    }
-}
-
 /// Connect and perform the component handshake.
 pub async fn connect(s: &LinkSettings) -> Result<Stream, LinkError> {
     let addr = format!("{}:{}", s.host, s.port);
@@ -170,36 +302,55 @@ pub async fn connect(s: &LinkSettings) -> Result<Stream, LinkError> {
         .map_err(|_| LinkError::Timeout("connecting"))?
         .map_err(|source| LinkError::Connect { addr, source })?;
     let _ = tcp.set_nodelay(true);
-    let header = StreamHeader {
-        to: Some(Cow::Owned(s.domain.clone())),
-        from: None,
-        id: None,
-    };
-    let handshake = async {
-        let mut pending =
-            xmlstream::initiate_stream(BufStream::new(tcp), NS_COMPONENT, header, timeouts(s))
-                .await
-                .map_err(LinkError::Stream)?;
-        let id = pending.take_header().id.ok_or(LinkError::NoStreamId)?;
-        let mut stream: Stream = pending.skip_features();
-        let nonza = Handshake::from_stream_id_and_password(id.into_owned(), s.secret.expose());
-        stream.send(&nonza).await.map_err(LinkError::Stream)?;
-        loop {
-            match stream.next().await {
-                Some(Ok(el)) if el.name() == "handshake" => return Ok(stream),
-                Some(Ok(el)) => return Err(LinkError::Refused(describe_refusal(&el))),
-                Some(Err(ReadError::SoftTimeout)) => continue,
-                Some(Err(ReadError::HardError(e))) => return Err(LinkError::Stream(e)),
-                Some(Err(ReadError::ParseError(e))) => {
-                    return Err(LinkError::Refused(format!("unparsable reply: {e}")));
-                }
-                Some(Err(ReadError::StreamFooterReceived)) | None => return Err(LinkError::Closed),
-            }
-        }
-    };
-    tokio::time::timeout(limit, handshake)
+    let mut stream = Stream::new(tcp, s.limits, limit);
+    tokio::time::timeout(limit, handshake(&mut stream, s))
         .await
-        .map_err(|_| LinkError::Timeout("in the handshake"))?
+        .map_err(|_| LinkError::Timeout("in the handshake"))??;
+    Ok(stream)
+}
+
+async fn handshake(stream: &mut Stream, s: &LinkSettings) -> Result<(), LinkError> {
+    let open = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{NS_COMPONENT}' xmlns:stream='{NS_STREAMS}' to='{}'>",
+        escape_attr(&s.domain)
+    );
+    stream
+        .write_raw(open.as_bytes())
+        .await
+        .map_err(LinkError::Stream)?;
+    let id = match stream.frame().await.map_err(LinkError::Stream)? {
+        Some(Frame::Header(h)) => {
+            let id = wire::header_attr(&h, "id");
+            stream.header = h;
+            id.ok_or(LinkError::NoStreamId)?
+        }
+        Some(Frame::Footer) | None => return Err(LinkError::Closed),
+        Some(_) => return Err(LinkError::Refused("no stream header".into())),
+    };
+    let digest =
+        xmpp_parsers::component::Handshake::from_stream_id_and_password(id, s.secret.expose())
+            .data
+            .unwrap_or_default();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    stream
+        .write_raw(format!("<handshake>{hex}</handshake>").as_bytes())
+        .await
+        .map_err(LinkError::Stream)?;
+    match stream.next().await.map_err(LinkError::Stream)? {
+        Inbound::Stanza(el) if el.name() == "handshake" => Ok(()),
+        Inbound::Stanza(el) => Err(LinkError::Refused(describe_refusal(&el))),
+        Inbound::Dropped(d) => Err(LinkError::Refused(format!("unreadable reply: {}", d.why))),
+        Inbound::Closed => Err(LinkError::Closed),
+    }
+}
+
+const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
+
+fn escape_attr(v: &str) -> String {
+    v.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
 }
 
 /// A short description of a stream error (`<not-authorized/>`, `<conflict/>` …).
@@ -235,7 +386,7 @@ async fn session(
         };
         tokio::select! {
             inbound = stream.next() => match inbound {
-                Some(Ok(el)) => {
+                Ok(Inbound::Stanza(el)) => {
                     if is_stream_error(&el) {
                         return format!("stream error from server: {}", describe_refusal(&el));
                     }
@@ -249,10 +400,13 @@ async fn session(
                         return "router gone".into();
                     }
                 }
-                Some(Err(ReadError::SoftTimeout)) => {}
-                Some(Err(ReadError::ParseError(e))) => warn!(error = %e, "unparsable stanza ignored"),
-                Some(Err(ReadError::HardError(e))) => return format!("read error: {e}"),
-                Some(Err(ReadError::StreamFooterReceived)) | None => return "closed by server".into(),
+                Ok(Inbound::Dropped(d)) => {
+                    if events.send(LinkEvent::Dropped(d)).await.is_err() {
+                        return "router gone".into();
+                    }
+                }
+                Ok(Inbound::Closed) => return "closed by server".into(),
+                Err(e) => return format!("read error: {e}"),
             },
             out = outbound.recv() => match out {
                 Some(el) => {
@@ -262,7 +416,7 @@ async fn session(
                 }
                 None => {
                     // jitape is stopping: close the stream properly.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+                    stream.close().await;
                     return "shutting down".into();
                 }
             },
@@ -288,7 +442,7 @@ async fn session(
                 }
             },
             _ = shutdown.changed() => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+                stream.close().await;
                 return "shutting down".into();
             }
         }
@@ -296,7 +450,7 @@ async fn session(
 }
 
 fn is_stream_error(el: &Element) -> bool {
-    el.name() == "error" && el.ns() == "http://etherx.jabber.org/streams"
+    el.name() == "error" && el.ns() == NS_STREAMS
 }
 
 /// Any answer (result or error) to our ping proves the link is alive.

@@ -1,10 +1,12 @@
-//! The XMPP side: the component link to Prosody (`link`), stanza helpers (`stanza`), MUC
-//! presence and self-description (`muc`), and the router that hands stanzas to conferences
-//! (`router`).
+//! The XMPP side: the component link to Prosody (`link`, over the stanza framing in `wire`),
+//! stanza helpers (`stanza`), MUC presence and self-description (`muc`), and the router that
+//! hands stanzas to conferences (`router`).
 
 pub mod classify;
+pub mod gate;
 pub mod link;
 pub mod muc;
 pub mod rooms;
 pub mod router;
 pub mod stanza;
+pub mod wire;

@@ -93,6 +93,7 @@ impl Comp {
             ping_timeout: Duration::from_secs(10),
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(1),
+            limits: Default::default(),
         };
         let (out_tx, out_rx) = mpsc::channel(256);
         let (ev_tx, mut ev_rx) = mpsc::channel(1024);
@@ -148,7 +149,7 @@ impl Comp {
                 Ok(Some(LinkEvent::Stanza(el))) if pred(&el) => return el,
                 Ok(Some(LinkEvent::Stanza(el))) => self.backlog.push(el),
                 Ok(Some(LinkEvent::Down { reason })) => self.downs.push(reason),
-                Ok(Some(LinkEvent::Up { .. })) => {}
+                Ok(Some(LinkEvent::Up { .. })) | Ok(Some(LinkEvent::Dropped(_))) => {}
                 Ok(None) => panic!("{}: link task ended while waiting for {what}", self.domain),
                 Err(_) => panic!(
                     "{}: no {what} within {WAIT:?}; received meanwhile:\n{}",
