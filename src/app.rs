@@ -107,6 +107,10 @@ impl App {
             ping_timeout: cfg.xmpp.ping_timeout,
             reconnect_min: cfg.xmpp.reconnect_min,
             reconnect_max: cfg.xmpp.reconnect_max,
+            limits: crate::xmpp::wire::WireLimits {
+                max_stanza: cfg.limits.max_stanza_size,
+                ..Default::default()
+            },
         };
         let link = tokio::spawn(link::run(
             link_settings,
@@ -129,6 +133,7 @@ impl App {
                 empty_grace: cfg.recording.empty_grace,
                 max_duration: cfg.recording.max_duration,
                 room_status_timeout: Duration::from_secs(15),
+                max_sources: cfg.limits.max_sources,
             },
             recording: RecordingSettings {
                 dir: cfg.recording.dir.clone(),
@@ -204,6 +209,9 @@ impl App {
             unfinished,
             metrics: Arc::clone(&metrics),
             disk_ok: disk_rx,
+            max_conferences: cfg.limits.max_conferences,
+            iq_rate: cfg.limits.iq_rate,
+            iq_burst: cfg.limits.iq_burst,
         };
         let router = tokio::spawn(router::run(
             options,

@@ -130,11 +130,17 @@ fn main() -> ExitCode {
 }
 
 /// A fixed-size runtime: the thread count never depends on the number of conferences.
+///
+/// Idle blocking threads exit after 3 s: the disk guard borrows one every 2 s
+/// (`guard::PERIOD`), and with tokio's default 10 s keep-alive its wake-ups rotate over
+/// every idle thread, so a burst of file work (20 conferences finalizing at once) would keep
+/// `max_blocking_threads` threads alive for good.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .max_blocking_threads(4)
+        .thread_keep_alive(std::time::Duration::from_secs(3))
         .thread_name("jitape")
         .enable_all()
         .build()

@@ -61,12 +61,19 @@ pub struct Metrics {
     pub xmpp_connected: Gauge,
     pub xmpp_reconnects: Counter,
     pub stanzas_rejected: Counter,
+    pub stanzas_dropped: Counter,
+    pub limit_conferences: Counter,
+    pub limit_sources: Counter,
+    pub limit_iq_rate: Counter,
+    pub limit_stanza_size: Counter,
     pub disk_free_bytes: Gauge,
     pub disk_low: Gauge,
 }
 
 struct Line<'a> {
     name: &'a str,
+    /// `{key="value"}` or empty.
+    labels: &'a str,
     kind: &'a str,
     help: &'a str,
     value: i128,
@@ -76,12 +83,21 @@ impl Metrics {
     fn lines(&self) -> Vec<Line<'static>> {
         let c = |name, help, v: &Counter| Line {
             name,
+            labels: "",
             kind: "counter",
             help,
             value: i128::from(v.get()),
         };
+        let limit = |labels, v: &Counter| Line {
+            name: "jitape_limit_hits_total",
+            labels,
+            kind: "counter",
+            help: "Times a configured limit refused something ([limits] in the config).",
+            value: i128::from(v.get()),
+        };
         let g = |name, help, v: &Gauge| Line {
             name,
+            labels: "",
             kind: "gauge",
             help,
             value: i128::from(v.get()),
@@ -169,9 +185,18 @@ impl Metrics {
             ),
             c(
                 "jitape_stanzas_rejected_total",
-                "Malformed or refused stanzas answered with an error.",
+                "Stanzas jitape refused with an error reply (malformed, unexpected, over a limit).",
                 &self.stanzas_rejected,
             ),
+            c(
+                "jitape_stanzas_dropped_total",
+                "Inbound stanzas dropped at the wire: too large, too deep or not well-formed.",
+                &self.stanzas_dropped,
+            ),
+            limit("{limit=\"conferences\"}", &self.limit_conferences),
+            limit("{limit=\"sources\"}", &self.limit_sources),
+            limit("{limit=\"iq_rate\"}", &self.limit_iq_rate),
+            limit("{limit=\"stanza_size\"}", &self.limit_stanza_size),
             g(
                 "jitape_disk_free_bytes",
                 "Free bytes on the recording filesystem.",
@@ -188,10 +213,14 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let mut previous = "";
         for l in self.lines() {
-            let _ = writeln!(out, "# HELP {} {}", l.name, l.help);
-            let _ = writeln!(out, "# TYPE {} {}", l.name, l.kind);
-            let _ = writeln!(out, "{} {}", l.name, l.value);
+            if l.name != previous {
+                let _ = writeln!(out, "# HELP {} {}", l.name, l.help);
+                let _ = writeln!(out, "# TYPE {} {}", l.name, l.kind);
+                previous = l.name;
+            }
+            let _ = writeln!(out, "{}{} {}", l.name, l.labels, l.value);
         }
         out
     }
@@ -213,9 +242,24 @@ mod tests {
         ));
         assert!(text.contains("jitape_conferences_active 2\n"));
         assert!(text.contains("jitape_participants -1\n"));
-        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(samples, types);
+        m.limit_iq_rate.add(2);
+        let text = m.render();
+        assert!(text.contains("jitape_limit_hits_total{limit=\"iq_rate\"} 2\n"));
+        assert!(text.contains("jitape_limit_hits_total{limit=\"conferences\"} 0\n"));
+        assert_eq!(text.matches("# TYPE jitape_limit_hits_total").count(), 1);
+        // Every family is declared once, before its samples.
+        let mut declared = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                assert!(
+                    declared.insert(rest.split(' ').next().unwrap().to_string()),
+                    "{l}"
+                );
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert!(declared.contains(name), "{l}");
+            }
+        }
         // Names follow the Prometheus rules; counters end in _total.
         for l in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let parts: Vec<_> = l.split(' ').collect();

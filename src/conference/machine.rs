@@ -39,6 +39,8 @@ pub struct Settings {
     /// After a reconnect, join anyway if the router said nothing about the room for this
     /// long (normally it answers within milliseconds of the link coming up).
     pub room_status_timeout: Duration,
+    /// Remote audio sources recorded at once (`limits.max_sources`).
+    pub max_sources: usize,
 }
 
 /// Why a recording ended; becomes the sidecar's `end_reason`.
@@ -131,6 +133,8 @@ pub enum Action {
         end: Instant,
         detail: String,
     },
+    /// Sources were refused by `limits.max_sources` (counted in the metrics).
+    SourceLimitHit,
     /// Finalize and end the task. Every stanza needed (leave presence) precedes it.
     End(EndReason),
 }
@@ -194,7 +198,12 @@ pub struct Machine {
     pending: HashMap<String, Pending>,
     next_id: u64,
     tracks: Vec<(u32, TrackId)>,
+    /// Rejoins made to get a session the focus never sent (reset when one comes).
+    rejoins_for_session: u32,
 }
+
+/// Our IQs awaiting an answer, at most: a focus that never answers must not grow the map.
+const MAX_PENDING: usize = 64;
 
 impl Machine {
     /// A machine for a room we decided to record. Call `handle(now, Input::LinkUp)` when
@@ -210,7 +219,6 @@ impl Machine {
             service_domains: s.service_domains.clone(),
         });
         Machine {
-            s,
             membership: Membership::Offline,
             recording: false,
             link_up: false,
@@ -219,11 +227,13 @@ impl Machine {
             interrupted: None,
             leave_echo: false,
             roster,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(s.max_sources),
+            rejoins_for_session: 0,
             timers: BTreeMap::new(),
             pending: HashMap::new(),
             next_id: 0,
             tracks: Vec::new(),
+            s,
         }
     }
 
@@ -707,6 +717,12 @@ impl Machine {
         // `join` leaves first (the recording continues: only the occupancy blips).
         self.roster.clear(now);
         self.join(now, 1, out);
+        // A focus that stays silent (overloaded, restarting) is asked again, less and less
+        // often: 30 s, 1, 2, 4 minutes, then every 5 minutes.
+        self.rejoins_for_session = self.rejoins_for_session.saturating_add(1);
+        let backoff = (RESTART_RETRY * 2u32.pow(self.rejoins_for_session.min(5)))
+            .min(Duration::from_secs(300));
+        self.timers.insert(Timer::RestartSession, now + backoff);
     }
 
     fn apply_effects(&mut self, fx: Vec<Effect>, out: &mut Vec<Action>) {
@@ -724,7 +740,7 @@ impl Machine {
                         (Some("session-terminate"), _) => Pending::Restart,
                         _ => Pending::Other,
                     };
-                    self.pending.insert(id.clone(), pending);
+                    self.remember_pending(id.clone(), pending);
                     let to = self.focus_jid();
                     out.push(Action::Send(stanza::iq(
                         "set",
@@ -751,6 +767,7 @@ impl Machine {
                     sources,
                 } => {
                     self.timers.remove(&Timer::RestartSession);
+                    self.rejoins_for_session = 0;
                     out.push(Action::StartMedia {
                         sid,
                         offer,
@@ -759,11 +776,42 @@ impl Machine {
                 }
                 Effect::StopMedia => out.push(Action::StopMedia),
                 Effect::SourcesChanged => sources_changed = true,
+                Effect::SourceLimit { refused } => {
+                    crate::util::log_limited(
+                        "source-limit",
+                        format_args!(
+                            "room {}: {refused} sources not recorded: limits.max_sources ({}) reached",
+                            self.s.room, self.s.max_sources
+                        ),
+                    );
+                    out.push(Action::SourceLimitHit);
+                }
             }
         }
         if sources_changed {
             self.sources_changed(out);
         }
+    }
+
+    /// Track an IQ we sent; the oldest is forgotten beyond [`MAX_PENDING`] (its answer, if
+    /// it ever comes, is then ignored).
+    fn remember_pending(&mut self, id: String, p: Pending) {
+        if self.pending.len() >= MAX_PENDING {
+            let oldest = self
+                .pending
+                .keys()
+                .min_by_key(|k| {
+                    k.rsplit('-')
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0)
+                })
+                .cloned();
+            if let Some(k) = oldest {
+                self.pending.remove(&k);
+            }
+        }
+        self.pending.insert(id, p);
     }
 
     /// Recompute the media source set and the SSRC → track mapping, emitting what changed.

@@ -33,6 +33,10 @@ pub enum Effect {
     },
     SourcesChanged,
     StopMedia,
+    /// Sources were not taken because the conference holds `max_sources` already.
+    SourceLimit {
+        refused: usize,
+    },
 }
 
 /// How a session came to be, which decides how we answer once media is ready.
@@ -82,6 +86,7 @@ pub struct Sessions {
     sources: BTreeMap<u32, Source>,
     recent: VecDeque<String>,
     restarts: VecDeque<Instant>,
+    max_sources: usize,
 }
 
 /// Reply to a Jingle request: `Ok` = empty result, `Err((condition, text))` = IQ error.
@@ -89,16 +94,22 @@ pub type Reply = Result<(), (&'static str, String)>;
 
 impl Default for Sessions {
     fn default() -> Self {
+        Sessions::new(1000)
+    }
+}
+
+impl Sessions {
+    /// No session yet; at most `max_sources` remote sources are taken.
+    pub fn new(max_sources: usize) -> Self {
         Sessions {
             state: SessionState::None,
             sources: BTreeMap::new(),
             recent: VecDeque::new(),
             restarts: VecDeque::new(),
+            max_sources,
         }
     }
-}
 
-impl Sessions {
     /// The current session's sid (starting or active).
     pub fn sid(&self) -> Option<&str> {
         match &self.state {
@@ -128,12 +139,23 @@ impl Sessions {
         }
     }
 
-    fn set_sources(&mut self, sources: &[Source]) {
-        self.sources = sources
-            .iter()
-            .filter(|s| !s.is_bridge())
-            .map(|s| (s.ssrc, s.clone()))
-            .collect();
+    /// Take the offer's sources, up to the limit; returns how many did not fit.
+    fn set_sources(&mut self, sources: &[Source]) -> usize {
+        self.sources.clear();
+        self.add_sources(sources)
+    }
+
+    /// Add sources up to the limit; returns how many did not fit.
+    fn add_sources(&mut self, sources: &[Source]) -> usize {
+        let mut refused = 0;
+        for s in sources.iter().filter(|s| !s.is_bridge()) {
+            if self.sources.len() < self.max_sources || self.sources.contains_key(&s.ssrc) {
+                self.sources.insert(s.ssrc, s.clone());
+            } else {
+                refused += 1;
+            }
+        }
+        refused
     }
 
     /// A Jingle request from the focus.
@@ -149,7 +171,11 @@ impl Sessions {
                     return Err(("bad-request", "offer without audio content".into()));
                 };
                 self.end_current(fx);
-                self.set_sources(&j.sources);
+                let refused = self.set_sources(&j.sources);
+                if refused > 0 {
+                    // The session itself is accepted: refusing it would lose every source.
+                    fx.push(Effect::SourceLimit { refused });
+                }
                 self.state = SessionState::Starting {
                     sid: j.sid.clone(),
                     origin: if replace {
@@ -176,15 +202,26 @@ impl Sessions {
                     return Err(("item-not-found", format!("unknown session {}", j.sid)));
                 }
                 let before = self.sources.len();
-                for s in j.sources.iter().filter(|s| !s.is_bridge()) {
-                    if j.action == JAction::SourceAdd {
-                        self.sources.insert(s.ssrc, s.clone());
-                    } else {
+                let mut refused = 0;
+                if j.action == JAction::SourceAdd {
+                    refused = self.add_sources(&j.sources);
+                } else {
+                    for s in &j.sources {
                         self.sources.remove(&s.ssrc);
                     }
                 }
                 if self.sources.len() != before || j.action == JAction::SourceAdd {
                     fx.push(Effect::SourcesChanged);
+                }
+                if refused > 0 {
+                    fx.push(Effect::SourceLimit { refused });
+                    return Err((
+                        "resource-constraint",
+                        format!(
+                            "{refused} sources not taken: this conference records at most {} (limits.max_sources)",
+                            self.max_sources
+                        ),
+                    ));
                 }
                 Ok(())
             }

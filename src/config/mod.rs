@@ -65,7 +65,15 @@ pub const KEYS: &[KeySpec] = &[
     ("hook", "command", Kind::Str, Some("\"\"")),
     ("hook", "args", Kind::List, Some("[]")),
     ("hook", "timeout", Kind::Duration, Some("\"120s\"")),
+    ("limits", "max_conferences", Kind::Int, Some("500")),
+    ("limits", "max_sources", Kind::Int, Some("1000")),
+    ("limits", "max_stanza_size", Kind::Str, Some("\"1MiB\"")),
+    ("limits", "iq_rate", Kind::Int, Some("20")),
+    ("limits", "iq_burst", Kind::Int, Some("100")),
 ];
+
+/// Keys whose values are never echoed in errors.
+const SECRET_KEYS: &[&str] = &["xmpp.secret", "http.token"];
 
 /// A configuration that passed validation.
 #[derive(Clone, PartialEq)]
@@ -76,6 +84,34 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub hook: Option<HookSettings>,
     pub http: HttpConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: bounds that keep one hostile room or peer from hurting the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Conferences recorded at once; further rooms wait until one ends.
+    pub max_conferences: usize,
+    /// Audio sources (SSRCs) one conference records; more are refused.
+    pub max_sources: usize,
+    /// Bytes in one inbound stanza; a larger one is dropped (and answered if an IQ).
+    pub max_stanza_size: usize,
+    /// IQ requests per second one occupant may send us (the focus is exempt).
+    pub iq_rate: u32,
+    /// Burst of IQ requests allowed above the rate.
+    pub iq_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_conferences: 500,
+            max_sources: 1000,
+            max_stanza_size: 1 << 20,
+            iq_rate: 20,
+            iq_burst: 100,
+        }
+    }
 }
 
 /// `[http]`: health, readiness, metrics and the admin API.
@@ -242,6 +278,7 @@ impl fmt::Debug for Config {
             .field("rooms", &self.rooms)
             .field("hook", &self.hook)
             .field("http", &self.http)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -352,7 +389,12 @@ fn check_kinds(values: &Values) -> Result<(), ConfigError> {
                 Kind::List => "a list of strings",
                 Kind::Duration => "a duration like 250ms, 30s, 5m, 6h",
             };
-            return Err(invalid(name, format!("expected {expected}, got {value}")));
+            let got = if SECRET_KEYS.contains(&name.as_str()) {
+                value.type_str().to_string()
+            } else {
+                value.to_string()
+            };
+            return Err(invalid(name, format!("expected {expected}, got {got}")));
         }
     }
     Ok(())
@@ -711,6 +753,25 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         },
         hook: hook(&r)?,
         http: http(&r)?,
+        limits: limits(&r)?,
+    })
+}
+
+fn limits(r: &Reader<'_>) -> Result<LimitsConfig, ConfigError> {
+    let max_stanza_size = parse_size(&r.str("limits.max_stanza_size")?)
+        .map_err(|e| invalid("limits.max_stanza_size", e))?;
+    if !(64 << 10..=64 << 20).contains(&max_stanza_size) {
+        return Err(invalid(
+            "limits.max_stanza_size",
+            "must be between 64KiB and 64MiB (a 500-source session-initiate is ~300KB)",
+        ));
+    }
+    Ok(LimitsConfig {
+        max_conferences: r.int("limits.max_conferences", 1..=100_000)? as usize,
+        max_sources: r.int("limits.max_sources", 1..=100_000)? as usize,
+        max_stanza_size: max_stanza_size as usize,
+        iq_rate: r.int("limits.iq_rate", 1..=100_000)? as u32,
+        iq_burst: r.int("limits.iq_burst", 1..=1_000_000)? as u32,
     })
 }
 

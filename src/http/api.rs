@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::{HttpState, Request};
-use crate::xmpp::router::Control;
+use crate::xmpp::router::{Control, RecordOutcome};
 use crate::xmpp::stanza::Jid;
 
 /// A response to write.
@@ -207,30 +207,52 @@ pub async fn handle(req: &Request, state: &HttpState) -> Response {
 }
 
 async fn control(state: &HttpState, room: String, record: bool) -> Response {
-    let (tx, rx) = oneshot::channel();
-    let msg = if record {
-        Control::Record {
+    let limit = Duration::from_secs(5);
+    let done = if record {
+        let (tx, rx) = oneshot::channel();
+        let msg = Control::Record {
             room: room.clone(),
             reply: Some(tx),
+        };
+        if state.control.send(msg).await.is_err() {
+            return Response::text(503, "shutting down\n");
         }
+        tokio::time::timeout(limit, rx)
+            .await
+            .map(|r| r.map(Answer::Record))
     } else {
-        Control::Stop {
+        let (tx, rx) = oneshot::channel();
+        let msg = Control::Stop {
             room: room.clone(),
             reply: Some(tx),
+        };
+        if state.control.send(msg).await.is_err() {
+            return Response::text(503, "shutting down\n");
         }
+        tokio::time::timeout(limit, rx)
+            .await
+            .map(|r| r.map(Answer::Stop))
     };
-    if state.control.send(msg).await.is_err() {
-        return Response::text(503, "shutting down\n");
-    }
-    let done = tokio::time::timeout(Duration::from_secs(5), rx).await;
     let body = |status: &str| serde_json::json!({ "room": room, "status": status });
-    match (record, done) {
-        (true, Ok(Ok(true))) => Response::json(202, &body("recording")),
-        (true, Ok(Ok(false))) => Response::json(200, &body("already recording or refused")),
-        (false, Ok(Ok(true))) => Response::json(202, &body("stopping")),
-        (false, Ok(Ok(false))) => Response::json(404, &body("not recording")),
-        (_, _) => Response::text(503, "no answer\n"),
+    match done {
+        Ok(Ok(Answer::Record(RecordOutcome::Started))) => Response::json(202, &body("recording")),
+        Ok(Ok(Answer::Record(RecordOutcome::AlreadyRecording))) => {
+            Response::json(200, &body("already recording"))
+        }
+        Ok(Ok(Answer::Record(RecordOutcome::Refused(why)))) => Response::json(
+            503,
+            &serde_json::json!({ "room": room, "status": "refused", "reason": why }),
+        ),
+        Ok(Ok(Answer::Stop(true))) => Response::json(202, &body("stopping")),
+        Ok(Ok(Answer::Stop(false))) => Response::json(404, &body("not recording")),
+        _ => Response::text(503, "no answer\n"),
     }
+}
+
+/// What the router answered to a record or stop request.
+enum Answer {
+    Record(RecordOutcome),
+    Stop(bool),
 }
 
 #[cfg(test)]

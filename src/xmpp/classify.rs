@@ -154,7 +154,10 @@ fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
     }
     if h.kind == Kind::Message && el.get_child("event", NS_JITAPE).is_some() {
         return Some(match rooms::parse_event(el) {
-            Some(ev) => Route::Module(ev),
+            // A MUC service speaks only for its own rooms: an event naming a room elsewhere
+            // would make jitape join outside `xmpp.muc_domains`.
+            Some(ev) if room_domain(ev.room()) == from.domain() => Route::Module(ev),
+            Some(_) => Route::Drop("module event about a room of another service"),
             None => Route::Drop("malformed module event"),
         });
     }
@@ -163,7 +166,12 @@ fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
         return None;
     }
     let rooms = if h.is_type("result") {
-        rooms::parse_catchup(el).ok_or_else(|| "unparsable catch-up answer".to_string())
+        rooms::parse_catchup(el)
+            .map(|mut list| {
+                list.retain(|r| room_domain(&r.room) == from.domain());
+                list
+            })
+            .ok_or_else(|| "unparsable catch-up answer".to_string())
     } else {
         Err(stanza::error_condition(el).unwrap_or_else(|| "no answer".into()))
     };
@@ -171,6 +179,10 @@ fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
         id: id.to_string(),
         rooms,
     })
+}
+
+fn room_domain(room: &str) -> &str {
+    room.rsplit_once('@').map_or(room, |(_, d)| d)
 }
 
 /// XEP-0249 direct invitations and XEP-0045 mediated invitations.

@@ -139,6 +139,22 @@ fn module_events_and_catchup_answers_are_recognised() {
             rooms: Ok(vec![])
         }
     );
+    // A service speaks only for its own rooms: others in an event or a catch-up are dropped.
+    let foreign = el(
+        r#"<message xmlns="jabber:component:accept" from="muc.example" to="rec.example"><event xmlns="urn:jitape:prosody:1" type="room-created" room="r@evil.example"/></message>"#,
+    );
+    assert!(matches!(classify(&s, &foreign), Route::Drop(_)));
+    let mixed = el(
+        r#"<iq xmlns="jabber:component:accept" type="result" id="jitape-catchup-5" from="muc.example" to="rec.example"><rooms xmlns="urn:jitape:prosody:1"><room jid="a@evil.example"/><room jid="b@muc.example"/></rooms></iq>"#,
+    );
+    let Route::CatchUp {
+        rooms: Ok(rooms), ..
+    } = classify(&s, &mixed)
+    else {
+        panic!("a catch-up answer");
+    };
+    let names: Vec<_> = rooms.iter().map(|r| r.room.as_str()).collect();
+    assert_eq!(names, ["b@muc.example"]);
     let no = el(
         r#"<iq xmlns="jabber:component:accept" type="error" id="jitape-catchup-4" from="muc.example" to="rec.example"><error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></iq>"#,
     );

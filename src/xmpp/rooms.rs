@@ -49,6 +49,18 @@ pub enum ModuleEvent {
     },
 }
 
+impl ModuleEvent {
+    /// The room the event is about.
+    pub fn room(&self) -> &str {
+        match self {
+            Self::RoomCreated { room, .. }
+            | Self::RoomDestroyed { room }
+            | Self::OccupantJoined { room, .. }
+            | Self::OccupantLeft { room, .. } => room,
+        }
+    }
+}
+
 /// One room in a catch-up answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomReport {

@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::classify::{CATCHUP_ID, Route, RouterSettings, classify};
-use super::link::LinkEvent;
+use super::gate::IqGate;
+use super::link::{DropReason, LinkEvent};
 use super::rooms::{self, Decision, Rooms};
 use super::stanza::{self, Header, Jid};
 use crate::conference::machine::{EndReason, Input};
@@ -29,10 +30,10 @@ use crate::sink::Unfinished;
 /// Messages to the router from the rest of jitape.
 #[derive(Debug)]
 pub enum Control {
-    /// Record this room (admin API, tests). The reply says whether a recording started.
+    /// Record this room (admin API, tests).
     Record {
         room: String,
-        reply: Option<oneshot::Sender<bool>>,
+        reply: Option<oneshot::Sender<RecordOutcome>>,
     },
     /// Stop recording this room and finalize. The reply says whether it was recording.
     Stop {
@@ -47,6 +48,17 @@ pub enum Control {
     Ended { room: String, generation: u64 },
     /// Finalize everything and return. The reply is sent when all conferences ended.
     Shutdown { done: oneshot::Sender<()> },
+}
+
+/// The answer to [`Control::Record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Started,
+    AlreadyRecording,
+    /// Not started now (disk below its floor, too many conferences, shutting down); the
+    /// text says why. A room refused for space or the conference limit is recorded when
+    /// that clears, if it still has people in it.
+    Refused(String),
 }
 
 /// What a new conference task gets.
@@ -78,6 +90,11 @@ pub struct RouterOptions {
     /// False while the recording filesystem is below its floor (or not writable): no new
     /// recording starts; when it turns true again, rooms with humans are recorded.
     pub disk_ok: tokio::sync::watch::Receiver<bool>,
+    /// At most this many conferences at once (`limits.max_conferences`).
+    pub max_conferences: usize,
+    /// IQ requests per second (and burst) one sender may send (`limits.iq_rate`/`iq_burst`).
+    pub iq_rate: u32,
+    pub iq_burst: u32,
 }
 
 /// Whether the Prosody module answers on a MUC domain.
@@ -96,8 +113,11 @@ struct Entry {
 struct Router<S: Spawn> {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     disk_ok: tokio::sync::watch::Receiver<bool>,
-    /// Rooms refused while the disk was below its floor: recorded when space returns.
+    /// Rooms refused while the disk was below its floor or at the conference limit:
+    /// recorded when that clears.
     refused: std::collections::HashSet<String>,
+    max_conferences: usize,
+    iq_gate: IqGate,
     s: RouterSettings,
     filter: RoomsConfig,
     spawner: S,
@@ -127,6 +147,13 @@ pub async fn run(
         metrics: opts.metrics,
         disk_ok: opts.disk_ok,
         refused: std::collections::HashSet::new(),
+        max_conferences: opts.max_conferences,
+        iq_gate: IqGate::new(
+            opts.iq_rate,
+            opts.iq_burst,
+            &opts.classifier.focus_nick,
+            &opts.settings.muc_domains,
+        ),
         module: opts
             .settings
             .muc_domains
@@ -210,10 +237,58 @@ impl<S: Spawn> Router<S> {
                 self.broadcast(|| Input::LinkDown);
             }
             LinkEvent::Stanza(el) => self.on_stanza(el).await,
+            LinkEvent::Dropped(d) => self.on_dropped(d).await,
+        }
+    }
+
+    /// A stanza the link could not take: count it, say so (rate-limited), and answer it
+    /// if it was an IQ request, so the sender does not wait for a timeout.
+    async fn on_dropped(&mut self, d: super::link::Dropped) {
+        self.metrics.stanzas_dropped.inc();
+        if matches!(d.why, DropReason::TooLarge) {
+            self.metrics.limit_stanza_size.inc();
+        }
+        let from = d.head.as_ref().and_then(|h| h.attr("from")).unwrap_or("?");
+        let name = d.head.as_ref().map_or("?", |h| h.name());
+        crate::util::log_limited(
+            "stanza-dropped",
+            format_args!(
+                "dropped a <{name}> from {from} ({} bytes): {}",
+                d.size, d.why
+            ),
+        );
+        let Some(head) = d.head else { return };
+        if Header::of(&head).is_some_and(|h| h.is_iq_request()) {
+            let (condition, text) = match d.why {
+                DropReason::Malformed(_) => ("bad-request", "not well-formed"),
+                DropReason::TooLarge => ("policy-violation", "stanza too large"),
+                DropReason::TooDeep => ("policy-violation", "stanza nested too deep"),
+            };
+            self.metrics.stanzas_rejected.inc();
+            let _ = self
+                .outbound
+                .send(stanza::iq_error(&head, condition, Some(text)))
+                .await;
         }
     }
 
     async fn on_stanza(&mut self, el: Element) {
+        if let Some(h) = Header::of(&el)
+            && !self.iq_gate.admit(&h, std::time::Instant::now())
+        {
+            self.metrics.limit_iq_rate.inc();
+            self.metrics.stanzas_rejected.inc();
+            crate::util::log_limited(
+                "iq-rate",
+                format_args!(
+                    "{} sends IQs faster than limits.iq_rate; refusing",
+                    h.from.as_ref().map(Jid::full).unwrap_or_default()
+                ),
+            );
+            let reply = stanza::iq_error(&el, "resource-constraint", Some("too many requests"));
+            let _ = self.outbound.send(reply).await;
+            return;
+        }
         match classify(&self.s, &el) {
             Route::Conference(room) => match self.conferences.get(&room) {
                 Some(e) => deliver(&room, &e.inbox, Input::Stanza(el)),
@@ -229,10 +304,8 @@ impl<S: Spawn> Router<S> {
                 }
             }
             Route::Module(ev) => {
-                self.module.insert(
-                    domain_of(module_event_room(&ev)).to_string(),
-                    Module::Present,
-                );
+                self.module
+                    .insert(domain_of(ev.room()).to_string(), Module::Present);
                 let decisions = self.rooms.on_event(ev);
                 self.apply(decisions);
             }
@@ -341,6 +414,7 @@ impl<S: Spawn> Router<S> {
                     meeting_id,
                 } => self.status(&room, exists && humans > 0, Some(humans), meeting_id),
                 Decision::Destroyed { room } => {
+                    self.refused.remove(&room);
                     if let Some(e) = self.conferences.get(&room) {
                         deliver(&room, &e.inbox, Input::RoomDestroyed);
                     }
@@ -363,30 +437,47 @@ impl<S: Spawn> Router<S> {
         }
     }
 
-    /// Rooms refused while the disk was full, and rooms with humans not recorded: now.
+    /// Rooms refused while the disk was full or at the conference limit, and rooms with
+    /// humans not recorded: now (as far as the limit allows).
     fn record_waiting_rooms(&mut self) {
         let mut waiting: Vec<String> = self.refused.drain().collect();
         waiting.extend(self.rooms.with_humans());
         waiting.sort();
         waiting.dedup();
         waiting.retain(|r| !self.conferences.contains_key(r) && self.filter.records(r));
+        let free = self.max_conferences.saturating_sub(self.conferences.len());
+        if waiting.len() > free {
+            // The rest keep waiting for the next free slot (not counted again as refusals).
+            self.refused.extend(waiting.drain(free..));
+        }
         for room in waiting {
-            info!(%room, "space is back; recording");
+            info!(%room, "recording a room that was waiting");
             self.start(&room);
         }
     }
 
-    fn start(&mut self, room: &str) {
-        if !*self.disk_ok.borrow() {
+    /// Start recording `room`, unless the disk or the conference limit says no (then it is
+    /// remembered and recorded when that clears).
+    fn start(&mut self, room: &str) -> RecordOutcome {
+        let refusal = if !*self.disk_ok.borrow() {
+            Some("the recording filesystem is below its floor or not writable".to_string())
+        } else if self.conferences.len() >= self.max_conferences {
+            self.metrics.limit_conferences.inc();
+            Some(format!(
+                "{} conferences are being recorded (limits.max_conferences)",
+                self.conferences.len()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
             self.metrics.recordings_refused.inc();
             self.refused.insert(room.to_string());
             crate::util::log_limited(
                 "recording-refused",
-                format_args!(
-                    "not recording {room}: the recording filesystem is below its floor or not writable"
-                ),
+                format_args!("not recording {room} for now: {why}"),
             );
-            return;
+            return RecordOutcome::Refused(why);
         }
         self.generation += 1;
         let resume = self.unfinished.remove(room);
@@ -419,19 +510,23 @@ impl<S: Spawn> Router<S> {
                 generation: self.generation,
             },
         );
+        self.refused.remove(room);
+        RecordOutcome::Started
     }
 
     fn on_control(&mut self, c: Control) {
         match c {
             Control::Record { room, reply } => {
-                if self.shutting_down.is_none() && !self.conferences.contains_key(&room) {
+                let outcome = if self.shutting_down.is_some() {
+                    RecordOutcome::Refused("shutting down".into())
+                } else if self.conferences.contains_key(&room) {
+                    RecordOutcome::AlreadyRecording
+                } else {
                     info!(%room, "recording on request");
-                    self.start(&room);
-                    if let Some(r) = reply {
-                        let _ = r.send(self.conferences.contains_key(&room));
-                    }
-                } else if let Some(r) = reply {
-                    let _ = r.send(false);
+                    self.start(&room)
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(outcome);
                 }
             }
             Control::Stop { room, reply } => {
@@ -459,6 +554,9 @@ impl<S: Spawn> Router<S> {
                     .is_some_and(|e| e.generation == generation)
                 {
                     self.conferences.remove(&room);
+                    if !self.refused.is_empty() && self.shutting_down.is_none() {
+                        self.record_waiting_rooms();
+                    }
                 }
             }
             Control::Shutdown { done } => {
@@ -509,15 +607,6 @@ async fn collect_snapshots(
     }
     out.sort_by(|a, b| a.room.cmp(&b.room));
     let _ = reply.send(out);
-}
-
-fn module_event_room(ev: &rooms::ModuleEvent) -> &str {
-    match ev {
-        rooms::ModuleEvent::RoomCreated { room, .. }
-        | rooms::ModuleEvent::RoomDestroyed { room }
-        | rooms::ModuleEvent::OccupantJoined { room, .. }
-        | rooms::ModuleEvent::OccupantLeft { room, .. } => room,
-    }
 }
 
 /// Hand an input to a conference without ever blocking the router on a slow one.

@@ -24,6 +24,7 @@ fn settings() -> Settings {
         empty_grace: Duration::from_secs(300),
         max_duration: Duration::from_secs(6 * 3600),
         room_status_timeout: Duration::from_secs(15),
+        max_sources: 1000,
     }
 }
 
@@ -856,3 +857,6 @@ fn the_echo_of_our_own_leave_before_a_rejoin_is_not_a_kick() {
     ));
     assert!(h.m.timers.contains_key(&Timer::Rejoin));
 }
+
+#[path = "limit_tests.rs"]
+mod limit_tests;
