@@ -137,18 +137,26 @@ async fn malformed_jingle_gets_iq_errors_and_the_recording_continues() {
         .iter()
         .map(|(label, kind, cond)| (label.as_str(), kind.as_str(), cond.as_deref()))
         .collect();
-    assert_eq!(
-        replies,
-        [
-            (
-                "session-initiate without transport",
-                "error",
-                Some("bad-request")
-            ),
-            ("unknown action", "error", Some("feature-not-implemented")),
-            ("source-add with a bad SSRC", "error", Some("bad-request")),
-        ]
-    );
+    // Every probe gets the IQ error a Jingle peer would expect, in the order it was sent.
+    let expected = [
+        ("session-initiate without transport", "bad-request"),
+        ("unknown action", "feature-not-implemented"),
+        ("source-add with a bad SSRC", "bad-request"),
+        ("source-add with SSRC 0", "bad-request"),
+        ("source-add with an SSRC above 2^32", "bad-request"),
+        ("source-add with 3,000 sources", "policy-violation"),
+        ("source-add whose JSON is not JSON", "bad-request"),
+        ("source-add for an unknown session", "item-not-found"),
+        ("source-remove for an unknown session", "item-not-found"),
+        ("transport-replace with a hostname candidate", "bad-request"),
+        ("transport-info with a negative port", "bad-request"),
+        ("session-initiate without Opus", "feature-not-implemented"),
+        ("session-accept from the focus", "feature-not-implemented"),
+        ("Jingle without a sid", "bad-request"),
+        ("Jingle in a foreign namespace", "service-unavailable"),
+    ]
+    .map(|(label, cond)| (label, "error", Some(cond)));
+    assert_eq!(replies, expected);
     assert_eq!(outcome.sessions, 1, "the session was not disturbed");
     verify(&outcome, &files).await;
 }

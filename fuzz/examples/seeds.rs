@@ -276,16 +276,16 @@ fn sidecar_seeds() {
     let start = chrono::DateTime::parse_from_rfc3339("2026-11-21T19:35:09Z")
         .expect("time")
         .to_utc();
-    let mut sc = Sidecar::new(ROOM, "weeklysync@muc.meet.jitsi", "20261121T193509Z.flac", 8_000, start);
+    let mut sc = Sidecar::new(ROOM, "weeklysync@muc.meet.jitsi", "20261121T193509Z.flac", 1_000, start);
     let p = sc.participant_mut("id:u1");
     p.nicks.push("a1b2c3d4".into());
     p.display_name = Some("Alice".into());
-    sc.add_gap(8_000, 12_000, GapKind::XmppReconnect, Some("link down".into()));
+    sc.add_gap(1_000, 1_500, GapKind::XmppReconnect, Some("link down".into()));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.json");
     sidecar::write_atomic(&path, &sc).expect("write");
     put("sidecar", "recording", &fs::read(&path).expect("read"));
-    sc.finish(16_000, "room-destroyed");
+    sc.finish(2_000, "room-destroyed");
     sidecar::write_atomic(&path, &sc).expect("write");
     put("sidecar", "final", &fs::read(&path).expect("read"));
 }

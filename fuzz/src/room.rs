@@ -48,6 +48,7 @@ pub fn settings() -> Settings {
         empty_grace: Duration::from_secs(300),
         max_duration: Duration::from_secs(6 * 3600),
         room_status_timeout: Duration::from_secs(15),
+        max_sources: 1000,
     }
 }
 
@@ -63,7 +64,10 @@ pub fn router_settings() -> RouterSettings {
 pub fn el(xml: &str) -> Element {
     match xml.parse() {
         Ok(e) => e,
-        Err(e) => panic!("harness XML does not parse ({e}): {xml}"),
+        Err(e) => panic!(
+            "harness XML does not parse ({e}): {}",
+            xml.chars().take(300).collect::<String>()
+        ),
     }
 }
 
@@ -189,10 +193,12 @@ fn facts(input: &Input) -> InputFacts {
     };
     let h = Header::of(el);
     let request = h.as_ref().is_some_and(Header::is_iq_request);
+    // Like the machine: the focus is whoever speaks with its nick (the router delivers only
+    // the room's traffic).
     let from_focus = h
         .as_ref()
         .and_then(|h| h.from.as_ref())
-        .is_some_and(|f| f.bare == ROOM && f.resource.as_deref() == Some(FOCUS));
+        .is_some_and(|f| f.resource.as_deref() == Some(FOCUS));
     let action = el
         .get_child("jingle", jitape::jingle::ns::JINGLE)
         .and_then(|j| j.attr("action"));
@@ -200,7 +206,17 @@ fn facts(input: &Input) -> InputFacts {
         iq_request: request.then(|| el.attr("id").unwrap_or_default().to_string()),
         offer_from_focus: from_focus
             && matches!(action, Some("session-initiate" | "transport-replace")),
-        label: String::from_utf8_lossy(&xml_bytes(el)).chars().take(300).collect(),
+        // Cheap to build for every input; a crash's reproducer shows the rest.
+        label: format!(
+            "<{} type={:?} id={:?} from={:?}> jingle {action:?}",
+            el.name(),
+            el.attr("type"),
+            el.attr("id"),
+            el.attr("from"),
+        )
+        .chars()
+        .take(300)
+        .collect(),
     }
 }
 
@@ -224,7 +240,10 @@ impl Checker {
     fn check(&mut self, f: &InputFacts, from_room: bool, actions: &[Action], now: Instant) {
         let what = &f.label;
         if self.ended {
-            assert!(actions.is_empty(), "actions after End for {what}: {actions:?}");
+            assert!(
+                actions.is_empty(),
+                "actions after End for {what}: {actions:?}"
+            );
             return;
         }
         let mut replies = 0;
@@ -251,9 +270,12 @@ impl Checker {
                     check_ssrcs(&ssrcs, what);
                 }
                 Action::Interruption { start, end, .. } => {
-                    assert!(start <= end && *end <= now, "interruption out of time: {what}");
+                    assert!(
+                        start <= end && *end <= now,
+                        "interruption out of time: {what}"
+                    );
                 }
-                Action::StartRecording | Action::StopMedia => {}
+                Action::StartRecording | Action::StopMedia | Action::SourceLimitHit => {}
             }
         }
         if f.iq_request.is_some() {
@@ -280,16 +302,20 @@ impl Checker {
                 String::from_utf8_lossy(&xml_bytes(e))
             );
         }
-        if e.name() == "iq" && type_ == Some("set") {
-            if let Some(id) = e.attr("id") {
-                self.sent_ids.push(id.to_string());
-            }
+        if e.name() == "iq"
+            && type_ == Some("set")
+            && let Some(id) = e.attr("id")
+        {
+            self.sent_ids.push(id.to_string());
         }
         let reply = e.name() == "iq"
             && matches!(type_, Some("result" | "error"))
             && f.iq_request.as_deref() == Some(e.attr("id").unwrap_or_default());
         if type_ == Some("error") {
-            assert!(reply, "error stanza sent in answer to a non-request: {what}");
+            assert!(
+                reply,
+                "error stanza sent in answer to a non-request: {what}"
+            );
         }
         reply
     }
@@ -306,7 +332,11 @@ fn check_sources(sources: &[Source], what: &str) {
 
 fn check_ssrcs(ssrcs: &[u32], what: &str) {
     let unique: HashSet<u32> = ssrcs.iter().copied().collect();
-    assert_eq!(unique.len(), ssrcs.len(), "duplicate SSRC {ssrcs:?}: {what}");
+    assert_eq!(
+        unique.len(),
+        ssrcs.len(),
+        "duplicate SSRC {ssrcs:?}: {what}"
+    );
     assert!(!unique.contains(&0), "SSRC 0 used: {what}");
 }
 
@@ -343,7 +373,11 @@ impl Room {
         }
         let a = r.stanza(self_presence(NICK));
         assert_eq!(a, vec![Action::StartRecording], "harness: join");
-        let sources = [source(1, HUMANS[0]), source(2, HUMANS[1]), source(99, "jvb")];
+        let sources = [
+            source(1, HUMANS[0]),
+            source(2, HUMANS[1]),
+            source(99, "jvb"),
+        ];
         let init = jitape::jingle::session_initiate(
             "sid1",
             FOCUS_REAL,
@@ -391,7 +425,10 @@ impl Room {
             );
         }
         if let Some(h) = self.m.humans().filter(|_| self.m.is_joined()) {
-            assert!(h <= self.m.roster().occupants().count(), "more humans than occupants");
+            assert!(
+                h <= self.m.roster().occupants().count(),
+                "more humans than occupants"
+            );
         }
         actions
     }
@@ -437,7 +474,11 @@ impl Room {
             Action::Send(e) if e.attr("id") == Some(id.as_str()) => e.attr("type"),
             _ => None,
         });
-        assert_eq!(reply, Some("result"), "a valid source-add was refused: {a:?}");
+        assert_eq!(
+            reply,
+            Some("result"),
+            "a valid source-add was refused: {a:?}"
+        );
     }
 }
 

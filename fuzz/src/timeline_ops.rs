@@ -135,8 +135,8 @@ pub fn run(data: &[u8]) {
                 payload,
             } => t.push(&packet(ssrc, seq, ts, pt, marker, arrival(now, arrival_ms), payload)),
             Op::Render { ms } => {
-                // At most a second per render keeps an input cheap; `Skip` covers long jumps.
-                now += Duration::from_millis(u64::from(ms % 1000));
+                // At most 250 ms per render keeps an input cheap; `Skip` covers long jumps.
+                now += Duration::from_millis(u64::from(ms % 250));
                 let expected_end = wall_clock_end(&cfg, origin, origin_sample, now).max(until);
                 let out = t.render(now);
                 assert_eq!(out.start_sample, until, "render does not continue");

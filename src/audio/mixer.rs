@@ -45,11 +45,14 @@ impl Limiter {
             env = (env * self.release).max(a);
             let y = if env > self.ceiling {
                 limited += 1;
-                x as f32 * (self.ceiling / env)
+                (x as f32 * (self.ceiling / env))
+                    .round()
+                    .clamp(-32768.0, 32767.0) as i16
             } else {
-                x as f32
+                // |x| <= env <= ceiling < 32768: the exact sum, no float rounding needed.
+                x as i16
             };
-            out.push(y.round().clamp(-32768.0, 32767.0) as i16);
+            out.push(y);
         }
         self.envelope = env;
         self.limited += limited;

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::bridge::{SimBridge, SpeakerScript};
 use super::conference::{Session, SimConference};
+use super::plan::Disruption;
 use crate::jingle::model::{BridgeSession, Reason};
 use crate::jingle::{self, Action as JAction};
 use crate::xmpp::muc;
@@ -30,7 +31,64 @@ const MALFORMED: &[(&str, &str)] = &[
         "source-add with a bad SSRC",
         r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="{sid}"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="12abc"><ssrc-info xmlns="http://jitsi.org/jitmeet" owner="deadbeef"/></source></description></content></jingle>"#,
     ),
+    (
+        "source-add with SSRC 0",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="{sid}"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="0"><ssrc-info xmlns="http://jitsi.org/jitmeet" owner="deadbeef"/></source></description></content></jingle>"#,
+    ),
+    (
+        "source-add with an SSRC above 2^32",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="{sid}"><json-message xmlns="http://jitsi.org/jitmeet">{"sources":{"deadbeef":[[],[],[{"s":4294967296}]]}}</json-message></jingle>"#,
+    ),
+    (
+        "source-add with 3,000 sources",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="{sid}"><json-message xmlns="http://jitsi.org/jitmeet">{many}</json-message></jingle>"#,
+    ),
+    (
+        "source-add whose JSON is not JSON",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="{sid}"><json-message xmlns="http://jitsi.org/jitmeet">{"sources":</json-message></jingle>"#,
+    ),
+    (
+        "source-add for an unknown session",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="no-such-session"><content name="audio"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="77"><ssrc-info xmlns="http://jitsi.org/jitmeet" owner="deadbeef"/></source></description></content></jingle>"#,
+    ),
+    (
+        "source-remove for an unknown session",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-remove" sid="no-such-session"/>"#,
+    ),
+    (
+        "transport-replace with a hostname candidate",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="transport-replace" sid="{sid}" initiator="focus"><content name="audio" creator="initiator"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description><transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u1" pwd="p1p1p1p1p1p1p1p1p1p1p1p1"><candidate component="1" foundation="1" generation="0" id="c1" ip="bridge.example" port="10000" priority="1" protocol="udp" type="host"/></transport></content></jingle>"#,
+    ),
+    (
+        "transport-info with a negative port",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="transport-info" sid="{sid}"><content name="audio" creator="initiator"><transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u1" pwd="p1"><candidate component="1" foundation="1" generation="0" ip="10.0.0.1" port="-1" priority="1" protocol="udp" type="host"/></transport></content></jingle>"#,
+    ),
+    (
+        "session-initiate without Opus",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="bogus2" initiator="focus"><content name="audio" creator="initiator"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="0" name="PCMU" clockrate="8000"/></description><transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u1" pwd="p1"/></content></jingle>"#,
+    ),
+    (
+        "session-accept from the focus",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-accept" sid="{sid}"><content name="audio" creator="initiator"><transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u1" pwd="p1"/></content></jingle>"#,
+    ),
+    (
+        "Jingle without a sid",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-add"/>"#,
+    ),
+    (
+        "Jingle in a foreign namespace",
+        r#"<jingle xmlns="urn:xmpp:jingle:0" action="source-add" sid="{sid}"/>"#,
+    ),
 ];
+
+/// `{many}` in [`MALFORMED`]: Jicofo's JSON form with more sources than jitape takes.
+fn many_sources_json() -> String {
+    let sources: Vec<String> = (1..=3_000).map(|s| format!(r#"{{"s":{s}}}"#)).collect();
+    format!(
+        r#"{{"sources":{{"deadbeef":[[],[],[{}]]}}}}"#,
+        sources.join(",")
+    )
+}
 
 impl SimConference {
     /// Humans in the room now.
@@ -61,6 +119,9 @@ impl SimConference {
 
     pub(super) async fn idle_timeout(&mut self) {
         self.alone_since = None;
+        if self.focus_silent() {
+            return;
+        }
         let Some(s) = self.session.take() else { return };
         info!(room = %self.room, "recorder alone: idle session timeout");
         let reason = Reason {
@@ -108,6 +169,12 @@ impl SimConference {
         if self.recorder.as_deref() == Some(p.nick.as_str()) {
             return;
         }
+        if self.focus_silent() {
+            info!(room = %self.room, nick = %p.nick, "recorder joined; the silent focus ignores it");
+            self.recorder_joins.push(self.epoch.elapsed());
+            self.recorder = Some(p.nick.clone());
+            return;
+        }
         info!(room = %self.room, nick = %p.nick, "recorder joined; discovering features");
         self.recorder_joins.push(self.epoch.elapsed());
         self.recorder = Some(p.nick.clone());
@@ -121,6 +188,9 @@ impl SimConference {
 
     /// Allocate a bridge session for everyone present and invite the recorder.
     pub(super) async fn start_session(&mut self) {
+        if self.focus_silent() {
+            return;
+        }
         if let Some(old) = self.session.take() {
             self.sent.push(old.bridge.close().await);
         }
@@ -223,8 +293,10 @@ impl SimConference {
             .session
             .as_ref()
             .map_or("none".to_string(), |s| s.sid.clone());
+        let many = many_sources_json();
         for (label, xml) in MALFORMED {
-            let Ok(payload) = xml.replace("{sid}", &sid).parse::<Element>() else {
+            let xml = xml.replace("{sid}", &sid).replace("{many}", &many);
+            let Ok(payload) = xml.parse::<Element>() else {
                 continue;
             };
             let id = self.id();
@@ -239,6 +311,9 @@ impl SimConference {
         let Some(nick) = self.recorder.clone() else {
             return;
         };
+        if self.focus_silent() {
+            return;
+        }
         let id = self.id();
         let to = format!("{}/{nick}", self.room);
         let iq = stanza::iq("set", &self.focus_jid, &to, &id, payload);
@@ -252,6 +327,10 @@ impl SimConference {
             return;
         };
         let from_recorder = nick.is_some() && nick == self.recorder;
+        if from_recorder && self.focus_silent() {
+            self.ignore_silently(payload);
+            return;
+        }
         if !(from_recorder && payload.is("jingle", jingle::ns::JINGLE)) {
             let reply = if payload.is("query", NS_DISCO_INFO) || payload.is("ping", stanza::NS_PING)
             {
@@ -355,6 +434,43 @@ impl SimConference {
             self.alone_since.get_or_insert(Instant::now());
         }
         Ok(())
+    }
+}
+
+impl SimConference {
+    /// A [`Disruption::FocusSilent`] is in force: the focus ignores the recorder.
+    pub(super) fn focus_silent(&self) -> bool {
+        let now = self.epoch.elapsed();
+        self.plan
+            .disruptions
+            .iter()
+            .any(|(at, d)| *d == Disruption::FocusSilent && *at <= now)
+    }
+
+    /// The focus-side faults: network impairments on the current bridge session, and the
+    /// focus falling silent.
+    pub(super) async fn fault(&mut self, d: Disruption) {
+        match d {
+            Disruption::Netem(cfg) => {
+                if let Some(s) = &self.session {
+                    info!(room = %self.room, loss = cfg.loss, "bridge network impairments change");
+                    s.bridge.set_netem(cfg);
+                }
+            }
+            Disruption::FocusSilent => {
+                info!(room = %self.room, "the focus stops answering the recorder");
+            }
+            _ => {}
+        }
+    }
+
+    /// An IQ request of the recorder that the silent focus neither answers nor acts on; it is
+    /// noted in the outcome (`"ignored <action>"`) so tests can count what jitape kept sending.
+    fn ignore_silently(&mut self, payload: &Element) {
+        let what = payload.attr("action").unwrap_or(payload.name());
+        debug!(room = %self.room, what, "the silent focus ignores a request of the recorder");
+        self.probe_replies
+            .push((format!("ignored {what}"), "none".into(), reason_of(payload)));
     }
 }
 

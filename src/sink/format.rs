@@ -104,7 +104,12 @@ pub(super) struct FrameEncoder {
 impl FrameEncoder {
     pub(super) fn new(sample_rate: u32, block_size: u16) -> Result<Self, String> {
         let size = usize::from(block_size);
-        let config = flacenc::config::Encoder::default()
+        let mut config = flacenc::config::Encoder::default();
+        // Fixed predictors only: flacenc's LPC search (Tukey window, autocorrelation with
+        // `f32::mul_add`, a libm call without FMA in the target) cost ~75 % of encoding;
+        // without it encoding is ~4x faster for ~4 % larger speech (`docs/performance.md`).
+        config.subframe_coding.use_lpc = false;
+        let config = config
             .into_verified()
             .map_err(|(_, e)| format!("flacenc config: {e}"))?;
         let info = flacenc::component::StreamInfo::new(sample_rate as usize, 1, 16)

@@ -22,6 +22,13 @@ use super::paths::Unfinished;
 use super::repair::{ResumeReport, finalize_partial, scan};
 use super::sidecar::{self, GapKind, Sidecar, TimePoint};
 
+/// A recording that started longer ago than this is not continued: jitape ends every
+/// recording after `recording.max_duration` (6 h by default), and padding days of downtime
+/// (a stale or damaged sidecar, a clock jump, a room name reused the next week) with silence
+/// would burn CPU and disk for nothing. [`resume_recording`] refuses it; the caller finalizes
+/// the old file and starts a new one.
+pub const MAX_RESUME_SPAN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// A recording continued after a restart.
 #[derive(Debug)]
 pub struct Resumed {
@@ -34,7 +41,8 @@ pub struct Resumed {
     pub gap: Range<u64>,
 }
 
-/// Continues `u` (a conference that is still running) at wall time `now`.
+/// Continues `u` (a conference that is still running) at wall time `now`; refused (before
+/// any file is touched) when the recording started more than [`MAX_RESUME_SPAN`] before `now`.
 pub fn resume_recording(
     u: &Unfinished,
     room_jid: &str,
@@ -50,6 +58,17 @@ pub fn resume_recording(
             format!(
                 "recorded at {} Hz, configured {sample_rate} Hz",
                 sc.sample_rate
+            ),
+        ));
+    }
+    let span = (now - sc.start.utc).to_std().unwrap_or_default();
+    if span > MAX_RESUME_SPAN {
+        return Err(SinkError::unsupported(
+            &paths.sidecar_partial,
+            format!(
+                "started {} h ago, more than the {} h a recording may be continued after",
+                span.as_secs() / 3600,
+                MAX_RESUME_SPAN.as_secs() / 3600
             ),
         ));
     }

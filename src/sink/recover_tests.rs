@@ -133,3 +133,25 @@ fn resuming_at_another_sample_rate_is_refused() {
     assert_eq!(start_from_name("20261121T193509Z-2"), Some(start()));
     assert_eq!(start_from_name("garbage"), None);
 }
+
+/// Found by the `sidecar` fuzz target: a `.json.partial` whose start lay a year back made
+/// the resume pad a year of silence (hours of CPU, gigabytes of disk).
+#[test]
+fn a_recording_older_than_the_resume_span_is_not_padded_but_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (paths, kept) = crashed(root.path(), true);
+    let before = std::fs::read(&paths.flac_partial).expect("partial");
+    let found = find_unfinished(root.path()).expect("find");
+    let now = start() + chrono::Duration::days(365);
+    let err = resume_recording(&found[0], "lesson@muc", RATE, now, WriterOptions::default())
+        .expect_err("a year of downtime");
+    assert_eq!(err.fault(), crate::sink::Fault::Unsupported);
+    assert_eq!(
+        std::fs::read(&paths.flac_partial).expect("partial"),
+        before,
+        "the refused file is left as it was"
+    );
+    // What the caller does next: finalize it as it is, nothing lost.
+    let done = finalize_unfinished(&found[0], "interrupted").expect("finalize");
+    assert_eq!(decode_all(&done.flac), kept);
+}

@@ -19,7 +19,7 @@ use md5::{Digest, Md5};
 
 use super::error::SinkError;
 use super::flac::{Finalized, FlacWriter, ResumeState, WriterOptions};
-use super::format::{StreamHeader, check_format, final_path_of};
+use super::format::{STREAMINFO_OFFSET, StreamHeader, check_format, final_path_of};
 use super::scan::{ScanFail, ScanReport, scan_reader};
 
 /// What [`FlacWriter::resume`] did to the file.
@@ -151,7 +151,11 @@ fn reopen(
     Ok((FlacWriter::from_state(state, opts)?, report))
 }
 
-/// Cuts the file at `keep_end` and writes the "still recording" header, then fsyncs.
+/// Cuts the file at `keep_end` and writes the "still recording" STREAMINFO, then fsyncs.
+///
+/// Only the STREAMINFO body is rewritten: the signature and block header were checked by the
+/// scan, and their "last metadata block" flag must stay as it is when other metadata blocks
+/// (padding, tags from a tool) follow, or decoders would look for frames inside them.
 fn cut_and_reset_header(
     file: &File,
     path: &Path,
@@ -160,8 +164,9 @@ fn cut_and_reset_header(
 ) -> Result<(), SinkError> {
     file.set_len(keep_end)
         .map_err(|e| SinkError::io("truncate", path, e))?;
-    let fresh = StreamHeader::partial(header.sample_rate, header.block_size);
-    file.write_all_at(&fresh.to_bytes(), 0)
+    let fresh = StreamHeader::partial(header.sample_rate, header.block_size).to_bytes();
+    let body = fresh.get(STREAMINFO_OFFSET as usize..).unwrap_or_default();
+    file.write_all_at(body, STREAMINFO_OFFSET)
         .map_err(|e| SinkError::io("write header", path, e))?;
     file.sync_all().map_err(|e| SinkError::io("fsync", path, e))
 }

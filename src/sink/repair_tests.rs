@@ -280,3 +280,40 @@ fn the_scanner_agrees_with_files_of_the_reference_encoder() {
         );
     }
 }
+
+/// Found by the `flac_repair` fuzz target: a `.partial` with a metadata block after
+/// STREAMINFO (padding, or tags a tool added) was repaired into a file whose STREAMINFO
+/// claimed to be the last block, so decoders looked for frames inside the padding.
+#[test]
+fn metadata_blocks_after_streaminfo_survive_repair_and_resume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audio = speech_like(256 * 6 + 50, 48_000, 5);
+    let (_, bytes) = crashed_partial(dir.path(), &audio, 256);
+    let mut padded = bytes[..42].to_vec();
+    padded[4] = 0x00; // STREAMINFO is no longer the last metadata block
+    padded.extend_from_slice(&[0x81, 0, 0, 16]); // last block: PADDING, 16 bytes
+    padded.extend_from_slice(&[0; 16]);
+    padded.extend_from_slice(&bytes[42..]);
+    let kept = 256 * 6;
+
+    let p = write_cut(dir.path(), &padded, padded.len());
+    let done = finalize_partial(&p).expect("finalize");
+    assert_eq!(done.total_samples, kept as u64);
+    flac_test(&done.path).expect("flac -t after finalize");
+    assert_eq!(decode_all(&done.path), audio[..kept]);
+
+    let p = write_cut(dir.path(), &padded, padded.len() - 3);
+    let (mut w, report) = FlacWriter::resume(&p, 48_000).expect("resume");
+    assert_eq!(
+        report.samples_kept,
+        kept as u64 - 256,
+        "the torn frame is cut"
+    );
+    let more = speech_like(300, 48_000, 6);
+    w.write(&more).expect("write");
+    let done = w.finalize().expect("finalize");
+    flac_test(&done.path).expect("flac -t after resume");
+    let mut expected = audio[..kept - 256].to_vec();
+    expected.extend_from_slice(&more);
+    assert_eq!(decode_all(&done.path), expected);
+}

@@ -73,8 +73,9 @@ impl TimePoint {
 
     /// The point at wall time `utc` (clamped to the start).
     pub fn at_utc(start: DateTime<Utc>, sample_rate: u32, utc: DateTime<Utc>) -> Self {
-        let nanos = (utc - start).num_nanoseconds().unwrap_or(i64::MAX).max(0);
-        let sample = u128::from(nanos.unsigned_abs()) * u128::from(sample_rate) / 1_000_000_000;
+        // Negative (a start in the future) is 0; no overflow however far apart they are.
+        let elapsed = (utc - start).to_std().unwrap_or_default();
+        let sample = elapsed.as_nanos() * u128::from(sample_rate) / 1_000_000_000;
         Self::at_sample(
             start,
             sample_rate,

@@ -99,6 +99,21 @@ fn time_points_carry_utc_and_sample_offset() {
     assert_eq!(json, r#"{"utc":"2026-11-21T19:35:10.750Z","sample":72000}"#);
 }
 
+/// Found by the `sidecar` fuzz target: a start centuries after `utc` overflowed the
+/// nanosecond difference, which was then taken as +292 years (and resuming padded them).
+#[test]
+fn time_points_of_far_apart_instants_do_not_overflow() {
+    let start = t("2426-11-21T19:35:09Z");
+    assert_eq!(
+        TimePoint::at_utc(start, 48_000, t("2026-11-21T19:35:09Z")).sample,
+        0
+    );
+    let long_ago = t("1726-11-21T19:35:09Z");
+    let later = TimePoint::at_utc(long_ago, 1_000, t("2026-11-21T19:35:09Z"));
+    let secs = (t("2026-11-21T19:35:09Z") - long_ago).num_seconds() as u64;
+    assert_eq!(later.sample, secs * 1_000);
+}
+
 #[test]
 fn finish_closes_open_presences_at_the_end() {
     let sc = example();

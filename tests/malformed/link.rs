@@ -1,0 +1,143 @@
+//! A fake Prosody for jitape's component link (`xmpp::link::run`): it accepts one
+//! connection on 127.0.0.1, answers the stream header and the handshake, then writes raw
+//! bytes — hostile stanzas followed by a marker message — exactly as given, so the test sees
+//! what tokio-xmpp's XML reader (rxml) makes of them.
+//!
+//! In: the bytes to send after the handshake. Out: the link's events until the marker
+//! arrives, the link goes down, or the time limit passes ([`Outcome`]).
+
+use std::time::Duration;
+
+use jitape::config::Secret;
+use jitape::xmpp::link::{self, LinkEvent, LinkSettings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+const DOMAIN: &str = "rec.example";
+/// Sent after the hostile bytes; the link is healthy if it arrives.
+pub const MARKER: &str =
+    "<message xmlns='jabber:component:accept' from='muc.example' to='rec.example' id='marker'/>";
+
+/// What the link reported after the hostile bytes.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The marker arrived (the stream is still being read).
+    pub marker: bool,
+    /// `Down` reasons seen before the marker.
+    pub downs: Vec<String>,
+    /// Stanzas delivered before the marker (their names and byte sizes).
+    pub delivered: Vec<(String, usize)>,
+    /// Stanzas the link skipped (too large, too deep), with why.
+    pub dropped: Vec<String>,
+}
+
+async fn read_until(sock: &mut TcpStream, needle: &str) -> std::io::Result<()> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let n = sock.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    Ok(())
+}
+
+/// The server side: stream header, handshake, then `payload` and the marker.
+async fn serve(listener: TcpListener, payload: Vec<u8>) -> std::io::Result<TcpStream> {
+    let (mut sock, _) = listener.accept().await?;
+    read_until(&mut sock, "stream:stream").await?;
+    sock.write_all(
+        format!(
+            "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='fake1' from='{DOMAIN}'>"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    read_until(&mut sock, "handshake>").await?;
+    sock.write_all(b"<handshake/>").await?;
+    sock.write_all(&payload).await?;
+    sock.write_all(MARKER.as_bytes()).await?;
+    sock.flush().await?;
+    Ok(sock)
+}
+
+/// Connects jitape's link to a fake server that sends `payload`, and watches for `limit`.
+pub async fn send_through_link(payload: Vec<u8>, limit: Duration) -> Outcome {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(serve(listener, payload));
+    let (out_tx, out_rx) = mpsc::channel(16);
+    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let settings = LinkSettings {
+        host: "127.0.0.1".into(),
+        port,
+        domain: DOMAIN.into(),
+        secret: Secret::new("secret"),
+        ping_target: "muc.example".into(),
+        ping_interval: Duration::from_secs(60),
+        ping_timeout: Duration::from_secs(30),
+        reconnect_min: Duration::from_secs(30),
+        reconnect_max: Duration::from_secs(60),
+        limits: Default::default(),
+    };
+    let link = tokio::spawn(link::run(settings, out_rx, ev_tx, stop_rx));
+    let mut outcome = Outcome {
+        marker: false,
+        downs: Vec::new(),
+        delivered: Vec::new(),
+        dropped: Vec::new(),
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, ev_rx.recv()).await {
+        match ev {
+            LinkEvent::Up { .. } => {}
+            LinkEvent::Stanza(el) if el.attr("id") == Some("marker") => {
+                outcome.marker = true;
+                break;
+            }
+            LinkEvent::Stanza(el) => {
+                let mut bytes = Vec::new();
+                let _ = el.write_to(&mut bytes);
+                outcome.delivered.push((el.name().to_string(), bytes.len()));
+            }
+            LinkEvent::Dropped(d) => outcome
+                .dropped
+                .push(format!("{:?} ({} bytes)", d.why, d.size)),
+            LinkEvent::Down { reason } => {
+                outcome.downs.push(reason);
+                break;
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), link).await;
+    server.abort();
+    outcome
+}
+
+/// `<presence>` with an attribute value of `len` bytes.
+pub fn long_attribute(len: usize) -> Vec<u8> {
+    format!(
+        "<presence xmlns='jabber:component:accept' from='room@muc.example/x' to='rec.example' data='{}'/>",
+        "v".repeat(len)
+    )
+    .into_bytes()
+}
+
+/// `<presence>` with `depth` nested elements inside.
+pub fn nested(depth: usize) -> Vec<u8> {
+    let mut s = String::from(
+        "<presence xmlns='jabber:component:accept' from='room@muc.example/x' to='rec.example'>",
+    );
+    s.push_str(&"<a>".repeat(depth));
+    s.push_str(&"</a>".repeat(depth));
+    s.push_str("</presence>");
+    s.into_bytes()
+}
