@@ -1,6 +1,8 @@
 //! One conference: the room lifecycle state machine (`machine`, with its Jingle half in
-//! `session` and its roster in `roster`) and the task that drives it (`task`).
+//! `session` and its roster in `roster`), the task that drives it (`task`), and the note of
+//! stretches it could not hear (`deaf`).
 
+pub mod deaf;
 pub mod machine;
 pub mod recording;
 pub mod roster;

@@ -466,6 +466,18 @@ impl Recording {
         }
     }
 
+    /// Whether the disk takes what finishing needs: every buffered frame of the mix and the
+    /// stems written, and the sidecar rewritten (a create and a rename in the room's
+    /// directory). An error means it still refuses; nothing buffered is lost, try again later.
+    pub fn ready_to_finish(&mut self, roster: &Roster) -> Result<(), SinkError> {
+        self.mix.flush()?;
+        for stem in self.stems.values_mut() {
+            stem.writer.flush()?;
+        }
+        self.update_sidecar(roster);
+        sidecar::write_atomic(&self.paths.sidecar_partial, &self.sidecar)
+    }
+
     /// Make the file durable (fsync); less often than checkpoints.
     pub fn sync(&mut self) {
         if let Err(e) = self.mix.sync() {

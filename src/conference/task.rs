@@ -17,8 +17,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use super::deaf::{DeafStretch, Deafness};
 use super::machine::{Action, EndReason, Input, Machine, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
+use super::roster::Roster;
 use super::snapshot::{ConferenceSnapshot, ParticipantSnapshot, SourceSnapshot};
 use crate::audio::TrackId;
 use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
@@ -67,6 +69,8 @@ struct Task {
     /// When each SSRC's last packet arrived (for the admin API).
     last_packet: HashMap<u32, Instant>,
     media_state: Option<MediaState>,
+    /// Stretches with no working media session, for the sidecar.
+    deaf: Deafness,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -97,6 +101,7 @@ pub async fn run(
         counted_humans: 0,
         last_packet: HashMap::new(),
         media_state: None,
+        deaf: Deafness::default(),
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -182,6 +187,17 @@ impl Task {
             }
             MediaEvent::State(state) => {
                 self.media_state = Some(state);
+                // Traffic had stopped at least this long ago (ICE calls a session
+                // disconnected after this much silence, failed later), and no earlier than
+                // the last RTP packet.
+                let now = Instant::now();
+                let mut silent_for = self.ctx.media.ice_disconnected_timeout;
+                if let Some(last) = self.last_packet.values().max() {
+                    silent_for = silent_for.min(now.saturating_duration_since(*last));
+                }
+                if let Some(stretch) = self.deaf.on_state(state, now, silent_for) {
+                    self.note_deaf(stretch);
+                }
                 let sid = self.media.as_ref().map(|m| m.sid.clone())?;
                 info!(%sid, ?state, "media state");
                 match state {
@@ -200,10 +216,14 @@ impl Task {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Send(el) => {
+                    if el.name() == "iq" && el.attr("type") == Some("error") {
+                        self.ctx.metrics.stanzas_rejected.inc();
+                    }
                     if self.ctx.outbound.send(el).await.is_err() {
                         debug!("link gone; stanza dropped");
                     }
                 }
+                Action::SourceLimitHit => self.ctx.metrics.limit_sources.inc(),
                 Action::StartRecording => self.start_recording().await,
                 Action::StartMedia {
                     sid,
@@ -382,13 +402,35 @@ impl Task {
                 .add(m.session.counters().dropped_full);
         }
         if let Some(m) = self.media.take() {
+            self.deaf.on_closed(Instant::now());
             debug!(sid = %m.sid, "closing media session");
             m.session.close().await;
         }
     }
 
+    /// Lists a deaf stretch in the sidecar (the audio of it is already silence in place).
+    fn note_deaf(&mut self, stretch: DeafStretch) {
+        let secs = stretch.end.duration_since(stretch.start).as_secs_f64();
+        info!(
+            seconds = format!("{secs:.1}"),
+            why = stretch.why,
+            "media was lost for a while"
+        );
+        if let Some(rec) = &mut self.recording {
+            rec.add_gap(
+                stretch.start,
+                stretch.end,
+                GapKind::MediaSession,
+                stretch.why.to_string(),
+            );
+        }
+    }
+
     async fn finish(mut self) {
         self.stop_media().await;
+        if let Some(stretch) = self.deaf.finish(Instant::now()) {
+            self.note_deaf(stretch);
+        }
         let metrics = Arc::clone(&self.ctx.metrics);
         metrics.participants.add(-self.counted_humans);
         let reason = self.ended.take().unwrap_or(EndReason::Shutdown);
@@ -397,29 +439,93 @@ impl Task {
         };
         rec.publish(&metrics);
         metrics.conferences_active.add(-1);
-        let now = Instant::now();
+        let end = Instant::now();
         let roster = self.machine.roster().clone();
         let why = reason.to_string();
+        let room = self.machine.room().to_string();
+        let ctx = Arc::clone(&self.ctx);
         // Finalizing fsyncs and renames: off the runtime's workers.
-        let finished = tokio::task::spawn_blocking(move || rec.finish(now, &why, &roster))
-            .await
-            .unwrap_or_else(|e| {
-                Err(crate::sink::SinkError::bug(
-                    std::path::Path::new("."),
-                    format!("finalizing panicked: {e}"),
-                ))
-            });
-        match finished {
-            Ok(files) => {
-                info!(flac = %files.flac.display(), %reason, "recording finalized");
-                metrics.conferences_finished.inc();
-                if let Some(hook) = self.ctx.hook.clone() {
-                    tokio::spawn(run_hook(hook, files.clone(), metrics));
-                }
-                let _ = self.ctx.finished.send(files);
+        let (rec, roster, ready) = check_disk(rec, roster).await;
+        match ready {
+            Ok(()) => finalize(ctx, rec, end, why, roster).await,
+            Err(e) => {
+                // The conference is over but the disk refuses (full, read-only): keep what is
+                // buffered and finalize once it accepts writes, without holding up the room.
+                warn!(error = %e, "the recording filesystem refuses writes; the recording is finalized once it accepts them");
+                tokio::spawn(
+                    finalize_when_writable(ctx, rec, end, why, roster)
+                        .instrument(info_span!("finalize", %room)),
+                );
             }
-            Err(e) => error!(error = %e, "finalizing failed; the .partial stays for repair"),
         }
+    }
+}
+
+/// How often a recording waiting for the disk tries again.
+const DISK_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Retries until the disk takes the recording, then finalizes it (a restart meanwhile leaves
+/// the `.partial` files to startup recovery).
+async fn finalize_when_writable(
+    ctx: Arc<ConferenceContext>,
+    mut rec: Recording,
+    end: Instant,
+    why: String,
+    mut roster: Roster,
+) {
+    let waiting = Instant::now();
+    loop {
+        tokio::time::sleep(DISK_RETRY).await;
+        let ready;
+        (rec, roster, ready) = check_disk(rec, roster).await;
+        if ready.is_ok() {
+            info!(waited = ?waiting.elapsed(), "the recording filesystem accepts writes again");
+            return finalize(ctx, rec, end, why, roster).await;
+        }
+    }
+}
+
+/// [`Recording::ready_to_finish`] off the runtime's workers (it writes and renames).
+async fn check_disk(
+    mut rec: Recording,
+    roster: Roster,
+) -> (Recording, Roster, Result<(), crate::sink::SinkError>) {
+    tokio::task::spawn_blocking(move || {
+        let ready = rec.ready_to_finish(&roster);
+        (rec, roster, ready)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// The finalize step proper: files final, metrics, hook, and the `finished` notice.
+async fn finalize(
+    ctx: Arc<ConferenceContext>,
+    rec: Recording,
+    end: Instant,
+    why: String,
+    roster: Roster,
+) {
+    let metrics = Arc::clone(&ctx.metrics);
+    let reason = why.clone();
+    let finished = tokio::task::spawn_blocking(move || rec.finish(end, &why, &roster))
+        .await
+        .unwrap_or_else(|e| {
+            Err(crate::sink::SinkError::bug(
+                std::path::Path::new("."),
+                format!("finalizing panicked: {e}"),
+            ))
+        });
+    match finished {
+        Ok(files) => {
+            info!(flac = %files.flac.display(), %reason, "recording finalized");
+            metrics.conferences_finished.inc();
+            if let Some(hook) = ctx.hook.clone() {
+                tokio::spawn(run_hook(hook, files.clone(), metrics));
+            }
+            let _ = ctx.finished.send(files);
+        }
+        Err(e) => error!(error = %e, "finalizing failed; the .partial stays for repair"),
     }
 }
 

@@ -44,7 +44,7 @@ pub struct MediaConfig {
     pub advertise: Vec<IpAddr>,
     /// No traffic from the bridge for this long: [`MediaState::Disconnected`].
     pub ice_disconnected_timeout: Duration,
-    /// Then this much longer: [`MediaState::Failed`].
+    /// No traffic for this long (counted from the same moment): [`MediaState::Failed`].
     pub ice_failed_timeout: Duration,
     /// Our STUN keepalive interval on the selected pair.
     pub ice_keepalive_interval: Duration,

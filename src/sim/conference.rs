@@ -317,6 +317,7 @@ impl SimConference {
             Disruption::KickRecorder => self.kick_recorder().await,
             Disruption::P2pOffer(speaker) => self.offer_p2p(speaker).await,
             Disruption::MembersOnly(_) | Disruption::Password(_) => self.configure(d).await,
+            Disruption::Netem(_) | Disruption::FocusSilent => self.fault(d).await,
         }
     }
 

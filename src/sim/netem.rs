@@ -60,6 +60,16 @@ impl NetemConfig {
     pub fn is_active(&self) -> bool {
         self.loss > 0.0 || self.duplicate > 0.0 || self.reorder > 0.0 || !self.jitter.is_zero()
     }
+
+    /// These settings with every RTP packet lost: a loss burst while it is in force
+    /// ([`NetemLink::configure`] it, then configure the normal settings back; the counters
+    /// carry on across both).
+    pub fn blackout(&self) -> NetemConfig {
+        NetemConfig {
+            loss: 1.0,
+            ..self.clone()
+        }
+    }
 }
 
 /// What netem did so far (RTP packets only).
@@ -488,6 +498,27 @@ mod tests {
                 copies: 1
             }));
         assert_eq!(c.dropped + c.duplicated + c.reordered, 0);
+    }
+
+    #[test]
+    fn a_blackout_drops_every_packet_and_the_counters_survive_it() {
+        let link = NetemLink::new(NetemConfig::default());
+        let normal = NetemConfig {
+            jitter: Duration::from_millis(10),
+            ..NetemConfig::default()
+        };
+        link.configure(normal.blackout());
+        let fates: Vec<Fate> = (0..50).map(|_| link.lock().decide()).collect();
+        assert!(fates.iter().all(|f| *f == Fate::Drop));
+        link.configure(normal);
+        let after: Vec<Fate> = (0..50).map(|_| link.lock().decide()).collect();
+        assert!(
+            after
+                .iter()
+                .all(|f| matches!(f, Fate::Send { copies: 1, .. }))
+        );
+        let c = link.counters();
+        assert_eq!((c.seen, c.dropped), (100, 50));
     }
 
     #[test]

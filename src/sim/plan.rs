@@ -113,6 +113,13 @@ pub enum Disruption {
     KickRecorder,
     /// A participant's browser offers jitape P2P (speaker index).
     P2pOffer(usize),
+    /// The current bridge session's network impairments change from now on (a later
+    /// `Netem` ends them): see [`ConferencePlan::with_loss_burst`].
+    Netem(NetemConfig),
+    /// The focus stops answering jitape for good: no IQ result or error, no disco, no
+    /// (re-)invitation, no idle timeout, no source-add. The room and its people go on.
+    /// Together with [`Disruption::FailBridge`] at the same time: a focus that never answers.
+    FocusSilent,
 }
 
 /// A whole scripted conference.
@@ -215,6 +222,18 @@ impl ConferencePlan {
         self
     }
 
+    /// A burst of 100 % RTP loss on the bridge's path to jitape from `at` for `len` seconds
+    /// (both scheduled as [`Disruption::Netem`]); STUN, DTLS and RTCP still pass, so the
+    /// connection stays up. The plan's own impairments apply before and after.
+    pub fn with_loss_burst(mut self, at: f64, len: f64) -> Self {
+        let normal = self.bridge.netem.clone();
+        self.disruptions
+            .push((secs(at), Disruption::Netem(normal.blackout())));
+        self.disruptions
+            .push((secs(at + len), Disruption::Netem(normal)));
+        self
+    }
+
     /// The talk windows that fall inside each speaker's stints (and before the end): what
     /// a correct recording contains, per speaker.
     pub fn audible(&self) -> Vec<(&SpeakerPlan, Vec<TalkWindow>)> {
@@ -277,6 +296,27 @@ mod tests {
             .max()
             .unwrap();
         assert!(p.end_at - last_talk >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_loss_burst_is_a_blackout_then_the_plans_own_netem() {
+        let netem = NetemConfig {
+            loss: 0.02,
+            ..NetemConfig::default()
+        };
+        let plan = ConferencePlan::empty("r@m", 10.0)
+            .with_netem(netem.clone())
+            .with_loss_burst(2.01, 0.3);
+        assert_eq!(plan.disruptions.len(), 2);
+        let (at, Disruption::Netem(on)) = &plan.disruptions[0] else {
+            panic!("{:?}", plan.disruptions)
+        };
+        assert_eq!(*at, secs(2.01));
+        assert_eq!(on.loss, 1.0);
+        assert_eq!(
+            plan.disruptions[1],
+            (secs(2.01 + 0.3), Disruption::Netem(netem))
+        );
     }
 
     #[test]

@@ -1,0 +1,141 @@
+//! Stretches of a recording during which jitape heard nothing from the bridge because its
+//! media session was broken or gone (not because nobody spoke).
+//!
+//! The file keeps its length through such a stretch (it is silence, in place); the sidecar
+//! lists it as a `media-session` gap so a listener can tell "deaf" from "quiet". A stretch
+//! starts when a connected session loses its traffic (ICE disconnected or failed, dated back
+//! to when the traffic stopped) or is closed (re-invite, bridge move, focus gone) and ends at
+//! the next connected session or at the end of the recording. Stretches under
+//! [`MIN_DEAF`] (an ordinary re-invite) are not listed.
+
+use std::time::{Duration, Instant};
+
+use crate::media::MediaState;
+
+/// Shorter deaf stretches are not worth a sidecar entry.
+pub const MIN_DEAF: Duration = Duration::from_secs(1);
+
+/// Tracks one conference's deaf stretches. Pure: time is a parameter.
+#[derive(Debug, Default)]
+pub struct Deafness {
+    /// A session has been connected at least once (before that, nothing was lost).
+    heard: bool,
+    /// When the current deaf stretch began, and why.
+    since: Option<(Instant, &'static str)>,
+}
+
+/// A finished deaf stretch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeafStretch {
+    pub start: Instant,
+    pub end: Instant,
+    pub why: &'static str,
+}
+
+impl Deafness {
+    /// The media session reported `state` at `now`. `silent_for` is how long the traffic had
+    /// already stopped by then, as far as the caller can tell.
+    /// Returns the stretch that a reconnection ends.
+    pub fn on_state(
+        &mut self,
+        state: MediaState,
+        now: Instant,
+        silent_for: Duration,
+    ) -> Option<DeafStretch> {
+        match state {
+            MediaState::Connected => {
+                self.heard = true;
+                self.close(now)
+            }
+            MediaState::Disconnected | MediaState::Failed if self.heard => {
+                let began = now.checked_sub(silent_for).unwrap_or(now);
+                self.since
+                    .get_or_insert((began, "no traffic from the bridge"));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The media session was closed at `now` (re-invite, bridge move, session ended).
+    pub fn on_closed(&mut self, now: Instant) {
+        if self.heard {
+            self.since.get_or_insert((now, "no media session"));
+        }
+    }
+
+    /// The recording ends at `now`: the open stretch, if any, ends with it.
+    pub fn finish(&mut self, now: Instant) -> Option<DeafStretch> {
+        self.close(now)
+    }
+
+    fn close(&mut self, now: Instant) -> Option<DeafStretch> {
+        let (start, why) = self.since.take()?;
+        (now.saturating_duration_since(start) >= MIN_DEAF).then_some(DeafStretch {
+            start,
+            end: now,
+            why,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: f64) -> Duration {
+        Duration::from_secs_f64(x)
+    }
+
+    #[test]
+    fn a_dead_bridge_is_deaf_from_its_last_traffic_to_the_next_session() {
+        let t0 = Instant::now();
+        let mut d = Deafness::default();
+        assert_eq!(d.on_state(MediaState::Connecting, t0, s(5.0)), None);
+        assert_eq!(d.on_state(MediaState::Connected, t0 + s(0.2), s(5.0)), None);
+        // Traffic stops at 10 s; disconnected is declared 5 s later, failed 10 s later.
+        assert_eq!(
+            d.on_state(MediaState::Disconnected, t0 + s(15.0), s(5.0)),
+            None
+        );
+        assert_eq!(d.on_state(MediaState::Failed, t0 + s(20.0), s(5.0)), None);
+        d.on_closed(t0 + s(20.0));
+        let got = d.on_state(MediaState::Connected, t0 + s(22.0), s(5.0));
+        assert_eq!(
+            got,
+            Some(DeafStretch {
+                start: t0 + s(10.0),
+                end: t0 + s(22.0),
+                why: "no traffic from the bridge"
+            })
+        );
+        assert_eq!(d.finish(t0 + s(30.0)), None, "heard again until the end");
+    }
+
+    #[test]
+    fn a_quick_reinvite_is_not_listed_but_a_session_never_replaced_is() {
+        let t0 = Instant::now();
+        let mut d = Deafness::default();
+        d.on_state(MediaState::Connected, t0, s(5.0));
+        d.on_closed(t0 + s(3.0));
+        assert_eq!(d.on_state(MediaState::Connected, t0 + s(3.3), s(5.0)), None);
+        d.on_closed(t0 + s(8.0));
+        assert_eq!(
+            d.finish(t0 + s(20.0)),
+            Some(DeafStretch {
+                start: t0 + s(8.0),
+                end: t0 + s(20.0),
+                why: "no media session"
+            })
+        );
+    }
+
+    #[test]
+    fn nothing_is_lost_before_the_first_session_connects() {
+        let t0 = Instant::now();
+        let mut d = Deafness::default();
+        d.on_closed(t0);
+        assert_eq!(d.on_state(MediaState::Failed, t0 + s(10.0), s(5.0)), None);
+        assert_eq!(d.finish(t0 + s(60.0)), None);
+    }
+}
