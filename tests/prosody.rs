@@ -131,10 +131,15 @@ fn documented_prosody(with_module: bool) -> Prosody {
         ""
     };
     Prosody::start(&ProsodySpec {
-        components: vec![ComponentDecl { domain: SIM.into(), secret: "sim-secret".into() }],
+        components: vec![ComponentDecl {
+            domain: SIM.into(),
+            secret: "sim-secret".into(),
+        }],
         muc_domains: vec!["muc.meet.jitsi".into()],
         muc_extra: module.into(),
-        global_extra: format!("plugin_paths = {{ \"{root}/config/prosody\" }}\nInclude \"{root}/config/prosody/jitape.cfg.lua\"\n"),
+        global_extra: format!(
+            "plugin_paths = {{ \"{root}/config/prosody\" }}\nInclude \"{root}/config/prosody/jitape.cfg.lua\"\n"
+        ),
     })
 }
 
@@ -145,7 +150,10 @@ fn shipped_jitape(port: u16, dir: &std::path::Path, args: &[&str]) -> std::proce
         .env("JITAPE_MEDIA_BIND", "127.0.0.1")
         .env("JITAPE_RECORDING_DIR", dir)
         .env("JITAPE_HTTP_BIND", "127.0.0.1:0")
-        .env("JITAPE_LOG", "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error")
+        .env(
+            "JITAPE_LOG",
+            "info,webrtc=error,rtc=error,rtc_ice=error,rtc_dtls=error",
+        )
         .env("NO_COLOR", "1")
         .args(args)
         .arg("--config")
@@ -161,14 +169,27 @@ async fn the_documented_prosody_setup_records_a_conference() {
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("rec");
     // check-config --live approves the deployment before anything runs.
-    let check = shipped_jitape(port, &rec, &["check-config", "--live"]).output().unwrap();
+    let check = shipped_jitape(port, &rec, &["check-config", "--live"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{text}{}", String::from_utf8_lossy(&check.stderr));
-    assert!(text.contains("muc.meet.jitsi: mod_jitape answers"), "{text}");
+    assert!(
+        check.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        text.contains("muc.meet.jitsi: mod_jitape answers"),
+        "{text}"
+    );
 
     let log = tmp.path().join("jitape.log");
     let out = std::fs::File::create(&log).unwrap();
-    let mut child = shipped_jitape(port, &rec, &["run"]).stdout(out.try_clone().unwrap()).stderr(out).spawn().unwrap();
+    let mut child = shipped_jitape(port, &rec, &["run"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
     let world = World::connect(WorldSettings {
         host: "127.0.0.1".into(),
         port,
@@ -184,7 +205,10 @@ async fn the_documented_prosody_setup_records_a_conference() {
     plan.invite_at = None; // discovered through the module, as deployed
     let outcome = world.run(plan).await.unwrap();
     let found = wait_for_final(&rec, &room, Duration::from_secs(20)).await;
-    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM);
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     let status = child.wait().unwrap();
     world.close().await;
     let log = std::fs::read_to_string(&log).unwrap_or_default();
@@ -200,17 +224,30 @@ async fn the_documented_prosody_setup_records_a_conference() {
 fn check_config_live_names_what_is_missing() {
     let prosody = documented_prosody(false);
     let tmp = tempfile::tempdir().unwrap();
-    let out = shipped_jitape(prosody.component_port, tmp.path(), &["check-config", "--live"]).output().unwrap();
+    let out = shipped_jitape(
+        prosody.component_port,
+        tmp.path(),
+        &["check-config", "--live"],
+    )
+    .output()
+    .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(text.contains("handshake accepted"), "{text}");
-    assert!(text.contains("muc.meet.jitsi: mod_jitape does not answer"), "{text}");
+    assert!(
+        text.contains("muc.meet.jitsi: mod_jitape does not answer"),
+        "{text}"
+    );
     assert!(text.contains("modules_enabled"), "the fix is named: {text}");
     // A wrong secret: the handshake is refused, and the report says so.
-    let out = shipped_jitape(prosody.component_port, tmp.path(), &["check-config", "--live"])
-        .env("JITAPE_XMPP_SECRET", "wrong")
-        .output()
-        .unwrap();
+    let out = shipped_jitape(
+        prosody.component_port,
+        tmp.path(),
+        &["check-config", "--live"],
+    )
+    .env("JITAPE_XMPP_SECRET", "wrong")
+    .output()
+    .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(text.contains("not-authorized"), "{text}");

@@ -54,6 +54,11 @@ impl OpusDecoder {
         d * self.rate as usize / RTP_CLOCK as usize
     }
 
+    /// Forgets the decoder's history (as if new), keeping its buffers.
+    pub fn reset(&mut self) {
+        let _ = self.decoder.reset_state();
+    }
+
     /// Decodes a packet into `out` (replacing its content); returns its duration (48 kHz units).
     pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<u32, opus::Error> {
         out.clear();

@@ -246,6 +246,9 @@ impl Source {
                 return end;
             };
             self.mark_consumed(seq);
+            // A new spurt follows digital silence: the decoder's concealment state would
+            // mute its first 10-15 ms.
+            self.decoder.reset();
             let duration = match self.decoder.decode(&pkt.payload, &mut self.frame.pcm) {
                 Ok(d) => d,
                 Err(e) => {

@@ -121,3 +121,17 @@ pub fn threads_and_fds(pid: u32) -> (usize, usize) {
         .unwrap_or(0);
     (threads, fds)
 }
+
+/// The names of the threads of process `pid` (`/proc/<pid>/task/*/comm`), sorted.
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| fs::read_to_string(e.path().join("comm")).ok())
+                .map(|s| s.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -348,3 +348,34 @@ fn a_sender_that_restarts_its_counters_is_heard_again() {
     assert_near("heard again", found[1].0, 2505 + 49 * 20, 25);
     assert_near("until the end", found[1].1, 6005, 20);
 }
+
+/// After a loss longer than `plc_max` the next spurt starts from a reset decoder: a decoder
+/// left in concealment mutes the first 10-15 ms of the resumed speech (heard late), whatever
+/// the length of the loss.
+#[test]
+fn speech_after_a_long_loss_resumes_on_time() {
+    for (freq, lost) in [
+        (1000.0, 10u64),
+        (1000.0, 15),
+        (440.0, 15),
+        (440.0, 16),
+        (440.0, 50),
+    ] {
+        let base = Instant::now();
+        let mut sender = Sender::new(1, vec![tone(freq, 0, 5000)], ms(5000));
+        sender.gaps = Gaps::SendSilence;
+        let packets: Vec<_> = Net::clean()
+            .apply(sender.packets(base))
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| !(100..100 + lost as usize).contains(k))
+            .map(|(_, p)| p)
+            .collect();
+        let mut tl = timeline(48_000, base);
+        let out = drive(&mut tl, &packets, base, ms(5200), ms(20));
+        let found = runs(&presence(&out.mix, 48_000, freq, 2500.0), 0);
+        assert_eq!(found.len(), 2, "{freq} Hz, {lost} lost: {found:?}");
+        // 5 ms of network delay; frames 100.. are 2000 ms..
+        assert_near("resumes", found[1].0, 2005 + lost * 20, 8);
+    }
+}
