@@ -75,8 +75,28 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn load_config(path: &std::path::Path) -> anyhow::Result<jitape::config::Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
+    warn_if_secrets_are_exposed(path, &text);
     jitape::config::load(&text, std::env::vars())
         .with_context(|| format!("in config file {}", path.display()))
+}
+
+/// A config file holding a secret that every local user may read is worth a warning (it
+/// still loads: refusing would break a working deployment on upgrade).
+fn warn_if_secrets_are_exposed(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    let secrets = jitape::config::secrets_in(text);
+    if mode & 0o004 != 0 && !secrets.is_empty() {
+        eprintln!(
+            "jitape: warning: {} holds {} and is readable by every user (mode {mode:03o}); \
+             chmod o-r it, or pass secrets in the environment (JITAPE_XMPP_SECRET, JITAPE_HTTP_TOKEN)",
+            path.display(),
+            secrets.join(" and ")
+        );
+    }
 }
 
 /// webrtc-rs logs routine protocol noise (early STUN before credentials, DTLS server name)

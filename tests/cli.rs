@@ -46,6 +46,44 @@ fn demo_writes_exactly_one_verified_flac() {
 }
 
 #[test]
+fn a_world_readable_config_with_a_secret_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("j.toml");
+    std::fs::write(
+        &cfg,
+        "[xmpp]\ndomain = \"r.example\"\nsecret = \"hunter2\"\nmuc_domains = [\"m.example\"]\n",
+    )
+    .unwrap();
+    let check = |mode: u32| {
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(mode)).unwrap();
+        let run = jitape()
+            .arg("check-config")
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(run.status.success());
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            !all.contains("hunter2"),
+            "the secret is never printed: {all}"
+        );
+        String::from_utf8_lossy(&run.stderr).into_owned()
+    };
+    let open = check(0o644);
+    assert!(
+        open.contains("xmpp.secret") && open.contains("readable by every user"),
+        "{open}"
+    );
+    assert!(!check(0o640).contains("warning"));
+}
+
+#[test]
 fn check_config_names_the_bad_key() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("j.toml");

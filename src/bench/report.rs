@@ -94,6 +94,8 @@ pub struct Cost {
     pub steady_window_s: f64,
     /// Conference audio seconds recorded per CPU second (the whole process, network included).
     pub realtime_factor: f64,
+    /// FLAC size per hour of conference.
+    pub flac_mib_per_hour: f64,
     pub rss_idle_mib: f64,
     pub rss_steady_mib: Option<f64>,
     pub rss_peak_mib: f64,
@@ -284,6 +286,16 @@ pub fn cost(d: &RunData, m: usize) -> Cost {
         steady_cpu_percent_per_conference: steady_cpu.map(|p| p / m.max(1) as f64),
         steady_window_s: window,
         realtime_factor: if cpu > 0.0 { audio_seconds / cpu } else { 0.0 },
+        flac_mib_per_hour: if audio_seconds > 0.0 {
+            d.conferences
+                .iter()
+                .map(|c| c.verdict.file_bytes)
+                .sum::<u64>() as f64
+                / 1_048_576.0
+                / (audio_seconds / 3600.0)
+        } else {
+            0.0
+        },
         rss_idle_mib: idle_rss,
         rss_steady_mib: steady_rss,
         rss_peak_mib: mib(d.after.peak_rss_kib.max(d.end.peak_rss_kib)),
@@ -384,6 +396,11 @@ impl fmt::Display for BenchReport {
             f,
             "real-time factor (audio s / CPU s)",
             format!("{:.0}x", j.realtime_factor),
+        )?;
+        row(
+            f,
+            "FLAC size (MiB per conference-hour)",
+            format!("{:.1}", j.flac_mib_per_hour),
         )?;
         row(
             f,
@@ -516,7 +533,7 @@ mod tests {
             s.push(sample(
                 t as f64,
                 active,
-                t * 100,
+                t as u64 * 100,
                 10_240 + active as u64 * 1024,
             ));
         }

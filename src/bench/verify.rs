@@ -43,6 +43,7 @@ pub struct Verdict {
     pub content: bool,
     /// Seconds of audio in the file.
     pub file_seconds: f64,
+    pub file_bytes: u64,
     /// File duration minus the room's wall duration.
     pub duration_error_ms: f64,
     /// Worst talk-window edge error.
@@ -129,6 +130,7 @@ pub fn verify(dir: &Path, outcome: &ConferenceOutcome, large: bool, analyse: boo
         }
     };
     v.flac = Some(files.flac.clone());
+    v.file_bytes = std::fs::metadata(&files.flac).map_or(0, |m| m.len());
     match flac_test(&files.flac) {
         Ok(()) => v.flac_test = true,
         Err(e) => v.problems.push(e),

@@ -310,6 +310,19 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 /// Environment variables with the `JITAPE_` prefix that are not config keys.
 const NON_KEY_ENV: &[&str] = &["JITAPE_CONFIG", "JITAPE_LOG"];
 
+/// The secret keys (`xmpp.secret`, `http.token`) that the TOML text itself sets (empty if
+/// it does not parse: `load` reports that).
+pub fn secrets_in(toml_text: &str) -> Vec<&'static str> {
+    let Ok(values) = parse_file(toml_text) else {
+        return Vec::new();
+    };
+    SECRET_KEYS
+        .iter()
+        .copied()
+        .filter(|k| values.contains_key(*k))
+        .collect()
+}
+
 /// Load a configuration from TOML text and environment pairs.
 pub fn load(
     toml_text: &str,

@@ -254,3 +254,13 @@ fn http_needs_a_token_beyond_loopback_and_never_prints_it() {
     let c = load(&format!("{MINIMAL}\n[http]\nbind = \"off\"\n"), no_env()).unwrap();
     assert_eq!(c.http.bind, None);
 }
+
+#[test]
+fn secrets_set_by_the_file_are_named() {
+    assert_eq!(
+        super::secrets_in("[xmpp]\nsecret = \"s\"\n[http]\ntoken = \"t\"\n"),
+        ["xmpp.secret", "http.token"]
+    );
+    assert!(super::secrets_in("[xmpp]\ndomain = \"r.example\"\n").is_empty());
+    assert!(super::secrets_in("not toml [").is_empty());
+}

@@ -107,7 +107,7 @@ impl FrameEncoder {
         let mut config = flacenc::config::Encoder::default();
         // Fixed predictors only: flacenc's LPC search (Tukey window, autocorrelation with
         // `f32::mul_add`, a libm call without FMA in the target) cost ~75 % of encoding;
-        // without it encoding is ~4x faster for ~4 % larger speech (`docs/performance.md`).
+        // without it encoding is ~4x faster for ~4 % larger speech (README, Performance).
         config.subframe_coding.use_lpc = false;
         let config = config
             .into_verified()
