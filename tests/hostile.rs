@@ -10,18 +10,14 @@ use std::time::{Duration, Instant};
 use jitape::config::Secret;
 use jitape::sim::analyze::check_recording;
 use jitape::sim::plan::ConferencePlan;
-use jitape::sim::world::{World, WorldSettings};
 use jitape::sink::sidecar;
 use jitape::xmpp::link::{self, Inbound, LinkSettings};
 use jitape::xmpp::wire::WireLimits;
 use minidom::Element;
 use support::process::{JitapeProcess, wait_for_final};
-use support::prosody::{ComponentDecl, Prosody, ProsodySpec};
+use support::prosody::{ComponentDecl, MUC, Prosody, ProsodySpec, RECORDER, SIM, sim_world};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const MUC: &str = "conference.localhost";
-const RECORDER: &str = "recorder.localhost";
-const SIM: &str = "sim.localhost";
 const MALLORY: &str = "mallory.localhost";
 const SECRET: &str = "s3cret-0f-the-rec0rder-7b1e";
 const NS_CLIENT: &str = "jabber:component:accept";
@@ -144,16 +140,7 @@ async fn a_hostile_occupant_costs_only_its_own_stanzas() {
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
     let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir), tmp.path());
-    let world = World::connect(WorldSettings {
-        host: "127.0.0.1".into(),
-        port,
-        domain: SIM.into(),
-        secret: "sim-secret".into(),
-        muc_domain: MUC.into(),
-        recorder_domain: RECORDER.into(),
-    })
-    .await
-    .expect("simulation connects");
+    let world = sim_world(port).await;
     let room = format!("lesson@{MUC}");
     let mut plan = ConferencePlan::demo(&room);
     plan.end_at = Duration::from_secs(30);

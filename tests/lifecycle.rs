@@ -11,14 +11,10 @@ use std::time::{Duration, Instant};
 use jitape::sim::analyze::check_recording;
 use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, Stint, VoiceSpec, window};
 use jitape::sim::voice::default_tone_hz;
-use jitape::sim::world::{ConferenceOutcome, World, WorldSettings};
+use jitape::sim::world::ConferenceOutcome;
 use jitape::sink::sidecar::{self, GapKind};
 use support::process::{JitapeProcess, thread_names, threads_and_fds, wait_for_final};
-use support::prosody::{self, Prosody};
-
-const MUC: &str = "conference.localhost";
-const RECORDER: &str = "recorder.localhost";
-const SIM: &str = "sim.localhost";
+use support::prosody::{self, MUC, Prosody, RECORDER, SIM, sim_world};
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -57,19 +53,6 @@ bind = "127.0.0.1:0"
 "#,
         dir.display()
     )
-}
-
-async fn world(port: u16) -> World {
-    World::connect(WorldSettings {
-        host: "127.0.0.1".into(),
-        port,
-        domain: SIM.into(),
-        secret: "sim-secret".into(),
-        muc_domain: MUC.into(),
-        recorder_domain: RECORDER.into(),
-    })
-    .await
-    .expect("simulation connects to prosody")
 }
 
 fn person(i: usize, stints: &[(f64, Option<f64>, bool)], talk: &[(f64, f64)]) -> SpeakerPlan {
@@ -156,7 +139,7 @@ async fn a_three_minute_lesson_with_every_blip_is_one_flac() {
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
     let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
-    let world = world(port).await;
+    let world = sim_world(port).await;
 
     let room = format!("lesson@{MUC}");
     let started = Instant::now();
@@ -226,7 +209,7 @@ async fn rooms_are_joined_promptly_at_start_and_while_running() {
     let port = prosody.component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let world = Arc::new(world(port).await);
+    let world = Arc::new(sim_world(port).await);
 
     // A room created and filled while jitape is down.
     let mut before = ConferencePlan::empty(&format!("early@{MUC}"), 14.0);
@@ -280,7 +263,7 @@ async fn kill_9_mid_conference_then_restart_continues_the_one_flac() {
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
     let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
-    let world = world(port).await;
+    let world = sim_world(port).await;
 
     let room = format!("crash@{MUC}");
     let mut plan = ConferencePlan::empty(&room, 36.0);
@@ -365,7 +348,7 @@ async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
     let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
-    let world = Arc::new(world(port).await);
+    let world = Arc::new(sim_world(port).await);
     tokio::time::sleep(secs(2.0)).await;
     let pid = jitape.pid().unwrap();
     let (threads0, fds0) = threads_and_fds(pid);
@@ -423,7 +406,7 @@ async fn a_prosody_restart_mid_conference_continues_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
     let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
-    let world = world(port).await;
+    let world = sim_world(port).await;
     let room = format!("restart@{MUC}");
     let mut plan = ConferencePlan::empty(&room, 26.0);
     plan.invite_at = None;

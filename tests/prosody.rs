@@ -12,11 +12,7 @@ use jitape::sim::plan::ConferencePlan;
 use jitape::sim::world::{World, WorldSettings};
 use jitape::sink::sidecar;
 use support::process::{JitapeProcess, wait_for_final};
-use support::prosody::{ComponentDecl, Prosody, ProsodySpec};
-
-const MUC: &str = "conference.localhost";
-const RECORDER: &str = "recorder.localhost";
-const SIM: &str = "sim.localhost";
+use support::prosody::{ComponentDecl, MUC, Prosody, ProsodySpec, RECORDER, SIM, sim_world};
 
 fn spec() -> ProsodySpec {
     ProsodySpec {
@@ -58,19 +54,6 @@ bind = "127.0.0.1:0"
     )
 }
 
-async fn world(port: u16) -> World {
-    World::connect(WorldSettings {
-        host: "127.0.0.1".into(),
-        port,
-        domain: SIM.into(),
-        secret: "sim-secret".into(),
-        muc_domain: MUC.into(),
-        recorder_domain: RECORDER.into(),
-    })
-    .await
-    .expect("simulation connects to prosody")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_conference_through_real_prosody_and_jitape_run() {
     support::logs();
@@ -79,7 +62,7 @@ async fn demo_conference_through_real_prosody_and_jitape_run() {
     let rec_dir = tmp.path().join("recordings");
     let mut jitape =
         JitapeProcess::spawn(&jitape_toml(prosody.component_port, &rec_dir), tmp.path());
-    let world = world(prosody.component_port).await;
+    let world = sim_world(prosody.component_port).await;
 
     let room = format!("weeklysync@{MUC}");
     let outcome = world

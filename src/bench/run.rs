@@ -19,13 +19,13 @@ use super::report::{self, BenchReport, ConferenceFigures, RunData, Sample};
 use super::scenario;
 use super::verify::{self, Verdict};
 use super::{BenchError, BenchOptions, procfs};
-use crate::sim::loopback::{MUC_DOMAIN, RECORDER_DOMAIN, SIM_DOMAIN};
+use crate::sim::loopback::{
+    self, MUC_DOMAIN, RECORDER_DOMAIN, RECORDER_SECRET, SIM_DOMAIN, SIM_SECRET,
+};
 use crate::sim::plan::ConferencePlan;
-use crate::sim::router::{SimServer, SimServerConfig};
+use crate::sim::router::SimServer;
 use crate::sim::world::{ConferenceOutcome, World, WorldSettings};
 
-const RECORDER_SECRET: &str = "bench-recorder-secret";
-const SIM_SECRET: &str = "bench-sim-secret";
 /// jitape settles this long after connecting before the idle figures are taken.
 const SETTLE: Duration = Duration::from_secs(3);
 const PROGRESS_EVERY: f64 = 30.0;
@@ -79,18 +79,9 @@ struct Deployment {
 }
 
 async fn deploy(opts: &BenchOptions, work: &Path) -> Result<Deployment, BenchError> {
-    let server = SimServer::start(SimServerConfig {
-        components: vec![
-            (RECORDER_DOMAIN.into(), RECORDER_SECRET.into()),
-            (SIM_DOMAIN.into(), SIM_SECRET.into()),
-        ],
-        muc_domains: vec![MUC_DOMAIN.into()],
-        admins: vec![format!("focus@{SIM_DOMAIN}")],
-        server_domains: vec!["localhost".into()],
-        ..SimServerConfig::default()
-    })
-    .await
-    .map_err(sim_error)?;
+    let server = SimServer::start(loopback::server_config())
+        .await
+        .map_err(sim_error)?;
     let port = server.component_addr().port();
     let config = config_text(
         port,

@@ -21,6 +21,21 @@ pub const MUC_DOMAIN: &str = "conference.localhost";
 pub const RECORDER_SECRET: &str = "loopback-recorder-secret";
 pub const SIM_SECRET: &str = "loopback-sim-secret";
 
+/// The in-process server of a loopback deployment: jitape's and the simulation's components
+/// and one MUC service on which the simulated focus is an admin.
+pub fn server_config() -> SimServerConfig {
+    SimServerConfig {
+        components: vec![
+            (RECORDER_DOMAIN.into(), RECORDER_SECRET.into()),
+            (SIM_DOMAIN.into(), SIM_SECRET.into()),
+        ],
+        muc_domains: vec![MUC_DOMAIN.into()],
+        admins: vec![format!("focus@{SIM_DOMAIN}")],
+        server_domains: vec!["localhost".into()],
+        ..SimServerConfig::default()
+    }
+}
+
 /// Why the loopback could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoopbackError {
@@ -100,18 +115,9 @@ impl Loopback {
         sample_rate: u32,
         extra: &str,
     ) -> Result<Loopback, LoopbackError> {
-        let server = SimServer::start(SimServerConfig {
-            components: vec![
-                (RECORDER_DOMAIN.into(), RECORDER_SECRET.into()),
-                (SIM_DOMAIN.into(), SIM_SECRET.into()),
-            ],
-            muc_domains: vec![MUC_DOMAIN.into()],
-            admins: vec![format!("focus@{SIM_DOMAIN}")],
-            server_domains: vec!["localhost".into()],
-            ..SimServerConfig::default()
-        })
-        .await
-        .map_err(LoopbackError::Server)?;
+        let server = SimServer::start(server_config())
+            .await
+            .map_err(LoopbackError::Server)?;
         let port = server.component_addr().port();
         let cfg = jitape_config(port, dir, sample_rate, extra)?;
         let app = App::start(&cfg).await?;

@@ -156,7 +156,7 @@ fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
         return Some(match rooms::parse_event(el) {
             // A MUC service speaks only for its own rooms: an event naming a room elsewhere
             // would make jitape join outside `xmpp.muc_domains`.
-            Some(ev) if room_domain(ev.room()) == from.domain() => Route::Module(ev),
+            Some(ev) if rooms::domain_of(ev.room()) == from.domain() => Route::Module(ev),
             Some(_) => Route::Drop("module event about a room of another service"),
             None => Route::Drop("malformed module event"),
         });
@@ -168,7 +168,7 @@ fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
     let rooms = if h.is_type("result") {
         rooms::parse_catchup(el)
             .map(|mut list| {
-                list.retain(|r| room_domain(&r.room) == from.domain());
+                list.retain(|r| rooms::domain_of(&r.room) == from.domain());
                 list
             })
             .ok_or_else(|| "unparsable catch-up answer".to_string())
@@ -179,10 +179,6 @@ fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
         id: id.to_string(),
         rooms,
     })
-}
-
-fn room_domain(room: &str) -> &str {
-    room.rsplit_once('@').map_or(room, |(_, d)| d)
 }
 
 /// XEP-0249 direct invitations and XEP-0045 mediated invitations.

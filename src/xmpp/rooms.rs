@@ -49,6 +49,11 @@ pub enum ModuleEvent {
     },
 }
 
+/// The domain of a bare room JID (`room@muc.example` → `muc.example`).
+pub fn domain_of(room: &str) -> &str {
+    room.rsplit_once('@').map_or(room, |(_, d)| d)
+}
+
 impl ModuleEvent {
     /// The room the event is about.
     pub fn room(&self) -> &str {

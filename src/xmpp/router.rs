@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::classify::{CATCHUP_ID, Route, RouterSettings, classify};
 use super::gate::IqGate;
 use super::link::{DropReason, LinkEvent};
-use super::rooms::{self, Decision, Rooms};
+use super::rooms::{self, Decision, Rooms, domain_of};
 use super::stanza::{self, Header, Jid};
 use crate::conference::machine::{EndReason, Input};
 use crate::conference::roster::Classifier;
@@ -211,10 +211,6 @@ async fn sleep_or_forever(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn domain_of(room: &str) -> &str {
-    room.rsplit_once('@').map_or(room, |(_, d)| d)
 }
 
 impl<S: Spawn> Router<S> {

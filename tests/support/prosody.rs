@@ -10,6 +10,27 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
+/// The domains of the scenario tests that run jitape and the simulated Jitsi side against
+/// this Prosody.
+pub const MUC: &str = "conference.localhost";
+pub const RECORDER: &str = "recorder.localhost";
+pub const SIM: &str = "sim.localhost";
+
+/// The simulated Jitsi side (focus, bridge, people), connected to the Prosody whose
+/// component port is `port` as the `SIM` component (secret "sim-secret").
+pub async fn sim_world(port: u16) -> jitape::sim::world::World {
+    jitape::sim::world::World::connect(jitape::sim::world::WorldSettings {
+        host: "127.0.0.1".into(),
+        port,
+        domain: SIM.into(),
+        secret: "sim-secret".into(),
+        muc_domain: MUC.into(),
+        recorder_domain: RECORDER.into(),
+    })
+    .await
+    .expect("simulation connects to prosody")
+}
+
 /// One external component Prosody should accept.
 pub struct ComponentDecl {
     pub domain: String,
