@@ -451,6 +451,10 @@ async fn a_focus_that_never_answers_leaves_a_full_length_recording_and_no_spin()
     );
 }
 
+/// The disk guard's floor for the 64 MiB test filesystem (the default 1 GiB would, rightly,
+/// start no recording on it).
+const SMALL_FS_FLOOR: &str = "disk_floor = \"8MiB\"";
+
 /// A filesystem mounted for one test (the suite runs as root, as `tests/service.rs` does); on
 /// drop its immutable flags are cleared and it is lazily unmounted.
 struct Mounted {
@@ -466,11 +470,11 @@ impl Mounted {
         let mut mount = Command::new("mount");
         if kind == "ext4" {
             let img = tmp.path().join("fs.img");
-            // Sparse, and above the disk guard's default 1 GiB floor (a smaller filesystem
-            // would, correctly, start no recording at all).
+            // Small, so that making it costs little I/O (a 2 GiB one stalled the fsyncs of
+            // tests running beside it); the tests lower the disk guard's floor to match.
             std::fs::File::create(&img)
                 .unwrap()
-                .set_len(2 << 30)
+                .set_len(64 << 20)
                 .unwrap();
             let made = Command::new("mkfs.ext4")
                 .arg("-q")
@@ -571,7 +575,9 @@ async fn a_recording_dir_refusing_writes_for_ten_seconds_loses_nothing() {
     let fs = Mounted::new("ext4");
     let rec = fs.dir.join("rec");
     std::fs::create_dir_all(&rec).unwrap();
-    let mut lb = Loopback::start(&rec, 48_000).await.unwrap();
+    let mut lb = Loopback::start_with(&rec, 48_000, SMALL_FS_FLOOR)
+        .await
+        .unwrap();
     let (a, b) = two_rooms("refused", 0xeb00_0000, 26.0);
     let started = Instant::now();
     let fault = async {
@@ -618,7 +624,9 @@ async fn a_dir_still_refusing_writes_when_the_rooms_end_is_finalized_once_it_acc
     let fs = Mounted::new("ext4");
     let rec = fs.dir.join("rec");
     std::fs::create_dir_all(&rec).unwrap();
-    let lb = Loopback::start(&rec, 48_000).await.unwrap();
+    let lb = Loopback::start_with(&rec, 48_000, SMALL_FS_FLOOR)
+        .await
+        .unwrap();
     let (a, b) = two_rooms("stuck", 0xec00_0000, 16.0);
     let started = Instant::now();
     // Refused from 6 s until 6 s after both rooms ended.
