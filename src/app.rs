@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::sink::{self, RecordingPaths};
 use crate::xmpp::classify::RouterSettings;
 use crate::xmpp::link::{self, LinkSettings};
-use crate::xmpp::muc::{FEATURE_JIGASI, FEATURE_TRANSCRIBER};
+use crate::xmpp::muc::FEATURE_JIGASI;
 use crate::xmpp::router::{self, Control, RouterOptions, Spawn, StartInfo};
 
 /// Why the component could not start.
@@ -126,11 +126,17 @@ impl App {
                 nick: cfg.xmpp.nick_prefix.clone(),
                 focus_nick: cfg.xmpp.focus_nick.clone(),
                 display_name: cfg.xmpp.display_name.clone(),
-                presence_features: vec![FEATURE_JIGASI.into(), FEATURE_TRANSCRIBER.into()],
+                // Only `jigasi`: browsers then never offer P2P to jitape, and (from a
+                // trusted domain) Jicofo never makes it moderator nor force-mutes it.
+                // `transcriber` would make Jicofo refuse real Jigasi transcription in every
+                // room jitape is in (docs/protocol.md, "Presence features").
+                presence_features: vec![FEATURE_JIGASI.into()],
                 service_domains: cfg.xmpp.service_domains.clone(),
                 join_timeout: Duration::from_secs(10),
                 max_join_attempts: 6,
                 empty_grace: cfg.recording.empty_grace,
+                min_participants: cfg.rooms.min_participants,
+                lone_hold: cfg.rooms.lone_hold,
                 max_duration: cfg.recording.max_duration,
                 room_status_timeout: Duration::from_secs(15),
                 max_sources: cfg.limits.max_sources,
@@ -212,6 +218,7 @@ impl App {
             max_conferences: cfg.limits.max_conferences,
             iq_rate: cfg.limits.iq_rate,
             iq_burst: cfg.limits.iq_burst,
+            min_participants: cfg.rooms.min_participants,
         };
         let router = tokio::spawn(router::run(
             options,

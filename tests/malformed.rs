@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use jitape::conference::machine::{Action, Input};
+use jitape::conference::machine::{Action, Input, RoomView};
 use jitape::xmpp::classify::{Route, classify};
 use jitape::xmpp::stanza::error_condition;
 use minidom::Element;
@@ -43,11 +43,11 @@ fn machine_in(state: State) -> Room {
     match state {
         State::Joining => {
             let mut r = Room::fresh();
-            r.feed(Input::RoomStatus {
+            r.feed(Input::RoomStatus(RoomView {
                 alive: true,
-                humans: None,
+                occupancy: None,
                 meeting_id: None,
-            });
+            }));
             r.feed(Input::LinkUp);
             r
         }

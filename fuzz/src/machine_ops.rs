@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use jitape::conference::machine::{EndReason, Input};
+use jitape::conference::machine::{EndReason, Input, Occupancy, RoomView};
 use jitape::jingle::model::Reason;
 use minidom::Element;
 
@@ -275,11 +275,20 @@ fn plain_input(room: &Room, op: &Op) -> Input {
     match op {
         Op::LinkUp => Input::LinkUp,
         Op::LinkDown => Input::LinkDown,
-        Op::RoomStatus { alive, humans } => Input::RoomStatus {
+        Op::RoomStatus { alive, humans } => Input::RoomStatus(RoomView {
             alive: *alive,
-            humans: (*humans != 255).then_some(usize::from(*humans)),
+            // 255: the module is absent; otherwise `humans` people, the low bit says whether
+            // one more occupant is a service.
+            occupancy: (*humans != 255).then(|| {
+                let n = usize::from(*humans);
+                Occupancy {
+                    humans: n,
+                    others: n + usize::from(*humans & 1),
+                    nicks: (0..n).map(|i| format!("h{i}")).collect(),
+                }
+            }),
             meeting_id: None,
-        },
+        }),
         Op::RoomDestroyed => Input::RoomDestroyed,
         Op::MediaReady { sid: s } => Input::MediaReady {
             sid: sid(room, *s),

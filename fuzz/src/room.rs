@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use jitape::conference::machine::{Action, Input, Machine, Settings};
+use jitape::conference::machine::{Action, Input, Machine, RoomView, Settings};
 use jitape::jingle::model::{
     AudioOffer, BridgeSession, Candidate, CandidateType, Fingerprint, IceTransport, PayloadType,
     Protocol, RtpDescription, Setup, Source,
@@ -46,6 +46,8 @@ pub fn settings() -> Settings {
         join_timeout: Duration::from_secs(10),
         max_join_attempts: 4,
         empty_grace: Duration::from_secs(300),
+        min_participants: 2,
+        lone_hold: Duration::from_secs(20),
         max_duration: Duration::from_secs(6 * 3600),
         room_status_timeout: Duration::from_secs(15),
         max_sources: 1000,
@@ -275,7 +277,10 @@ impl Checker {
                         "interruption out of time: {what}"
                     );
                 }
-                Action::StartRecording | Action::StopMedia | Action::SourceLimitHit => {}
+                Action::StartRecording
+                | Action::StopMedia
+                | Action::SourceLimitHit
+                | Action::SteppedOut => {}
             }
         }
         if f.iq_request.is_some() {
@@ -362,11 +367,11 @@ impl Room {
     /// Joined, with the focus and both humans present and session `sid1` active.
     pub fn in_session() -> Room {
         let mut r = Room::fresh();
-        r.feed(Input::RoomStatus {
+        r.feed(Input::RoomStatus(RoomView {
             alive: true,
-            humans: None,
+            occupancy: None,
             meeting_id: None,
-        });
+        }));
         r.feed(Input::LinkUp);
         for nick in [FOCUS, HUMANS[0], HUMANS[1]] {
             r.stanza(presence(nick, None, "", ""));

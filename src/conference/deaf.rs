@@ -22,6 +22,8 @@ pub struct Deafness {
     heard: bool,
     /// When the current deaf stretch began, and why.
     since: Option<(Instant, &'static str)>,
+    /// jitape is out of the room on purpose: no media is expected, nothing is "deaf".
+    away: bool,
 }
 
 /// A finished deaf stretch.
@@ -47,7 +49,7 @@ impl Deafness {
                 self.heard = true;
                 self.close(now)
             }
-            MediaState::Disconnected | MediaState::Failed if self.heard => {
+            MediaState::Disconnected | MediaState::Failed if self.heard && !self.away => {
                 let began = now.checked_sub(silent_for).unwrap_or(now);
                 self.since
                     .get_or_insert((began, "no traffic from the bridge"));
@@ -59,8 +61,26 @@ impl Deafness {
 
     /// The media session was closed at `now` (re-invite, bridge move, session ended).
     pub fn on_closed(&mut self, now: Instant) {
-        if self.heard {
+        if self.heard && !self.away {
             self.since.get_or_insert((now, "no media session"));
+        }
+    }
+
+    /// jitape left the room on purpose at `now` (too few others in it): the stretch until it
+    /// is back is listed as such by the caller, not as deafness. Returns the deaf stretch
+    /// this ends, if any.
+    pub fn on_away(&mut self, now: Instant) -> Option<DeafStretch> {
+        self.away = true;
+        self.close(now)
+    }
+
+    /// jitape is back in the room at `now`: until a session connects, it is deaf again.
+    pub fn on_back(&mut self, now: Instant) {
+        if self.away {
+            self.away = false;
+            if self.heard {
+                self.since = Some((now, "no media session"));
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use super::roster::{Classifier, Roster, RosterChange};
 use super::session::{Effect, RESTART_RETRY, SessionState, Sessions};
 use crate::audio::TrackId;
 use crate::jingle::model::{AudioOffer, IceTransport, Source};
+use crate::sink::GapKind;
 use crate::xmpp::muc::{self, JoinSpec, OccupantPresence};
 use crate::xmpp::stanza::{self, Header, Jid, Kind, NS_COMPONENT};
 
@@ -34,6 +35,15 @@ pub struct Settings {
     pub max_join_attempts: u32,
     /// End after no human has been present this long.
     pub empty_grace: Duration,
+    /// Jicofo's `min-participants`: jitape is in the room only while at least this many
+    /// others are (it counts as a member itself, so being there with fewer would start
+    /// bridge sessions, hold off idle timeouts and keep rooms alive that Jicofo and Prosody
+    /// would otherwise end). Applies where the Prosody module reports the room.
+    pub min_participants: usize,
+    /// With fewer others than that but not none, stay this long before leaving (a page
+    /// reload comes back within it; nobody notices the lone participant's idle timeout
+    /// starting this much later).
+    pub lone_hold: Duration,
     /// End this long after the recording started.
     pub max_duration: Duration,
     /// After a reconnect, join anyway if the router said nothing about the room for this
@@ -88,14 +98,8 @@ pub enum Input {
         sid: String,
         reason: String,
     },
-    /// What the router knows of the room while we are not in it: whether it may be joined
-    /// (it exists, and has humans or we were invited), and its humans (`None`: unknown).
-    RoomStatus {
-        alive: bool,
-        humans: Option<usize>,
-        /// Jitsi's meeting id, when the Prosody module reported one.
-        meeting_id: Option<String>,
-    },
+    /// What the router knows of the room from outside it.
+    RoomStatus(RoomView),
     /// The Prosody module reported the room destroyed.
     RoomDestroyed,
     /// The recording is open; it started `elapsed` ago (more than zero after a restart).
@@ -108,6 +112,29 @@ pub enum Input {
     Stop(EndReason),
     /// A timer may have expired.
     Tick,
+}
+
+/// The room as the router sees it from outside (Prosody module events, invitations).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomView {
+    /// The room exists (the module says so, or we were invited or asked to record it).
+    pub alive: bool,
+    /// Its occupants as the Prosody module reports them; `None` where the module does not
+    /// answer (invitation-only rooms): then nobody can tell from outside who is in it.
+    pub occupancy: Option<Occupancy>,
+    /// Jitsi's meeting id, when the Prosody module reported one.
+    pub meeting_id: Option<String>,
+}
+
+/// Who is in a room, from the module's reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    pub humans: usize,
+    /// Occupants other than the focus and jitape (humans and services): Jicofo's member
+    /// count without jitape.
+    pub others: usize,
+    /// Their nicks.
+    pub nicks: Vec<String>,
 }
 
 /// What the machine asks the task to do.
@@ -126,13 +153,17 @@ pub enum Action {
     StopMedia,
     /// The SSRC → track mapping for the audio timeline (only recorded participants).
     Tracks(Vec<(u32, TrackId)>),
-    /// Our occupancy was interrupted from `start` to `end` (link down, kicked): a gap note
-    /// for the sidecar (the audio itself may have continued).
+    /// Our occupancy was interrupted from `start` to `end` (link down, kicked, stepped out
+    /// while too few others were in): a gap note for the sidecar.
     Interruption {
         start: Instant,
         end: Instant,
+        kind: GapKind,
         detail: String,
     },
+    /// We left the room on purpose (too few others) and are back from `end` on: no media
+    /// until then was expected, so none of it was "deaf".
+    SteppedOut,
     /// Sources were refused by `limits.max_sources` (counted in the metrics).
     SourceLimitHit,
     /// Finalize and end the task. Every stanza needed (leave presence) precedes it.
@@ -153,6 +184,8 @@ pub enum Timer {
     MaxDuration,
     /// The link is up but nobody told us whether the room is alive.
     RoomStatusTimeout,
+    /// Fewer others than `min_participants` (but some) for `lone_hold`: step out.
+    LoneHold,
 }
 
 /// Our membership in the room.
@@ -164,6 +197,9 @@ enum Membership {
         attempt: u32,
     },
     Joined,
+    /// We left on purpose while fewer than `min_participants` others were in the room; the
+    /// recording goes on and we rejoin when enough are back.
+    Away,
     Ended,
 }
 
@@ -183,12 +219,13 @@ pub struct Machine {
     membership: Membership,
     recording: bool,
     link_up: bool,
-    /// May we join (the room exists with humans, or we were invited)?
+    /// May we join (the room exists, or we were invited)?
     alive: bool,
-    /// Humans outside our own view (from the router), when not joined.
-    outside_humans: Option<usize>,
-    /// Since when we are not an occupant although we were (link down, kicked).
-    interrupted: Option<(Instant, &'static str)>,
+    /// The room's occupants as the module reports them (`None`: no module here).
+    outside: Option<Occupancy>,
+    /// Since when we are not an occupant although we were (link down, kicked, stepped
+    /// out), why, and how the sidecar lists it.
+    interrupted: Option<(Instant, &'static str, GapKind)>,
     /// We left just before rejoining: Prosody's unavailable echo of that leave (if we were
     /// still in) is expected before our join's self-presence, and is not a kick.
     leave_echo: bool,
@@ -223,7 +260,7 @@ impl Machine {
             recording: false,
             link_up: false,
             alive: false,
-            outside_humans: None,
+            outside: None,
             interrupted: None,
             leave_echo: false,
             roster,
@@ -293,34 +330,40 @@ impl Machine {
             }
             Input::LinkDown => {
                 if self.membership == Membership::Joined {
-                    self.interrupted.get_or_insert((now, "xmpp link down"));
+                    self.interrupted
+                        .get_or_insert((now, "xmpp link down", GapKind::XmppReconnect));
                 }
                 self.link_up = false;
                 // What we knew of the room is stale; the router tells us again after the
                 // reconnect (or the status timeout lets us rejoin anyway).
                 self.alive = false;
-                self.outside_humans = None;
+                self.outside = None;
                 self.membership = Membership::Offline;
-                for t in [Timer::JoinTimeout, Timer::Rejoin, Timer::EmptyGrace] {
+                for t in [
+                    Timer::JoinTimeout,
+                    Timer::Rejoin,
+                    Timer::EmptyGrace,
+                    Timer::LoneHold,
+                ] {
                     self.timers.remove(&t);
                 }
                 self.roster.clear(now);
                 self.pending.clear();
             }
-            Input::RoomStatus { alive, humans, .. } => {
-                self.timers.remove(&Timer::RoomStatusTimeout);
-                self.alive = alive;
-                self.outside_humans = humans;
-                if alive && self.link_up && self.membership == Membership::Offline {
-                    self.join(now, 1, &mut out);
-                }
-            }
+            Input::RoomStatus(view) => self.on_room_view(now, view, &mut out),
             Input::RoomDestroyed => {
-                if self.membership == Membership::Joined {
-                    // The destroy presence follows; leaving now is harmless.
-                    self.membership = Membership::Offline;
+                self.alive = false;
+                if self.membership == Membership::Away {
+                    // We left it to empty out, as it would have without us: the recording
+                    // waits out the grace for people to come back (to a new room).
+                    info!(room = %self.s.room, "the room was destroyed while we were out; waiting for people to return");
+                } else {
+                    if self.membership == Membership::Joined {
+                        // The destroy presence follows; leaving now is harmless.
+                        self.membership = Membership::Offline;
+                    }
+                    self.end(EndReason::RoomDestroyed, &mut out);
                 }
-                self.end(EndReason::RoomDestroyed, &mut out);
             }
             Input::RecordingStarted { elapsed } => {
                 let left = self.s.max_duration.saturating_sub(elapsed);
@@ -353,8 +396,78 @@ impl Machine {
         match self.membership {
             Membership::Joined => Some(self.roster.humans()),
             _ if !self.link_up => None,
-            _ => self.outside_humans,
+            _ => self.outside.as_ref().map(|o| o.humans),
         }
+    }
+
+    /// Whether we are out of the room on purpose (too few others in it).
+    pub fn is_away(&self) -> bool {
+        self.membership == Membership::Away
+    }
+
+    /// News of the room from outside it.
+    fn on_room_view(&mut self, now: Instant, view: RoomView, out: &mut Vec<Action>) {
+        self.timers.remove(&Timer::RoomStatusTimeout);
+        self.alive = view.alive;
+        self.outside = view.occupancy;
+        if self.membership == Membership::Away
+            && let Some(o) = &self.outside
+        {
+            self.roster.outside_present(&o.nicks, now);
+        }
+        let out_of_room = matches!(self.membership, Membership::Offline | Membership::Away);
+        if out_of_room && self.link_up && self.may_join() {
+            self.join(now, 1, out);
+        }
+    }
+
+    /// Whether joining now changes nothing for the people in the room: it exists, and (where
+    /// the module lets us see in) at least `min_participants` others are there, so Jicofo
+    /// already runs the conference on the bridge without us.
+    fn may_join(&self) -> bool {
+        self.alive
+            && self
+                .outside
+                .as_ref()
+                .is_none_or(|o| o.others >= self.s.min_participants.max(1))
+    }
+
+    /// While joined: leave at once when nobody else is left (the room then closes as it would
+    /// without us), or after `lone_hold` when fewer than `min_participants` others stay.
+    /// Without the module we could not tell when people return, so we stay.
+    fn check_company(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.membership != Membership::Joined || self.outside.is_none() {
+            self.timers.remove(&Timer::LoneHold);
+            return;
+        }
+        let others = self.roster.others();
+        if others >= self.s.min_participants {
+            self.timers.remove(&Timer::LoneHold);
+        } else if others == 0 {
+            self.step_out(now, "nobody else in the room", out);
+        } else {
+            self.timers
+                .entry(Timer::LoneHold)
+                .or_insert(now + self.s.lone_hold);
+        }
+    }
+
+    /// Leave the room on purpose; the recording continues.
+    fn step_out(&mut self, now: Instant, why: &'static str, out: &mut Vec<Action>) {
+        info!(room = %self.s.room, why, "leaving the room until enough people are back");
+        out.push(Action::Send(muc::leave_presence(
+            &self.s.our_jid,
+            &self.s.room,
+            &self.s.nick,
+        )));
+        let mut fx = Vec::new();
+        self.sessions.drop_session(&mut fx);
+        self.apply_effects(fx, out);
+        self.roster.step_out();
+        self.timers.remove(&Timer::LoneHold);
+        self.membership = Membership::Away;
+        self.interrupted.get_or_insert((now, why, GapKind::Away));
+        out.push(Action::SteppedOut);
     }
 
     /// The empty-grace timer runs exactly while no human is known to be present.
@@ -453,6 +566,13 @@ impl Machine {
                     self.end(EndReason::MaxDuration, out);
                     return;
                 }
+                Timer::LoneHold => {
+                    if self.membership == Membership::Joined
+                        && self.roster.others() < self.s.min_participants
+                    {
+                        self.step_out(now, "too few others in the room", out);
+                    }
+                }
                 Timer::RoomStatusTimeout => {
                     if self.link_up && self.membership == Membership::Offline {
                         warn!(room = %self.s.room, "no news of the room since the reconnect; rejoining");
@@ -516,9 +636,16 @@ impl Machine {
             RosterChange::Unchanged => {}
         }
         self.apply_effects(fx, out);
+        self.check_company(now, out);
     }
 
     fn on_self_presence(&mut self, now: Instant, p: OccupantPresence, out: &mut Vec<Action>) {
+        if self.membership == Membership::Away {
+            // Out of the room on purpose: whatever Prosody says of our old occupant (the
+            // echo of our leave, or a destroy after we left) changes nothing.
+            self.leave_echo = false;
+            return;
+        }
         if let Some(condition) = p.error {
             return self.join_refused(now, &condition, out);
         }
@@ -541,13 +668,18 @@ impl Machine {
                 self.recording = true;
                 out.push(Action::StartRecording);
             }
-            if let Some((start, why)) = self.interrupted.take() {
+            self.roster.settle_outside(now);
+            if let Some((start, why, kind)) = self.interrupted.take() {
                 out.push(Action::Interruption {
                     start,
                     end: now,
+                    kind,
                     detail: format!("not in the room ({why}) until rejoined"),
                 });
             }
+            self.roster.apply(&p, now);
+            self.check_company(now, out);
+            return;
         }
         self.roster.apply(&p, now);
     }
@@ -590,7 +722,7 @@ impl Machine {
         // anything else: rejoin, bounded by the join attempt limit.
         warn!(room = %self.s.room, statuses = ?p.statuses, "removed from the room; rejoining");
         self.interrupted
-            .get_or_insert((now, "removed from the room"));
+            .get_or_insert((now, "removed from the room", GapKind::XmppReconnect));
         self.membership = Membership::Joining { attempt: 1 };
         self.timers.remove(&Timer::JoinTimeout);
         self.timers

@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::audio::TrackId;
-use crate::xmpp::muc::{
-    FEATURE_JIBRI, FEATURE_JIGASI, FEATURE_TRANSCRIBER, Identity, OccupantPresence,
-};
+use crate::xmpp::muc::{FEATURE_JIBRI, FEATURE_TRANSCRIBER, Identity, OccupantPresence};
 use crate::xmpp::stanza::Jid;
 
 /// A current occupant of the room.
@@ -34,8 +32,9 @@ pub enum OccupantKind {
     Focus,
     /// jitape itself.
     Us,
-    /// Jibri, Jigasi, transcribers and anything from a configured service domain: they may
-    /// carry audio (a phone dial-in does) but do not keep a conference alive.
+    /// Jibri, transcribers and anything from a configured service domain: they do not keep
+    /// a conference alive. (A SIP Jigasi, `jigasi` without `transcriber`, is a phone caller:
+    /// a human.)
     Service,
 }
 
@@ -77,8 +76,17 @@ pub struct Classifier {
     /// jitape's component domain: any occupant from it is jitape (this process or another).
     pub our_domain: String,
     pub focus_nick: String,
-    /// Domains whose occupants are services (Jibri, Jigasi, the hidden domain, ourselves).
+    /// Domains whose occupants are services (Jibri, transcribers, the hidden domain).
     pub service_domains: Vec<String>,
+}
+
+/// Whether an occupant's presence features make it a service. Jigasi signals `jigasi` in
+/// every role, `transcriber` only when it transcribes, and a SIP Jigasi adds DTMF instead:
+/// a SIP Jigasi is one human on the phone (jigasi `JvbConference.addSupportedFeatures`).
+fn service_by_features(features: &[String]) -> bool {
+    features
+        .iter()
+        .any(|f| f == FEATURE_JIBRI || f == FEATURE_TRANSCRIBER)
 }
 
 impl Classifier {
@@ -97,10 +105,7 @@ impl Classifier {
                 .iter()
                 .any(|d| j.domain().eq_ignore_ascii_case(d))
         });
-        let service_feature = features
-            .iter()
-            .any(|f| f == FEATURE_JIBRI || f == FEATURE_JIGASI || f == FEATURE_TRANSCRIBER);
-        if service_domain || service_feature {
+        if service_domain || service_by_features(features) {
             OccupantKind::Service
         } else {
             OccupantKind::Human
@@ -114,6 +119,9 @@ pub struct Roster {
     classifier: Classifier,
     occupants: BTreeMap<String, Occupant>,
     participants: Vec<Participant>,
+    /// Occupants we last saw in the room before we stepped out of it (we are not an
+    /// occupant, the room goes on): their presence stays open until we learn they left.
+    outside: BTreeMap<String, Occupant>,
 }
 
 /// Longest key we keep (hostile presences).
@@ -162,11 +170,28 @@ impl Roster {
             .and_then(|o| self.participants.get(o.participant))
     }
 
+    /// The participant who last used `nick`, present or not.
+    pub fn participant_of_any(&self, nick: &str) -> Option<&Participant> {
+        self.participants
+            .iter()
+            .rev()
+            .find(|p| p.nicks.iter().any(|n| n == nick))
+    }
+
     /// Number of humans present now.
     pub fn humans(&self) -> usize {
         self.occupants
             .values()
             .filter(|o| o.kind == OccupantKind::Human)
+            .count()
+    }
+
+    /// Occupants other than the focus and jitape: what Jicofo counts as members besides
+    /// jitape (humans and services alike).
+    pub fn others(&self) -> usize {
+        self.occupants
+            .values()
+            .filter(|o| matches!(o.kind, OccupantKind::Human | OccupantKind::Service))
             .count()
     }
 
@@ -188,6 +213,19 @@ impl Roster {
                 part.identity = p.identity.clone();
             }
             return RosterChange::Updated {
+                nick: p.nick.clone(),
+            };
+        }
+        if let Some(mut o) = self.outside.remove(&p.nick) {
+            // Still there since before we stepped out: the same stay continues.
+            o.role = p.item.role.clone();
+            o.kind = kind;
+            let part = &mut self.participants[o.participant];
+            if p.display_name.is_some() {
+                part.display_name = p.display_name.clone();
+            }
+            self.occupants.insert(p.nick.clone(), o);
+            return RosterChange::Joined {
                 nick: p.nick.clone(),
             };
         }
@@ -259,13 +297,52 @@ impl Roster {
         }
     }
 
-    /// Everyone is gone at once (we left, were kicked, or the link dropped): close every
-    /// open interval. Presence will be re-learnt on rejoin.
+    /// Everyone is gone at once (we were kicked, or the link dropped): close every open
+    /// interval. Presence will be re-learnt on rejoin.
     pub fn clear(&mut self, now: Instant) {
+        self.settle_outside(now);
         let nicks: Vec<String> = self.occupants.keys().cloned().collect();
         for nick in nicks {
             self.leave(&nick, now);
         }
+    }
+
+    /// We leave the room on purpose while others stay: they remain present (as far as the
+    /// Prosody module tells us, see [`Self::outside_present`]) until they leave or we are back.
+    pub fn step_out(&mut self) {
+        self.outside.extend(std::mem::take(&mut self.occupants));
+    }
+
+    /// While we are out: the nicks the Prosody module reports in the room. Anyone we left
+    /// behind who is not among them has left by `now`.
+    pub fn outside_present(&mut self, nicks: &[String], now: Instant) {
+        let gone: Vec<String> = self
+            .outside
+            .keys()
+            .filter(|n| !nicks.contains(n))
+            .cloned()
+            .collect();
+        for nick in gone {
+            if let Some(o) = self.outside.remove(&nick)
+                && let Some((_, leave)) = self.participants[o.participant].intervals.last_mut()
+            {
+                leave.get_or_insert(now);
+            }
+        }
+    }
+
+    /// We are back in (our self-presence came, after every occupant's presence): whoever we
+    /// left behind and did not see again has left by `now`.
+    pub fn settle_outside(&mut self, now: Instant) {
+        self.outside_present(&[], now);
+    }
+
+    /// Humans among those we left behind when stepping out (for the empty grace while out).
+    pub fn humans_outside(&self) -> usize {
+        self.outside
+            .values()
+            .filter(|o| o.kind == OccupantKind::Human)
+            .count()
     }
 
     /// The participant (and its track) that owns sources announced for `owner` (an endpoint

@@ -18,7 +18,7 @@ use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::deaf::{DeafStretch, Deafness};
-use super::machine::{Action, EndReason, Input, Machine, Settings};
+use super::machine::{Action, EndReason, Input, Machine, RoomView, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
 use super::roster::Roster;
 use super::snapshot::{ConferenceSnapshot, ParticipantSnapshot, SourceSnapshot};
@@ -152,10 +152,10 @@ impl Task {
                 other => other,
             };
             if let Some(input) = input {
-                if let Input::RoomStatus {
+                if let Input::RoomStatus(RoomView {
                     meeting_id: Some(m),
                     ..
-                } = &input
+                }) = &input
                 {
                     self.meeting_id = Some(m.clone());
                     if let Some(rec) = &mut self.recording {
@@ -270,9 +270,22 @@ impl Task {
                     }
                     self.tracks = tracks;
                 }
-                Action::Interruption { start, end, detail } => {
+                Action::Interruption {
+                    start,
+                    end,
+                    kind,
+                    detail,
+                } => {
+                    if kind == GapKind::Away {
+                        self.deaf.on_back(end);
+                    }
                     if let Some(rec) = &mut self.recording {
-                        rec.add_gap(start, end, GapKind::XmppReconnect, detail);
+                        rec.add_gap(start, end, kind, detail);
+                    }
+                }
+                Action::SteppedOut => {
+                    if let Some(stretch) = self.deaf.on_away(Instant::now()) {
+                        self.note_deaf(stretch);
                     }
                 }
                 Action::End(reason) => self.ended = Some(reason),

@@ -60,6 +60,8 @@ pub const KEYS: &[KeySpec] = &[
     ("recording", "retention", Kind::Duration, Some("\"0\"")),
     ("rooms", "include", Kind::List, Some("[\"*\"]")),
     ("rooms", "exclude", Kind::List, Some("[]")),
+    ("rooms", "min_participants", Kind::Int, Some("2")),
+    ("rooms", "lone_hold", Kind::Duration, Some("\"20s\"")),
     ("http", "bind", Kind::Str, Some("\"127.0.0.1:8091\"")),
     ("http", "token", Kind::Str, Some("\"\"")),
     ("hook", "command", Kind::Str, Some("\"\"")),
@@ -198,6 +200,11 @@ pub struct RoomsConfig {
     /// include pattern and no exclude pattern.
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Jicofo's `jicofo.conference.min-participants`: jitape is in a room only while at
+    /// least this many others (humans or services) are.
+    pub min_participants: usize,
+    /// How long jitape stays with fewer others than that (but some) before leaving.
+    pub lone_hold: Duration,
 }
 
 impl RoomsConfig {
@@ -763,6 +770,8 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         rooms: RoomsConfig {
             include: patterns("rooms.include")?,
             exclude: patterns("rooms.exclude")?,
+            min_participants: r.int("rooms.min_participants", 1..=1000)? as usize,
+            lone_hold: r.duration("rooms.lone_hold")?,
         },
         hook: hook(&r)?,
         http: http(&r)?,

@@ -193,6 +193,8 @@ fn room_filters_glob_over_the_room_jid() {
             "*@lobby.*".into(),
             "hr??@muc.example".into(),
         ],
+        min_participants: 2,
+        lone_hold: Duration::from_secs(20),
     };
     assert!(rooms.records("lesson@muc.example"));
     assert!(!rooms.records("test-1@muc.example"));
@@ -202,6 +204,8 @@ fn room_filters_glob_over_the_room_jid() {
     let only = RoomsConfig {
         include: vec!["class-*@muc.example".into()],
         exclude: vec![],
+        min_participants: 2,
+        lone_hold: Duration::from_secs(20),
     };
     assert!(only.records("Class-7B@MUC.example"));
     assert!(!only.records("staff@muc.example"));

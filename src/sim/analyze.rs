@@ -169,6 +169,48 @@ fn seconds_between(start: DateTime<Utc>, t: SystemTime) -> f64 {
     (t - start).num_microseconds().unwrap_or(0) as f64 / 1e6
 }
 
+/// The stretches (seconds after the epoch) during which a bridge session was sending to
+/// jitape: from the first to the last frame any speaker sent in it. Outside them jitape
+/// had no session (it was not in the room, or not invited yet) and nothing was there to be
+/// heard. `None` when nothing was sent at all (then every talk window counts).
+fn session_spans(outcome: &ConferenceOutcome) -> Option<Vec<(f64, f64)>> {
+    const TICK: f64 = 0.020;
+    let spans: Vec<(f64, f64)> = outcome
+        .sent
+        .iter()
+        .filter_map(|log| {
+            let windows = log.speakers.iter().flat_map(|s| &s.windows);
+            let first = windows.clone().map(|w| w.first_tick).min()?;
+            let last = windows.map(|w| w.last_tick).max()?;
+            Some((first as f64 * TICK, (last + 1) as f64 * TICK))
+        })
+        .collect();
+    (!spans.is_empty()).then_some(spans)
+}
+
+/// The parts of `[a, b)` inside the spans.
+fn clip(a: f64, b: f64, spans: &Option<Vec<(f64, f64)>>) -> Vec<(f64, f64)> {
+    let Some(spans) = spans else {
+        return vec![(a, b)];
+    };
+    let mut out: Vec<(f64, f64)> = spans
+        .iter()
+        .map(|(s, e)| (a.max(*s), b.min(*e)))
+        .filter(|(x, y)| x < y)
+        .collect();
+    out.sort_by(|x, y| x.0.total_cmp(&y.0));
+    // Back-to-back sessions (a re-invite) leave the tone continuous.
+    out.dedup_by(|next, prev| {
+        if next.0 - prev.1 < 0.001 {
+            prev.1 = prev.1.max(next.1);
+            true
+        } else {
+            false
+        }
+    });
+    out
+}
+
 /// Compare a recording with the outcome of the simulated conference it recorded. Only
 /// tone voices can be checked; WAV speakers are reported with no expectation.
 pub fn check_recording(
@@ -184,13 +226,15 @@ pub fn check_recording(
     let tol = tolerance.as_secs_f64();
     let mut speakers = Vec::new();
     let mut all_expected: Vec<(f64, f64)> = Vec::new();
+    let sessions = session_spans(outcome);
     for (sp, windows) in outcome.plan.audible() {
         let VoiceSpec::Tone(hz) = sp.voice else {
             continue;
         };
         let expected: Vec<(f64, f64)> = windows
             .iter()
-            .map(|w| (epoch + w.start.as_secs_f64(), epoch + w.end.as_secs_f64()))
+            .flat_map(|w| clip(w.start.as_secs_f64(), w.end.as_secs_f64(), &sessions))
+            .map(|(a, b)| (epoch + a, epoch + b))
             .filter(|(a, _)| *a < end)
             .collect();
         all_expected.extend(&expected);

@@ -81,6 +81,10 @@ pub struct SimConference {
     pub(super) recorder: Option<String>,
     pub(super) recorder_json: bool,
     pub(super) recorder_joins: Vec<Duration>,
+    pub(super) recorder_leaves: Vec<Duration>,
+    /// The focus is in the room (it leaves when no member is left, as Jicofo does).
+    pub(super) focus_in: bool,
+    pub(super) room_closed: Vec<Duration>,
     pub(super) pending_disco: Option<String>,
     pub(super) disco_done: bool,
     pub(super) session: Option<Session>,
@@ -152,6 +156,9 @@ impl SimConference {
             recorder: None,
             recorder_json: false,
             recorder_joins: Vec::new(),
+            recorder_leaves: Vec::new(),
+            focus_in: false,
+            room_closed: Vec::new(),
             pending_disco: None,
             disco_done: false,
             session: None,
@@ -223,6 +230,8 @@ impl SimConference {
             sessions: self.sessions,
             recorder_joined: self.recorder_joins.first().copied(),
             recorder_joins: self.recorder_joins,
+            recorder_leaves: self.recorder_leaves,
+            room_closed: self.room_closed,
             probe_replies: self.probe_replies,
         })
     }
@@ -248,6 +257,7 @@ impl SimConference {
                         stanza::error_condition(&el)
                     )));
                 }
+                self.focus_in = true;
                 return Ok(());
             }
         }

@@ -107,6 +107,7 @@ impl SimConference {
             if self.session.is_some() {
                 self.alone_since.get_or_insert(Instant::now());
             }
+            self.maybe_stop().await;
             return;
         }
         self.alone_since = None;
@@ -155,6 +156,7 @@ impl SimConference {
         if p.unavailable {
             if self.recorder.as_deref() == Some(p.nick.as_str()) {
                 info!(room = %self.room, "recorder left the room");
+                self.recorder_leaves.push(self.epoch.elapsed());
                 self.recorder = None;
                 self.pending_disco = None;
                 self.disco_done = false;
@@ -163,6 +165,7 @@ impl SimConference {
                 if let Some(s) = self.session.take() {
                     self.sent.push(s.bridge.close().await);
                 }
+                self.maybe_stop().await;
             }
             return;
         }

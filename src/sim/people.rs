@@ -84,6 +84,9 @@ impl SimConference {
     }
 
     pub(super) async fn join(&mut self, speaker: usize, stint: usize) {
+        if !self.focus_in {
+            self.reopen_room().await;
+        }
         self.send(self.join_presence(speaker, stint, None)).await;
         self.present[speaker] = Some(stint);
         let script = self.script(speaker, stint);
@@ -258,7 +261,39 @@ impl SimConference {
         self.send(stanza::iq("set", &from, &to, &id, offer)).await;
     }
 
+    /// Jicofo's `maybeStop`: when no member is left (no human, no jitape), the focus leaves
+    /// and Prosody destroys the now empty room; its configuration goes with it.
+    pub(super) async fn maybe_stop(&mut self) {
+        if !self.focus_in || self.humans_present() > 0 || self.recorder.is_some() {
+            return;
+        }
+        info!(room = %self.room, "no member left: the focus leaves and the room closes");
+        if let Some(s) = self.session.take() {
+            self.sent.push(s.bridge.close().await);
+        }
+        self.alone_since = None;
+        let p = muc::leave_presence(&self.focus_jid, &self.room, "focus");
+        self.send(p).await;
+        self.focus_in = false;
+        self.config = super::conference::RoomConfig::default();
+        self.room_closed.push(self.epoch.elapsed());
+    }
+
+    /// Someone comes back to a closed room: as a browser's conference request makes Jicofo
+    /// do, the focus creates it afresh and joins first (the join queue holds the others).
+    async fn reopen_room(&mut self) {
+        info!(room = %self.room, "a participant returns to a closed room: the focus creates it again");
+        let x = Element::builder("x", NS_MUC).build();
+        let p = Self::presence(&self.focus_jid, &format!("{}/focus", self.room), vec![x]);
+        self.send(p).await;
+        self.focus_in = true;
+    }
+
     pub(super) async fn destroy(&mut self) {
+        if !self.focus_in {
+            info!(room = %self.room, "simulated conference ends (the room had already closed)");
+            return;
+        }
         let id = self.id();
         let q = Element::builder("query", NS_MUC_OWNER)
             .append(Element::builder("destroy", NS_MUC_OWNER).build())

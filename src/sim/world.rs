@@ -73,6 +73,11 @@ pub struct ConferenceOutcome {
     pub recorder_joined: Option<Duration>,
     /// Every time jitape's occupant (re)appeared, after the epoch.
     pub recorder_joins: Vec<Duration>,
+    /// Every time jitape's occupant left, after the epoch.
+    pub recorder_leaves: Vec<Duration>,
+    /// Every time the focus left the room because no member was left in it (Jicofo's
+    /// `maybeStop`), after the epoch; the room then closes as Prosody destroys empty rooms.
+    pub room_closed: Vec<Duration>,
     /// Replies to probes (malformed Jingle, knocks, P2P offers): `(what was sent, reply
     /// type, error condition or reason)`.
     pub probe_replies: Vec<(String, String, Option<String>)>,

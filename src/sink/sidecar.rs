@@ -26,7 +26,7 @@
 //! | `status` | `"recording"` \| `"final"` | |
 //! | `end_reason` | string? | why the recording ended (`room-destroyed`, `empty`, ...) |
 //! | `participants` | array | see below |
-//! | `gaps` | array | `{start, end, kind, detail}`; `kind` is `jitape-restart`, `xmpp-reconnect`, `media-session`, `disk-full` or `other` |
+//! | `gaps` | array | `{start, end, kind, detail}`; `kind` is `jitape-restart`, `xmpp-reconnect`, `media-session`, `away`, `disk-full` or `other` |
 //!
 //! A participant: `key` (stable id jitape assigns; stems are named after it), `nicks` and
 //! `endpoint_ids` seen, `display_name`, `identity` (`id`, `email`, `name`, any further string
@@ -173,6 +173,9 @@ pub enum GapKind {
     XmppReconnect,
     /// No media session (Jicofo re-invite, ICE restart, bridge move).
     MediaSession,
+    /// jitape was out of the room on purpose: fewer than `min_participants` others were in
+    /// it (nothing was on the bridge for it to record, or only one person talking alone).
+    Away,
     /// The disk refused the audio; it was replaced by silence.
     DiskFull,
     /// Written by a newer jitape.

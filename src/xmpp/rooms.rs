@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use minidom::Element;
 
 use super::stanza::Jid;
+use crate::conference::machine::Occupancy;
 use crate::conference::roster::{Classifier, OccupantKind};
 
 /// Namespace of the module's protocol.
@@ -162,15 +163,16 @@ pub fn catchup_query() -> Element {
 /// What the router should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// A human is in this room: record it (if not already).
+    /// Humans are in this room with enough company that Jicofo runs it on the bridge:
+    /// record it (if not already).
     Record {
         room: String,
     },
-    /// News about a room: whether it exists, and how many humans are in it.
+    /// News about a room: whether it exists, and who is in it.
     Status {
         room: String,
         exists: bool,
-        humans: usize,
+        occupancy: Occupancy,
         meeting_id: Option<String>,
     },
     Destroyed {
@@ -182,42 +184,59 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Rooms {
     classifier: Classifier,
+    /// Jicofo's `min-participants`: a room is recorded once it has at least this many
+    /// members besides the focus and jitape, one of them human.
+    min_participants: usize,
     known: HashMap<String, BTreeMap<String, OccupantInfo>>,
     meeting_ids: HashMap<String, String>,
 }
 
 impl Rooms {
-    pub fn new(classifier: Classifier) -> Self {
+    pub fn new(classifier: Classifier, min_participants: usize) -> Self {
         Rooms {
             classifier,
+            min_participants: min_participants.max(1),
             known: HashMap::new(),
             meeting_ids: HashMap::new(),
         }
     }
 
+    /// Who is in a room as far as the module told us.
+    pub fn occupancy(&self, room: &str) -> Occupancy {
+        let mut o = Occupancy::default();
+        for occ in self.known.get(room).into_iter().flat_map(|m| m.values()) {
+            match self
+                .classifier
+                .classify(&occ.nick, occ.jid.as_ref(), &occ.features)
+            {
+                OccupantKind::Human => o.humans += 1,
+                OccupantKind::Service => {}
+                OccupantKind::Focus | OccupantKind::Us => continue,
+            }
+            o.others += 1;
+            o.nicks.push(occ.nick.clone());
+        }
+        o
+    }
+
     /// Humans in a room as far as the module told us.
     pub fn humans(&self, room: &str) -> usize {
-        self.known.get(room).map_or(0, |occupants| {
-            occupants
-                .values()
-                .filter(|o| {
-                    self.classifier
-                        .classify(&o.nick, o.jid.as_ref(), &o.features)
-                        == OccupantKind::Human
-                })
-                .count()
-        })
+        self.occupancy(room).humans
     }
 
     pub fn meeting_id(&self, room: &str) -> Option<String> {
         self.meeting_ids.get(room).cloned()
     }
 
-    /// Every known room with at least one human.
-    pub fn with_humans(&self) -> Vec<String> {
+    fn recordable(&self, o: &Occupancy) -> bool {
+        o.humans > 0 && o.others >= self.min_participants
+    }
+
+    /// Every known room that should be recorded now.
+    pub fn recordable_rooms(&self) -> Vec<String> {
         self.known
             .keys()
-            .filter(|r| self.humans(r) > 0)
+            .filter(|r| self.recordable(&self.occupancy(r)))
             .cloned()
             .collect()
     }
@@ -227,14 +246,15 @@ impl Rooms {
     }
 
     fn status(&self, room: &str, out: &mut Vec<Decision>) {
-        let humans = self.humans(room);
+        let occupancy = self.occupancy(room);
+        let record = self.recordable(&occupancy);
         out.push(Decision::Status {
             room: room.to_string(),
             exists: self.exists(room),
-            humans,
+            occupancy,
             meeting_id: self.meeting_id(room),
         });
-        if humans > 0 {
+        if record {
             out.push(Decision::Record {
                 room: room.to_string(),
             });
@@ -294,7 +314,7 @@ impl Rooms {
             out.push(Decision::Status {
                 room,
                 exists: false,
-                humans: 0,
+                occupancy: Occupancy::default(),
                 meeting_id: None,
             });
         }
@@ -373,8 +393,8 @@ mod tests {
     }
 
     #[test]
-    fn a_room_is_recorded_when_its_first_human_arrives_not_before() {
-        let mut r = Rooms::new(classifier());
+    fn a_room_is_recorded_once_jicofo_would_run_it_on_the_bridge() {
+        let mut r = Rooms::new(classifier(), 2);
         let room = "lesson@muc.example";
         let d = r.on_event(ModuleEvent::RoomCreated {
             room: room.into(),
@@ -385,7 +405,7 @@ mod tests {
             vec![Decision::Status {
                 room: room.into(),
                 exists: true,
-                humans: 0,
+                occupancy: Occupancy::default(),
                 meeting_id: Some("m-1".into()),
             }]
         );
@@ -402,9 +422,16 @@ mod tests {
             let d = r.on_event(joined(room, nick, jid, &f));
             assert!(
                 !d.iter().any(|x| matches!(x, Decision::Record { .. })),
-                "{nick}"
+                "{nick}: services alone are not recorded"
             );
         }
+        let o = r.occupancy(room);
+        assert_eq!(
+            (o.humans, o.others),
+            (0, 2),
+            "focus and jitape are not others"
+        );
+        // One human with two services: Jicofo's member count is already past 2.
         let d = r.on_event(joined(room, "a1b2c3d4", "g@guest.example/x", &[]));
         assert!(d.contains(&Decision::Record { room: room.into() }));
         let d = r.on_event(ModuleEvent::OccupantLeft {
@@ -415,15 +442,7 @@ mod tests {
                 features: vec![],
             },
         });
-        assert_eq!(
-            d,
-            vec![Decision::Status {
-                room: room.into(),
-                exists: true,
-                humans: 0,
-                meeting_id: Some("m-1".into()),
-            }]
-        );
+        assert!(matches!(&d[..], [Decision::Status { occupancy, .. }] if occupancy.humans == 0));
         assert_eq!(
             r.on_event(ModuleEvent::RoomDestroyed { room: room.into() }),
             vec![Decision::Destroyed { room: room.into() }]
@@ -432,8 +451,31 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_human_is_not_recorded_until_someone_joins() {
+        let mut r = Rooms::new(classifier(), 2);
+        let room = "lesson@muc.example";
+        r.on_event(joined(room, "focus", "focus@auth.example/focus", &[]));
+        let d = r.on_event(joined(room, "teacher", "t@guest.example/x", &[]));
+        assert!(
+            !d.iter().any(|x| matches!(x, Decision::Record { .. })),
+            "one human alone is not on the bridge: nothing to record, and our joining would put them there"
+        );
+        // A phone caller through a SIP Jigasi is a human.
+        let d = r.on_event(joined(
+            room,
+            "caller",
+            "jigasi@auth.example/x",
+            &["http://jitsi.org/protocol/jigasi", "urn:xmpp:jingle:dtmf:0"],
+        ));
+        assert!(d.contains(&Decision::Record { room: room.into() }));
+        let o = r.occupancy(room);
+        assert_eq!((o.humans, o.others), (2, 2));
+        assert_eq!(o.nicks, vec!["caller", "teacher"]);
+    }
+
+    #[test]
     fn catchup_replaces_one_domain_and_reports_vanished_rooms() {
-        let mut r = Rooms::new(classifier());
+        let mut r = Rooms::new(classifier(), 1);
         r.on_event(joined("old@muc.example", "h", "h@meet/1", &[]));
         r.on_event(joined("other@breakout.example", "h", "h@meet/1", &[]));
         let d = r.on_catchup(
@@ -451,7 +493,7 @@ mod tests {
         assert!(d.contains(&Decision::Status {
             room: "old@muc.example".into(),
             exists: false,
-            humans: 0,
+            occupancy: Occupancy::default(),
             meeting_id: None,
         }));
         assert!(d.contains(&Decision::Record {

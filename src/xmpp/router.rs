@@ -21,7 +21,7 @@ use super::gate::IqGate;
 use super::link::{DropReason, LinkEvent};
 use super::rooms::{self, Decision, Rooms, domain_of};
 use super::stanza::{self, Header, Jid};
-use crate::conference::machine::{EndReason, Input};
+use crate::conference::machine::{EndReason, Input, RoomView};
 use crate::conference::roster::Classifier;
 use crate::conference::snapshot::ConferenceSnapshot;
 use crate::config::RoomsConfig;
@@ -95,6 +95,8 @@ pub struct RouterOptions {
     /// IQ requests per second (and burst) one sender may send (`limits.iq_rate`/`iq_burst`).
     pub iq_rate: u32,
     pub iq_burst: u32,
+    /// Jicofo's `min-participants` (see [`crate::conference::machine::Settings`]).
+    pub min_participants: usize,
 }
 
 /// Whether the Prosody module answers on a MUC domain.
@@ -165,7 +167,7 @@ pub async fn run(
         spawner,
         outbound,
         conferences: HashMap::new(),
-        rooms: Rooms::new(opts.classifier),
+        rooms: Rooms::new(opts.classifier, opts.min_participants),
         catchup: HashMap::new(),
         catchup_deadline: None,
         catchup_timeout: opts.catchup_timeout,
@@ -341,7 +343,14 @@ impl<S: Spawn> Router<S> {
                     .cloned()
                     .collect();
                 for room in gone {
-                    self.status(&room, false, Some(0), None);
+                    self.status(
+                        &room,
+                        RoomView {
+                            alive: false,
+                            occupancy: Some(Default::default()),
+                            meeting_id: None,
+                        },
+                    );
                 }
                 self.apply(decisions);
             }
@@ -371,7 +380,14 @@ impl<S: Spawn> Router<S> {
             .cloned()
             .collect();
         for room in rooms {
-            self.status(&room, true, None, None);
+            self.status(
+                &room,
+                RoomView {
+                    alive: true,
+                    occupancy: None,
+                    meeting_id: None,
+                },
+            );
         }
     }
 
@@ -399,16 +415,23 @@ impl<S: Spawn> Router<S> {
                         && !self.conferences.contains_key(&room)
                         && self.filter.records(&room)
                     {
-                        info!(%room, "a human is in the room; recording");
+                        info!(%room, "people are in the room; recording");
                         self.start(&room);
                     }
                 }
                 Decision::Status {
                     room,
                     exists,
-                    humans,
+                    occupancy,
                     meeting_id,
-                } => self.status(&room, exists && humans > 0, Some(humans), meeting_id),
+                } => self.status(
+                    &room,
+                    RoomView {
+                        alive: exists,
+                        occupancy: Some(occupancy),
+                        meeting_id,
+                    },
+                ),
                 Decision::Destroyed { room } => {
                     self.refused.remove(&room);
                     if let Some(e) = self.conferences.get(&room) {
@@ -422,14 +445,9 @@ impl<S: Spawn> Router<S> {
         }
     }
 
-    fn status(&self, room: &str, alive: bool, humans: Option<usize>, meeting_id: Option<String>) {
+    fn status(&self, room: &str, view: RoomView) {
         if let Some(e) = self.conferences.get(room) {
-            let input = Input::RoomStatus {
-                alive,
-                humans,
-                meeting_id,
-            };
-            deliver(room, &e.inbox, input);
+            deliver(room, &e.inbox, Input::RoomStatus(view));
         }
     }
 
@@ -437,7 +455,7 @@ impl<S: Spawn> Router<S> {
     /// humans not recorded: now (as far as the limit allows).
     fn record_waiting_rooms(&mut self) {
         let mut waiting: Vec<String> = self.refused.drain().collect();
-        waiting.extend(self.rooms.with_humans());
+        waiting.extend(self.rooms.recordable_rooms());
         waiting.sort();
         waiting.dedup();
         waiting.retain(|r| !self.conferences.contains_key(r) && self.filter.records(r));
@@ -482,20 +500,18 @@ impl<S: Spawn> Router<S> {
             generation: self.generation,
             resume,
         });
-        let humans = match self.module.get(domain_of(room)) {
-            Some(Module::Present) => Some(self.rooms.humans(room)),
+        // An admin request or an invitation records a room whatever the module says; where
+        // the module sees the room, jitape still enters it only with enough people in it.
+        let occupancy = match self.module.get(domain_of(room)) {
+            Some(Module::Present) => Some(self.rooms.occupancy(room)),
             _ => None,
         };
-        let meeting_id = self.rooms.meeting_id(room);
-        deliver(
-            room,
-            &inbox,
-            Input::RoomStatus {
-                alive: true,
-                humans,
-                meeting_id,
-            },
-        );
+        let view = RoomView {
+            alive: true,
+            occupancy,
+            meeting_id: self.rooms.meeting_id(room),
+        };
+        deliver(room, &inbox, Input::RoomStatus(view));
         if self.link_up {
             deliver(room, &inbox, Input::LinkUp);
         }

@@ -15,11 +15,11 @@ fn limited(max_sources: usize) -> Harness {
         }),
         now: Instant::now(),
     };
-    h.input(Input::RoomStatus {
+    h.input(Input::RoomStatus(RoomView {
         alive: true,
-        humans: None,
+        occupancy: None,
         meeting_id: None,
-    });
+    }));
     h.input(Input::LinkUp);
     h.stanza(presence("focus", ""));
     h.stanza(presence("a1b2c3d4", ""));

@@ -22,6 +22,8 @@ fn settings() -> Settings {
         join_timeout: Duration::from_secs(10),
         max_join_attempts: 4,
         empty_grace: Duration::from_secs(300),
+        min_participants: 2,
+        lone_hold: Duration::from_secs(20),
         max_duration: Duration::from_secs(6 * 3600),
         room_status_timeout: Duration::from_secs(15),
         max_sources: 1000,
@@ -153,11 +155,11 @@ impl Harness {
     fn new() -> Self {
         let mut h = Harness::waiting();
         assert!(
-            h.input(Input::RoomStatus {
+            h.input(Input::RoomStatus(RoomView {
                 alive: true,
-                humans: None,
+                occupancy: None,
                 meeting_id: None
-            })
+            }))
             .is_empty()
         );
         h
@@ -585,11 +587,11 @@ fn link_drop_rejoins_and_keeps_the_recording() {
     assert!(h.input(Input::LinkDown).is_empty());
     h.input(Input::LinkUp);
     // The router's catch-up (or the absence of the module) says the room is alive.
-    let a = h.input(Input::RoomStatus {
+    let a = h.input(Input::RoomStatus(RoomView {
         alive: true,
-        humans: None,
+        occupancy: None,
         meeting_id: None,
-    });
+    }));
     assert!(join_sent(&a).is_some(), "{a:?}");
     let a = h.stanza(self_presence());
     assert!(
@@ -733,22 +735,33 @@ fn after_a_reconnect_it_waits_for_the_room_then_rejoins_and_notes_the_gap() {
     // The link is back but the room may not exist (Prosody restarted): do not create it.
     assert!(sent(&h.input(Input::LinkUp)).is_empty());
     assert!(
-        sent(&h.input(Input::RoomStatus {
+        sent(&h.input(Input::RoomStatus(RoomView {
             alive: false,
-            humans: Some(0),
+            occupancy: Some(Occupancy {
+                humans: 0,
+                others: 0,
+                nicks: (0..0).map(|i| format!("h{i}")).collect()
+            }),
             meeting_id: None
-        }))
+        })))
         .is_empty()
     );
     assert_eq!(h.m.next_deadline().map(|d| d.1), Some(Timer::EmptyGrace));
     h.now += Duration::from_secs(2);
-    let a = h.input(Input::RoomStatus {
+    let a = h.input(Input::RoomStatus(RoomView {
         alive: true,
-        humans: Some(1),
+        occupancy: Some(Occupancy {
+            humans: 2,
+            others: 2,
+            nicks: (0..2).map(|i| format!("h{i}")).collect(),
+        }),
         meeting_id: None,
-    });
+    }));
     assert!(join_sent(&a).is_some(), "{a:?}");
     assert!(!h.m.timers.contains_key(&Timer::EmptyGrace));
+    for nick in ["focus", "a1b2c3d4", "e5f6a7b8"] {
+        h.stanza(presence(nick, ""));
+    }
     let a = h.stanza(self_presence());
     let gap = a.iter().find_map(|x| match x {
         Action::Interruption { start, end, .. } => Some(*end - *start),
@@ -774,18 +787,26 @@ fn a_waiting_machine_joins_only_when_the_room_is_alive() {
     let mut h = Harness::waiting();
     assert!(sent(&h.input(Input::LinkUp)).is_empty());
     assert!(
-        sent(&h.input(Input::RoomStatus {
+        sent(&h.input(Input::RoomStatus(RoomView {
             alive: false,
-            humans: Some(0),
+            occupancy: Some(Occupancy {
+                humans: 0,
+                others: 0,
+                nicks: (0..0).map(|i| format!("h{i}")).collect()
+            }),
             meeting_id: None
-        }))
+        })))
         .is_empty()
     );
-    let a = h.input(Input::RoomStatus {
+    let a = h.input(Input::RoomStatus(RoomView {
         alive: true,
-        humans: Some(2),
+        occupancy: Some(Occupancy {
+            humans: 2,
+            others: 2,
+            nicks: (0..2).map(|i| format!("h{i}")).collect(),
+        }),
         meeting_id: None,
-    });
+    }));
     assert!(join_sent(&a).is_some(), "{a:?}");
 }
 
@@ -836,17 +857,24 @@ fn the_echo_of_our_own_leave_before_a_rejoin_is_not_a_kick() {
     let mut h = Harness::in_session();
     h.input(Input::LinkDown);
     h.input(Input::LinkUp);
-    let a = h.input(Input::RoomStatus {
+    let a = h.input(Input::RoomStatus(RoomView {
         alive: true,
-        humans: Some(2),
+        occupancy: Some(Occupancy {
+            humans: 2,
+            others: 2,
+            nicks: (0..2).map(|i| format!("h{i}")).collect(),
+        }),
         meeting_id: None,
-    });
+    }));
     assert!(leaves_before_join(&a));
     // Prosody answers the leave with our unavailable (a restored stale occupant of ours was
     // there), then the join with the occupants and our own presence.
     let a = h.stanza(unavailable(NICK, r#"<status code="110"/>"#));
     assert!(sent(&a).is_empty(), "no new join for the echo: {a:?}");
     assert!(!h.m.timers.contains_key(&Timer::Rejoin));
+    for nick in ["focus", "a1b2c3d4", "e5f6a7b8"] {
+        h.stanza(presence(nick, ""));
+    }
     let a = h.stanza(self_presence());
     assert!(matches!(&a[..], [Action::Interruption { .. }]), "{a:?}");
     assert!(h.m.is_joined());
@@ -860,3 +888,5 @@ fn the_echo_of_our_own_leave_before_a_rejoin_is_not_a_kick() {
 
 #[path = "limit_tests.rs"]
 mod limit_tests;
+#[path = "membership_tests.rs"]
+mod membership_tests;

@@ -36,6 +36,10 @@ pub struct SentWindow {
     pub first_seq: u16,
     pub last_seq: u16,
     pub packets: u32,
+    /// The first and last frame sent, as ticks of the conference's epoch: frame `k` holds
+    /// the audio of `[k, k + 1)` × 20 ms after the epoch.
+    pub first_tick: u64,
+    pub last_tick: u64,
 }
 
 /// What one speaker sent.
@@ -156,8 +160,8 @@ impl Live {
         })
     }
 
-    /// Records that `seq` of the current window was handed over at `at`.
-    fn record(&mut self, seq: u16, at: SystemTime) {
+    /// Records that `seq` (frame `k`) of the current window was handed over at `at`.
+    fn record(&mut self, seq: u16, k: u64, at: SystemTime) {
         let Some((index, _)) = self.spurt else { return };
         let Some(window) = self.script.windows.get(index).copied() else {
             return;
@@ -166,6 +170,7 @@ impl Live {
             Some(w) if w.window == window => {
                 w.last = at;
                 w.last_seq = seq;
+                w.last_tick = k;
                 w.packets += 1;
             }
             _ => self.log.windows.push(SentWindow {
@@ -175,6 +180,8 @@ impl Live {
                 first_seq: seq,
                 last_seq: seq,
                 packets: 1,
+                first_tick: k,
+                last_tick: k,
             }),
         }
     }
@@ -239,7 +246,7 @@ async fn send_tick(live: &mut [Live], k: u64, two_byte: bool) {
         let seq = packet.header.sequence_number;
         let at = SystemTime::now();
         match speaker.track.write_rtp(packet).await {
-            Ok(()) => speaker.record(seq, at),
+            Ok(()) => speaker.record(seq, k, at),
             Err(e) => {
                 trace!(error = %e, "bridge could not send");
                 if k.is_multiple_of(250) {
