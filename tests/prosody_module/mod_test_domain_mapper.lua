@@ -1,6 +1,6 @@
 -- Test stand-in for jitsi-meet's mod_muc_domain_mapper (tenant rooms, "subdomains"), written
--- for jitape's tests from the mapper's documented behaviour (docs/protocol.md, "Tenant rooms";
--- research notes in the team's tenants.md). Not upstream code.
+-- for jitape's tests from the mapper's behaviour as docs/protocol.md ("Tenant rooms") records
+-- it, with its upstream sources. Not upstream code.
 --
 -- A tenant room lives in the MUC as [tenant]room@<prefix>.<base> (internal form); clients name
 -- it room@<prefix>.<tenant>.<base> (virtual form). Like the mapper, this module rewrites
