@@ -103,6 +103,8 @@ fn xml_seeds() {
         ("module", format!(r#"<message xmlns="{NS}" from="{MUC}" to="{DOMAIN}"><event xmlns="urn:jitape:prosody:1" type="occupant-joined" room="{ROOM}"><occupant nick="a1b2c3d4" jid="u@meet.jitsi/x"/></event></message>"#)),
         ("invite", format!(r#"<message xmlns="{NS}" from="u@meet.jitsi/x" to="{DOMAIN}"><x xmlns="jabber:x:conference" jid="{ROOM}"/></message>"#)),
         ("catchup", format!(r#"<iq xmlns="{NS}" type="result" id="jitape-catchup-1" from="{MUC}" to="{DOMAIN}"><rooms xmlns="urn:jitape:prosody:1"><room jid="{ROOM}"><occupant nick="a1b2c3d4"/></room></rooms></iq>"#)),
+        ("tenant-presence", format!(r#"<presence xmlns="{NS}" from="weeklysync@muc.acme.meet.jitsi/a1b2c3d4" to="{US}"><x xmlns="http://jabber.org/protocol/muc#user"><status code="110"/></x></presence>"#)),
+        ("tenant-invite", format!(r#"<message xmlns="{NS}" from="u@meet.jitsi/x" to="{DOMAIN}"><x xmlns="jabber:x:conference" jid="weeklysync@muc.acme.meet.jitsi"/></message>"#)),
         ("ping", format!(r#"<iq xmlns="{NS}" type="get" id="p1" from="{ROOM}/focus" to="{US}"><ping xmlns="urn:xmpp:ping"/></iq>"#)),
     ];
     for (name, xml) in extra {

@@ -1,5 +1,5 @@
 //! The `stanza` target: any XML element, as the link would deliver it, through the router's
-//! decision (`xmpp::classify`) and through a conference machine that is joined and in a
+//! tenant-room normalisation (`xmpp::tenant`) and decision (`xmpp::classify`) and through a conference machine that is joined and in a
 //! session.
 //!
 //! In: fuzz bytes (UTF-8 XML; anything else is skipped). Out: nothing; asserts that
@@ -12,6 +12,7 @@
 
 use jitape::xmpp::classify::{Route, classify};
 use jitape::xmpp::stanza::{Header, Jid};
+use jitape::xmpp::tenant::normalize_inbound;
 use minidom::Element;
 
 use crate::room::{DOMAIN, MUC, ROOM, Room, US, router_settings};
@@ -23,7 +24,15 @@ pub fn run(data: &[u8]) {
     let Ok(el) = text.parse::<Element>() else {
         return;
     };
-    let route = classify(&router_settings(), &el);
+    let settings = router_settings();
+    // As the router does: tenant rooms to their internal form first (idempotent).
+    let el = normalize_inbound(&settings.muc_domains, el);
+    assert_eq!(
+        normalize_inbound(&settings.muc_domains, el.clone()),
+        el,
+        "normalising twice changed the stanza"
+    );
+    let route = classify(&settings, &el);
     check_route(&el, &route);
     let to_room = route == Route::Conference(ROOM.into());
     let mut room = Room::in_session();

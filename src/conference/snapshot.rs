@@ -9,7 +9,11 @@ use serde::Serialize;
 /// One active recording.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConferenceSnapshot {
+    /// The room JID (internal form for a tenant room: `[tenant]room@muc`).
     pub room: String,
+    /// The tenant and the room as in the room's URL (see `xmpp::tenant::RoomName`).
+    pub tenant: Option<String>,
+    pub room_name: String,
     pub meeting_id: Option<String>,
     /// Whether jitape is in the room right now.
     pub joined: bool,

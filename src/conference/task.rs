@@ -376,8 +376,11 @@ impl Task {
             })
             .collect();
         let rec = self.recording.as_ref();
+        let name = crate::xmpp::tenant::RoomName::of(self.machine.room());
         ConferenceSnapshot {
             room: self.machine.room().to_string(),
+            tenant: name.tenant,
+            room_name: name.room,
             meeting_id: self.meeting_id.clone(),
             joined: self.machine.is_joined(),
             start: rec.map(|r| {

@@ -7,7 +7,8 @@
 //!                              free space above the floor)
 //! GET    /metrics              Prometheus text format
 //! GET    /conferences          every active recording (JSON)
-//! POST   /conferences/{room}   record a room now (202; 200 if already recording)
+//! POST   /conferences/{room}   record a room now (202; 200 if already recording); a tenant
+//!                              room as `[tenant]room@muc` or `room@muc.<tenant>.<base>`
 //! DELETE /conferences/{room}   stop and finalize a recording (202; 404 if not recording)
 //! ```
 //!
@@ -148,7 +149,10 @@ pub fn route(req: &Request, token: Option<&str>, muc_domains: &[String]) -> Rout
     let Some(raw) = path.strip_prefix("/conferences/") else {
         return Route::NotFound;
     };
-    let room = match percent_decode(raw).as_deref().and_then(Jid::parse) {
+    let room = percent_decode(raw).as_deref().and_then(Jid::parse);
+    // A tenant room may be named in either spelling; it is recorded under its internal one.
+    let room = room.map(|j| crate::xmpp::tenant::to_internal(muc_domains, &j).unwrap_or(j));
+    let room = match room {
         Some(j)
             if j.resource.is_none()
                 && j.node().is_some()
@@ -282,6 +286,11 @@ mod tests {
         assert_eq!(
             r("DELETE", "/conferences/%5Bt1%5Droom@muc.example"),
             Route::Stop("[t1]room@muc.example".into())
+        );
+        // A tenant room in the spelling of its URL's MUC domain is the same room.
+        assert_eq!(
+            r("POST", "/conferences/room@muc.t1.example"),
+            Route::Record("[t1]room@muc.example".into())
         );
         assert_eq!(r("POST", "/health"), Route::MethodNotAllowed);
         assert_eq!(

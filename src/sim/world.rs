@@ -6,7 +6,8 @@
 //! in-process [`super::router::SimServer`] or to a real Prosody: the same simulation runs
 //! against both. Every simulated occupant has its own JID on that domain
 //! (`focus@sim.localhost/focus`, `p1@sim.localhost/...`), as Prosody's affiliations are per
-//! bare JID.
+//! bare JID. A tenant room is played in its internal form (`[tenant]room@muc`), which is
+//! what a component must address; stanzas that arrive in the virtual form are normalised.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,6 +22,7 @@ use super::plan::ConferencePlan;
 use crate::config::Secret;
 use crate::xmpp::link::{self, LinkEvent, LinkSettings};
 use crate::xmpp::stanza::{Header, Jid};
+use crate::xmpp::tenant;
 
 /// Where the simulated side connects and what it knows about jitape.
 #[derive(Debug, Clone)]
@@ -122,7 +124,8 @@ impl World {
             limits: Default::default(),
         };
         tokio::spawn(link::run(link_settings, out_rx, ev_tx, shutdown_rx));
-        tokio::spawn(dispatcher(ev_rx, dispatch_rx, up_tx));
+        let mucs = vec![settings.muc_domain.clone()];
+        tokio::spawn(dispatcher(ev_rx, dispatch_rx, up_tx, mucs));
         let limit = Duration::from_secs(15);
         tokio::time::timeout(limit, up_rx)
             .await
@@ -172,6 +175,7 @@ async fn dispatcher(
     mut events: mpsc::Receiver<LinkEvent>,
     mut control: mpsc::Receiver<Dispatch>,
     up: oneshot::Sender<()>,
+    muc_domains: Vec<String>,
 ) {
     let mut up = Some(up);
     let mut rooms: HashMap<String, mpsc::Sender<SimInput>> = HashMap::new();
@@ -189,6 +193,9 @@ async fn dispatcher(
                     }
                 },
                 Some(LinkEvent::Stanza(el)) => {
+                    // Like jitape, a component: tenant rooms arrive in their virtual form
+                    // and are played (and answered) in their internal one.
+                    let el = tenant::normalize_inbound(&muc_domains, el);
                     let room = Header::of(&el)
                         .and_then(|h| h.from)
                         .map(|f: Jid| f.bare);

@@ -3,7 +3,8 @@
 //! In: the path of a `.flac` (or a `.flac.partial`). Out: an [`InspectReport`]: the frame scan
 //! (valid part, torn bytes), a full claxon decode (sample count, MD5 against STREAMINFO, peak,
 //! share of non-silent audio), the sidecar next to the file (`.json`, or `.json.partial` for a
-//! partial) with participants, speaking totals and gaps, and the list of problems found.
+//! partial) with the room's names, participants, speaking totals and gaps, and the list of
+//! problems found.
 //! `Display` prints a short human summary. Reading only: nothing is changed.
 
 use std::fmt;
@@ -222,6 +223,10 @@ impl fmt::Display for InspectReport {
 fn fmt_sidecar(f: &mut fmt::Formatter<'_>, sc: &Sidecar) -> fmt::Result {
     let meeting = sc.meeting_id.as_deref().map(|m| format!(" (meeting {m})"));
     writeln!(f, "room:    {}{}", sc.room, meeting.unwrap_or_default())?;
+    match &sc.tenant {
+        Some(t) => writeln!(f, "name:    {} (tenant {t})", sc.room_name)?,
+        None => writeln!(f, "name:    {}", sc.room_name)?,
+    }
     let end = sc
         .end
         .map(|e| e.utc.to_rfc3339())

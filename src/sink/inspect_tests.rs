@@ -63,6 +63,7 @@ fn a_good_recording_passes_and_is_summarized() {
     for needle in [
         "16000 Hz mono 16-bit, 0:00:02.000",
         "room:    lesson@muc",
+        "name:    lesson\n",
         "Alice: present 0:00:00.000, spoke 0:00:01.000 in 1 segment(s)",
         "verdict: OK",
     ] {
@@ -136,4 +137,24 @@ fn sidecar_paths() {
         sidecar_path_for(Path::new("/r/a.flac.partial")),
         Path::new("/r/a.json.partial")
     );
+}
+
+#[test]
+fn a_tenant_room_is_named_as_in_its_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (flac, mut sc) = recording(dir.path(), true);
+    sc = Sidecar {
+        room: "[acme]caf%c3%a9@muc".into(),
+        ..sc
+    };
+    let fresh = Sidecar::new(&sc.room, "d", &sc.file, 16_000, sc.start.utc);
+    (sc.tenant, sc.room_name) = (fresh.tenant, fresh.room_name);
+    write_atomic(&sidecar_path_for(&flac), &sc).expect("sidecar");
+    let text = inspect(&flac).expect("inspect").to_string();
+    for needle in [
+        "room:    [acme]caf%c3%a9@muc",
+        "name:    café (tenant acme)",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
 }

@@ -15,7 +15,9 @@
 //! | --- | --- | --- |
 //! | `schema` | string | `"jitape.sidecar/1"`; a reader accepts any `jitape.sidecar/1*` |
 //! | `recorder` | string | `"jitape <version>"` |
-//! | `room` | string | room JID as Prosody reports it |
+//! | `room` | string | room JID as Prosody reports it (a tenant room: `[tenant]room@muc…`) |
+//! | `tenant` | string? | the tenant of a tenant room (`https://host/<tenant>/<room>`), else `null` |
+//! | `room_name` | string | the room as in its URL: the node without the tenant, percent-decoded |
 //! | `room_dir` | string | the directory name the room maps to (see `paths`) |
 //! | `meeting_id` | string? | Jitsi's meeting id, when known |
 //! | `file` | string | the FLAC's file name (final name, in the same directory) |
@@ -33,6 +35,11 @@
 //! fields of the JWT context user; all optional), `hidden_from_recorder` (such a participant is
 //! not recorded and appears only with this flag), `stem` (file name or `null`), `presence`
 //! (`[{join, leave}]`, `leave` `null` while present) and `speaking` (`[{start, end}]`).
+//!
+//! `tenant` and `room_name` were added within `jitape.sidecar/1` (readers that ignore unknown
+//! keys are unaffected); [`read`] fills them in from `room` for files written before. Jitsi
+//! lowercases room names and a deployment may have changed the tenant's spelling (docker
+//! turns `.` into `_`), so they are the names as the server knows them.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -45,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SinkError;
 use super::flac::{partial_path, samples_to_duration, sync_parent};
+use crate::xmpp::tenant::RoomName;
 
 /// The schema this module writes.
 pub const SCHEMA: &str = "jitape.sidecar/1";
@@ -98,6 +106,10 @@ pub struct Sidecar {
     pub schema: String,
     pub recorder: String,
     pub room: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub room_name: String,
     pub room_dir: String,
     pub meeting_id: Option<String>,
     pub file: String,
@@ -201,10 +213,13 @@ impl Sidecar {
         sample_rate: u32,
         start: DateTime<Utc>,
     ) -> Self {
+        let name = RoomName::of(room);
         Sidecar {
             schema: SCHEMA.to_string(),
             recorder: concat!("jitape ", env!("CARGO_PKG_VERSION")).to_string(),
             room: room.to_string(),
+            tenant: name.tenant,
+            room_name: name.room,
             room_dir: room_dir.to_string(),
             meeting_id: None,
             file: file.to_string(),
@@ -314,7 +329,14 @@ pub fn read(path: &Path) -> Result<Sidecar, SinkError> {
     if !schema.starts_with(SCHEMA) {
         return Err(SinkError::unsupported(path, format!("schema {schema:?}")));
     }
-    serde_json::from_value(value).map_err(|e| SinkError::corrupt(path, e.to_string()))
+    let mut sc: Sidecar =
+        serde_json::from_value(value).map_err(|e| SinkError::corrupt(path, e.to_string()))?;
+    if sc.room_name.is_empty() {
+        // Written before the names were recorded.
+        let name = RoomName::of(&sc.room);
+        (sc.tenant, sc.room_name) = (name.tenant, name.room);
+    }
+    Ok(sc)
 }
 
 /// RFC 3339 UTC with milliseconds and `Z`.

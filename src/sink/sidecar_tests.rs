@@ -187,3 +187,29 @@ fn unknown_gap_kinds_and_missing_optional_lists_are_tolerated() {
     assert_eq!(sc.gaps[0].kind, GapKind::Other);
     assert!(sc.participants.is_empty());
 }
+
+#[test]
+fn tenant_and_room_name_are_the_urls_and_older_files_get_them_on_read() {
+    let sc = example();
+    assert_eq!(
+        (sc.tenant.as_deref(), sc.room_name.as_str()),
+        (Some("school"), "lesson-42")
+    );
+    let plain = Sidecar::new(
+        "caf%c3%a9@conference.meet.jitsi",
+        "x",
+        "f.flac",
+        48_000,
+        t("2026-11-21T19:35:09Z"),
+    );
+    assert_eq!((plain.tenant, plain.room_name.as_str()), (None, "café"));
+    // A file written before the names existed.
+    let mut v: serde_json::Value = serde_json::from_str(GOLDEN).expect("golden");
+    let obj = v.as_object_mut().expect("object");
+    obj.remove("tenant");
+    obj.remove("room_name");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("old.json");
+    std::fs::write(&p, serde_json::to_vec(&v).expect("json")).expect("write");
+    assert_eq!(read(&p).expect("read"), example());
+}

@@ -215,3 +215,94 @@ fn traffic_for_a_ghost_of_a_previous_process_is_refused() {
     );
     assert!(matches!(classify(&s, &mine), Route::Conference(_)));
 }
+
+/// What the router does with an inbound stanza: tenant rooms to their internal form, then
+/// classify. Returns the stanza as the conference would get it, and the route.
+fn inbound(s: &RouterSettings, xml: &str) -> (Element, Route) {
+    let el = super::super::tenant::normalize_inbound(&s.muc_domains, el(xml));
+    let route = classify(s, &el);
+    (el, route)
+}
+
+#[test]
+fn tenant_rooms_in_either_spelling_are_one_conference_answered_in_the_internal_form() {
+    let s = settings();
+    let room = "[acme]room@muc.example";
+    // Routed by the MUC through mod_muc_domain_mapper: the virtual form. Without the
+    // normalisation jitape would not see its own self-presence, and would refuse Jingle.
+    let self_presence = r#"<presence xmlns="jabber:component:accept" from="room@muc.acme.example/jitape1" to="rec@rec.example/i1"><x xmlns="http://jabber.org/protocol/muc#user"><status code="110"/></x></presence>"#;
+    assert!(matches!(classify(&s, &el(self_presence)), Route::Drop(_)));
+    let (p, route) = inbound(&s, self_presence);
+    assert_eq!(route, Route::Conference(room.into()));
+    assert_eq!(p.attr("from"), Some("[acme]room@muc.example/jitape1"));
+
+    let initiate = r#"<iq xmlns="jabber:component:accept" type="set" id="b64==" from="room@muc.acme.example/focus" to="rec@rec.example/i1"><jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="s"/></iq>"#;
+    assert!(matches!(classify(&s, &el(initiate)), Route::Reply(_)));
+    let (iq, route) = inbound(&s, initiate);
+    assert_eq!(route, Route::Conference(room.into()));
+    // The conference answers to the stanza's `from`: the internal form, which Prosody routes.
+    let reply = stanza::iq_result(&iq, None);
+    assert_eq!(reply.attr("to"), Some("[acme]room@muc.example/focus"));
+    assert_eq!(reply.attr("id"), Some("b64=="));
+
+    // Replies the MUC sends itself (origin.send) already carry the internal form.
+    let (_, route) = inbound(
+        &s,
+        r#"<presence xmlns="jabber:component:accept" type="error" from="[acme]room@muc.example/jitape1" to="rec@rec.example/i1"/>"#,
+    );
+    assert_eq!(route, Route::Conference(room.into()));
+
+    // Component-level IQs are answered to the internal form.
+    let (_, route) = inbound(
+        &s,
+        r#"<iq xmlns="jabber:component:accept" type="get" id="d1" from="room@muc.acme.example/focus" to="rec@rec.example/i1"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>"#,
+    );
+    let Route::Reply(r) = route else { panic!() };
+    assert_eq!(r.attr("to"), Some("[acme]room@muc.example/focus"));
+
+    // Invitations in either spelling, and module events (internal), name the same room.
+    for invitation in [
+        r#"<message xmlns="jabber:component:accept" from="focus@auth.example/f" to="rec.example"><x xmlns="jabber:x:conference" jid="Room@muc.acme.example"/></message>"#,
+        r#"<message xmlns="jabber:component:accept" from="focus@auth.example/f" to="rec.example"><x xmlns="jabber:x:conference" jid="[acme]room@muc.example"/></message>"#,
+    ] {
+        assert_eq!(
+            inbound(&s, invitation).1,
+            Route::Invitation {
+                room: room.into(),
+                via: "direct invitation"
+            }
+        );
+    }
+    let (_, route) = inbound(
+        &s,
+        r#"<message xmlns="jabber:component:accept" from="room@muc.acme.example" to="rec@rec.example"><x xmlns="http://jabber.org/protocol/muc#user"><invite from="u@meet/x"/></x></message>"#,
+    );
+    assert_eq!(
+        route,
+        Route::Invitation {
+            room: room.into(),
+            via: "mediated invitation"
+        }
+    );
+    let (_, route) = inbound(
+        &s,
+        r#"<message xmlns="jabber:component:accept" from="muc.example" to="rec.example"><event xmlns="urn:jitape:prosody:1" type="room-created" room="[acme]room@muc.example"/></message>"#,
+    );
+    let Route::Module(ev) = route else { panic!() };
+    assert_eq!(ev.room(), room);
+
+    // A ghost of a previous jitape in a tenant room: the error goes to the internal form.
+    let (_, route) = inbound(
+        &s,
+        r#"<presence xmlns="jabber:component:accept" from="room@muc.acme.example/a1" to="rec@rec.example/old"/>"#,
+    );
+    let Route::Reply(r) = route else { panic!() };
+    assert_eq!(r.attr("to"), Some("[acme]room@muc.example/a1"));
+
+    // A look-alike domain is not a tenant of ours.
+    let (_, route) = inbound(
+        &s,
+        r#"<presence xmlns="jabber:component:accept" from="room@muc.acme.example.evil/a1" to="rec@rec.example/i1"/>"#,
+    );
+    assert!(matches!(route, Route::Drop(_)));
+}

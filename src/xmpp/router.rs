@@ -5,8 +5,10 @@
 //! It owns only each conference's inbox sender, never its state.
 //!
 //! In: link events, control messages. Out: conference inputs, replies and queries on the
-//! link. The per-stanza decision is [`classify`](super::classify::classify) (pure); room
-//! knowledge is [`Rooms`](super::rooms::Rooms) (pure); this file is the loop around them.
+//! link. Every inbound stanza is first put in the internal form of tenant rooms
+//! ([`tenant::normalize_inbound`], pure); the per-stanza decision is
+//! [`classify`](super::classify::classify) (pure); room knowledge is
+//! [`Rooms`](super::rooms::Rooms) (pure); this file is the loop around them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use super::gate::IqGate;
 use super::link::{DropReason, LinkEvent};
 use super::rooms::{self, Decision, Rooms, domain_of};
 use super::stanza::{self, Header, Jid};
+use super::tenant;
 use crate::conference::machine::{EndReason, Input, RoomView};
 use crate::conference::roster::Classifier;
 use crate::conference::snapshot::ConferenceSnapshot;
@@ -256,6 +259,7 @@ impl<S: Spawn> Router<S> {
             ),
         );
         let Some(head) = d.head else { return };
+        let head = tenant::normalize_inbound(&self.s.muc_domains, head);
         if Header::of(&head).is_some_and(|h| h.is_iq_request()) {
             let (condition, text) = match d.why {
                 DropReason::Malformed(_) => ("bad-request", "not well-formed"),
@@ -271,6 +275,9 @@ impl<S: Spawn> Router<S> {
     }
 
     async fn on_stanza(&mut self, el: Element) {
+        // Tenant rooms arrive in their virtual form (mod_muc_domain_mapper); from here on
+        // every room JID, and every reply to one, is in the internal form Prosody routes.
+        let el = tenant::normalize_inbound(&self.s.muc_domains, el);
         if let Some(h) = Header::of(&el)
             && !self.iq_gate.admit(&h, std::time::Instant::now())
         {

@@ -164,6 +164,32 @@ impl Comp {
         }
     }
 
+    /// Wait `within` and fail if a stanza that `pred` accepts arrives meanwhile; others stay
+    /// queued.
+    pub async fn expect_none(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Element) -> bool,
+    ) {
+        if let Some(el) = self.backlog.iter().find(|e| pred(e)) {
+            panic!("{}: unexpected {what}: {}", self.domain, String::from(el));
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(LinkEvent::Stanza(el))) if pred(&el) => {
+                    panic!("{}: unexpected {what}: {}", self.domain, String::from(&el))
+                }
+                Ok(Some(LinkEvent::Stanza(el))) => self.backlog.push(el),
+                Ok(Some(LinkEvent::Down { reason })) => self.downs.push(reason),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
     /// The next module event (message carrying `<event xmlns=urn:jitape:prosody:1>`), in order.
     pub async fn next_event(&mut self) -> Event {
         let msg = self
