@@ -141,12 +141,12 @@ fn duet(room: &str) -> ConferencePlan {
     plan
 }
 
-/// The Bouncy Castle bridge with `profiles`: the recording is exact, and the handshake is the
+/// The Bouncy Castle bridge with `args` (SRTP profiles, options): the recording is exact, and the handshake is the
 /// videobridge's (DTLS 1.2, ECDHE-ECDSA, extended master secret, client certificate checked
 /// against jitape's fingerprint, jitape's SRTCP verified with the exported keys).
-async fn bouncy_castle(room: &str, profiles: &[&str]) -> SentLog {
+async fn bouncy_castle(room: &str, args: &[&str]) -> SentLog {
     let classes = tempfile::tempdir().unwrap();
-    let bridge = tools::bc_bridge(classes.path(), profiles);
+    let bridge = tools::bc_bridge(classes.path(), args);
     let (outcome, files, _dir) = record(duet(room), bridge).await;
     let log = verify(&outcome, &files);
     let fact = |k| tools::fact(&log, k);
@@ -195,5 +195,17 @@ async fn bouncy_castle_dtls_with_only_aes_cm_hmac_sha1_80_works_too() {
     assert_eq!(
         tools::fact(&log, "srtp_profile"),
         Some("SRTP_AES128_CM_HMAC_SHA1_80")
+    );
+}
+
+/// A videobridge behind NAT whose advertised candidate does not reach jitape: jitape's checks
+/// to it go nowhere, so the pair can only come from the bridge's own checks (jitape learns it
+/// as peer-reflexive), as JVB does when it starts ICE towards an endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_whose_advertised_candidate_is_unreachable_is_reached_by_its_checks() {
+    let log = bouncy_castle("bcnat", &["--unreachable-candidate"]).await;
+    assert_eq!(
+        tools::fact(&log, "srtp_profile"),
+        Some("SRTP_AEAD_AES_128_GCM")
     );
 }

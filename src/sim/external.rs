@@ -138,6 +138,8 @@ pub struct ExternalBridge {
     used: HashSet<u32>,
     wall_epoch: Option<SystemTime>,
     accepted: bool,
+    /// Killed on purpose ([`ExternalBridge::fail`]): no report is expected.
+    failed: bool,
 }
 
 impl ExternalBridge {
@@ -185,6 +187,7 @@ impl ExternalBridge {
             used: HashSet::new(),
             wall_epoch: None,
             accepted: false,
+            failed: false,
         };
         let mut sources = vec![Source {
             ssrc: bridge.fresh_ssrc(),
@@ -344,8 +347,14 @@ impl ExternalBridge {
             .unwrap_or_default()
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The bridge drops dead: the process is killed (no DTLS alert, no more STUN).
     pub async fn fail(&mut self) {
+        self.failed = true;
         let _ = self.child.kill().await;
     }
 
@@ -355,6 +364,7 @@ impl ExternalBridge {
         let sent = match self.closed.take() {
             Some(rx) => match tokio::time::timeout(CLOSE_TIMEOUT, rx).await {
                 Ok(Ok(sent)) => sent,
+                _ if self.failed => SentMsg::default(),
                 _ => {
                     let why = self.failure("did not report what it sent");
                     warn!("{why}");
@@ -499,6 +509,11 @@ async fn read_events(
             }
         }
     }
+    // The process is gone: whoever waits for its offer or report learns it now.
+    if let Ok(mut r) = reports.lock() {
+        r.offer = None;
+        r.closed = None;
+    }
 }
 
 async fn log_stderr(stderr: tokio::process::ChildStderr) {
@@ -507,3 +522,7 @@ async fn log_stderr(stderr: tokio::process::ChildStderr) {
         info!("external bridge stderr: {line}");
     }
 }
+
+#[cfg(test)]
+#[path = "external_tests.rs"]
+mod tests;

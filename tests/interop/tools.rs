@@ -45,8 +45,9 @@ pub fn aiortc_bridge() -> ExternalBridgeSpec {
     }
 }
 
-/// The Bouncy Castle bridge, compiled into `dir`, offering `profiles` in that order.
-pub fn bc_bridge(dir: &Path, profiles: &[&str]) -> ExternalBridgeSpec {
+/// The Bouncy Castle bridge, compiled into `dir`, run with `bridge_args` (SRTP profiles in
+/// preference order, `--unreachable-candidate`).
+pub fn bc_bridge(dir: &Path, bridge_args: &[&str]) -> ExternalBridgeSpec {
     let jars: Vec<PathBuf> = ["bcprov", "bcutil", "bcpkix", "bctls"]
         .iter()
         .map(|j| PathBuf::from(format!("/usr/share/java/{j}.jar")))
@@ -85,7 +86,7 @@ pub fn bc_bridge(dir: &Path, profiles: &[&str]) -> ExternalBridgeSpec {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut args = vec!["-cp".to_string(), classpath(dir), "BcBridge".to_string()];
-    args.extend(profiles.iter().map(|p| p.to_string()));
+    args.extend(bridge_args.iter().map(|p| p.to_string()));
     ExternalBridgeSpec {
         program: PathBuf::from("java"),
         args,

@@ -9,7 +9,10 @@
 // only inside talk windows, RTP timestamps jumping over silences, with the ssrc-audio-level
 // extension (id 1, one-byte form), payload type 111.
 //
-// Usage: java BcBridge [SRTP profile names, preference order...]
+// Usage: java BcBridge [--unreachable-candidate] [SRTP profile names, preference order...]
+// --unreachable-candidate advertises a host candidate nothing listens on (a videobridge behind
+// NAT whose advertised address does not reach jitape): jitape can then only answer the bridge's
+// own checks and learn it as a peer-reflexive candidate.
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -48,6 +51,7 @@ public final class BcBridge {
     private volatile Srtp peer;
     private volatile Thread sender;
     private volatile boolean closing;
+    private boolean unreachable;
 
     static synchronized void emit(Map<String, Object> event) {
         OUT.println(MiniJson.write(event));
@@ -77,13 +81,17 @@ public final class BcBridge {
     }
 
     public static void main(String[] args) throws Exception {
-        String[] names = args.length > 0 ? args
-            : new String[] {"SRTP_AEAD_AES_128_GCM", "SRTP_AES128_CM_HMAC_SHA1_80"};
-        int[] profiles = new int[names.length];
-        for (int i = 0; i < names.length; i++) {
-            profiles[i] = JvbDtls.profile(names[i]);
+        List<String> names = new ArrayList<>(List.of(args));
+        boolean unreachable = names.remove("--unreachable-candidate");
+        if (names.isEmpty()) {
+            names = List.of("SRTP_AEAD_AES_128_GCM", "SRTP_AES128_CM_HMAC_SHA1_80");
+        }
+        int[] profiles = new int[names.size()];
+        for (int i = 0; i < profiles.length; i++) {
+            profiles[i] = JvbDtls.profile(names.get(i));
         }
         BcBridge bridge = new BcBridge(profiles);
+        bridge.unreachable = unreachable;
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         String line;
         try {
@@ -147,10 +155,19 @@ public final class BcBridge {
         cand.put("component", 1);
         cand.put("priority", IceAgent.HOST_PRIORITY);
         cand.put("ip", "127.0.0.1");
-        cand.put("port", ice.port());
+        cand.put("port", unreachable ? unusedPort() : ice.port());
         event("offer", "ufrag", ice.localUfrag, "pwd", ice.localPwd,
             "fingerprint", Map.of("hash", "sha-256", "value", identity.fingerprint),
             "candidates", List.of(cand));
+    }
+
+    /** A loopback UDP port nothing listens on (bound, then released). */
+    private static int unusedPort() {
+        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        } catch (java.io.IOException e) {
+            return 9;
+        }
     }
 
     private void accept(Map<String, Object> m) throws Exception {
