@@ -44,6 +44,7 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit}
 
 use crate::jingle::model::{AUDIO_LEVEL_URI, AudioOffer, BRIDGE_OWNER, IceTransport, Source};
 
+use super::external::ExternalBridgeSpec;
 use super::netem::{NetemConfig, NetemCounters, NetemLink, NetemRuntime};
 use super::voice::Voice;
 
@@ -54,7 +55,8 @@ mod signal;
 
 use sender::{Control, Live, run_sender};
 pub use sender::{SentLog, SentSpeaker, SentWindow};
-use signal::{answer_sdp, jicofo_description, transport_from_offer};
+pub(crate) use signal::jicofo_description;
+use signal::{answer_sdp, transport_from_offer};
 
 /// Opus payload type, as Jicofo configures it.
 pub const OPUS_PT: u8 = 111;
@@ -74,6 +76,9 @@ pub struct BridgeConfig {
     pub two_byte_extensions: bool,
     /// Seeds the SSRCs.
     pub seed: u64,
+    /// Run this program as the bridge instead of the webrtc-rs one (see
+    /// [`super::external`]); `netem`, `bind` and `two_byte_extensions` then do not apply.
+    pub external: Option<ExternalBridgeSpec>,
 }
 
 impl Default for BridgeConfig {
@@ -84,6 +89,7 @@ impl Default for BridgeConfig {
             netem: NetemConfig::default(),
             two_byte_extensions: false,
             seed: 1,
+            external: None,
         }
     }
 }
@@ -126,6 +132,9 @@ pub enum BridgeError {
     /// The call does not fit the bridge's state (e.g. `start` before `accept`).
     #[error("bridge is not {0}")]
     State(&'static str),
+    /// An external bridge process could not be started or broke its protocol.
+    #[error("external bridge: {0}")]
+    External(String),
 }
 
 fn stack(op: &'static str) -> impl FnOnce(webrtc::error::Error) -> BridgeError {

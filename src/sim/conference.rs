@@ -14,7 +14,8 @@ use minidom::Element;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use super::bridge::{BridgeConfig, SimBridge};
+use super::any_bridge::Bridge;
+use super::bridge::BridgeConfig;
 use super::plan::{ConferencePlan, Disruption};
 use super::voice::Voice;
 use super::world::{ConferenceOutcome, SimError, SimInput, WorldSettings};
@@ -53,7 +54,7 @@ impl Event {
 
 pub(super) struct Session {
     pub(super) sid: String,
-    pub(super) bridge: SimBridge,
+    pub(super) bridge: Bridge,
     pub(super) bridge_session: BridgeSession,
     pub(super) accepted: bool,
 }

@@ -9,7 +9,8 @@ use std::time::Instant;
 use minidom::Element;
 use tracing::{debug, info, warn};
 
-use super::bridge::{SimBridge, SpeakerScript};
+use super::any_bridge::Bridge;
+use super::bridge::SpeakerScript;
 use super::conference::{Session, SimConference};
 use super::plan::Disruption;
 use crate::jingle::model::{BridgeSession, Reason};
@@ -221,7 +222,7 @@ impl SimConference {
     async fn allocate(
         &mut self,
     ) -> Option<(
-        SimBridge,
+        Bridge,
         crate::jingle::model::AudioOffer,
         Vec<crate::jingle::model::Source>,
         BridgeSession,
@@ -229,7 +230,7 @@ impl SimConference {
         let scripts: Vec<SpeakerScript> = (0..self.present.len())
             .filter_map(|i| self.present[i].map(|st| self.script(i, st)))
             .collect();
-        match SimBridge::allocate(self.bridge_config(), scripts).await {
+        match Bridge::allocate(self.bridge_config(), scripts).await {
             Ok((bridge, offer, sources)) => {
                 let bridge_session = BridgeSession {
                     id: format!("{:016x}", rand::random::<u64>()),

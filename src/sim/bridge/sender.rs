@@ -58,6 +58,9 @@ pub struct SentLog {
     pub speakers: Vec<SentSpeaker>,
     /// Ticks skipped because the task fell more than a few ticks behind.
     pub skipped_ticks: u64,
+    /// What an external bridge reported about its side (`("srtp_profile", …)`, and
+    /// `("error", …)` for anything that went wrong); empty for the simulated bridge.
+    pub facts: Vec<(String, String)>,
 }
 
 impl SentLog {
@@ -262,6 +265,7 @@ fn log(live: &[Live], skipped_ticks: u64, epoch: SystemTime) -> SentLog {
         epoch: Some(epoch),
         speakers: live.iter().map(|l| l.log.clone()).collect(),
         skipped_ticks,
+        facts: Vec::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::jingle::model::{
 use super::{AUDIO_LEVEL_ID, BridgeError, OPUS_FMTP, OPUS_PT};
 
 /// The audio description Jicofo sends with its default codec configuration.
-pub(super) fn jicofo_description() -> RtpDescription {
+pub(crate) fn jicofo_description() -> RtpDescription {
     RtpDescription {
         payload_types: vec![
             PayloadType {
