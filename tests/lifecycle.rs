@@ -214,11 +214,18 @@ async fn rooms_are_joined_promptly_at_start_and_while_running() {
     // A room created and filled while jitape is down.
     let mut before = ConferencePlan::empty(&format!("early@{MUC}"), 14.0);
     before.invite_at = None;
-    before.speakers = vec![person(0, &[(0.0, None, false)], &[(6.0, 9.0)])];
-    // A room whose first human arrives while jitape runs.
+    before.speakers = vec![
+        person(0, &[(0.0, None, false)], &[(6.0, 9.0)]),
+        person(2, &[(0.0, None, false)], &[(10.0, 12.0)]),
+    ];
+    // A room whose first human waits alone while jitape runs, and whose second (the one
+    // that makes Jicofo start the conference on the bridge) comes at 6 s.
     let mut during = ConferencePlan::empty(&format!("later@{MUC}"), 14.0);
     during.invite_at = None;
-    during.speakers = vec![person(1, &[(6.0, None, false)], &[(8.0, 11.0)])];
+    during.speakers = vec![
+        person(1, &[(4.0, None, false)], &[(8.0, 11.0)]),
+        person(3, &[(6.0, None, false)], &[(11.5, 12.5)]),
+    ];
 
     let w = Arc::clone(&world);
     let early = tokio::spawn(async move { w.run(before).await });
@@ -241,14 +248,17 @@ async fn rooms_are_joined_promptly_at_start_and_while_running() {
         delay < secs(2.0),
         "joined {delay:?} after jitape started\n{log}"
     );
-    let first_human = later.epoch + later.plan.speakers[0].stints[0].join_at;
+    let second = later.epoch + later.plan.speakers[1].stints[0].join_at;
     let joined_later = later.epoch + later.recorder_joined.expect("recorded the later room");
-    let delay = joined_later.saturating_duration_since(first_human);
+    let delay = joined_later.saturating_duration_since(second);
     assert!(
         delay < secs(1.0),
-        "joined {delay:?} after the first human\n{log}"
+        "joined {delay:?} after the second person\n{log}"
     );
-    assert!(joined_later > first_human, "not before the first human");
+    assert!(
+        joined_later > second,
+        "not while the first waited alone (jitape would have put them on the bridge)"
+    );
     for (found, outcome) in [(a, &early), (b, &later)] {
         let (flac, sc) = found.unwrap_or_else(|| panic!("no final recording\n{log}"));
         verify(&flac, &sidecar::read(&sc).unwrap(), outcome, &log);

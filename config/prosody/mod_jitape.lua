@@ -221,7 +221,7 @@ local function component_online()
 	return not (env and env.connected == false);
 end
 
-local function send_event(room, kind, occupant)
+local function send_event(room, kind, occupant, others)
 	if not component_online() then
 		module:log("debug", "jitape component %s not connected, %s for %s not sent", component, kind, room.jid);
 		return;
@@ -235,6 +235,9 @@ local function send_event(room, kind, occupant)
 	});
 	if occupant then
 		event:add_direct_child(occupant_element(room, occupant));
+	end
+	for _, other in ipairs(others or {}) do
+		event:add_direct_child(occupant_element(room, other));
 	end
 	local message = st.message({ from = module.host, to = component, type = "normal" });
 	message:add_direct_child(event);
@@ -254,8 +257,13 @@ local function ensure_announced(room)
 	end
 end
 
+-- room jid -> the occupants (jitape's own left out) in the room when its destruction began:
+-- Prosody removes them (with an occupant-left each) before `muc-room-destroyed` fires.
+local destroying_with = {};
+
 local function forget(room_jid)
 	announced[room_jid], created_at[room_jid], pending[room_jid], creating[room_jid] = nil, nil, nil, nil;
+	destroying_with[room_jid] = nil;
 end
 
 ---------------------------------------------------------------------------------------------
@@ -360,9 +368,21 @@ module:hook("muc-occupant-left", guarded("occupant-left", function(event)
 	send_event(event.room, "occupant-left", event.occupant);
 end), PRIO_LEFT);
 
+-- Who was still in when the room was destroyed tells an ended meeting ("end for everyone",
+-- an owner's destroy) from a room that closed because it emptied.
+module:hook("muc-pre-room-destroy", guarded("pre-room-destroy", function(event)
+	local list = {};
+	for _, occupant in event.room:each_occupant() do
+		if jid_host(occupant.bare_jid) ~= component and #list < 256 then
+			list[#list + 1] = occupant;
+		end
+	end
+	destroying_with[event.room.jid] = list;
+end), PRIO_DESTROYED);
+
 module:hook("muc-room-destroyed", guarded("room-destroyed", function(event)
 	local room = event.room;
-	send_event(room, "room-destroyed");
+	send_event(room, "room-destroyed", nil, destroying_with[room.jid]);
 	forget(room.jid);
 end), PRIO_DESTROYED);
 

@@ -41,7 +41,7 @@ pub enum Op {
     LinkUp,
     LinkDown,
     RoomStatus { alive: bool, humans: u8 },
-    RoomDestroyed,
+    RoomDestroyed { occupied: bool },
     MediaReady { sid: u8 },
     MediaFailed { sid: u8 },
     RecordingStarted { elapsed_s: u16 },
@@ -130,7 +130,9 @@ impl Op {
                 alive: r.bool(),
                 humans: r.u8(),
             },
-            8 => Op::RoomDestroyed,
+            8 => Op::RoomDestroyed {
+                occupied: r.bool(),
+            },
             9 => Op::MediaReady { sid: r.u8() },
             10 => Op::MediaFailed { sid: r.u8() },
             11 => Op::RecordingStarted {
@@ -172,7 +174,7 @@ impl Op {
             Op::LinkUp => w.u8(5),
             Op::LinkDown => w.u8(6),
             Op::RoomStatus { alive, humans } => w.u8(7).bool(*alive).u8(*humans),
-            Op::RoomDestroyed => w.u8(8),
+            Op::RoomDestroyed { occupied } => w.u8(8).bool(*occupied),
             Op::MediaReady { sid } => w.u8(9).u8(*sid),
             Op::MediaFailed { sid } => w.u8(10).u8(*sid),
             Op::RecordingStarted { elapsed_s } => w.u8(11).u16(*elapsed_s),
@@ -289,7 +291,9 @@ fn plain_input(room: &Room, op: &Op) -> Input {
             }),
             meeting_id: None,
         }),
-        Op::RoomDestroyed => Input::RoomDestroyed,
+        Op::RoomDestroyed { occupied } => Input::RoomDestroyed {
+            occupied: *occupied,
+        },
         Op::MediaReady { sid: s } => Input::MediaReady {
             sid: sid(room, *s),
             transport: local_transport(),

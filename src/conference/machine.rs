@@ -100,8 +100,11 @@ pub enum Input {
     },
     /// What the router knows of the room from outside it.
     RoomStatus(RoomView),
-    /// The Prosody module reported the room destroyed.
-    RoomDestroyed,
+    /// The Prosody module reported the room destroyed; `occupied`: people were still in it
+    /// (the meeting was ended for them), not just emptied.
+    RoomDestroyed {
+        occupied: bool,
+    },
     /// The recording is open; it started `elapsed` ago (more than zero after a restart).
     RecordingStarted {
         elapsed: Duration,
@@ -351,9 +354,9 @@ impl Machine {
                 self.pending.clear();
             }
             Input::RoomStatus(view) => self.on_room_view(now, view, &mut out),
-            Input::RoomDestroyed => {
+            Input::RoomDestroyed { occupied } => {
                 self.alive = false;
-                if self.membership == Membership::Away {
+                if self.membership == Membership::Away && !occupied {
                     // We left it to empty out, as it would have without us: the recording
                     // waits out the grace for people to come back (to a new room).
                     info!(room = %self.s.room, "the room was destroyed while we were out; waiting for people to return");

@@ -403,16 +403,23 @@ impl ExternalBridge {
                     windows: s
                         .windows
                         .into_iter()
-                        .map(|w| SentWindow {
-                            window: TalkWindow {
-                                start: secs(w.start),
-                                end: secs(w.end),
-                            },
-                            first: at(w.first_unix),
-                            last: at(w.last_unix),
-                            first_seq: w.first_seq,
-                            last_seq: w.last_seq,
-                            packets: w.packets,
+                        .map(|w| {
+                            // The other stack sends every frame of a window on the 20 ms grid
+                            // from its start (it reports no ticks of its own).
+                            let first_tick = (w.start / 0.020).round() as u64;
+                            SentWindow {
+                                window: TalkWindow {
+                                    start: secs(w.start),
+                                    end: secs(w.end),
+                                },
+                                first: at(w.first_unix),
+                                last: at(w.last_unix),
+                                first_seq: w.first_seq,
+                                last_seq: w.last_seq,
+                                packets: w.packets,
+                                first_tick,
+                                last_tick: first_tick + u64::from(w.packets.max(1)) - 1,
+                            }
                         })
                         .collect(),
                 })

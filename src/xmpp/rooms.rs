@@ -39,6 +39,8 @@ pub enum ModuleEvent {
     },
     RoomDestroyed {
         room: String,
+        /// Who (but jitape) was still in the room when its destruction began.
+        occupants: Vec<OccupantInfo>,
     },
     OccupantJoined {
         room: String,
@@ -60,7 +62,7 @@ impl ModuleEvent {
     pub fn room(&self) -> &str {
         match self {
             Self::RoomCreated { room, .. }
-            | Self::RoomDestroyed { room }
+            | Self::RoomDestroyed { room, .. }
             | Self::OccupantJoined { room, .. }
             | Self::OccupantLeft { room, .. } => room,
         }
@@ -118,7 +120,15 @@ pub fn parse_event(message: &Element) -> Option<ModuleEvent> {
             room,
             meeting_id: meeting_id(ev),
         },
-        "room-destroyed" => ModuleEvent::RoomDestroyed { room },
+        "room-destroyed" => ModuleEvent::RoomDestroyed {
+            room,
+            occupants: ev
+                .children()
+                .filter(|c| c.name() == "occupant")
+                .take(MAX_OCCUPANTS)
+                .filter_map(occupant)
+                .collect(),
+        },
         "occupant-joined" => ModuleEvent::OccupantJoined {
             room,
             occupant: occ()?,
@@ -165,9 +175,7 @@ pub fn catchup_query() -> Element {
 pub enum Decision {
     /// Humans are in this room with enough company that Jicofo runs it on the bridge:
     /// record it (if not already).
-    Record {
-        room: String,
-    },
+    Record { room: String },
     /// News about a room: whether it exists, and who is in it.
     Status {
         room: String,
@@ -175,9 +183,9 @@ pub enum Decision {
         occupancy: Occupancy,
         meeting_id: Option<String>,
     },
-    Destroyed {
-        room: String,
-    },
+    /// The room is gone. `occupied`: people (not just the focus) were still in it, so a
+    /// meeting was ended for them, rather than a room closing because it emptied.
+    Destroyed { room: String, occupied: bool },
 }
 
 /// The known rooms of every MUC domain with the module.
@@ -273,10 +281,17 @@ impl Rooms {
                 }
                 self.status(&room, &mut out);
             }
-            ModuleEvent::RoomDestroyed { room } => {
+            ModuleEvent::RoomDestroyed { room, occupants } => {
                 self.known.remove(&room);
                 self.meeting_ids.remove(&room);
-                out.push(Decision::Destroyed { room });
+                let occupied = occupants.iter().any(|o| {
+                    matches!(
+                        self.classifier
+                            .classify(&o.nick, o.jid.as_ref(), &o.features),
+                        OccupantKind::Human | OccupantKind::Service
+                    )
+                });
+                out.push(Decision::Destroyed { room, occupied });
             }
             ModuleEvent::OccupantJoined { room, occupant } => {
                 if self.known.len() < MAX_ROOMS || self.known.contains_key(&room) {
@@ -444,8 +459,19 @@ mod tests {
         });
         assert!(matches!(&d[..], [Decision::Status { occupancy, .. }] if occupancy.humans == 0));
         assert_eq!(
-            r.on_event(ModuleEvent::RoomDestroyed { room: room.into() }),
-            vec![Decision::Destroyed { room: room.into() }]
+            r.on_event(ModuleEvent::RoomDestroyed {
+                room: room.into(),
+                occupants: vec![OccupantInfo {
+                    nick: "focus".into(),
+                    jid: Jid::parse("focus@auth.example/focus"),
+                    features: vec![],
+                }],
+            }),
+            vec![Decision::Destroyed {
+                room: room.into(),
+                occupied: false
+            }],
+            "only the focus was left: the room emptied"
         );
         assert!(!r.exists(room));
     }

@@ -439,10 +439,10 @@ impl<S: Spawn> Router<S> {
                         meeting_id,
                     },
                 ),
-                Decision::Destroyed { room } => {
+                Decision::Destroyed { room, occupied } => {
                     self.refused.remove(&room);
                     if let Some(e) = self.conferences.get(&room) {
-                        deliver(&room, &e.inbox, Input::RoomDestroyed);
+                        deliver(&room, &e.inbox, Input::RoomDestroyed { occupied });
                     }
                     if let Some(u) = self.unfinished.remove(&room) {
                         self.spawner.finalize(u, "room-destroyed");

@@ -92,7 +92,7 @@ fn when_nobody_else_is_left_it_leaves_at_once_and_keeps_recording() {
     // jitape, and it does not end the recording.
     h.input(view(true, &[]));
     h.now += Duration::from_secs(2);
-    assert!(h.input(Input::RoomDestroyed).is_empty());
+    assert!(h.input(Input::RoomDestroyed { occupied: false }).is_empty());
     assert!(h.m.timers.contains_key(&Timer::EmptyGrace));
     // Within the grace they come back (a new room): jitape rejoins, same recording.
     h.now += Duration::from_secs(60);
@@ -179,7 +179,7 @@ fn whoever_stays_while_jitape_is_out_stays_present_in_the_sidecar() {
 fn a_destroy_while_people_are_in_ends_the_recording() {
     // "End meeting for everyone": the room is destroyed with people in it.
     let mut h = Harness::joined_with_module();
-    let a = h.input(Input::RoomDestroyed);
+    let a = h.input(Input::RoomDestroyed { occupied: true });
     assert!(matches!(
         a.last(),
         Some(Action::End(EndReason::RoomDestroyed))

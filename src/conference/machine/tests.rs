@@ -722,7 +722,7 @@ fn max_duration_ends_it_counting_from_the_recording_start() {
 fn module_news_of_destruction_ends_it_even_when_not_in_the_room() {
     let mut h = Harness::in_session();
     h.input(Input::LinkDown);
-    let a = h.input(Input::RoomDestroyed);
+    let a = h.input(Input::RoomDestroyed { occupied: true });
     assert_eq!(ends_with(&a), Some(EndReason::RoomDestroyed));
     assert!(sent(&a).is_empty(), "nothing to leave");
 }

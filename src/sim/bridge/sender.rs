@@ -353,7 +353,7 @@ mod tests {
         for k in 0..3 {
             let p = l.packet(k, true).expect("talking");
             assert_eq!(p.header.extension_profile, 0x1000);
-            l.record(p.header.sequence_number, t0 + ms(k * 20));
+            l.record(p.header.sequence_number, k, t0 + ms(k * 20));
         }
         assert!(l.packet(3, true).is_none());
         let w = &l.log.windows[0];
