@@ -287,8 +287,8 @@ struct Supervisor {
 }
 
 impl Spawn for Supervisor {
-    fn spawn(&mut self, start: StartInfo) -> mpsc::Sender<crate::conference::machine::Input> {
-        let (tx, rx) = mpsc::channel(1024);
+    fn spawn(&mut self, start: StartInfo) -> crate::conference::inbox::InboxSender {
+        let (tx, rx) = crate::conference::inbox::inbox(1024);
         let (paths_tx, paths_rx) = watch::channel(None);
         let StartInfo {
             room,

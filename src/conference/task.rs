@@ -18,6 +18,7 @@ use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::deaf::{DeafStretch, Deafness};
+use super::inbox::Inbox;
 use super::machine::{Action, EndReason, Input, Machine, RoomView, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
 use super::roster::Roster;
@@ -80,7 +81,7 @@ pub async fn run(
     room: String,
     generation: u64,
     resume: Option<Unfinished>,
-    inbox: mpsc::Receiver<Input>,
+    inbox: Inbox,
     paths: watch::Sender<Option<RecordingPaths>>,
 ) {
     let span = info_span!("conference", %room);
@@ -115,7 +116,7 @@ async fn next_media(media: &mut Option<Media>) -> Option<MediaEvent> {
 }
 
 impl Task {
-    async fn run(mut self, mut inbox: mpsc::Receiver<Input>) {
+    async fn run(mut self, mut inbox: Inbox) {
         let mut render = interval(RENDER_EVERY);
         render.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_checkpoint = Instant::now();

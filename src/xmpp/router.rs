@@ -24,6 +24,7 @@ use super::link::{DropReason, LinkEvent};
 use super::rooms::{self, Decision, Rooms, domain_of};
 use super::stanza::{self, Header, Jid};
 use super::tenant;
+use crate::conference::inbox::{Delivery, InboxSender};
 use crate::conference::machine::{EndReason, Input, RoomView};
 use crate::conference::roster::Classifier;
 use crate::conference::snapshot::ConferenceSnapshot;
@@ -75,7 +76,7 @@ pub struct StartInfo {
 
 /// Starts conference tasks and finalizes recordings nobody continues.
 pub trait Spawn: Send {
-    fn spawn(&mut self, start: StartInfo) -> mpsc::Sender<Input>;
+    fn spawn(&mut self, start: StartInfo) -> InboxSender;
     /// Finalize an unfinished recording whose conference is over (without blocking).
     fn finalize(&mut self, u: Unfinished, reason: &'static str);
 }
@@ -111,7 +112,7 @@ enum Module {
 }
 
 struct Entry {
-    inbox: mpsc::Sender<Input>,
+    inbox: InboxSender,
     generation: u64,
 }
 
@@ -558,7 +559,7 @@ impl<S: Spawn> Router<S> {
                 }
             }
             Control::List { reply } => {
-                let inboxes: Vec<(String, mpsc::Sender<Input>)> = self
+                let inboxes: Vec<(String, InboxSender)> = self
                     .conferences
                     .iter()
                     .map(|(room, e)| (room.clone(), e.inbox.clone()))
@@ -610,13 +611,13 @@ impl<S: Spawn> Router<S> {
 }
 
 async fn collect_snapshots(
-    inboxes: Vec<(String, mpsc::Sender<Input>)>,
+    inboxes: Vec<(String, InboxSender)>,
     reply: oneshot::Sender<Vec<ConferenceSnapshot>>,
 ) {
     let mut out = Vec::with_capacity(inboxes.len());
     for (room, inbox) in inboxes {
         let (tx, rx) = oneshot::channel();
-        if inbox.send(Input::Snapshot(tx)).await.is_err() {
+        if inbox.deliver(Input::Snapshot(tx)) != Delivery::Delivered {
             continue;
         }
         match tokio::time::timeout(Duration::from_secs(2), rx).await {
@@ -628,15 +629,16 @@ async fn collect_snapshots(
     let _ = reply.send(out);
 }
 
-/// Hand an input to a conference without ever blocking the router on a slow one.
-fn deliver(room: &str, inbox: &mpsc::Sender<Input>, input: Input) {
-    if let Err(e) = inbox.try_send(input) {
-        match e {
-            mpsc::error::TrySendError::Full(_) => crate::util::log_limited(
-                "conference-inbox-full",
-                format_args!("conference {room} is not keeping up; input dropped"),
-            ),
-            mpsc::error::TrySendError::Closed(_) => debug!(%room, "conference already ended"),
-        }
+/// Hand an input to a conference without ever blocking the router on a slow one. Room
+/// traffic for a conference that does not keep up is dropped (and said); control inputs
+/// always get through.
+fn deliver(room: &str, inbox: &InboxSender, input: Input) {
+    match inbox.deliver(input) {
+        Delivery::Delivered => {}
+        Delivery::Full => crate::util::log_limited(
+            "conference-inbox-full",
+            format_args!("conference {room} is not keeping up; a stanza was dropped"),
+        ),
+        Delivery::Closed => debug!(%room, "conference already ended"),
     }
 }
