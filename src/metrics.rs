@@ -68,6 +68,25 @@ pub struct Metrics {
     pub limit_stanza_size: Counter,
     pub disk_free_bytes: Gauge,
     pub disk_low: Gauge,
+    /// Media sessions that could not be set up or kept, by [`MediaProblem`].
+    pub media_offer_refused: Counter,
+    pub media_failed: Counter,
+    pub media_accept_refused: Counter,
+    /// Conferences recording now without a working media session (deaf).
+    pub conferences_deaf: Gauge,
+}
+
+use crate::conference::machine::MediaProblem;
+
+impl Metrics {
+    /// Count one media problem.
+    pub fn media_problem(&self, p: MediaProblem) {
+        match p {
+            MediaProblem::OfferRefused => self.media_offer_refused.inc(),
+            MediaProblem::Failed => self.media_failed.inc(),
+            MediaProblem::AcceptRefused => self.media_accept_refused.inc(),
+        }
+    }
 }
 
 struct Line<'a> {
@@ -93,6 +112,13 @@ impl Metrics {
             labels,
             kind: "counter",
             help: "Times a configured limit refused something ([limits] in the config).",
+            value: i128::from(v.get()),
+        };
+        let media = |labels, v: &Counter| Line {
+            name: "jitape_media_failures_total",
+            labels,
+            kind: "counter",
+            help: "Media sessions that could not be set up or kept; jitape asked for a new one each time.",
             value: i128::from(v.get()),
         };
         let g = |name, help, v: &Gauge| Line {
@@ -206,6 +232,14 @@ impl Metrics {
                 "jitape_disk_low",
                 "1 while free space is below the floor (no new recording starts).",
                 &self.disk_low,
+            ),
+            media("{reason=\"offer-refused\"}", &self.media_offer_refused),
+            media("{reason=\"ice-dtls-failed\"}", &self.media_failed),
+            media("{reason=\"accept-refused\"}", &self.media_accept_refused),
+            g(
+                "jitape_conferences_deaf",
+                "Conferences being recorded without a working media session (silence, listed as a gap).",
+                &self.conferences_deaf,
             ),
         ]
     }

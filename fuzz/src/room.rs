@@ -280,7 +280,8 @@ impl Checker {
                 Action::StartRecording
                 | Action::StopMedia
                 | Action::SourceLimitHit
-                | Action::SteppedOut => {}
+                | Action::SteppedOut
+                | Action::MediaProblem { .. } => {}
             }
         }
         if f.iq_request.is_some() {

@@ -72,6 +72,10 @@ struct Task {
     media_state: Option<MediaState>,
     /// Stretches with no working media session, for the sidecar.
     deaf: Deafness,
+    /// This conference counts itself in the `conferences_deaf` gauge.
+    counted_deaf: bool,
+    /// The last media problem, for the admin API.
+    media_problem: Option<String>,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -103,6 +107,8 @@ pub async fn run(
         last_packet: HashMap::new(),
         media_state: None,
         deaf: Deafness::default(),
+        counted_deaf: false,
+        media_problem: None,
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -145,6 +151,7 @@ impl Task {
                 _ = sleep_or_forever(deadline) => Some(Input::Tick),
             };
             self.count_humans();
+            self.count_deaf();
             let input = match input {
                 Some(Input::Snapshot(reply)) => {
                     let _ = reply.send(self.snapshot());
@@ -225,6 +232,10 @@ impl Task {
                     }
                 }
                 Action::SourceLimitHit => self.ctx.metrics.limit_sources.inc(),
+                Action::MediaProblem { kind, detail } => {
+                    self.ctx.metrics.media_problem(kind);
+                    self.media_problem = Some(format!("{}: {detail}", kind.label()));
+                }
                 Action::StartRecording => self.start_recording().await,
                 Action::StartMedia {
                     sid,
@@ -327,6 +338,7 @@ impl Task {
                 let _ = self.paths.send(Some(rec.paths().clone()));
                 let elapsed = rec.elapsed();
                 self.recording = Some(rec);
+                self.deaf.on_started(Instant::now());
                 let actions = self
                     .machine
                     .handle(Instant::now(), Input::RecordingStarted { elapsed });
@@ -395,7 +407,29 @@ impl Task {
             participants: occupants,
             session: self.machine.session_sid().map(str::to_string),
             media_state: self.media_state.map(|s| format!("{s:?}")),
+            away: self.machine.is_away(),
+            deaf_ms: self
+                .deaf
+                .current()
+                .map(|(since, _)| now.saturating_duration_since(since).as_millis() as u64),
+            deaf_why: self.deaf.current().map(|(_, why)| why.to_string()),
+            media_problem: self.media_problem.clone(),
             sources,
+        }
+    }
+
+    /// Keep the process-wide `conferences_deaf` gauge in step with this conference (deaf
+    /// for longer than a normal session setup).
+    fn count_deaf(&mut self) {
+        let deaf = self.deaf.current().is_some_and(|(since, _)| {
+            Instant::now().saturating_duration_since(since) >= super::deaf::MIN_DEAF
+        });
+        if deaf != self.counted_deaf {
+            self.ctx
+                .metrics
+                .conferences_deaf
+                .add(if deaf { 1 } else { -1 });
+            self.counted_deaf = deaf;
         }
     }
 
@@ -450,6 +484,9 @@ impl Task {
         }
         let metrics = Arc::clone(&self.ctx.metrics);
         metrics.participants.add(-self.counted_humans);
+        if self.counted_deaf {
+            metrics.conferences_deaf.add(-1);
+        }
         let reason = self.ended.take().unwrap_or(EndReason::Shutdown);
         let Some(mut rec) = self.recording.take() else {
             return;

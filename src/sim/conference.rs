@@ -54,6 +54,8 @@ impl Event {
 
 pub(super) struct Session {
     pub(super) sid: String,
+    /// The id of the session-initiate IQ (its error reply ends the session).
+    pub(super) initiate_id: Option<String>,
     pub(super) bridge: Bridge,
     pub(super) bridge_session: BridgeSession,
     pub(super) accepted: bool,
@@ -86,6 +88,8 @@ pub struct SimConference {
     /// The focus is in the room (it leaves when no member is left, as Jicofo does).
     pub(super) focus_in: bool,
     pub(super) room_closed: Vec<Duration>,
+    /// Unusable offers sent so far (see `ConferencePlan::unusable_offers`).
+    pub(super) unusable_sent: u32,
     pub(super) pending_disco: Option<String>,
     pub(super) disco_done: bool,
     pub(super) session: Option<Session>,
@@ -160,6 +164,7 @@ impl SimConference {
             recorder_leaves: Vec::new(),
             focus_in: false,
             room_closed: Vec::new(),
+            unusable_sent: 0,
             pending_disco: None,
             disco_done: false,
             session: None,
@@ -368,6 +373,16 @@ impl SimConference {
             let kind = h.type_.clone().unwrap_or_default();
             self.probe_replies
                 .push((label, kind, stanza::error_condition(el)));
+        } else if h.is_type("error")
+            && h.id.is_some()
+            && self.session.as_ref().and_then(|s| s.initiate_id.as_ref()) == h.id.as_ref()
+        {
+            // Jicofo: an error answer to the offer expires the participant; no new invite
+            // until it joins again (`ParticipantInviteRunnable`).
+            info!(room = %self.room, "the recorder refused the offer; its participant is expired");
+            if let Some(s) = self.session.take() {
+                self.sent.push(s.bridge.close().await);
+            }
         } else if h.id.is_some() && h.id == self.pending_disco {
             self.pending_disco = None;
             self.disco_done = true;

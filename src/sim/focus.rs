@@ -198,9 +198,20 @@ impl SimConference {
         if let Some(old) = self.session.take() {
             self.sent.push(old.bridge.close().await);
         }
-        let Some((bridge, offer, sources, bridge_session)) = self.allocate().await else {
+        let Some((bridge, mut offer, sources, bridge_session)) = self.allocate().await else {
             return;
         };
+        if self.unusable_sent < self.plan.unusable_offers {
+            self.unusable_sent += 1;
+            info!(room = %self.room, "the focus offers only a codec the recorder cannot record");
+            offer.description.payload_types = vec![crate::jingle::model::PayloadType {
+                id: 0,
+                name: "PCMU".into(),
+                clockrate: 8000,
+                channels: 1,
+                parameters: Vec::new(),
+            }];
+        }
         let sid = format!("{:016x}", rand::random::<u64>());
         let payload = jingle::session_initiate(
             &sid,
@@ -210,13 +221,14 @@ impl SimConference {
             &bridge_session,
             self.recorder_json,
         );
+        let initiate_id = self.jingle_to_recorder(payload).await;
         self.session = Some(Session {
             sid,
+            initiate_id,
             bridge,
             bridge_session,
             accepted: false,
         });
-        self.jingle_to_recorder(payload).await;
     }
 
     async fn allocate(
@@ -280,13 +292,17 @@ impl SimConference {
         );
         if let Some(old) = self.session.replace(Session {
             sid,
+            initiate_id: None,
             bridge,
             bridge_session,
             accepted: false,
         }) {
             self.sent.push(old.bridge.close().await);
         }
-        self.jingle_to_recorder(payload).await;
+        let id = self.jingle_to_recorder(payload).await;
+        if let Some(s) = &mut self.session {
+            s.initiate_id = id;
+        }
     }
 
     pub(super) async fn send_malformed(&mut self) {
@@ -311,17 +327,17 @@ impl SimConference {
         }
     }
 
-    pub(super) async fn jingle_to_recorder(&mut self, payload: Element) {
-        let Some(nick) = self.recorder.clone() else {
-            return;
-        };
+    /// Sends a Jingle IQ to the recorder; returns its id.
+    pub(super) async fn jingle_to_recorder(&mut self, payload: Element) -> Option<String> {
+        let nick = self.recorder.clone()?;
         if self.focus_silent() {
-            return;
+            return None;
         }
         let id = self.id();
         let to = format!("{}/{nick}", self.room);
         let iq = stanza::iq("set", &self.focus_jid, &to, &id, payload);
         self.send(iq).await;
+        Some(id)
     }
 
     /// An IQ request from the room: jitape's Jingle to the focus (or to a human that offered

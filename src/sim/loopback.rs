@@ -180,6 +180,16 @@ impl Loopback {
         }
     }
 
+    /// jitape's process-wide metrics.
+    pub fn metrics(&self) -> Option<std::sync::Arc<crate::metrics::Metrics>> {
+        self.app.as_ref().map(App::metrics)
+    }
+
+    /// A sender for control messages to jitape's router (record, stop, list).
+    pub fn control(&self) -> Option<tokio::sync::mpsc::Sender<crate::xmpp::router::Control>> {
+        self.app.as_ref().map(App::control)
+    }
+
     /// Stop everything (jitape finalizes whatever it still records).
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {

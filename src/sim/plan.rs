@@ -142,6 +142,11 @@ pub struct ConferencePlan {
     /// `<expired/>` (and is re-invited when a human returns).
     pub idle_timeout: Duration,
     pub bridge: BridgeConfig,
+    /// The focus's first this many offers carry no codec jitape can record (PCMU only, a
+    /// misconfigured deployment): jitape must refuse each, say so, and ask for another. Like
+    /// Jicofo, the focus then drops jitape as a participant and invites it again only when
+    /// it rejoins.
+    pub unusable_offers: u32,
 }
 
 fn secs(s: f64) -> Duration {
@@ -169,6 +174,7 @@ impl ConferencePlan {
             bridge_keeps_leavers: false,
             idle_timeout: Duration::from_secs(20),
             bridge: BridgeConfig::default(),
+            unusable_offers: 0,
         }
     }
 
