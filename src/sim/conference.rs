@@ -14,7 +14,7 @@ use minidom::Element;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use super::bridge::{BridgeConfig, SimBridge};
+use super::bridge::{BridgeConfig, RED_PT, RedSend, SimBridge};
 use super::plan::{ConferencePlan, Disruption};
 use super::voice::Voice;
 use super::world::{ConferenceOutcome, SimError, SimInput, WorldSettings};
@@ -80,6 +80,8 @@ pub struct SimConference {
     pub(super) focus_jid: String,
     pub(super) recorder: Option<String>,
     pub(super) recorder_json: bool,
+    /// jitape advertised `http://jitsi.org/opus-red` (and the plan's Jicofo offers RED).
+    pub(super) recorder_red: bool,
     pub(super) recorder_joins: Vec<Duration>,
     pub(super) pending_disco: Option<String>,
     pub(super) disco_done: bool,
@@ -151,6 +153,7 @@ impl SimConference {
             focus_jid,
             recorder: None,
             recorder_json: false,
+            recorder_red: false,
             recorder_joins: Vec::new(),
             pending_disco: None,
             disco_done: false,
@@ -361,6 +364,7 @@ impl SimConference {
             self.pending_disco = None;
             self.disco_done = true;
             self.recorder_json = self.plan.json_sources && disco_has(el, JSON_SOURCES);
+            self.recorder_red = self.plan.offer.red_distance.is_some() && disco_has(el, OPUS_RED);
             if self.humans_present() > 0 {
                 self.start_session().await;
             }
@@ -370,7 +374,18 @@ impl SimConference {
     /// A bridge configuration for a new session.
     pub(super) fn bridge_config(&self) -> BridgeConfig {
         let stints: usize = self.plan.speakers.iter().map(|s| s.stints.len()).sum();
+        let mut wire = self.plan.bridge.wire.clone();
+        // Jicofo offers RED only to a receiver that asked for it; the bridge then forwards
+        // the senders' RED as it is (docs/protocol.md, "Opus RED").
+        wire.red = match self.plan.offer.red_distance {
+            Some(distance) if self.recorder_red => Some(RedSend {
+                pt: RED_PT,
+                distance,
+            }),
+            _ => None,
+        };
         BridgeConfig {
+            wire,
             max_speakers: stints.max(1) + 2,
             seed: self
                 .plan
@@ -383,6 +398,7 @@ impl SimConference {
 }
 
 const JSON_SOURCES: &str = "http://jitsi.org/json-encoded-sources";
+const OPUS_RED: &str = "http://jitsi.org/opus-red";
 
 fn disco_has(el: &Element, feature: &str) -> bool {
     el.get_child("query", stanza::NS_DISCO_INFO)

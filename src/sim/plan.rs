@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::bridge::{BridgeConfig, TalkWindow};
 use super::netem::NetemConfig;
+use super::offer::OfferVariants;
 use super::voice::{Voice, VoiceError, default_tone_hz};
 
 /// What a simulated participant sounds like.
@@ -142,6 +143,8 @@ pub struct ConferencePlan {
     /// `<expired/>` (and is re-invited when a human returns).
     pub idle_timeout: Duration,
     pub bridge: BridgeConfig,
+    /// What Jicofo puts in its offers beyond the defaults (RED, translations, extras).
+    pub offer: OfferVariants,
 }
 
 fn secs(s: f64) -> Duration {
@@ -169,6 +172,7 @@ impl ConferencePlan {
             bridge_keeps_leavers: false,
             idle_timeout: Duration::from_secs(20),
             bridge: BridgeConfig::default(),
+            offer: OfferVariants::default(),
         }
     }
 
