@@ -35,6 +35,9 @@ const BAD_BLOCK_SNR_DB: f64 = 10.0;
 /// How the sender protects its stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Scheme {
+    /// Plain Opus without FEC: what a receiver gets where Jicofo enables RED (no
+    /// `useinbandfec` in any offer) but the receiver did not ask for RED (the bridge strips it).
+    Plain,
     /// Plain Opus with in-band FEC (`useinbandfec=1`, Jicofo's default offer).
     InbandFec,
     /// RED repeating this many previous frames, Opus without FEC (Jicofo drops
@@ -60,9 +63,12 @@ pub struct LossResult {
     pub wire_lost_pct: f64,
     /// Lost packets recovered from RED before their playout, % of those sent.
     pub red_pct: f64,
-    /// Frames concealed with in-band FEC / with PLC, % of packets sent.
+    /// Frames concealed with in-band FEC / with PLC, % of packets sent (FEC falls back to PLC
+    /// inside libopus when the next packet carries no FEC data).
     pub fec_pct: f64,
     pub plc_pct: f64,
+    /// Lost frames left silent (the gap was longer than `plc_max`), % of packets sent.
+    pub silent_pct: f64,
     /// Recording vs the same stream without loss.
     pub snr_db: f64,
     /// 20 ms blocks more than 10 dB off the lossless recording, %.
@@ -92,7 +98,12 @@ pub fn cases() -> Vec<Loss> {
 }
 
 /// The schemes compared.
-pub const SCHEMES: [Scheme; 3] = [Scheme::InbandFec, Scheme::Red(1), Scheme::Red(2)];
+pub const SCHEMES: [Scheme; 4] = [
+    Scheme::Plain,
+    Scheme::InbandFec,
+    Scheme::Red(1),
+    Scheme::Red(2),
+];
 
 /// Every scheme under every case, `seconds` of speech each.
 pub fn run_all(seconds: f64, seed: u64) -> Vec<LossResult> {
@@ -124,7 +135,7 @@ impl Stream {
             let ts = (k as u32).wrapping_mul(960);
             let opus = &voice.frame(k).opus;
             let (payload_type, payload) = match scheme {
-                Scheme::InbandFec => (OPUS_PT, opus.to_vec()),
+                Scheme::Plain | Scheme::InbandFec => (OPUS_PT, opus.to_vec()),
                 Scheme::Red(distance) => {
                     let first = k.saturating_sub(usize::from(distance));
                     let blocks: Vec<RedBlock<'_>> = (first..k)
@@ -218,13 +229,20 @@ impl Stream {
         let pct = |n: u64| 100.0 * n as f64 / sent;
         let bytes: usize = self.packets.iter().map(|p| p.payload.len()).sum();
         let (snr_db, bad_blocks_pct) = compare(&reference.0, &mix);
+        let wire_lost_pct = 100.0 * dropped as f64 / sent;
+        let (red_pct, fec_pct, plc_pct) = (
+            pct(st.recovered_red),
+            pct(st.concealed_fec),
+            pct(st.concealed_plc),
+        );
         LossResult {
             scheme: self.scheme,
             loss,
-            wire_lost_pct: 100.0 * dropped as f64 / sent,
-            red_pct: pct(st.recovered_red),
-            fec_pct: pct(st.concealed_fec),
-            plc_pct: pct(st.concealed_plc),
+            wire_lost_pct,
+            red_pct,
+            fec_pct,
+            plc_pct,
+            silent_pct: (wire_lost_pct - red_pct - fec_pct - plc_pct).max(0.0),
             snr_db,
             bad_blocks_pct,
             kbps: bytes as f64 * 8.0 / (sent * 0.020) / 1000.0,
@@ -259,8 +277,17 @@ fn compare(reference: &[i16], out: &[i16]) -> (f64, f64) {
 /// The table `jitape bench --loss` prints.
 pub fn table(results: &[LossResult]) -> String {
     let mut out = format!(
-        "{:<18} {:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}\n",
-        "loss", "scheme", "lost %", "RED %", "FEC %", "PLC %", "SNR dB", "bad 20ms", "kbit/s"
+        "{:<18} {:<16} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>9} {:>7}\n",
+        "loss",
+        "scheme",
+        "lost %",
+        "RED %",
+        "FEC %",
+        "PLC %",
+        "silent %",
+        "SNR dB",
+        "bad 20ms",
+        "kbit/s"
     );
     for r in results {
         let loss = match r.loss {
@@ -268,12 +295,20 @@ pub fn table(results: &[LossResult]) -> String {
             Loss::Burst { len_ms, every_ms } => format!("{len_ms} ms every {every_ms}"),
         };
         let scheme = match r.scheme {
+            Scheme::Plain => "opus".to_owned(),
             Scheme::InbandFec => "opus + FEC".to_owned(),
             Scheme::Red(d) => format!("RED distance {d}"),
         };
         out.push_str(&format!(
-            "{loss:<18} {scheme:<16} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}% {:>7.1}\n",
-            r.wire_lost_pct, r.red_pct, r.fec_pct, r.plc_pct, r.snr_db, r.bad_blocks_pct, r.kbps
+            "{loss:<18} {scheme:<16} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>8.1} {:>7.1} {:>8.1}% {:>7.1}\n",
+            r.wire_lost_pct,
+            r.red_pct,
+            r.fec_pct,
+            r.plc_pct,
+            r.silent_pct,
+            r.snr_db,
+            r.bad_blocks_pct,
+            r.kbps
         ));
     }
     out

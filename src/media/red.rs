@@ -194,7 +194,7 @@ mod tests {
         let red = parse(&bytes).expect("valid");
         assert_eq!(red.redundant, [block(5, 0x1fc, &[1, 2, 3])]);
         assert_eq!((red.primary_pt, red.primary), (0, &[9u8, 9][..]));
-        let red = parse(&[0x85, 0x7f, 0xfc, 0x03, 0x00, 1, 2, 3]).expect("valid");
+        let red = parse(&[0x85, 0xff, 0xfc, 0x03, 0x00, 1, 2, 3]).expect("valid");
         assert_eq!(red.redundant[0].ts_offset, MAX_OFFSET);
     }
 

@@ -224,7 +224,7 @@ mod tests {
                 "startmuted",
                 "future-thing",
                 "transport-cc",
-                r#"<parameter value="111/111""#,
+                "<parameter value='111/111'/>",
             ] {
                 assert!(text.contains(needle), "{needle} missing: {text}");
             }
