@@ -655,15 +655,17 @@ pub fn cases() -> Vec<Case> {
                     "ip='bridge.example'",
                 )
             },
-            BAD,
-            Unchanged,
+            // The candidate is skipped; the new session is taken.
+            Result,
+            Session("sid3"),
         ),
         case(
             "candidate",
             "hostname in a transport-info",
             Active,
             || hostile::transport_info_with(SID, "ip='127.0.0.1'", "ip='bridge.example'"),
-            BAD,
+            // The candidate is skipped; a transport-info is acked and changes nothing.
+            Result,
             Unchanged,
         ),
         // ---- odd presences ----
