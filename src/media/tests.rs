@@ -10,10 +10,13 @@ use tokio::sync::mpsc;
 
 use super::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaState, RtpPacket};
 use crate::jingle::model::{AudioOffer, Source};
-use crate::sim::bridge::{BridgeConfig, RedSend, SimBridge, SpeakerScript, TalkWindow, Wire};
+use crate::sim::bridge::{BridgeConfig, SimBridge, SpeakerScript, TalkWindow, Wire};
 use crate::sim::netem::NetemConfig;
 use crate::sim::voice::tests::{decode, dominant};
 use crate::sim::voice::{Voice, default_tone_hz};
+
+#[path = "red_tests.rs"]
+mod red_tests;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -217,50 +220,6 @@ async fn two_byte_extension_levels_are_parsed() {
     for (n, p) in packets.iter().enumerate() {
         assert_eq!(p.audio_level, Some(voice.frame(n).level));
         assert_eq!(p.voice, Some(true));
-    }
-    l.session.close().await;
-    l.bridge.close().await;
-}
-
-/// A Jicofo configured with Opus at 109, the audio level at id 16 (two-byte extensions) and
-/// RED at 112 for a receiver that asked for it: webrtc-rs negotiates all three from the
-/// synthesised offer, and every RED packet carries the speaker's frames.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_payload_types_red_and_a_two_byte_audio_level_id_are_received() {
-    let cfg = BridgeConfig {
-        wire: Wire {
-            opus_pt: 109,
-            audio_level_id: 16,
-            red: Some(RedSend {
-                pt: 112,
-                distance: 2,
-            }),
-            ..Wire::default()
-        },
-        ..BridgeConfig::default()
-    };
-    let scripts = vec![speaker(0, vec![window(0, 200)])];
-    let voice = Arc::clone(&scripts[0].voice);
-    let mut l = connect(cfg, scripts, 1024).await;
-    let red = l.offer.description.red().map(|r| r.id);
-    assert_eq!(
-        (l.offer.description.opus().map(|o| o.id), red),
-        (Some(109), Some(112))
-    );
-    let epoch = Instant::now() + ms(100);
-    l.bridge.start(epoch).expect("start");
-    let (packets, _) = collect(&mut l.rx, epoch + ms(500)).await;
-    assert_eq!(packets.len(), 10);
-    for (n, p) in packets.iter().enumerate() {
-        assert_eq!(p.payload_type, 112);
-        assert_eq!(p.audio_level, Some(voice.frame(n).level), "packet {n}");
-        let u = super::red::unpack(p, 109).expect("RED");
-        assert_eq!(u.primary.payload_type, 109);
-        assert_eq!(u.primary.payload, voice.frame(n).opus);
-        assert_eq!(u.redundant.len(), n.min(2));
-        for (back, r) in u.redundant.iter().enumerate() {
-            assert_eq!(r.payload, voice.frame(n - back - 1).opus);
-        }
     }
     l.session.close().await;
     l.bridge.close().await;
