@@ -140,6 +140,7 @@ impl App {
                 max_duration: cfg.recording.max_duration,
                 room_status_timeout: Duration::from_secs(15),
                 max_sources: cfg.limits.max_sources,
+                opus_red: cfg.media.opus_red,
             },
             recording: RecordingSettings {
                 dir: cfg.recording.dir.clone(),
@@ -203,6 +204,7 @@ impl App {
                 domain: cfg.xmpp.domain.clone(),
                 our_jid: jid.clone(),
                 muc_domains: cfg.xmpp.muc_domains.clone(),
+                opus_red: cfg.media.opus_red,
             },
             filter: cfg.rooms.clone(),
             classifier: Classifier {

@@ -58,8 +58,12 @@ pub struct AudioConfig {
     pub plc_max: Duration,
     /// Also return one buffer per track ([`Rendered::stems`]).
     pub stems: bool,
-    /// The RTP payload type negotiated for Opus (Jitsi: 111). Others are not decoded.
+    /// The RTP payload type negotiated for Opus (Jitsi: 111). Others are not decoded. Set per
+    /// session from the offer ([`Timeline::set_payload_types`]).
     pub opus_payload_type: u8,
+    /// The RED (RFC 2198) payload type whose blocks are Opus, if the offer has one: its
+    /// primary block is decoded and its redundant blocks fill lost packets.
+    pub red_payload_type: Option<u8>,
     /// The sender's algorithmic codec delay, subtracted so speech lands where it was spoken
     /// (libopus `OPUS_APPLICATION_VOIP`, what browsers use: 6.5 ms).
     pub codec_delay: Duration,
@@ -82,6 +86,7 @@ impl Default for AudioConfig {
             plc_max: Duration::from_millis(100),
             stems: false,
             opus_payload_type: 111,
+            red_payload_type: None,
             codec_delay: Duration::from_micros(6_500),
             max_drift: Duration::from_millis(40),
             vad_threshold_dbfs: -45.0,

@@ -120,38 +120,69 @@ impl Timeline {
         }
     }
 
-    /// Takes one received packet. Never panics, whatever the packet holds.
+    /// The payload types of the current Jingle session's offer: Opus, and RED of Opus if
+    /// offered. Packets of other payload types are counted as decode errors.
+    pub fn set_payload_types(&mut self, opus: u8, red: Option<u8>) {
+        self.cfg.opus_payload_type = opus;
+        self.cfg.red_payload_type = red;
+    }
+
+    /// Takes one received packet. Never panics, whatever the packet holds. A RED packet is
+    /// its primary block, and its redundant blocks fill the packets before it if those are
+    /// still missing (see [`crate::media::red`]).
     pub fn push(&mut self, pkt: &RtpPacket) {
+        if self.cfg.red_payload_type == Some(pkt.payload_type) {
+            match crate::media::red::unpack(pkt, self.cfg.opus_payload_type) {
+                Ok(unpacked) => {
+                    // A copy of a primary already taken brings nothing new; and a late one's
+                    // older blocks are later still.
+                    if self.push_one(&unpacked.primary, false) == Some(Pushed::Buffered) {
+                        for r in &unpacked.redundant {
+                            self.push_one(r, true);
+                        }
+                    }
+                    return;
+                }
+                Err(e) => tracing::trace!(ssrc = pkt.ssrc, error = %e, "unreadable RED packet"),
+            }
+        }
+        self.push_one(pkt, false);
+    }
+
+    /// One packet; a `redundant` one (a RED block) counts only if it filled a gap. Returns
+    /// what the source did with it, if it reached one.
+    fn push_one(&mut self, pkt: &RtpPacket, redundant: bool) -> Option<Pushed> {
         let arrival = self.position_of(pkt.arrival);
         let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| !s.removed) else {
-            self.unknown_ssrc += 1;
+            self.unknown_ssrc += u64::from(!redundant);
             tracing::trace!(ssrc = pkt.ssrc, "packet of an unknown ssrc dropped");
-            return;
+            return None;
         };
-        let Some(track) = self.tracks.get_mut(&source.track) else {
-            return;
-        };
+        let track = self.tracks.get_mut(&source.track)?;
         let st = &mut track.stats;
-        st.received += 1;
+        st.received += u64::from(!redundant);
         let duration = (pkt.payload_type == self.cfg.opus_payload_type)
             .then(|| packet_duration_48k(&pkt.payload))
             .flatten();
         let Some(duration) = duration else {
-            st.decode_errors += 1;
+            st.decode_errors += u64::from(!redundant);
             tracing::trace!(
                 ssrc = pkt.ssrc,
                 pt = pkt.payload_type,
                 len = pkt.payload.len(),
                 "not a valid opus packet"
             );
-            return;
+            return None;
         };
-        match source.push(pkt, duration, arrival) {
-            Pushed::Buffered => {}
-            Pushed::Duplicate => st.duplicate += 1,
-            Pushed::Late => st.late += 1,
-            Pushed::Overflow => st.overflow += 1,
+        let pushed = source.push(pkt, duration, arrival);
+        match (pushed, redundant) {
+            (Pushed::Buffered, true) => st.recovered_red += 1,
+            (Pushed::Buffered, false) | (_, true) => {}
+            (Pushed::Duplicate, false) => st.duplicate += 1,
+            (Pushed::Late, false) => st.late += 1,
+            (Pushed::Overflow, false) => st.overflow += 1,
         }
+        Some(pushed)
     }
 
     /// Renders every sample up to `now − playout_delay` not rendered yet (possibly none).

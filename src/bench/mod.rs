@@ -11,10 +11,12 @@
 //! In: [`BenchOptions`]. Out: a [`report::BenchReport`] (table on stdout, JSON on request).
 //! The stages: `scenario` (plans, pure), `run` (drives the deployment and samples `/proc`),
 //! `procfs`, `logscan` and `verify` (what is read back), `report` (the figures), and
-//! `micro` (the per-stage micro-benchmarks shared with `benches/`), `cli` (the command).
+//! `micro` (the per-stage micro-benchmarks shared with `benches/`), `loss` (what FEC and RED
+//! recover under loss, `--loss`), `cli` (the command).
 
 mod cli;
 pub mod logscan;
+pub mod loss;
 pub mod micro;
 pub mod process;
 pub mod procfs;

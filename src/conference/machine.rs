@@ -51,6 +51,8 @@ pub struct Settings {
     pub room_status_timeout: Duration,
     /// Remote audio sources recorded at once (`limits.max_sources`).
     pub max_sources: usize,
+    /// Advertise Opus RED in our caps (`media.opus_red`).
+    pub opus_red: bool,
 }
 
 /// Why a recording ended; becomes the sidecar's `end_reason`.
@@ -546,6 +548,7 @@ impl Machine {
             display_name: &self.s.display_name,
             features: &self.s.presence_features,
             password: None,
+            opus_red: self.s.opus_red,
         })));
     }
 

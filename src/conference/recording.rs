@@ -272,6 +272,11 @@ impl Recording {
         self.timeline.push(pkt);
     }
 
+    /// The current session's Opus and RED payload types (from its offer).
+    pub fn set_payload_types(&mut self, opus: u8, red: Option<u8>) {
+        self.timeline.set_payload_types(opus, red);
+    }
+
     /// Apply a new SSRC → track mapping (only the differences reach the timeline).
     pub fn set_tracks(&mut self, mapping: &[(u32, TrackId)], roster: &Roster) {
         let new: BTreeMap<u32, TrackId> = mapping.iter().copied().collect();

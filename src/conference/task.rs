@@ -51,6 +51,8 @@ struct Media {
     session: MediaSession,
     sid: String,
     events: mpsc::Receiver<MediaEvent>,
+    /// The offer's Opus and RED payload types, for the recording's timeline.
+    payload_types: Option<(u8, Option<u8>)>,
 }
 
 struct Task {
@@ -248,10 +250,18 @@ impl Task {
                         match MediaSession::start(&self.ctx.media, &offer, &sources, tx).await {
                             Ok((session, transport)) => {
                                 info!(%sid, sources = sources.len(), "media session started");
+                                let d = &offer.description;
+                                let payload_types = d.opus().map(|o| (o.id, d.red().map(|r| r.id)));
+                                if let (Some(rec), Some((opus, red))) =
+                                    (&mut self.recording, payload_types)
+                                {
+                                    rec.set_payload_types(opus, red);
+                                }
                                 self.media = Some(Media {
                                     session,
                                     sid: sid.clone(),
                                     events: rx,
+                                    payload_types,
                                 });
                                 Input::MediaReady { sid, transport }
                             }
@@ -332,6 +342,9 @@ impl Task {
                 self.ctx.metrics.conferences_started.inc();
                 self.ctx.metrics.conferences_active.add(1);
                 rec.set_tracks(&self.tracks, self.machine.roster());
+                if let Some((opus, red)) = self.media.as_ref().and_then(|m| m.payload_types) {
+                    rec.set_payload_types(opus, red);
+                }
                 if let Some(m) = &self.meeting_id {
                     rec.set_meeting_id(m);
                 }

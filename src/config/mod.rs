@@ -45,6 +45,7 @@ pub const KEYS: &[KeySpec] = &[
     ("xmpp", "reconnect_max", Kind::Duration, Some("\"30s\"")),
     ("media", "bind", Kind::Str, Some("\"auto\"")),
     ("media", "advertise", Kind::List, Some("[]")),
+    ("media", "opus_red", Kind::Bool, Some("true")),
     ("recording", "dir", Kind::Str, Some("\"recordings\"")),
     ("recording", "sample_rate", Kind::Int, Some("48000")),
     (
@@ -173,6 +174,9 @@ pub struct MediaSettings {
     /// the XMPP host, resolved at start.
     pub bind: Option<IpAddr>,
     pub advertise: Vec<IpAddr>,
+    /// Advertise `http://jitsi.org/opus-red`: where Jicofo enables RED, the bridge then
+    /// forwards RED (RFC 2198) and jitape fills lost packets from it (docs/protocol.md).
+    pub opus_red: bool,
 }
 
 /// `[recording]`: where and how files are written.
@@ -755,7 +759,11 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         xmpp,
-        media: MediaSettings { bind, advertise },
+        media: MediaSettings {
+            bind,
+            advertise,
+            opus_red: r.boolean("media.opus_red")?,
+        },
         recording: RecordingConfig {
             dir: PathBuf::from(dir),
             sample_rate,

@@ -13,9 +13,11 @@
 //! answerer, which makes it ICE-controlled (JVB controls) and DTLS client (`setup:active`).
 //! The stack answers consent checks by itself; the RTCP receiver-report interceptor is
 //! registered so the bridge gets RRs. Packets are read per m-line by small tasks (`session`),
-//! converted (`rtp`) and handed over with `try_send`, never blocking the stack.
+//! converted (`rtp`) and handed over with `try_send`, never blocking the stack. RED (RFC 2198)
+//! packets are handed over as they are; `red` splits them (the audio stage does).
 
 pub mod packet;
+pub mod red;
 
 mod error;
 mod rtp;

@@ -289,6 +289,23 @@ async fn build_peer_connection(
             RtpCodecKind::Audio,
         )
         .map_err(MediaError::stack("register opus"))?;
+    if let Some(red) = template.red_pt {
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: "audio/red".to_owned(),
+                        clock_rate: 48_000,
+                        channels: 2,
+                        sdp_fmtp_line: format!("{0}/{0}", template.opus_pt),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: red,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(MediaError::stack("register red"))?;
+    }
     engine
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {

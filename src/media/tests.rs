@@ -10,10 +10,13 @@ use tokio::sync::mpsc;
 
 use super::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaState, RtpPacket};
 use crate::jingle::model::{AudioOffer, Source};
-use crate::sim::bridge::{BridgeConfig, SimBridge, SpeakerScript, TalkWindow};
+use crate::sim::bridge::{BridgeConfig, SimBridge, SpeakerScript, TalkWindow, Wire};
 use crate::sim::netem::NetemConfig;
 use crate::sim::voice::tests::{decode, dominant};
 use crate::sim::voice::{Voice, default_tone_hz};
+
+#[path = "red_tests.rs"]
+mod red_tests;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -201,7 +204,10 @@ fn voices_window_start(i: usize) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_byte_extension_levels_are_parsed() {
     let cfg = BridgeConfig {
-        two_byte_extensions: true,
+        wire: Wire {
+            two_byte_extensions: true,
+            ..Wire::default()
+        },
         ..BridgeConfig::default()
     };
     let scripts = vec![speaker(0, vec![window(0, 200)])];

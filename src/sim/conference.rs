@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::any_bridge::Bridge;
-use super::bridge::BridgeConfig;
+use super::bridge::{BridgeConfig, RED_PT, RedSend};
 use super::plan::{ConferencePlan, Disruption};
 use super::voice::Voice;
 use super::world::{ConferenceOutcome, SimError, SimInput, WorldSettings};
@@ -83,6 +83,8 @@ pub struct SimConference {
     pub(super) focus_jid: String,
     pub(super) recorder: Option<String>,
     pub(super) recorder_json: bool,
+    /// jitape advertised `http://jitsi.org/opus-red` (and the plan's Jicofo offers RED).
+    pub(super) recorder_red: bool,
     pub(super) recorder_joins: Vec<Duration>,
     pub(super) recorder_leaves: Vec<Duration>,
     /// The focus is in the room (it leaves when no member is left, as Jicofo does).
@@ -160,6 +162,7 @@ impl SimConference {
             focus_jid,
             recorder: None,
             recorder_json: false,
+            recorder_red: false,
             recorder_joins: Vec::new(),
             recorder_leaves: Vec::new(),
             focus_in: false,
@@ -387,6 +390,7 @@ impl SimConference {
             self.pending_disco = None;
             self.disco_done = true;
             self.recorder_json = self.plan.json_sources && disco_has(el, JSON_SOURCES);
+            self.recorder_red = self.plan.offer.red_distance.is_some() && disco_has(el, OPUS_RED);
             if self.humans_present() > 0 {
                 self.start_session().await;
             }
@@ -396,7 +400,18 @@ impl SimConference {
     /// A bridge configuration for a new session.
     pub(super) fn bridge_config(&self) -> BridgeConfig {
         let stints: usize = self.plan.speakers.iter().map(|s| s.stints.len()).sum();
+        let mut wire = self.plan.bridge.wire.clone();
+        // Jicofo offers RED only to a receiver that asked for it; the bridge then forwards
+        // the senders' RED as it is (docs/protocol.md, "Opus RED").
+        wire.red = match self.plan.offer.red_distance {
+            Some(distance) if self.recorder_red => Some(RedSend {
+                pt: RED_PT,
+                distance,
+            }),
+            _ => None,
+        };
         BridgeConfig {
+            wire,
             max_speakers: stints.max(1) + 2,
             seed: self
                 .plan
@@ -409,6 +424,7 @@ impl SimConference {
 }
 
 const JSON_SOURCES: &str = "http://jitsi.org/json-encoded-sources";
+const OPUS_RED: &str = "http://jitsi.org/opus-red";
 
 fn disco_has(el: &Element, feature: &str) -> bool {
     el.get_child("query", stanza::NS_DISCO_INFO)

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::bridge::{BridgeConfig, TalkWindow};
 use super::netem::NetemConfig;
+use super::offer::OfferVariants;
 use super::voice::{Voice, VoiceError, default_tone_hz};
 
 /// What a simulated participant sounds like.
@@ -147,6 +148,8 @@ pub struct ConferencePlan {
     /// Jicofo, the focus then drops jitape as a participant and invites it again only when
     /// it rejoins.
     pub unusable_offers: u32,
+    /// What Jicofo puts in its offers beyond the defaults (RED, translations, extras).
+    pub offer: OfferVariants,
 }
 
 fn secs(s: f64) -> Duration {
@@ -175,6 +178,7 @@ impl ConferencePlan {
             idle_timeout: Duration::from_secs(20),
             bridge: BridgeConfig::default(),
             unusable_offers: 0,
+            offer: OfferVariants::default(),
         }
     }
 

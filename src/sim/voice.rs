@@ -91,13 +91,19 @@ impl Voice {
 
     /// Encodes 48 kHz mono PCM (padded with silence to whole frames).
     pub fn from_pcm(pcm: &[f32]) -> Result<Voice, VoiceError> {
+        Voice::encode(pcm, true)
+    }
+
+    /// Encodes 48 kHz mono PCM with or without Opus in-band FEC (a browser codes FEC when
+    /// the offer says `useinbandfec=1`, which Jicofo leaves out when it enables RED).
+    pub fn encode(pcm: &[f32], inband_fec: bool) -> Result<Voice, VoiceError> {
         if pcm.is_empty() {
             return Err(VoiceError::Invalid("no audio"));
         }
         let mut encoder =
             opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
         encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
-        encoder.set_inband_fec(true)?;
+        encoder.set_inband_fec(inband_fec)?;
         encoder.set_packet_loss_perc(10)?;
         let mut out = vec![0u8; 1500];
         let mut frames = Vec::with_capacity(pcm.len().div_ceil(FRAME_SAMPLES));
