@@ -146,7 +146,7 @@ impl App {
                 dir: cfg.recording.dir.clone(),
                 audio: AudioConfig {
                     sample_rate: cfg.recording.sample_rate,
-                    playout_delay: cfg.recording.playout_delay,
+                    late_window: cfg.recording.late_window,
                     stems: cfg.recording.stems,
                     ..AudioConfig::default()
                 },

@@ -278,10 +278,7 @@ async fn loss_bursts_are_silence_in_place_and_the_other_conference_is_exact() {
         &ca.decoded,
         default_tone_hz(0),
         &speaker0,
-        // Known: the speech after the 300 ms burst is heard ~30 ms late in this loopback
-        // (not after the 1 s one, and not in `audio::tests::timing`, where resumption is
-        // within 5 ms); the cause is not found yet. Everything else holds to 20 ms.
-        0.035,
+        0.02,
         "bursty speaker 0",
     );
     assert_tone(

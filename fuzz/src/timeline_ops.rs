@@ -4,7 +4,7 @@
 //!
 //! In: fuzz bytes ([`run`]) or [`Op`]s ([`encode`], for seeds). Out: nothing; asserts that
 //! every `render(now)` returns exactly the samples the wall clock says — from where the last
-//! render (or skip) stopped, up to `origin_sample + (now − playout_delay − origin) × rate` —
+//! render (or skip) stopped, up to `origin_sample + (now − late_window − origin) × rate` —
 //! with stems as long as the mix, and that the statistics count what was rendered.
 
 use std::time::{Duration, Instant};
@@ -164,7 +164,7 @@ pub fn run(data: &[u8]) {
 
 /// The sample the wall clock says `render(now)` reaches, computed from the configuration.
 fn wall_clock_end(cfg: &AudioConfig, origin: Instant, origin_sample: u64, now: Instant) -> u64 {
-    let Some(played) = now.checked_sub(cfg.playout_delay) else {
+    let Some(played) = now.checked_sub(cfg.late_window) else {
         return origin_sample;
     };
     let elapsed = played.saturating_duration_since(origin);

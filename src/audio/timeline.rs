@@ -3,7 +3,7 @@
 //! In: the SSRC → track mapping, packets (`push`), and the current instant (`render`). Out:
 //! [`Rendered`] chunks. Sample `s` of the timeline is the wall instant
 //! `origin + (s − origin_sample) / rate`; `render(now)` produces every sample up to
-//! `now − playout_delay`, so the output's length always equals the wall time elapsed.
+//! `now − late_window`, so the output's length always equals the wall time elapsed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -34,6 +34,9 @@ pub struct Timeline {
     origin_sample: u64,
     rendered_until: u64,
     sources: HashMap<u32, Source>,
+    /// Sources replaced after their sender restarted its counters: they play out what they
+    /// hold, then go.
+    retiring: Vec<Source>,
     tracks: BTreeMap<TrackId, Track>,
     unknown_ssrc: u64,
     limiter: Limiter,
@@ -70,6 +73,7 @@ impl Timeline {
             origin_sample,
             rendered_until: origin_sample,
             sources: HashMap::new(),
+            retiring: Vec::new(),
             tracks: BTreeMap::new(),
             unknown_ssrc: 0,
             limiter,
@@ -158,8 +162,8 @@ impl Timeline {
             tracing::trace!(ssrc = pkt.ssrc, "packet of an unknown ssrc dropped");
             return None;
         };
-        let track = self.tracks.get_mut(&source.track)?;
-        let st = &mut track.stats;
+        let track_id = source.track;
+        let st = &mut self.tracks.get_mut(&track_id)?.stats;
         st.received += u64::from(!redundant);
         let duration = (pkt.payload_type == self.cfg.opus_payload_type)
             .then(|| packet_duration_48k(&pkt.payload))
@@ -174,10 +178,20 @@ impl Timeline {
             );
             return None;
         };
-        let pushed = source.push(pkt, duration, arrival);
+        let mut pushed = source.push(pkt, duration, arrival, !redundant);
+        if pushed == Pushed::Restarted {
+            // The old counters' packets still play out; the new ones get a source of their own.
+            let mut fresh = Source::new(track_id, self.params).ok()?;
+            pushed = fresh.push(pkt, duration, arrival, false);
+            if let Some(mut old) = self.sources.insert(pkt.ssrc, fresh) {
+                old.removed = true;
+                self.retiring.push(old);
+            }
+        }
+        let st = &mut self.tracks.get_mut(&track_id)?.stats;
         match (pushed, redundant) {
             (Pushed::Buffered, true) => st.recovered_red += 1,
-            (Pushed::Buffered, false) | (_, true) => {}
+            (Pushed::Buffered, false) | (_, true) | (Pushed::Restarted, false) => {}
             (Pushed::Duplicate, false) => st.duplicate += 1,
             (Pushed::Late, false) => st.late += 1,
             (Pushed::Overflow, false) => st.overflow += 1,
@@ -185,7 +199,7 @@ impl Timeline {
         Some(pushed)
     }
 
-    /// Renders every sample up to `now − playout_delay` not rendered yet (possibly none).
+    /// Renders every sample up to `now − late_window` not rendered yet (possibly none).
     pub fn render(&mut self, now: Instant) -> Rendered {
         let start = self.rendered_until;
         let end = self.target(now).max(start);
@@ -194,12 +208,13 @@ impl Timeline {
             track.sum.clear();
             track.sum.resize(n, 0);
         }
-        for source in self.sources.values_mut() {
+        for source in self.sources.values_mut().chain(self.retiring.iter_mut()) {
             if let Some(track) = self.tracks.get_mut(&source.track) {
                 source.render(start, &mut track.sum, &mut track.stats);
             }
         }
         self.sources.retain(|_, s| !s.is_drained());
+        self.retiring.retain(|s| !s.is_drained());
         self.mix_sum.clear();
         self.mix_sum.resize(n, 0);
         let mut speech = std::mem::take(&mut self.pending_speech);
@@ -247,6 +262,7 @@ impl Timeline {
             source.flush();
         }
         self.sources.retain(|_, s| !s.is_drained());
+        self.retiring.clear();
         for track in self.tracks.values_mut() {
             track.vad.skip(start, n, &mut self.pending_speech);
         }
@@ -279,10 +295,10 @@ impl Timeline {
         stats
     }
 
-    /// The timeline sample at which wall instant `now − playout_delay` lies.
+    /// The timeline sample at which wall instant `now − late_window` lies.
     fn target(&self, now: Instant) -> u64 {
         let elapsed = now
-            .checked_sub(self.cfg.playout_delay)
+            .checked_sub(self.cfg.late_window)
             .and_then(|t| t.checked_duration_since(self.origin))
             .unwrap_or_default();
         let samples = elapsed.as_nanos() * u128::from(self.cfg.sample_rate) / 1_000_000_000;

@@ -499,7 +499,7 @@ impl Recording {
         reason: &str,
         roster: &Roster,
     ) -> Result<FinalizedFiles, SinkError> {
-        let delay = self.timeline.config().playout_delay;
+        let delay = self.timeline.config().late_window;
         self.render(now + delay);
         for ev in self.timeline.finish_speech() {
             self.on_speech(ev);

@@ -48,12 +48,7 @@ pub const KEYS: &[KeySpec] = &[
     ("media", "opus_red", Kind::Bool, Some("true")),
     ("recording", "dir", Kind::Str, Some("\"recordings\"")),
     ("recording", "sample_rate", Kind::Int, Some("48000")),
-    (
-        "recording",
-        "playout_delay",
-        Kind::Duration,
-        Some("\"200ms\""),
-    ),
+    ("recording", "late_window", Kind::Duration, Some("\"5s\"")),
     ("recording", "stems", Kind::Bool, Some("false")),
     ("recording", "empty_grace", Kind::Duration, Some("\"300s\"")),
     ("recording", "max_duration", Kind::Duration, Some("\"6h\"")),
@@ -184,7 +179,7 @@ pub struct MediaSettings {
 pub struct RecordingConfig {
     pub dir: PathBuf,
     pub sample_rate: u32,
-    pub playout_delay: Duration,
+    pub late_window: Duration,
     /// Also write one FLAC per participant on the same timeline.
     pub stems: bool,
     /// Below this many free bytes no new recording starts (open ones keep writing).
@@ -369,6 +364,16 @@ fn spec(name: &str) -> Option<&'static KeySpec> {
         .find(|(s, k, _, _)| name.split_once('.') == Some((s, k)))
 }
 
+/// Keys that changed name; the old one still works.
+const RENAMED: &[(&str, &str)] = &[("recording.playout_delay", "recording.late_window")];
+
+fn renamed(name: String) -> String {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| (*new).to_string())
+}
+
 fn parse_file(text: &str) -> Result<Values, ConfigError> {
     let table: toml::Table = text
         .parse()
@@ -379,7 +384,7 @@ fn parse_file(text: &str) -> Result<Values, ConfigError> {
             return Err(ConfigError::UnknownKey(section));
         };
         for (key, value) in body {
-            let name = format!("{section}.{key}");
+            let name = renamed(format!("{section}.{key}"));
             if spec(&name).is_none() {
                 return Err(ConfigError::UnknownKey(name));
             }
@@ -435,7 +440,13 @@ fn apply_env(
         if NON_KEY_ENV.contains(&var.as_str()) {
             continue;
         }
-        let rest = rest.to_ascii_lowercase();
+        let mut rest = rest.to_ascii_lowercase();
+        if let Some((_, new)) = RENAMED
+            .iter()
+            .find(|(old, _)| old.replace('.', "_") == rest)
+        {
+            rest = new.replace('.', "_");
+        }
         let found = KEYS.iter().find(|(s, k, _, _)| rest == format!("{s}_{k}"));
         let Some((section, key, kind, _)) = found else {
             return Err(ConfigError::UnknownEnv { var });
@@ -734,11 +745,11 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             "Opus decodes at 8000, 12000, 16000, 24000 or 48000 Hz only",
         ));
     }
-    let playout_delay = r.duration("recording.playout_delay")?;
-    if playout_delay < Duration::from_millis(20) || playout_delay > Duration::from_secs(5) {
+    let late_window = r.duration("recording.late_window")?;
+    if late_window < Duration::from_millis(20) || late_window > Duration::from_secs(10) {
         return Err(invalid(
-            "recording.playout_delay",
-            "must be between 20ms and 5s",
+            "recording.late_window",
+            "must be between 20ms and 10s",
         ));
     }
     let dir = r.nonempty("recording.dir")?;
@@ -767,7 +778,7 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         recording: RecordingConfig {
             dir: PathBuf::from(dir),
             sample_rate,
-            playout_delay,
+            late_window,
             stems: r.boolean("recording.stems")?,
             disk_floor: parse_size(&r.str("recording.disk_floor")?)
                 .map_err(|e| invalid("recording.disk_floor", e))?,
