@@ -156,6 +156,7 @@ impl App {
                 advertise: cfg.media.advertise.clone(),
                 ice_disconnected_timeout: Duration::from_secs(5),
                 ice_failed_timeout: Duration::from_secs(10),
+                silence_timeout: cfg.media.silence_timeout,
                 ..MediaConfig::default()
             },
             outbound: outbound_tx.clone(),

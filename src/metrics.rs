@@ -72,6 +72,7 @@ pub struct Metrics {
     pub media_offer_refused: Counter,
     pub media_failed: Counter,
     pub media_accept_refused: Counter,
+    pub media_no_packets: Counter,
     /// Conferences recording now without a working media session (deaf).
     pub conferences_deaf: Gauge,
 }
@@ -85,6 +86,7 @@ impl Metrics {
             MediaProblem::OfferRefused => self.media_offer_refused.inc(),
             MediaProblem::Failed => self.media_failed.inc(),
             MediaProblem::AcceptRefused => self.media_accept_refused.inc(),
+            MediaProblem::NoPackets => self.media_no_packets.inc(),
         }
     }
 }
@@ -236,6 +238,7 @@ impl Metrics {
             media("{reason=\"offer-refused\"}", &self.media_offer_refused),
             media("{reason=\"ice-dtls-failed\"}", &self.media_failed),
             media("{reason=\"accept-refused\"}", &self.media_accept_refused),
+            media("{reason=\"no-packets\"}", &self.media_no_packets),
             g(
                 "jitape_conferences_deaf",
                 "Conferences being recorded without a working media session (silence, listed as a gap).",

@@ -244,3 +244,44 @@ async fn an_offer_jitape_cannot_take_is_a_listed_gap_counted_shown_and_replaced(
     let report = check_recording(&files.flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
     assert!(report.ok(Duration::from_millis(100)), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_bridge_that_forwards_nothing_is_replaced_and_listed() {
+    support::logs();
+    let room = format!("quiet@{MUC_DOMAIN}");
+    let mut plan = ConferencePlan::empty(&room, 20.0);
+    // From 5 s the bridge keeps ICE and DTLS up but forwards no RTP and no RTCP.
+    plan.disruptions = vec![(secs(5.0), Disruption::QuietBridge)];
+    plan.speakers = vec![
+        speaker(0, &[(0.0, None)], &[(1.0, 4.0), (6.0, 8.0), (14.0, 17.0)]),
+        speaker(1, &[(0.0, None)], &[(4.5, 9.0), (17.5, 19.0)]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start_with(
+        dir.path(),
+        48_000,
+        "[media]\nbind = \"127.0.0.1\"\nsilence_timeout = \"3s\"",
+    )
+    .await
+    .unwrap();
+    let metrics = lb.metrics().unwrap();
+    let (outcome, files) = lb.play(plan).await.unwrap();
+    let no_packets = metrics.media_no_packets.get();
+    lb.stop().await;
+
+    assert_eq!(no_packets, 1, "noticed once");
+    assert_eq!(outcome.sessions, 2, "a new session replaced the quiet one");
+    support::flac_test(&files.flac);
+    let sc = sidecar::read(&files.sidecar).unwrap();
+    let deaf: Vec<&sidecar::Gap> = sc
+        .gaps
+        .iter()
+        .filter(|g| g.kind == sidecar::GapKind::MediaSession)
+        .collect();
+    assert_eq!(deaf.len(), 1, "{:?}", sc.gaps);
+    let secs_of = |s: u64| s as f64 / f64::from(sc.sample_rate);
+    let (a, b) = (secs_of(deaf[0].start.sample), secs_of(deaf[0].end.sample));
+    // Plan time = file time + the recording's start after the epoch (jitape joins at once).
+    assert!((4.5..5.6).contains(&a), "deaf from the last packet: {a:.2}");
+    assert!((7.5..11.0).contains(&b), "until the new session: {b:.2}");
+}

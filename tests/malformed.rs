@@ -76,6 +76,7 @@ fn machine_in(state: State) -> Room {
             r.feed(Input::MediaFailed {
                 sid: hostile::SID.into(),
                 reason: "ice".into(),
+                silent: false,
             });
             assert!(r.m.restart_pending(), "harness: restart requested");
             r

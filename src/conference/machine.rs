@@ -99,6 +99,8 @@ pub enum Input {
     MediaFailed {
         sid: String,
         reason: String,
+        /// Connected, but nothing arrived for `media.silence_timeout`.
+        silent: bool,
     },
     /// What the router knows of the room from outside it.
     RoomStatus(RoomView),
@@ -190,6 +192,8 @@ pub enum MediaProblem {
     Failed,
     /// The focus refused our session-accept.
     AcceptRefused,
+    /// A connected session with sources brought no RTP nor RTCP for `media.silence_timeout`.
+    NoPackets,
 }
 
 impl MediaProblem {
@@ -199,6 +203,7 @@ impl MediaProblem {
             MediaProblem::OfferRefused => "offer-refused",
             MediaProblem::Failed => "ice-dtls-failed",
             MediaProblem::AcceptRefused => "accept-refused",
+            MediaProblem::NoPackets => "no-packets",
         }
     }
 }
@@ -410,10 +415,18 @@ impl Machine {
                     .media_ready(&sid, &transport, &self.s.our_jid, &focus, &mut fx);
                 self.apply_effects(fx, &mut out);
             }
-            Input::MediaFailed { sid, reason } => {
+            Input::MediaFailed {
+                sid,
+                reason,
+                silent,
+            } => {
                 warn!(room = %self.s.room, %sid, %reason, "media session failed; asking the focus for a new session");
                 out.push(Action::MediaProblem {
-                    kind: MediaProblem::Failed,
+                    kind: if silent {
+                        MediaProblem::NoPackets
+                    } else {
+                        MediaProblem::Failed
+                    },
                     detail: reason,
                 });
                 self.request_restart(now, &sid, &mut out);

@@ -50,6 +50,8 @@ const MEDIA_QUEUE: usize = 2048;
 struct Media {
     session: MediaSession,
     sid: String,
+    /// Datagrams seen when last counted, and since when that count stands.
+    quiet: (u64, Instant),
     events: mpsc::Receiver<MediaEvent>,
     /// The offer's Opus and RED payload types, for the recording's timeline.
     payload_types: Option<(u8, Option<u8>)>,
@@ -78,6 +80,11 @@ struct Task {
     counted_deaf: bool,
     /// The last media problem, for the admin API.
     media_problem: Option<String>,
+    /// How long a connected session with sources may bring nothing before it counts as
+    /// broken: `media.silence_timeout`, doubled each time a replacement was quiet too (a
+    /// room whose senders are all gone is not hammered with restarts), back to it once
+    /// packets flow.
+    silence_limit: std::time::Duration,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -95,6 +102,7 @@ pub async fn run(
     settings.room = room.clone();
     settings.nick = format!("{}{:08x}", ctx.template.nick, rand::random::<u32>());
     let control = ctx.control.clone();
+    let silence_limit = ctx.media.silence_timeout;
     let task = Task {
         ctx,
         machine: Machine::new(settings),
@@ -111,6 +119,7 @@ pub async fn run(
         deaf: Deafness::default(),
         counted_deaf: false,
         media_problem: None,
+        silence_limit,
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -136,6 +145,10 @@ impl Task {
                 ev = next_media(&mut self.media) => self.on_media(ev),
                 _ = render.tick() => {
                     let now = Instant::now();
+                    if let Some(input) = self.check_silence(now) {
+                        let actions = self.machine.handle(now, input);
+                        self.execute(actions).await;
+                    }
                     if let Some(rec) = &mut self.recording {
                         rec.render(now);
                         if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
@@ -214,6 +227,7 @@ impl Task {
                     MediaState::Failed => Some(Input::MediaFailed {
                         sid,
                         reason: "ICE/DTLS failed".into(),
+                        silent: false,
                     }),
                     _ => None,
                 }
@@ -262,6 +276,7 @@ impl Task {
                                     sid: sid.clone(),
                                     events: rx,
                                     payload_types,
+                                    quiet: (0, Instant::now()),
                                 });
                                 Input::MediaReady { sid, transport }
                             }
@@ -270,6 +285,7 @@ impl Task {
                                 Input::MediaFailed {
                                     sid,
                                     reason: e.to_string(),
+                                    silent: false,
                                 }
                             }
                         };
@@ -429,6 +445,39 @@ impl Task {
             media_problem: self.media_problem.clone(),
             sources,
         }
+    }
+
+    /// A connected session with sources that brings nothing (no RTP, no RTCP: muted senders
+    /// still send RTCP, which the bridge forwards) for the silence limit is broken.
+    fn check_silence(&mut self, now: Instant) -> Option<Input> {
+        let connected = self.media_state == Some(MediaState::Connected);
+        let has_sources = self.machine.sources().iter().any(|s| !s.is_bridge());
+        let m = self.media.as_mut()?;
+        let count = m.session.datagrams();
+        if count != m.quiet.0 || !connected || !has_sources {
+            if count != m.quiet.0 && m.quiet.0 > 0 {
+                self.silence_limit = self.ctx.media.silence_timeout;
+            }
+            m.quiet = (count, now);
+            return None;
+        }
+        let quiet_for = now.saturating_duration_since(m.quiet.1);
+        if quiet_for < self.silence_limit {
+            return None;
+        }
+        let sid = m.sid.clone();
+        m.quiet = (count, now);
+        // Deaf since the last thing arrived.
+        if let Some(stretch) = self.deaf.on_state(MediaState::Disconnected, now, quiet_for) {
+            self.note_deaf(stretch);
+        }
+        let reason = format!("nothing from the bridge for {} s", quiet_for.as_secs());
+        self.silence_limit = (self.silence_limit * 2).min(std::time::Duration::from_secs(600));
+        Some(Input::MediaFailed {
+            sid,
+            reason,
+            silent: true,
+        })
     }
 
     /// Keep the process-wide `conferences_deaf` gauge in step with this conference (deaf

@@ -46,6 +46,7 @@ pub const KEYS: &[KeySpec] = &[
     ("media", "bind", Kind::Str, Some("\"auto\"")),
     ("media", "advertise", Kind::List, Some("[]")),
     ("media", "opus_red", Kind::Bool, Some("true")),
+    ("media", "silence_timeout", Kind::Duration, Some("\"60s\"")),
     ("recording", "dir", Kind::Str, Some("\"recordings\"")),
     ("recording", "sample_rate", Kind::Int, Some("48000")),
     ("recording", "late_window", Kind::Duration, Some("\"5s\"")),
@@ -172,6 +173,9 @@ pub struct MediaSettings {
     /// Advertise `http://jitsi.org/opus-red`: where Jicofo enables RED, the bridge then
     /// forwards RED (RFC 2198) and jitape fills lost packets from it (docs/protocol.md).
     pub opus_red: bool,
+    /// A connected session with sources from which no RTP nor RTCP arrived this long is
+    /// taken as broken and replaced.
+    pub silence_timeout: Duration,
 }
 
 /// `[recording]`: where and how files are written.
@@ -774,6 +778,13 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             bind,
             advertise,
             opus_red: r.boolean("media.opus_red")?,
+            silence_timeout: {
+                let t = r.duration("media.silence_timeout")?;
+                if t < Duration::from_secs(2) {
+                    return Err(invalid("media.silence_timeout", "must be at least 2s"));
+                }
+                t
+            },
         },
         recording: RecordingConfig {
             dir: PathBuf::from(dir),

@@ -55,6 +55,10 @@ pub struct MediaConfig {
     pub ice_keepalive_interval: Duration,
     /// How long local candidate gathering may take before `start` gives up.
     pub gather_timeout: Duration,
+    /// No RTP nor RTCP from the bridge for this long on a connected session that has
+    /// sources: the session is broken (the conference asks for a new one). Senders that are
+    /// muted still send RTCP sender reports, which the bridge forwards.
+    pub silence_timeout: Duration,
     /// Kernel receive buffer to ask for on each session's socket (bytes): while jitape is
     /// stalled, packets wait there (at about 1 KiB of kernel memory each), so it should
     /// hold the lateness window of every speaker. Above `net.core.rmem_max` the kernel
@@ -72,6 +76,7 @@ impl Default for MediaConfig {
             ice_keepalive_interval: Duration::from_secs(2),
             gather_timeout: Duration::from_secs(5),
             recv_buffer: 4 << 20,
+            silence_timeout: Duration::from_secs(60),
         }
     }
 }

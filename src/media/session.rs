@@ -143,6 +143,12 @@ impl MediaSession {
         Ok(took)
     }
 
+    /// RTP and RTCP datagrams received on the session's socket so far (any SSRC).
+    pub fn datagrams(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.shared.book.rtp.load(Relaxed) + self.shared.book.rtcp.load(Relaxed)
+    }
+
     /// A snapshot of the receive counters.
     pub fn counters(&self) -> MediaCounters {
         self.shared.counters.snapshot()

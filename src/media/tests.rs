@@ -29,6 +29,7 @@ pub(crate) fn media_cfg() -> MediaConfig {
         ice_keepalive_interval: Duration::from_millis(300),
         gather_timeout: Duration::from_secs(5),
         recv_buffer: 1 << 20,
+        silence_timeout: Duration::from_secs(60),
     }
 }
 

@@ -410,6 +410,11 @@ impl SimBridge {
         let _ = self.pc.close().await;
     }
 
+    /// Keeps the connection (consent, DTLS) but forwards no RTP or RTCP any more.
+    pub fn go_quiet(&mut self) {
+        self.link.set_media_stopped(true);
+    }
+
     /// What was sent so far.
     pub async fn sent(&self) -> SentLog {
         let Some(control) = &self.control else {

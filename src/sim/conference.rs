@@ -332,6 +332,16 @@ impl SimConference {
                     s.bridge.fail().await;
                 }
             }
+            Disruption::QuietBridge => {
+                if let Some(Session {
+                    bridge: Bridge::Sim(b),
+                    ..
+                }) = &mut self.session
+                {
+                    info!(room = %self.room, "simulated bridge stops forwarding");
+                    b.go_quiet();
+                }
+            }
             Disruption::MalformedJingle => self.send_malformed().await,
             Disruption::KickRecorder => self.kick_recorder().await,
             Disruption::P2pOffer(speaker) => self.offer_p2p(speaker).await,

@@ -69,18 +69,23 @@ secret = "{RECORDER_SECRET}"
 muc_domains = ["{MUC_DOMAIN}"]
 reconnect_min = "100ms"
 reconnect_max = "2s"
-[media]
-bind = "127.0.0.1"
 [recording]
 dir = "{}"
 sample_rate = {sample_rate}
 {extra}
+{media}
 {http}
 "#,
         dir.display()
             .to_string()
             .replace('\\', "\\\\")
             .replace('"', "\\\""),
+        // Loopback media, unless the caller configures media itself (then with a bind).
+        media = if extra.contains("[media]") {
+            ""
+        } else {
+            "[media]\nbind = \"127.0.0.1\""
+        },
         // Any free port, unless the caller configures HTTP itself.
         http = if extra.contains("[http]") {
             ""

@@ -152,6 +152,9 @@ impl Netem {
 pub struct NetemLink {
     netem: Mutex<Netem>,
     vanished: AtomicBool,
+    /// Media (RTP and RTCP) stops; ICE consent and DTLS go on: a bridge that keeps the
+    /// connection but forwards nothing.
+    media_stopped: AtomicBool,
 }
 
 impl NetemLink {
@@ -159,6 +162,7 @@ impl NetemLink {
         Arc::new(Self {
             netem: Mutex::new(Netem::new(cfg)),
             vanished: AtomicBool::new(false),
+            media_stopped: AtomicBool::new(false),
         })
     }
 
@@ -177,6 +181,11 @@ impl NetemLink {
 
     pub fn is_vanished(&self) -> bool {
         self.vanished.load(Ordering::Acquire)
+    }
+
+    /// Stop (or resume) RTP and RTCP towards the peer; STUN and DTLS still pass.
+    pub fn set_media_stopped(&self, stopped: bool) {
+        self.media_stopped.store(stopped, Ordering::Release);
     }
 
     pub fn counters(&self) -> NetemCounters {
@@ -321,7 +330,13 @@ impl AsyncUdpSocket for NetemSocket {
 
     fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
         let len = transmit.contents.len();
-        if self.link.is_vanished() {
+        if self.link.is_vanished()
+            || (self.link.media_stopped.load(Ordering::Acquire)
+                && transmit
+                    .contents
+                    .first()
+                    .is_some_and(|b| (128..=191).contains(b)))
+        {
             self.link.count_vanished();
             return Poll::Ready(Ok(len));
         }

@@ -102,6 +102,9 @@ pub enum Disruption {
     /// The bridge drops dead (no packets, no terminate): jitape must notice and ask for a
     /// new session.
     FailBridge,
+    /// The bridge keeps the connection up (ICE consent, DTLS) but forwards nothing, no RTP
+    /// and no RTCP: jitape must notice the silence of a connected session.
+    QuietBridge,
     /// The focus sends jitape malformed Jingle (no transport, an unknown action, a bad
     /// SSRC); the replies are recorded in the outcome.
     MalformedJingle,

@@ -124,6 +124,7 @@ fn a_focus_that_never_answers_our_iqs_does_not_grow_our_pending_map() {
         h.input(Input::MediaFailed {
             sid,
             reason: "ice".into(),
+            silent: false,
         });
     }
     assert!(h.m.pending.len() <= MAX_PENDING, "{}", h.m.pending.len());
@@ -136,6 +137,7 @@ fn a_silent_focus_gets_rejoins_with_backoff_and_the_recording_goes_on() {
     h.input(Input::MediaFailed {
         sid: "sid1".into(),
         reason: "ice".into(),
+        silent: false,
     });
     let mut joins = Vec::new();
     let start = h.now;
