@@ -170,6 +170,13 @@ impl App {
         });
         let (ready_tx, ready_rx) = watch::channel(crate::http::Readiness::default());
         let (disk_tx, disk_rx) = watch::channel(true);
+        let (load_tx, load_rx) = watch::channel(true);
+        tokio::spawn(crate::load::run(
+            cfg.recording.late_window,
+            Arc::clone(&metrics),
+            load_tx,
+            control_tx.clone(),
+        ));
         tokio::spawn(guard::run(
             GuardSettings {
                 dir: cfg.recording.dir.clone(),
@@ -218,6 +225,7 @@ impl App {
             unfinished,
             metrics: Arc::clone(&metrics),
             disk_ok: disk_rx,
+            load_ok: load_rx,
             max_conferences: cfg.limits.max_conferences,
             iq_rate: cfg.limits.iq_rate,
             iq_burst: cfg.limits.iq_burst,

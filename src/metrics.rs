@@ -75,11 +75,31 @@ pub struct Metrics {
     pub media_no_packets: Counter,
     /// Conferences recording now without a working media session (deaf).
     pub conferences_deaf: Gauge,
+    /// The worst intake delay (µs) the conferences reported since the load guard last
+    /// looked: how long after the kernel received a packet its conference took it in.
+    intake_delay_max_us: AtomicU64,
+    /// That worst delay over the last period (ms), and the load level (0 normal, 1 strained,
+    /// 2 overloaded; see `crate::load`).
+    pub intake_delay_ms: Gauge,
+    pub load_level: Gauge,
+    /// Conferences ended because jitape could not carry them.
+    pub conferences_shed: Counter,
 }
 
 use crate::conference::machine::MediaProblem;
 
 impl Metrics {
+    /// A conference saw packets taken in up to `us` after they arrived (published about
+    /// every 100 ms per conference, not per packet).
+    pub fn note_intake_delay_us(&self, us: u64) {
+        self.intake_delay_max_us.fetch_max(us, Relaxed);
+    }
+
+    /// The worst intake delay since the last call (and start over).
+    pub fn take_intake_delay_us(&self) -> u64 {
+        self.intake_delay_max_us.swap(0, Relaxed)
+    }
+
     /// Count one media problem.
     pub fn media_problem(&self, p: MediaProblem) {
         match p {
@@ -239,6 +259,21 @@ impl Metrics {
             media("{reason=\"ice-dtls-failed\"}", &self.media_failed),
             media("{reason=\"accept-refused\"}", &self.media_accept_refused),
             media("{reason=\"no-packets\"}", &self.media_no_packets),
+            g(
+                "jitape_intake_delay_ms",
+                "Worst delay over the last second between a packet's arrival (kernel) and its conference taking it in.",
+                &self.intake_delay_ms,
+            ),
+            g(
+                "jitape_load_level",
+                "0 normal, 1 strained (no new recording starts), 2 overloaded (conferences are shed, newest first).",
+                &self.load_level,
+            ),
+            c(
+                "jitape_conferences_shed_total",
+                "Conferences ended (finalized, reason overload) because jitape could not carry them.",
+                &self.conferences_shed,
+            ),
             g(
                 "jitape_conferences_deaf",
                 "Conferences being recorded without a working media session (silence, listed as a gap).",

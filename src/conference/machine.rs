@@ -68,6 +68,8 @@ pub enum EndReason {
     MaxDuration,
     /// The recording could not be opened (I/O).
     CannotRecord(String),
+    /// jitape could not carry every conference and ended this one to save the others.
+    Overload,
 }
 
 impl std::fmt::Display for EndReason {
@@ -81,6 +83,7 @@ impl std::fmt::Display for EndReason {
             EndReason::Empty => f.write_str("empty"),
             EndReason::MaxDuration => f.write_str("max-duration"),
             EndReason::CannotRecord(e) => write!(f, "cannot-record:{e}"),
+            EndReason::Overload => f.write_str("overload"),
         }
     }
 }

@@ -85,6 +85,9 @@ struct Task {
     /// room whose senders are all gone is not hammered with restarts), back to it once
     /// packets flow.
     silence_limit: std::time::Duration,
+    /// The worst delay between a packet's arrival and its intake here since the last render
+    /// (published to the load guard then).
+    intake_delay: std::time::Duration,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -120,6 +123,7 @@ pub async fn run(
         counted_deaf: false,
         media_problem: None,
         silence_limit,
+        intake_delay: std::time::Duration::ZERO,
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -145,6 +149,10 @@ impl Task {
                 ev = next_media(&mut self.media) => self.on_media(ev),
                 _ = render.tick() => {
                     let now = Instant::now();
+                    let delay = std::mem::take(&mut self.intake_delay);
+                    if !delay.is_zero() {
+                        self.ctx.metrics.note_intake_delay_us(delay.as_micros() as u64);
+                    }
                     if let Some(input) = self.check_silence(now) {
                         let actions = self.machine.handle(now, input);
                         self.execute(actions).await;
@@ -202,6 +210,8 @@ impl Task {
         };
         match ev {
             MediaEvent::Rtp(pkt) => {
+                let delay = Instant::now().saturating_duration_since(pkt.arrival);
+                self.intake_delay = self.intake_delay.max(delay);
                 self.last_packet.insert(pkt.ssrc, pkt.arrival);
                 if let Some(rec) = &mut self.recording {
                     rec.push(&pkt);

@@ -177,6 +177,18 @@ pub async fn handle(req: &Request, state: &HttpState) -> Response {
         Route::Ready => {
             let mut r = state.ready.borrow().clone();
             // Not a reason to stop sending work here, but never only a log line.
+            match state.metrics.load_level.get() {
+                0 => {}
+                level => {
+                    r.ready = false;
+                    r.reasons.push(format!(
+                        "{} (packets wait {} ms before their conference takes them in): no new recording starts{}",
+                        if level >= 2 { "overloaded" } else { "strained" },
+                        state.metrics.intake_delay_ms.get(),
+                        if level >= 2 { ", conferences are ended, newest first" } else { "" }
+                    ));
+                }
+            }
             let deaf = state.metrics.conferences_deaf.get();
             if deaf > 0 {
                 r.reasons.push(format!(

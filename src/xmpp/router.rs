@@ -52,6 +52,8 @@ pub enum Control {
     Ended { room: String, generation: u64 },
     /// Finalize everything and return. The reply is sent when all conferences ended.
     Shutdown { done: oneshot::Sender<()> },
+    /// jitape cannot carry every conference: end the newest one (reason `overload`).
+    Shed,
 }
 
 /// The answer to [`Control::Record`].
@@ -96,6 +98,9 @@ pub struct RouterOptions {
     pub disk_ok: tokio::sync::watch::Receiver<bool>,
     /// At most this many conferences at once (`limits.max_conferences`).
     pub max_conferences: usize,
+    /// False while jitape is strained or overloaded (`crate::load`): no new recording
+    /// starts; when it turns true again, waiting rooms are recorded.
+    pub load_ok: tokio::sync::watch::Receiver<bool>,
     /// IQ requests per second (and burst) one sender may send (`limits.iq_rate`/`iq_burst`).
     pub iq_rate: u32,
     pub iq_burst: u32,
@@ -119,6 +124,7 @@ struct Entry {
 struct Router<S: Spawn> {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     disk_ok: tokio::sync::watch::Receiver<bool>,
+    load_ok: tokio::sync::watch::Receiver<bool>,
     /// Rooms refused while the disk was below its floor or at the conference limit:
     /// recorded when that clears.
     refused: std::collections::HashSet<String>,
@@ -152,6 +158,7 @@ pub async fn run(
     let mut r = Router {
         metrics: opts.metrics,
         disk_ok: opts.disk_ok,
+        load_ok: opts.load_ok,
         refused: std::collections::HashSet::new(),
         max_conferences: opts.max_conferences,
         iq_gate: IqGate::new(
@@ -196,6 +203,14 @@ pub async fn run(
                     return;
                 }
                 if *r.disk_ok.borrow_and_update() {
+                    r.record_waiting_rooms();
+                }
+            }
+            changed = r.load_ok.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *r.load_ok.borrow_and_update() {
                     r.record_waiting_rooms();
                 }
             }
@@ -483,6 +498,8 @@ impl<S: Spawn> Router<S> {
     fn start(&mut self, room: &str) -> RecordOutcome {
         let refusal = if !*self.disk_ok.borrow() {
             Some("the recording filesystem is below its floor or not writable".to_string())
+        } else if !*self.load_ok.borrow() {
+            Some("jitape is overloaded (see jitape_load_level)".to_string())
         } else if self.conferences.len() >= self.max_conferences {
             self.metrics.limit_conferences.inc();
             Some(format!(
@@ -577,6 +594,18 @@ impl<S: Spawn> Router<S> {
                     if !self.refused.is_empty() && self.shutting_down.is_none() {
                         self.record_waiting_rooms();
                     }
+                }
+            }
+            Control::Shed => {
+                // The newest conference: the least recorded so far.
+                let newest = self
+                    .conferences
+                    .iter()
+                    .max_by_key(|(_, e)| e.generation)
+                    .map(|(room, e)| (room.clone(), e.inbox.clone()));
+                if let Some((room, inbox)) = newest {
+                    warn!(%room, "overloaded: ending this conference's recording to save the others");
+                    deliver(&room, &inbox, Input::Stop(EndReason::Overload));
                 }
             }
             Control::Shutdown { done } => {
