@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Only `flac -t` and the sidecar; skip decoding and comparing every recording.
     #[arg(long)]
     pub no_analysis: bool,
+    /// Run a busy loop (one core) and a disk writer (256 MiB passes, fsync after each, on the
+    /// recording filesystem) beside jitape for the whole run.
+    #[arg(long)]
+    pub contention: bool,
     /// Run the per-stage micro-benchmarks instead (multiples of real time, one core).
     #[arg(long)]
     pub micro: bool,
@@ -78,6 +82,7 @@ impl BenchArgs {
         o.speakers = self.speakers;
         o.ramp = self.ramp;
         o.out = self.out.clone();
+        o.contention = self.contention;
         o.seed = self.seed;
         o.sample_rate = self.sample_rate;
         o.analyse = !self.no_analysis;

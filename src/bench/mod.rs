@@ -15,6 +15,7 @@
 //! recover under loss, `--loss`), `cli` (the command).
 
 mod cli;
+pub mod contention;
 pub mod logscan;
 pub mod loss;
 pub mod micro;
@@ -52,6 +53,8 @@ pub struct BenchOptions {
     pub sample_rate: u32,
     /// Decode and analyse every recording (`flac -t` always runs).
     pub analyse: bool,
+    /// Run a busy loop and an fsync-ing disk writer beside jitape ([`contention`]).
+    pub contention: bool,
 }
 
 impl BenchOptions {
@@ -68,6 +71,7 @@ impl BenchOptions {
             seed: 1,
             sample_rate: 48_000,
             analyse: true,
+            contention: false,
         }
     }
 
