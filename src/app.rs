@@ -43,6 +43,14 @@ pub enum AppError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "recording.dir {dir} is not writable by jitape's user (uid {uid}): {source}; make it writable for that uid, e.g. `chown {uid}:{uid} {dir}` (docker: on the host, before the first start; see the deployment guide)"
+    )]
+    RecordingDirNotWritable {
+        dir: PathBuf,
+        uid: u32,
+        source: std::io::Error,
+    },
     #[error("http.bind {addr}: {source}")]
     Http {
         addr: std::net::SocketAddr,
@@ -71,6 +79,26 @@ fn local_address_towards(host: &str, port: u16) -> std::io::Result<IpAddr> {
     Ok(socket.local_addr()?.ip())
 }
 
+/// Fails fast, like docker-jitsi-meet's `check-writable`, when the recording directory
+/// refuses a write for a reason that will not go away by itself (ownership, mode, a read-only
+/// mount): running unready would only hide it. A full disk is not a reason: the disk guard
+/// holds new recordings back until space returns.
+fn check_recording_dir(dir: &std::path::Path) -> Result<(), AppError> {
+    use std::io::ErrorKind;
+    match guard::probe_write(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) => {
+            warn!(dir = %dir.display(), error = %e, "the recording directory is full");
+            Ok(())
+        }
+        Err(source) => Err(AppError::RecordingDirNotWritable {
+            dir: dir.to_path_buf(),
+            uid: rustix::process::geteuid().as_raw(),
+            source,
+        }),
+    }
+}
+
 impl App {
     /// Start the component. Returns once the tasks are spawned; the link connects (and
     /// reconnects) in the background.
@@ -79,6 +107,7 @@ impl App {
             dir: cfg.recording.dir.clone(),
             source,
         })?;
+        check_recording_dir(&cfg.recording.dir)?;
         let bind = match cfg.media.bind {
             Some(ip) => ip,
             None => local_address_towards(&cfg.xmpp.host, cfg.xmpp.port).map_err(|source| {

@@ -144,13 +144,13 @@ pub struct HookSettings {
 pub struct XmppConfig {
     pub host: String,
     pub port: u16,
-    /// The component's domain, e.g. `recorder.meet.jitsi`.
+    /// The component's domain, e.g. `jitape.meet.jitsi`.
     pub domain: String,
     /// The component secret. Never printed: see the `Debug` impl.
     pub secret: Secret,
     /// MUC services whose rooms are conferences, e.g. `muc.meet.jitsi`.
     pub muc_domains: Vec<String>,
-    /// Localpart of the JID jitape uses in rooms (`rec@recorder.meet.jitsi/...`).
+    /// Localpart of the JID jitape uses in rooms (`rec@jitape.meet.jitsi/...`).
     pub user: String,
     pub nick_prefix: String,
     pub display_name: String,

@@ -2,7 +2,7 @@ use super::*;
 
 const MINIMAL: &str = r#"
 [xmpp]
-domain = "recorder.meet.jitsi"
+domain = "jitape.meet.jitsi"
 secret = "s3cret"
 muc_domains = ["muc.meet.jitsi"]
 "#;
@@ -23,7 +23,7 @@ fn minimal_file_gets_documented_defaults() {
     let c = load(MINIMAL, no_env()).unwrap();
     assert_eq!(c.xmpp.host, "127.0.0.1");
     assert_eq!(c.xmpp.port, 5347);
-    assert_eq!(c.xmpp.domain, "recorder.meet.jitsi");
+    assert_eq!(c.xmpp.domain, "jitape.meet.jitsi");
     assert_eq!(c.xmpp.secret.expose(), "s3cret");
     assert_eq!(c.recording.sample_rate, 48000);
     assert_eq!(c.recording.late_window, Duration::from_secs(5));
