@@ -346,12 +346,14 @@ async fn build_peer_connection(
         .build()
         .await
         .map_err(MediaError::stack("create the peer connection"))?;
-    let granted = granted.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    // The kernel reports twice the size it was asked for (the doubling covers its own
+    // bookkeeping), so a full grant reads as 2 × recv_buffer.
+    let granted = granted.load(std::sync::atomic::Ordering::Relaxed) as usize / 2;
     if granted < cfg.recv_buffer {
         crate::util::log_limited(
             "recv-buffer",
             format_args!(
-                "the kernel granted a {granted}-byte UDP receive buffer of the {} asked for: a stall of jitape may overflow it; raise net.core.rmem_max (sysctl) or give jitape CAP_NET_ADMIN",
+                "the kernel granted a {granted}-byte UDP receive buffer of the {} asked for: a stall of jitape may overflow it; raise net.core.rmem_max (sysctl) or give jitape CAP_NET_ADMIN (README, \"UDP receive buffer\")",
                 cfg.recv_buffer
             ),
         );
