@@ -27,6 +27,7 @@ fn settings() -> Settings {
         max_duration: Duration::from_secs(6 * 3600),
         room_status_timeout: Duration::from_secs(15),
         max_sources: 1000,
+        roster_limits: Default::default(),
     }
 }
 
