@@ -423,51 +423,5 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 pub const SYNC_EVERY: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::conference::roster::Classifier;
-
-    fn settings(dir: &std::path::Path) -> RecordingSettings {
-        RecordingSettings {
-            dir: dir.to_path_buf(),
-            audio: AudioConfig::default(),
-        }
-    }
-
-    fn pool() -> WriterPool {
-        WriterPool::start(
-            crate::sink::WriterSettings::default(),
-            std::sync::Arc::new(crate::metrics::Metrics::default()),
-        )
-        .unwrap()
-    }
-
-    #[tokio::test]
-    async fn gaps_reach_the_final_sidecar() {
-        let tmp = tempfile::tempdir().unwrap();
-        let t0 = Instant::now();
-        let pool = pool();
-        let mut rec = Recording::start(
-            &settings(tmp.path()),
-            &pool,
-            "r@muc.example",
-            t0,
-            Utc::now(),
-        )
-        .unwrap();
-        rec.render(t0 + Duration::from_secs(1));
-        rec.add_gap(
-            t0 + Duration::from_millis(300),
-            t0 + Duration::from_millis(700),
-            GapKind::XmppReconnect,
-            "test".into(),
-        );
-        let roster = Roster::new(Classifier::default());
-        rec.checkpoint(&roster);
-        rec.end(t0 + Duration::from_secs(2), &roster);
-        let files = rec.finish("stopped").await.unwrap();
-        let sc = sidecar::read(&files.sidecar).unwrap();
-        assert_eq!(sc.gaps.len(), 1, "{sc:?}");
-        assert_eq!(sc.gaps[0].start.sample, 48_000 * 3 / 10);
-    }
-}
+#[path = "recording_tests.rs"]
+mod tests;

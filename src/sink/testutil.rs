@@ -147,6 +147,10 @@ impl FreezableFs {
         self.frozen = true;
     }
 
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
     /// Writes go through again (the blocked ones complete).
     pub fn thaw(&mut self) {
         if self.frozen {
