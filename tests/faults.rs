@@ -17,6 +17,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use jitape::sim::analyze::{Decoded, check_recording, decode_flac, stray_sound, tone_intervals};
@@ -709,17 +710,19 @@ async fn a_dir_still_refusing_writes_when_the_rooms_end_is_finalized_once_it_acc
 
 /// Freezes (or thaws) the filesystem mounted at `dir`: every write, fsync and create on it
 /// blocks until thawed, as on a stalled disk (`fsfreeze`, util-linux).
-async fn freeze(dir: &Path, on: bool) {
-    let dir = dir.to_path_buf();
+fn freeze(dir: &Path, on: bool) -> bool {
     let flag = if on { "-f" } else { "-u" };
-    let done = tokio::task::spawn_blocking(move || {
-        Command::new("fsfreeze")
-            .arg(flag)
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    assert!(done.await.unwrap(), "fsfreeze {flag}");
+    // Thawing what is not frozen fails harmlessly; keep that quiet.
+    Command::new("fsfreeze")
+        .arg(flag)
+        .arg(dir)
+        .stderr(if on {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Thaws the filesystem if the test ends (or fails) while it is frozen.
@@ -727,7 +730,7 @@ struct Thaw(PathBuf);
 
 impl Drop for Thaw {
     fn drop(&mut self) {
-        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
+        freeze(&self.0, false);
     }
 }
 
@@ -744,18 +747,29 @@ async fn a_disk_stalled_for_five_seconds_delays_no_packet_and_loses_nothing() {
     let metrics = lb.app.as_ref().unwrap().metrics();
     let (a, b) = two_rooms("stalled", 0xee00_0000, 22.0);
     let started = Instant::now();
-    // Frozen from 6 s to 11 s: every write and fsync of both recordings blocks for 5 s.
-    let fault = async {
-        tokio::time::sleep_until((started + secs(6.0)).into()).await;
-        let before = partial_sizes(&rec);
-        freeze(&fs.dir, true).await;
-        tokio::time::sleep_until((started + secs(10.8)).into()).await;
-        let waiting = metrics.write_backlog_micros.get() as f64 / 1e6;
-        let during = partial_sizes(&rec);
-        freeze(&fs.dir, false).await;
-        (before, during, waiting)
-    };
-    let (oa, ob, (before, during, waiting)) = tokio::join!(lb.world.run(a), lb.world.run(b), fault);
+    // Frozen from 6 s to 11 s: every write and fsync of both recordings blocks for 5 s. Done
+    // on a thread of its own: the thaw must not depend on the code under test (a thread
+    // blocked on a frozen filesystem cannot even be killed).
+    let (dir, m) = (fs.dir.clone(), Arc::clone(&metrics));
+    let stall = std::thread::spawn(move || {
+        let at = |s: f64| {
+            std::thread::sleep((started + secs(s)).saturating_duration_since(Instant::now()))
+        };
+        at(6.0);
+        let before = partial_sizes(&dir.join("rec"));
+        let frozen = freeze(&dir, true);
+        at(10.8);
+        let waiting = m.write_backlog_micros.get() as f64 / 1e6;
+        let during = partial_sizes(&dir.join("rec"));
+        freeze(&dir, false);
+        (frozen, before, during, waiting)
+    });
+    let (oa, ob) = tokio::join!(lb.world.run(a), lb.world.run(b));
+    let (frozen, before, during, waiting) = tokio::task::spawn_blocking(move || stall.join())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(frozen, "fsfreeze -f");
     let (oa, ob) = (oa.unwrap(), ob.unwrap());
     let fa = lb.wait_finalized(&oa.plan.room, secs(20.0)).await.unwrap();
     let fb = lb.wait_finalized(&ob.plan.room, secs(20.0)).await.unwrap();

@@ -100,12 +100,18 @@ impl Drop for TinyFs {
 
 /// A 64 MiB ext4 on a loop device, mounted on a fresh directory (needs root and e2fsprogs).
 /// [`Self::freeze`] makes every write, fsync and create on it block, as a stalled disk does
-/// (`fsfreeze`, util-linux); drop thaws and unmounts it.
+/// (`fsfreeze`, util-linux); a watchdog thread thaws it after [`FREEZE_AT_MOST`] whatever the
+/// test does (a thread blocked on a frozen filesystem cannot even be killed, so a test whose
+/// code blocks must fail, not hang); drop thaws and unmounts it.
 pub struct FreezableFs {
     _dir: tempfile::TempDir,
     pub path: PathBuf,
-    frozen: bool,
+    /// Bumped at every freeze and thaw: a watchdog thaws only the freeze it was made for.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The longest a [`FreezableFs`] stays frozen.
+pub const FREEZE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl FreezableFs {
     pub fn mount() -> FreezableFs {
@@ -132,30 +138,43 @@ impl FreezableFs {
         FreezableFs {
             _dir: dir,
             path,
-            frozen: false,
+            generation: Default::default(),
         }
     }
 
     /// From now on every write to the filesystem blocks (the writer's thread with it).
     pub fn freeze(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
         let ok = Command::new("fsfreeze")
             .arg("-f")
             .arg(&self.path)
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "fsfreeze -f");
-        self.frozen = true;
+        let mine = self.generation.fetch_add(1, SeqCst) + 1;
+        let (generation, path) = (std::sync::Arc::clone(&self.generation), self.path.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(FREEZE_AT_MOST);
+            if generation.load(SeqCst) == mine {
+                let _ = Command::new("fsfreeze")
+                    .arg("-u")
+                    .arg(&path)
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        });
     }
 
     pub fn is_frozen(&self) -> bool {
-        self.frozen
+        self.generation.load(std::sync::atomic::Ordering::SeqCst) % 2 == 1
     }
 
     /// Writes go through again (the blocked ones complete).
     pub fn thaw(&mut self) {
-        if self.frozen {
+        if self.is_frozen() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = Command::new("fsfreeze").arg("-u").arg(&self.path).status();
-            self.frozen = false;
         }
     }
 }
