@@ -26,7 +26,7 @@ use super::snapshot::{ConferenceSnapshot, ParticipantSnapshot, SourceSnapshot};
 use crate::audio::TrackId;
 use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
 use crate::metrics::Metrics;
-use crate::sink::{FinalizedFiles, GapKind, HookConfig, HookStatus, Unfinished, WriterPool};
+use crate::sink::{Fault, FinalizedFiles, GapKind, HookConfig, HookStatus, Unfinished, WriterPool};
 use crate::xmpp::router::Control;
 
 /// Everything a conference task needs from the process, shared read-only.
@@ -437,32 +437,24 @@ impl Task {
         }
     }
 
-    /// Count what the roster's limits refused since the last look.
+    /// Count (and say, rate-limited) what the roster's limits refused since the last look.
     fn count_limits(&mut self) {
-        let now = self.machine.roster().hits();
-        if now == self.counted_limits {
-            return;
-        }
-        let m = &self.ctx.metrics;
+        let (now, was) = (self.machine.roster().hits(), self.counted_limits);
         let (p, s) = (
-            now.participants - self.counted_limits.participants,
-            now.presences - self.counted_limits.presences,
+            now.participants - was.participants,
+            now.presences - was.presences,
         );
-        m.limit_participants.add(p);
-        m.limit_presences.add(s);
-        if p > 0 {
+        if p + s > 0 {
+            self.ctx.metrics.limit_participants.add(p);
+            self.ctx.metrics.limit_presences.add(s);
             crate::util::log_limited(
-                "limit-participants",
-                format_args!("limits.max_participants reached: newcomers share one overflow entry"),
+                "roster-limits",
+                format_args!(
+                    "roster limits reached: {p} newcomer(s) put in the overflow entry (limits.max_participants), {s} stay(s) merged (limits.max_presences)"
+                ),
             );
+            self.counted_limits = now;
         }
-        if s > 0 {
-            crate::util::log_limited(
-                "limit-presences",
-                format_args!("limits.max_presences reached: later stays extend the last one"),
-            );
-        }
-        self.counted_limits = now;
     }
 
     /// Keep the process-wide `participants` gauge in step with this conference's humans.
@@ -534,6 +526,9 @@ impl Task {
         // backlog to drain and for the disk to take what finishing needs.
         match rec.ready_to_finish(&roster).await {
             Ok(()) => finalize(ctx, rec, why).await,
+            Err(e) if e.fault() != Fault::Io => {
+                error!(error = %e, "the recording cannot be finalized; what is on disk stays for repair");
+            }
             Err(e) => {
                 // The conference is over but the disk refuses (full, read-only): keep what is
                 // buffered and finalize once it accepts writes, without holding up the room.
@@ -561,9 +556,15 @@ async fn finalize_when_writable(
     let waiting = Instant::now();
     loop {
         tokio::time::sleep(DISK_RETRY).await;
-        if rec.ready_to_finish(&roster).await.is_ok() {
-            info!(waited = ?waiting.elapsed(), "the recording filesystem accepts writes again");
-            return finalize(ctx, rec, why).await;
+        match rec.ready_to_finish(&roster).await {
+            Ok(()) => {
+                info!(waited = ?waiting.elapsed(), "the recording filesystem accepts writes again");
+                return finalize(ctx, rec, why).await;
+            }
+            Err(e) if e.fault() != Fault::Io => {
+                return error!(error = %e, "the recording cannot be finalized; what is on disk stays for repair");
+            }
+            Err(_) => {}
         }
     }
 }

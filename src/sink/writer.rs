@@ -23,17 +23,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::backlog::RecordingWriter;
 use super::error::SinkError;
-use super::flac::{FlacWriter, WriterOptions};
+pub use super::files::{AudioBlock, OpenFiles, Pcm};
+use super::flac::FlacWriter;
 use super::hook::FinalizedFiles;
-use super::paths::{RecordingPaths, Unfinished, safe_component, unused_recording_paths};
-use super::recover::resume_recording;
-use super::sidecar::{self, Sidecar, Status};
+use super::paths::RecordingPaths;
+use super::sidecar::{self, Sidecar};
 use crate::metrics::Metrics;
 use crate::util::log_limited;
 
@@ -56,168 +55,6 @@ impl Default for WriterSettings {
             backlog: Duration::from_secs(180),
             backlog_total: 256 << 20,
         }
-    }
-}
-
-/// PCM for a file: samples, or a run of digital silence (free to hold while the disk is slow).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pcm {
-    Samples(Vec<i16>),
-    Silence(u64),
-}
-
-impl Pcm {
-    /// `samples`, or a silence of their length if they are all zero.
-    pub fn from_samples(samples: Vec<i16>) -> Pcm {
-        if samples.iter().all(|&s| s == 0) {
-            Pcm::Silence(samples.len() as u64)
-        } else {
-            Pcm::Samples(samples)
-        }
-    }
-
-    pub fn len(&self) -> u64 {
-        match self {
-            Pcm::Samples(v) => v.len() as u64,
-            Pcm::Silence(n) => *n,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Memory it holds.
-    pub fn bytes(&self) -> usize {
-        match self {
-            Pcm::Samples(v) => v.len() * 2,
-            Pcm::Silence(_) => 0,
-        }
-    }
-
-    pub fn is_silence(&self) -> bool {
-        matches!(self, Pcm::Silence(_))
-    }
-}
-
-/// One render's audio: the mix from timeline sample `start`, and the stems of the same span
-/// by participant key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AudioBlock {
-    pub start: u64,
-    pub mix: Pcm,
-    pub stems: Vec<(String, Pcm)>,
-}
-
-impl AudioBlock {
-    /// The timeline sample after this block.
-    pub fn end(&self) -> u64 {
-        self.start + self.mix.len()
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.mix.bytes() + self.stems.iter().map(|(_, p)| p.bytes()).sum::<usize>()
-    }
-
-    pub fn is_silence(&self) -> bool {
-        self.mix.is_silence() && self.stems.iter().all(|(_, p)| p.is_silence())
-    }
-
-    /// The same span with every sample replaced by silence.
-    pub fn silenced(self) -> AudioBlock {
-        let n = self.mix.len();
-        AudioBlock {
-            start: self.start,
-            mix: Pcm::Silence(n),
-            stems: self
-                .stems
-                .into_iter()
-                .map(|(k, _)| (k, Pcm::Silence(n)))
-                .collect(),
-        }
-    }
-}
-
-/// A recording's files, open, before they are handed to a writer thread.
-#[derive(Debug)]
-pub struct OpenFiles {
-    pub paths: RecordingPaths,
-    pub mix: FlacWriter,
-    /// Stems continued after a restart, by participant key.
-    pub stems: Vec<(String, FlacWriter)>,
-    /// The sidecar as written so far (the conference keeps the model from here on).
-    pub sidecar: Sidecar,
-}
-
-impl OpenFiles {
-    /// Creates a new recording of `room` in `dir` whose sample 0 is `start_utc`: the mix's
-    /// `.flac.partial` and a first `.json.partial`. Blocking (creates, writes, fsyncs).
-    pub fn create(
-        dir: &std::path::Path,
-        room: &str,
-        sample_rate: u32,
-        start_utc: DateTime<Utc>,
-    ) -> Result<OpenFiles, SinkError> {
-        let paths = unused_recording_paths(dir, room, start_utc)?;
-        paths.create_dir()?;
-        let mix = FlacWriter::create_with(&paths.flac, sample_rate, WriterOptions::default())?;
-        let file = paths
-            .flac
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let sidecar = Sidecar::new(room, &paths.room_dir, &file, sample_rate, start_utc);
-        sidecar::write_atomic(&paths.sidecar_partial, &sidecar)?;
-        info!(file = %paths.flac_partial.display(), "recording started");
-        Ok(OpenFiles {
-            paths,
-            mix,
-            stems: Vec::new(),
-            sidecar,
-        })
-    }
-
-    /// Continues a recording a previous jitape left unfinished, at wall time `now` (the
-    /// downtime is silence and a `jitape-restart` gap). Blocking (repairs, decodes, writes).
-    pub fn resume(
-        u: &Unfinished,
-        room: &str,
-        sample_rate: u32,
-        now: DateTime<Utc>,
-    ) -> Result<OpenFiles, SinkError> {
-        let resumed = resume_recording(u, room, sample_rate, now, WriterOptions::default())?;
-        let mut sidecar = resumed.sidecar;
-        sidecar.status = Status::Recording;
-        sidecar::write_atomic(&u.paths.sidecar_partial, &sidecar)?;
-        let stems = resumed
-            .stems
-            .into_iter()
-            .map(|(path, writer)| {
-                // The participant whose stem this is; an unknown one keeps its path as key.
-                let key = sidecar
-                    .participants
-                    .iter()
-                    .find(|p| {
-                        p.stem.is_some()
-                            && u.paths.stem(&safe_component(&p.key, "participant")) == path
-                    })
-                    .map_or_else(|| path.display().to_string(), |p| p.key.clone());
-                (key, writer)
-            })
-            .collect();
-        info!(
-            file = %u.paths.flac_partial.display(),
-            kept = resumed.report.samples_kept,
-            cut_bytes = resumed.report.bytes_cut,
-            downtime_samples = resumed.gap.end - resumed.gap.start,
-            "recording resumed after a restart"
-        );
-        Ok(OpenFiles {
-            paths: u.paths.clone(),
-            mix: resumed.mix,
-            stems,
-            sidecar,
-        })
     }
 }
 
@@ -372,9 +209,17 @@ impl WriterPool {
     }
 }
 
+/// A recording as its writer thread holds it.
+enum Slot {
+    Open(Box<Open>),
+    /// The writer panicked on it (its files were finalized from disk); its commands are only
+    /// accounted for until the conference side closes it.
+    Lost(Arc<Progress>),
+}
+
 /// A writer thread: serves its recordings until every sender is gone.
 fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
-    let mut open: HashMap<u64, Open> = HashMap::new();
+    let mut slots: HashMap<u64, Slot> = HashMap::new();
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Adopt(id, files, progress) => {
@@ -386,26 +231,42 @@ fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
                     stems,
                     sidecar,
                 } = *files;
-                open.insert(
-                    id,
-                    Open {
-                        paths,
-                        mix,
-                        stems: stems.into_iter().collect(),
-                        sidecar,
-                        progress,
-                        counted,
-                    },
-                );
+                let open = Open {
+                    paths,
+                    mix,
+                    stems: stems.into_iter().collect(),
+                    sidecar,
+                    progress,
+                    counted,
+                };
+                slots.insert(id, Slot::Open(Box::new(open)));
             }
             Msg::Cmd(id, cmd, cost) => {
-                let Some(progress) = open.get(&id).map(|o| Arc::clone(&o.progress)) else {
-                    // The recording was closed (finished, or lost to a panic).
-                    debug!(id, "command for a closed recording discarded");
-                    shared.unqueue(cost);
-                    continue;
+                let closing = matches!(cmd, Cmd::Finish(..) | Cmd::Abandon(_));
+                let progress = match slots.remove(&id) {
+                    Some(Slot::Open(open)) => {
+                        let progress = Arc::clone(&open.progress);
+                        if let Some(open) = run(*open, cmd, &shared.metrics) {
+                            slots.insert(id, Slot::Open(Box::new(open)));
+                        } else if !closing {
+                            slots.insert(id, Slot::Lost(Arc::clone(&progress)));
+                        }
+                        progress
+                    }
+                    Some(Slot::Lost(progress)) => {
+                        // Replies (probe, finish) are dropped: the conference side sees an error.
+                        if !closing {
+                            slots.insert(id, Slot::Lost(Arc::clone(&progress)));
+                        }
+                        progress
+                    }
+                    None => {
+                        error!(id, "a command for a recording this writer does not hold");
+                        shared.unqueue(cost);
+                        continue;
+                    }
                 };
-                if run(&mut open, id, cmd, &shared.metrics) {
+                if closing {
                     load.fetch_sub(1, Relaxed);
                 }
                 shared.release(&progress, cost);
@@ -414,30 +275,25 @@ fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
     }
 }
 
-/// Serves one command; true when the recording is closed.
-fn run(open: &mut HashMap<u64, Open>, id: u64, cmd: Cmd, metrics: &Metrics) -> bool {
-    let closing = matches!(cmd, Cmd::Finish(..) | Cmd::Abandon(_));
-    let paths = open.get(&id).map(|o| o.paths.clone());
-    let served = catch_unwind(AssertUnwindSafe(|| {
-        if closing {
-            if let Some(o) = open.remove(&id) {
-                o.close(cmd);
-            }
-        } else if let Some(o) = open.get_mut(&id) {
-            o.serve(cmd, metrics);
+/// Serves one command; the recording back unless it was closed or lost to a panic (then its
+/// writers are dropped, whole frames reaching the OS, and what the disk holds is finalized).
+fn run(mut open: Open, cmd: Cmd, metrics: &Metrics) -> Option<Open> {
+    let paths = open.paths.clone();
+    let served = catch_unwind(AssertUnwindSafe(move || match cmd {
+        Cmd::Finish(..) | Cmd::Abandon(_) => {
+            open.close(cmd);
+            None
+        }
+        cmd => {
+            open.serve(cmd, metrics);
+            Some(open)
         }
     }));
-    if served.is_ok() {
-        return closing;
-    }
-    // The writers may be in any state: drop them (whole frames reach the OS) and finalize
-    // what the disk holds.
-    open.remove(&id);
-    if let Some(paths) = paths {
+    served.unwrap_or_else(|_| {
         error!(dir = %paths.dir.display(), "the writer panicked on a recording; finalizing it from disk");
         let _ = catch_unwind(|| finalize_from_disk(&paths, "internal-error"));
-    }
-    true
+        None
+    })
 }
 
 /// Finalizes the unfinished files of `paths` as they are on disk.
@@ -474,9 +330,7 @@ impl Open {
             Cmd::Audio(block) => self.audio(block),
             Cmd::Sidecar(sc) => {
                 self.sidecar = *sc;
-                if let Err(e) = self.ready() {
-                    log_limited("sidecar-write", format_args!("checkpoint: {e}"));
-                }
+                self.checkpoint();
             }
             Cmd::Sync => {
                 if let Err(e) = self.mix.sync() {
@@ -576,6 +430,21 @@ impl Open {
         });
         if let Err(e) = result {
             log_limited("stem-write", format_args!("stem write failed: {e}"));
+        }
+    }
+
+    /// Every file's whole frames to the OS and the `.json.partial` rewritten, each as far as
+    /// the disk takes it (what it refuses stays buffered).
+    fn checkpoint(&mut self) {
+        if let Err(e) = self.mix.flush() {
+            log_limited("recording-flush", format_args!("flush failed: {e}"));
+        }
+        for w in self.stems.values_mut() {
+            let _ = w.flush();
+        }
+        self.sidecar.total_samples = self.mix.samples_written();
+        if let Err(e) = sidecar::write_atomic(&self.paths.sidecar_partial, &self.sidecar) {
+            log_limited("sidecar-write", format_args!("sidecar not written: {e}"));
         }
     }
 
