@@ -3,8 +3,9 @@
 //!
 //! In: a validated configuration. Out: an [`App`] handle to send control messages (record a
 //! room, stop one) and to shut down gracefully (every recording finalized, then the link
-//! closed). Every conference task is supervised: if one panics, its files are finalized from
-//! what is on disk and the rest of the process carries on.
+//! closed). The writer threads every recording's files live on are started here, once. Every
+//! conference task is supervised: if one panics, its recording's writer finalizes the files
+//! and the rest of the process carries on.
 
 use std::net::{IpAddr, UdpSocket};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use crate::config::Config;
 use crate::guard::{self, GuardSettings};
 use crate::media::MediaConfig;
 use crate::metrics::Metrics;
-use crate::sink::{self, RecordingPaths};
+use crate::sink;
 use crate::xmpp::classify::RouterSettings;
 use crate::xmpp::link::{self, LinkSettings};
 use crate::xmpp::muc::FEATURE_JIGASI;
@@ -56,6 +57,8 @@ pub enum AppError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("starting the writer threads: {0}")]
+    Writers(std::io::Error),
 }
 
 /// A running jitape.
@@ -125,6 +128,15 @@ impl App {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (finished, _) = broadcast::channel(64);
         let metrics = Arc::new(Metrics::default());
+        let writers = sink::WriterPool::start(
+            sink::WriterSettings {
+                threads: cfg.recording.writer_threads,
+                backlog: cfg.recording.write_backlog,
+                backlog_total: cfg.recording.write_backlog_total,
+            },
+            Arc::clone(&metrics),
+        )
+        .map_err(AppError::Writers)?;
 
         let link_settings = LinkSettings {
             host: cfg.xmpp.host.clone(),
@@ -170,6 +182,10 @@ impl App {
                 room_status_timeout: Duration::from_secs(15),
                 max_sources: cfg.limits.max_sources,
                 opus_red: cfg.media.opus_red,
+                roster_limits: crate::conference::roster::RosterLimits {
+                    max_participants: cfg.limits.max_participants,
+                    max_presences: cfg.limits.max_presences,
+                },
             },
             recording: RecordingSettings {
                 dir: cfg.recording.dir.clone(),
@@ -196,6 +212,7 @@ impl App {
                 .as_ref()
                 .map(|h| sink::HookConfig::new(h.command.clone(), h.args.clone(), h.timeout)),
             metrics: Arc::clone(&metrics),
+            writers: Arc::new(writers),
         });
         let (ready_tx, ready_rx) = watch::channel(crate::http::Readiness::default());
         let (disk_tx, disk_rx) = watch::channel(true);
@@ -329,7 +346,6 @@ struct Supervisor {
 impl Spawn for Supervisor {
     fn spawn(&mut self, start: StartInfo) -> crate::conference::inbox::InboxSender {
         let (tx, rx) = crate::conference::inbox::inbox(1024);
-        let (paths_tx, paths_rx) = watch::channel(None);
         let StartInfo {
             room,
             generation,
@@ -341,18 +357,14 @@ impl Spawn for Supervisor {
             generation,
             resume,
             rx,
-            paths_tx,
         ));
         let control = self.ctx.control.clone();
         tokio::spawn(async move {
             if let Err(e) = handle.await
                 && e.is_panic()
             {
-                error!(%room, "conference task panicked; finalizing its files from disk");
-                let paths = paths_rx.borrow().clone();
-                if let Some(paths) = paths {
-                    let _ = tokio::task::spawn_blocking(move || finalize_after_panic(&paths)).await;
-                }
+                // Its recording's writer finalizes the files (reason `internal-error`).
+                error!(%room, "conference task panicked; its recording is finalized by its writer");
                 let _ = control.send(Control::Ended { room, generation }).await;
             }
         });
@@ -403,19 +415,4 @@ async fn unfinished_recordings(
         }
     }
     out
-}
-
-fn finalize_after_panic(paths: &RecordingPaths) {
-    let root = paths.dir.parent().unwrap_or(&paths.dir);
-    match sink::find_unfinished(root) {
-        Ok(list) => {
-            for u in list.iter().filter(|u| u.paths == *paths) {
-                match sink::finalize_unfinished(u, "internal-error") {
-                    Ok(files) => info!(flac = %files.flac.display(), "finalized after a panic"),
-                    Err(e) => error!(error = %e, "could not finalize after a panic"),
-                }
-            }
-        }
-        Err(e) => error!(error = %e, "could not look for unfinished files"),
-    }
 }

@@ -66,6 +66,10 @@ pub struct Metrics {
     pub limit_sources: Counter,
     pub limit_iq_rate: Counter,
     pub limit_stanza_size: Counter,
+    /// Participants refused a ledger entry of their own (`limits.max_participants`).
+    pub limit_participants: Counter,
+    /// Presence intervals merged into a participant's last one (`limits.max_presences`).
+    pub limit_presences: Counter,
     pub disk_free_bytes: Gauge,
     pub disk_low: Gauge,
     /// Media sessions that could not be set up or kept, by [`MediaProblem`].
@@ -84,6 +88,16 @@ pub struct Metrics {
     pub load_level: Gauge,
     /// Conferences ended because jitape could not carry them.
     pub conferences_shed: Counter,
+    /// PCM bytes waiting for the writer threads (sent or in the conferences' backlogs).
+    pub write_backlog_bytes: Gauge,
+    /// Audio waiting for the writer threads, all recordings together (microseconds).
+    pub write_backlog_micros: Gauge,
+    /// Times a recording's writer fell behind and audio waited in its conference's backlog.
+    pub write_stalls: Counter,
+    /// Audio replaced by silence because a backlog bound was exceeded (microseconds).
+    pub write_dropped_micros: Counter,
+    /// Recordings whose writer is far behind (a `/ready` reason).
+    pub recordings_write_behind: Gauge,
 }
 
 use crate::conference::machine::MediaProblem;
@@ -118,6 +132,8 @@ struct Line<'a> {
     kind: &'a str,
     help: &'a str,
     value: i128,
+    /// The value is in millionths of the unit the name says (seconds).
+    micro: bool,
 }
 
 impl Metrics {
@@ -128,6 +144,7 @@ impl Metrics {
             kind: "counter",
             help,
             value: i128::from(v.get()),
+            micro: false,
         };
         let limit = |labels, v: &Counter| Line {
             name: "jitape_limit_hits_total",
@@ -135,6 +152,7 @@ impl Metrics {
             kind: "counter",
             help: "Times a configured limit refused something ([limits] in the config).",
             value: i128::from(v.get()),
+            micro: false,
         };
         let media = |labels, v: &Counter| Line {
             name: "jitape_media_failures_total",
@@ -142,6 +160,7 @@ impl Metrics {
             kind: "counter",
             help: "Media sessions that could not be set up or kept; jitape asked for a new one each time.",
             value: i128::from(v.get()),
+            micro: false,
         };
         let g = |name, help, v: &Gauge| Line {
             name,
@@ -149,6 +168,11 @@ impl Metrics {
             kind: "gauge",
             help,
             value: i128::from(v.get()),
+            micro: false,
+        };
+        let seconds = |line: Line<'static>| Line {
+            micro: true,
+            ..line
         };
         vec![
             g(
@@ -245,6 +269,8 @@ impl Metrics {
             limit("{limit=\"sources\"}", &self.limit_sources),
             limit("{limit=\"iq_rate\"}", &self.limit_iq_rate),
             limit("{limit=\"stanza_size\"}", &self.limit_stanza_size),
+            limit("{limit=\"participants\"}", &self.limit_participants),
+            limit("{limit=\"presences\"}", &self.limit_presences),
             g(
                 "jitape_disk_free_bytes",
                 "Free bytes on the recording filesystem.",
@@ -279,6 +305,31 @@ impl Metrics {
                 "Conferences being recorded without a working media session (silence, listed as a gap).",
                 &self.conferences_deaf,
             ),
+            g(
+                "jitape_write_backlog_bytes",
+                "PCM bytes waiting for the writer threads (a slow disk), all recordings together.",
+                &self.write_backlog_bytes,
+            ),
+            seconds(g(
+                "jitape_write_backlog_seconds",
+                "Audio waiting for the writer threads, all recordings together.",
+                &self.write_backlog_micros,
+            )),
+            c(
+                "jitape_write_stalls_total",
+                "Times a recording's writer fell behind and its audio waited in memory.",
+                &self.write_stalls,
+            ),
+            seconds(c(
+                "jitape_write_dropped_seconds_total",
+                "Audio replaced by silence (a disk-backlog gap) because the disk was too slow for the backlog bounds.",
+                &self.write_dropped_micros,
+            )),
+            g(
+                "jitape_recordings_write_behind",
+                "Recordings whose audio waits more than 10 s (or half of recording.write_backlog) for the disk.",
+                &self.recordings_write_behind,
+            ),
         ]
     }
 
@@ -292,7 +343,20 @@ impl Metrics {
                 let _ = writeln!(out, "# TYPE {} {}", l.name, l.kind);
                 previous = l.name;
             }
-            let _ = writeln!(out, "{}{} {}", l.name, l.labels, l.value);
+            if l.micro {
+                let sign = if l.value < 0 { "-" } else { "" };
+                let v = l.value.unsigned_abs();
+                let _ = writeln!(
+                    out,
+                    "{}{} {sign}{}.{:06}",
+                    l.name,
+                    l.labels,
+                    v / 1_000_000,
+                    v % 1_000_000
+                );
+            } else {
+                let _ = writeln!(out, "{}{} {}", l.name, l.labels, l.value);
+            }
         }
         out
     }
@@ -319,6 +383,11 @@ mod tests {
         assert!(text.contains("jitape_limit_hits_total{limit=\"iq_rate\"} 2\n"));
         assert!(text.contains("jitape_limit_hits_total{limit=\"conferences\"} 0\n"));
         assert_eq!(text.matches("# TYPE jitape_limit_hits_total").count(), 1);
+        m.write_dropped_micros.add(2_500_000);
+        m.write_backlog_micros.add(-1_500);
+        let text = m.render();
+        assert!(text.contains("jitape_write_dropped_seconds_total 2.500000\n"));
+        assert!(text.contains("jitape_write_backlog_seconds -0.001500\n"));
         // Every family is declared once, before its samples.
         let mut declared = std::collections::HashSet::new();
         for l in text.lines() {

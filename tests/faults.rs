@@ -1,11 +1,13 @@
 //! Fault injection over the loopback deployment (issue 7, "fault tests"): loss bursts, a bridge
-//! that vanishes, a focus that never answers, a recording filesystem that refuses writes, and a
-//! `.partial` cut at every byte of its last frame. In each case jitape keeps running, the other
+//! that vanishes, a focus that never answers, a recording filesystem that refuses writes, one
+//! that stalls every write (frozen; issue 11), and a `.partial` cut at every byte of its last
+//! frame. In each case jitape keeps running, the other
 //! conferences it records at the same time are untouched, and every recording is continued or
 //! finalized as a valid FLAC (`flac -t`, an independent decode, the sidecar agreeing).
 //!
 //! Every test prints one `FAULT-SUMMARY` line computed from the files and appends it to
-//! `target/fault-summary.txt`: `samples_lost` is what the sidecar admits (disk-full gaps) plus
+//! `target/fault-summary.txt`: `samples_lost` is what the sidecar admits (disk-full and
+//! disk-backlog gaps) plus
 //! any shortfall of the decoded audio against the wall duration beyond 100 ms (or, for cut
 //! files, the samples of the torn frame); `bytes_lost` is what was left unfinalized (`.partial`,
 //! `.tmp`) plus, for cut files, the torn bytes repair dropped.
@@ -15,6 +17,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use jitape::sim::analyze::{Decoded, check_recording, decode_flac, stray_sound, tone_intervals};
@@ -131,7 +134,7 @@ fn check_file(flac: &Path, json: &Path, wall: Option<f64>) -> Checked {
     let admitted: u64 = sc
         .gaps
         .iter()
-        .filter(|g| g.kind == GapKind::DiskFull)
+        .filter(|g| matches!(g.kind, GapKind::DiskFull | GapKind::DiskBacklog))
         .map(|g| g.end.sample.saturating_sub(g.start.sample))
         .sum();
     let rate = f64::from(decoded.rate);
@@ -700,6 +703,110 @@ async fn a_dir_still_refusing_writes_when_the_rooms_end_is_finalized_once_it_acc
         }
         assert!(c.decoded.duration().as_secs_f64() >= off + 5.5);
     }
+}
+
+/// Freezes (or thaws) the filesystem mounted at `dir`: every write, fsync and create on it
+/// blocks until thawed, as on a stalled disk (`fsfreeze`, util-linux).
+fn freeze(dir: &Path, on: bool) -> bool {
+    let flag = if on { "-f" } else { "-u" };
+    // Thawing what is not frozen fails harmlessly; keep that quiet.
+    Command::new("fsfreeze")
+        .arg(flag)
+        .arg(dir)
+        .stderr(if on {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Thaws the filesystem if the test ends (or fails) while it is frozen.
+struct Thaw(PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        freeze(&self.0, false);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_stalled_for_five_seconds_delays_no_packet_and_loses_nothing() {
+    support::logs();
+    let fs = Mounted::new("ext4");
+    let _thaw = Thaw(fs.dir.clone());
+    let rec = fs.dir.join("rec");
+    std::fs::create_dir_all(&rec).unwrap();
+    let mut lb = Loopback::start_with(&rec, 48_000, SMALL_FS_FLOOR)
+        .await
+        .unwrap();
+    let metrics = lb.app.as_ref().unwrap().metrics();
+    let (a, b) = two_rooms("stalled", 0xee00_0000, 22.0);
+    let started = Instant::now();
+    // Frozen from 6 s to 11 s: every write and fsync of both recordings blocks for 5 s. Done
+    // on a thread of its own: the thaw must not depend on the code under test (a thread
+    // blocked on a frozen filesystem cannot even be killed).
+    let (dir, m) = (fs.dir.clone(), Arc::clone(&metrics));
+    let stall = std::thread::spawn(move || {
+        let at = |s: f64| {
+            std::thread::sleep((started + secs(s)).saturating_duration_since(Instant::now()))
+        };
+        at(6.0);
+        let before = partial_sizes(&dir.join("rec"));
+        let frozen = freeze(&dir, true);
+        at(10.8);
+        let waiting = m.write_backlog_micros.get() as f64 / 1e6;
+        let during = partial_sizes(&dir.join("rec"));
+        freeze(&dir, false);
+        (frozen, before, during, waiting)
+    });
+    let (oa, ob) = tokio::join!(lb.world.run(a), lb.world.run(b));
+    let (frozen, before, during, waiting) = tokio::task::spawn_blocking(move || stall.join())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(frozen, "fsfreeze -f");
+    let (oa, ob) = (oa.unwrap(), ob.unwrap());
+    let fa = lb.wait_finalized(&oa.plan.room, secs(20.0)).await.unwrap();
+    let fb = lb.wait_finalized(&ob.plan.room, secs(20.0)).await.unwrap();
+    let stalls = metrics.write_stalls.get();
+    let dropped = metrics.write_dropped_micros.get();
+    lb.stop().await;
+    let (ca, cb) = (check_finalized(&fa, &oa), check_finalized(&fb, &ob));
+    Summary {
+        case: "disk-stalled",
+        faults: format!("recording filesystem frozen (every write and fsync blocked) from 6 s to 11 s of two 22 s rooms; {waiting:.1} s of audio waited in memory"),
+        files: 2,
+        valid: usize::from(ca.valid) + usize::from(cb.valid),
+        samples_lost: ca.samples_lost + cb.samples_lost,
+        bytes_lost: leftover_bytes(&rec),
+    }
+    .emit();
+    // The stall was real: the files did not grow, the audio waited for the writer.
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(
+        during
+            .iter()
+            .zip(&before)
+            .all(|(d, b)| d.1 <= b.1 + 64 * 1024),
+        "the files grew while frozen: {before:?} → {during:?}"
+    );
+    assert!(waiting > 6.0, "only {waiting} s of audio waited");
+    assert!(stalls >= 2, "{stalls} stalls");
+    // Nothing was lost or shifted: every tone in place, full length, no gap.
+    assert_eq!(dropped, 0);
+    assert!(ca.valid && cb.valid);
+    assert_eq!(ca.samples_lost + cb.samples_lost, 0);
+    assert!(
+        ca.sc.gaps.is_empty() && cb.sc.gaps.is_empty(),
+        "{:?} {:?}",
+        ca.sc.gaps,
+        cb.sc.gaps
+    );
+    assert_exact(&ca, &fa, &oa, 20);
+    assert_exact(&cb, &fb, &ob, 20);
+    assert_eq!(leftover_bytes(&rec), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

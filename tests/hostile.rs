@@ -1,5 +1,5 @@
 //! A hostile occupant in a recorded conference, through a real Prosody: oversized and deeply
-//! nested presences, an oversized IQ, an IQ flood, a 20 KiB attribute. jitape (a separate
+//! nested presences, an oversized IQ, an IQ flood, a 20 KiB attribute, 10,000 nicknames. jitape (a separate
 //! `jitape run` process) must keep its link, answer what deserves an answer, count what it
 //! refused, never log its secret, and record the conference as if nothing happened.
 
@@ -39,7 +39,7 @@ fn spec() -> ProsodySpec {
     }
 }
 
-fn jitape_toml(port: u16, dir: &std::path::Path) -> String {
+fn jitape_toml(port: u16, dir: &std::path::Path, limits: &str) -> String {
     format!(
         r#"
 [xmpp]
@@ -58,6 +58,7 @@ bind = "127.0.0.1:0"
 max_stanza_size = "128KiB"
 iq_rate = 5
 iq_burst = 10
+{limits}
 "#,
         dir.display()
     )
@@ -139,7 +140,7 @@ async fn a_hostile_occupant_costs_only_its_own_stanzas() {
     let port = prosody.component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir), tmp.path());
+    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
     let world = sim_world(port).await;
     let room = format!("lesson@{MUC}");
     let mut plan = ConferencePlan::demo(&room);
@@ -296,4 +297,95 @@ async fn a_hostile_occupant_costs_only_its_own_stanzas() {
             .any(|p| p.nicks.iter().any(|n| n == "mallory")),
         "mallory was present"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cycling_through_ten_thousand_nicknames_is_capped_and_counted() {
+    support::logs();
+    let prosody = Prosody::start(&spec());
+    let port = prosody.component_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let rec_dir = tmp.path().join("recordings");
+    let toml = jitape_toml(port, &rec_dir, "max_participants = 40\nmax_presences = 20");
+    let mut jitape = JitapeProcess::spawn(&toml, tmp.path());
+    let world = sim_world(port).await;
+    let room = format!("cycling@{MUC}");
+    let mut plan = ConferencePlan::demo(&room);
+    plan.end_at = Duration::from_secs(40);
+    let conference = tokio::spawn(async move {
+        let outcome = world.run(plan).await;
+        world.close().await;
+        outcome
+    });
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut m = mallory(port).await;
+    let join = |nick: &str| {
+        xml(&format!(
+            "<presence xmlns='{NS_CLIENT}' from='m@{MALLORY}/x' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+    };
+    m.send(&join("cyc0")).await.unwrap();
+    wait_for(&mut m, Duration::from_secs(15), |el| {
+        el.name() == "presence"
+            && el
+                .attr("from")
+                .and_then(|f| f.split_once('/'))
+                .is_some_and(|(_, nick)| nick.starts_with("jitape"))
+    })
+    .await
+    .expect("jitape's presence reaches mallory");
+    // 10,000 nickname changes (each an unavailable and a new occupant for everyone in the
+    // room), paced over about 20 s, then gone.
+    let started = Instant::now();
+    for i in 1..10_000u32 {
+        m.send(&join(&format!("cyc{i}"))).await.unwrap();
+        if i % 50 == 0 {
+            let due = started + Duration::from_millis(u64::from(i) * 2);
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+    m.send(&xml(&format!(
+        "<presence xmlns='{NS_CLIENT}' type='unavailable' from='m@{MALLORY}/x' to='{room}/cyc9999'/>"
+    )))
+    .await
+    .unwrap();
+    let cycling = started.elapsed();
+    m.close().await;
+
+    let outcome = conference.await.unwrap().expect("conference played");
+    let found = wait_for_final(&rec_dir, &room, Duration::from_secs(30)).await;
+    let addr = jitape
+        .log()
+        .lines()
+        .find(|l| l.contains("http server listening"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .map(|a| a.trim().to_string())
+        .expect("http address in the log");
+    let text = metrics(&addr).await;
+    let status = jitape.terminate(Duration::from_secs(15));
+    let log = jitape.log();
+    let (flac, sc_path) = found.unwrap_or_else(|| panic!("no recording\n{log}"));
+    assert!(status.is_some_and(|s| s.success()), "{log}");
+    eprintln!("10,000 nicknames in {cycling:?}");
+
+    // Counted: everyone past the 40th entry went to the overflow entry.
+    let refused = metric(&text, "jitape_limit_hits_total{limit=\"participants\"}");
+    assert!(refused >= 9_950.0, "{refused}\n{text}");
+    assert!(metric(&text, "jitape_limit_hits_total{limit=\"presences\"}") > 0.0);
+    // Bounded: at most 40 entries and the overflow one, each with at most 20 stays.
+    let sc = sidecar::read(&sc_path).unwrap();
+    assert!(sc.participants.len() <= 41, "{}", sc.participants.len());
+    assert!(
+        sc.participants
+            .iter()
+            .all(|p| p.presence.len() <= 20 && p.nicks.len() <= 20)
+    );
+    assert!(sc.participants.iter().any(|p| p.key == "overflow"));
+    let size = std::fs::metadata(&sc_path).unwrap().len();
+    assert!(size < 200_000, "sidecar of {size} bytes");
+    // And the people who talked were recorded as if nothing happened.
+    support::flac_test(&flac);
+    let report = check_recording(&flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
+    assert!(report.ok(Duration::from_millis(100)), "{report}\n{log}");
 }

@@ -52,6 +52,7 @@ pub fn settings() -> Settings {
         room_status_timeout: Duration::from_secs(15),
         max_sources: 1000,
         opus_red: true,
+        roster_limits: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 use tracing::{debug, info, warn};
 
-use super::roster::{Classifier, Roster, RosterChange};
+use super::roster::{Classifier, Roster, RosterChange, RosterLimits};
 use super::session::{Effect, RESTART_RETRY, SessionState, Sessions};
 use crate::audio::TrackId;
 use crate::jingle::model::{AudioOffer, IceTransport, Source};
@@ -53,6 +53,8 @@ pub struct Settings {
     pub max_sources: usize,
     /// Advertise Opus RED in our caps (`media.opus_red`).
     pub opus_red: bool,
+    /// What the roster keeps (`limits.max_participants`, `limits.max_presences`).
+    pub roster_limits: RosterLimits,
 }
 
 /// Why a recording ended; becomes the sidecar's `end_reason`.
@@ -290,12 +292,15 @@ impl Machine {
         let our_domain = Jid::parse(&s.our_jid)
             .map(|j| j.domain().to_string())
             .unwrap_or_default();
-        let roster = Roster::new(Classifier {
-            our_nick: s.nick.clone(),
-            our_domain,
-            focus_nick: s.focus_nick.clone(),
-            service_domains: s.service_domains.clone(),
-        });
+        let roster = Roster::with_limits(
+            Classifier {
+                our_nick: s.nick.clone(),
+                our_domain,
+                focus_nick: s.focus_nick.clone(),
+                service_domains: s.service_domains.clone(),
+            },
+            s.roster_limits,
+        );
         Machine {
             membership: Membership::Offline,
             recording: false,

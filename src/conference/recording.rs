@@ -1,10 +1,13 @@
-//! One conference's recording: the audio timeline and the files it feeds.
+//! One conference's recording: the audio timeline, the sidecar model, and the handle to the
+//! files on a writer thread.
 //!
 //! In: RTP packets, the SSRC → track mapping, the roster (for the sidecar), and the instant.
-//! Out: the FLAC (and optional stems) growing on disk, a `.json.partial` sidecar rewritten at
-//! every checkpoint, and at the end the finalized files. Owned by the conference task; the
-//! timeline's sample 0 is the moment [`Recording::start`] runs, so the file's duration is the
-//! conference's wall duration by construction.
+//! Out: rendered PCM handed to the recording's writer thread ([`RecordingWriter`]; FLAC
+//! encoding and every disk operation happen there), a sidecar snapshot at every checkpoint,
+//! and at the end the finalized files. Owned by the conference task; no method blocks on
+//! the disk (only opening, on a blocking thread, and the async end). The timeline's sample
+//! 0 is the moment [`Recording::start`] runs, so the file's duration is the conference's
+//! wall duration by construction.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -16,11 +19,10 @@ use tracing::{info, warn};
 use super::roster::{OccupantKind, Roster};
 use crate::audio::{AudioConfig, AudioStats, SpeechEvent, Timeline, TrackId};
 use crate::media::RtpPacket;
-use crate::sink::paths::{safe_component, unused_recording_paths};
 use crate::sink::sidecar::{self, GapKind, Presence, Segment, Sidecar};
 use crate::sink::{
-    FinalizedFiles, FlacWriter, RecordingPaths, SinkError, Unfinished, WriterOptions,
-    resume_recording,
+    AudioBlock, FinalizedFiles, OpenFiles, Pcm, RecordingPaths, RecordingWriter, SinkError,
+    Unfinished, WriterPool,
 };
 
 /// What a recording needs from the configuration.
@@ -46,7 +48,6 @@ struct Published {
     lost: u64,
     concealed: u64,
     late: u64,
-    bytes: u64,
 }
 
 /// What the sidecar already held for a participant when the recording was resumed.
@@ -56,18 +57,14 @@ struct Earlier {
     speaking: Vec<Segment>,
 }
 
-/// A per-participant stem file.
-struct Stem {
-    key: String,
-    writer: FlacWriter,
-}
+/// The sidecar's words for audio the disk was too slow to take.
+const BACKLOG_GAP: &str = "the disk was too slow: more audio waited for it than recording.write_backlog (or write_backlog_total) allows; silence instead";
 
 pub struct Recording {
     paths: RecordingPaths,
     timeline: Timeline,
     origin: Instant,
-    mix: FlacWriter,
-    stems: HashMap<TrackId, Stem>,
+    files: RecordingWriter,
     sidecar: Sidecar,
     tracks: BTreeMap<u32, TrackId>,
     /// Track → participant key, for speech segments and stems.
@@ -80,66 +77,49 @@ pub struct Recording {
     origin_sample: u64,
     /// Participants and their history from before a resume, by key.
     earlier: HashMap<String, Earlier>,
-    write_failures: u64,
 }
 
 impl Recording {
-    /// Open a new recording of `room` whose sample 0 is (`origin`, `start_utc`).
+    /// Open a new recording of `room` whose sample 0 is (`origin`, `start_utc`), its files
+    /// on a thread of `pool`. Blocking: creates and fsyncs the first files.
     pub fn start(
         s: &RecordingSettings,
+        pool: &WriterPool,
         room: &str,
         origin: Instant,
         start_utc: DateTime<Utc>,
     ) -> Result<Recording, RecordingError> {
         let timeline = Timeline::new(s.audio.clone(), origin, 0)?;
-        let paths = unused_recording_paths(&s.dir, room, start_utc)?;
-        paths.create_dir()?;
-        let mix =
-            FlacWriter::create_with(&paths.flac, s.audio.sample_rate, WriterOptions::default())?;
-        let file = paths
-            .flac
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let sidecar = Sidecar::new(room, &paths.room_dir, &file, s.audio.sample_rate, start_utc);
-        sidecar::write_atomic(&paths.sidecar_partial, &sidecar)?;
-        info!(file = %paths.flac_partial.display(), "recording started");
-        Ok(Recording {
-            paths,
-            timeline,
-            origin,
-            mix,
-            stems: HashMap::new(),
-            sidecar,
-            tracks: BTreeMap::new(),
-            keys: HashMap::new(),
-            open_speech: HashMap::new(),
-            segments: HashMap::new(),
-            published: Published::default(),
-            origin_sample: 0,
-            earlier: HashMap::new(),
-            write_failures: 0,
-        })
+        let files = OpenFiles::create(&s.dir, room, s.audio.sample_rate, start_utc)?;
+        Ok(Self::adopt(pool, files, timeline, origin, 0))
     }
 
     /// Continue a recording a previous jitape left unfinished: the torn tail is cut, the
     /// downtime becomes silence (and a `jitape-restart` gap in the sidecar), and the
-    /// timeline carries on at the sample that corresponds to `now`.
+    /// timeline carries on at the sample that corresponds to `now`. Blocking (repairs).
     pub fn resume(
         s: &RecordingSettings,
+        pool: &WriterPool,
         room: &str,
         u: &Unfinished,
         origin: Instant,
         now: DateTime<Utc>,
     ) -> Result<Recording, RecordingError> {
-        let resumed =
-            resume_recording(u, room, s.audio.sample_rate, now, WriterOptions::default())?;
-        let origin_sample = resumed.mix.samples_written();
-        let resumed_bytes = resumed.mix.file_bytes();
+        let files = OpenFiles::resume(u, room, s.audio.sample_rate, now)?;
+        let origin_sample = files.mix.samples_written();
         let timeline = Timeline::new(s.audio.clone(), origin, origin_sample)?;
-        let mut sidecar = resumed.sidecar;
-        sidecar.status = sidecar::Status::Recording;
-        sidecar::write_atomic(&u.paths.sidecar_partial, &sidecar)?;
+        Ok(Self::adopt(pool, files, timeline, origin, origin_sample))
+    }
+
+    fn adopt(
+        pool: &WriterPool,
+        files: OpenFiles,
+        timeline: Timeline,
+        origin: Instant,
+        origin_sample: u64,
+    ) -> Recording {
+        let paths = files.paths.clone();
+        let sidecar = files.sidecar.clone();
         let earlier = sidecar
             .participants
             .iter()
@@ -153,45 +133,20 @@ impl Recording {
                 )
             })
             .collect();
-        let mut stems = HashMap::new();
-        for (path, writer) in resumed.stems {
-            // Stems continue under placeholder tracks until their participant is mapped again.
-            let key = sidecar
-                .participants
-                .iter()
-                .find(|p| {
-                    p.stem.is_some() && u.paths.stem(&safe_component(&p.key, "participant")) == path
-                })
-                .map_or_else(|| path.display().to_string(), |p| p.key.clone());
-            stems.insert(TrackId(u32::MAX - stems.len() as u32), Stem { key, writer });
-            debug_assert!(stems.len() < (u32::MAX - RESUMED_TRACKS) as usize);
-        }
-        info!(
-            file = %u.paths.flac_partial.display(),
-            kept = resumed.report.samples_kept,
-            cut_bytes = resumed.report.bytes_cut,
-            downtime_samples = resumed.gap.end - resumed.gap.start,
-            "recording resumed after a restart"
-        );
-        Ok(Recording {
-            paths: u.paths.clone(),
+        Recording {
+            paths,
             timeline,
             origin,
-            mix: resumed.mix,
-            stems,
+            files: pool.adopt(files),
             sidecar,
             tracks: BTreeMap::new(),
             keys: HashMap::new(),
             open_speech: HashMap::new(),
             segments: HashMap::new(),
-            published: Published {
-                bytes: resumed_bytes,
-                ..Published::default()
-            },
+            published: Published::default(),
             origin_sample,
             earlier,
-            write_failures: 0,
-        })
+        }
     }
 
     pub fn paths(&self) -> &RecordingPaths {
@@ -202,9 +157,9 @@ impl Recording {
         self.timeline.stats()
     }
 
-    /// Samples in the file so far.
+    /// Samples handed to the files so far (written, or waiting for the disk).
     pub fn samples(&self) -> u64 {
-        self.mix.samples_written()
+        self.files.samples()
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -217,7 +172,13 @@ impl Recording {
 
     /// Bytes of the mix FLAC on disk.
     pub fn file_bytes(&self) -> u64 {
-        self.mix.file_bytes()
+        self.files.file_bytes()
+    }
+
+    /// Audio waiting for the disk (sent to the writer thread or still held here).
+    pub fn write_backlog(&self) -> Duration {
+        let rate = u64::from(self.sidecar.sample_rate.max(1));
+        Duration::from_micros(self.files.samples_waiting().saturating_mul(1_000_000) / rate)
     }
 
     fn sample_at(&self, t: Instant) -> u64 {
@@ -234,11 +195,11 @@ impl Recording {
             .unwrap_or_default()
     }
 
-    /// Add what happened since the last call to the process-wide metrics.
+    /// Add what happened since the last call to the process-wide metrics (the writer
+    /// thread counts the bytes it writes itself).
     pub fn publish(&mut self, m: &crate::metrics::Metrics) {
         let t = self.timeline.stats().total;
         let concealed = t.concealed_fec + t.concealed_plc;
-        let bytes = self.mix.file_bytes();
         let p = &mut self.published;
         m.packets_received
             .add(t.received.saturating_sub(p.received));
@@ -246,13 +207,11 @@ impl Recording {
         m.packets_concealed
             .add(concealed.saturating_sub(p.concealed));
         m.packets_late.add(t.late.saturating_sub(p.late));
-        m.bytes_written.add(bytes.saturating_sub(p.bytes));
         *p = Published {
             received: t.received,
             lost: t.lost,
             concealed,
             late: t.late,
-            bytes,
         };
     }
 
@@ -298,81 +257,42 @@ impl Recording {
         }
     }
 
-    /// Render everything due at `now` into the files, and hand every complete frame to the
-    /// OS: a crash (even `kill -9`) then loses at most the frame being filled and the
-    /// playout delay, never seconds.
+    /// Render everything due at `now` and hand it to the writer thread (which hands every
+    /// complete frame to the OS at once: a crash, even `kill -9`, loses the frame being
+    /// filled, the playout delay and whatever still waits for a slow disk). Never waits; audio
+    /// beyond the backlog bounds becomes silence listed as a `disk-backlog` gap.
     pub fn render(&mut self, now: Instant) {
         let r = self.timeline.render(now);
-        if r.mix.is_empty() && r.speech.is_empty() {
-            return;
-        }
-        self.write_mix(&r.mix);
-        for (track, samples) in &r.stems {
-            self.write_stem(*track, r.start_sample, samples);
+        if !r.mix.is_empty() {
+            let stems = r
+                .stems
+                .into_iter()
+                .map(|(track, samples)| (self.key_of(track), Pcm::from_samples(samples)))
+                .collect();
+            let block = AudioBlock {
+                start: r.start_sample,
+                mix: Pcm::from_samples(r.mix),
+                stems,
+            };
+            if let Some(lost) = self.files.audio(block) {
+                self.sidecar.add_or_extend_gap(
+                    lost.start,
+                    lost.end,
+                    GapKind::DiskBacklog,
+                    BACKLOG_GAP,
+                );
+            }
         }
         for ev in r.speech {
             self.on_speech(ev);
         }
-        if let Err(e) = self.mix.flush() {
-            crate::util::log_limited("recording-flush", format_args!("flush failed: {e}"));
-        }
     }
 
-    fn write_mix(&mut self, samples: &[i16]) {
-        if let Err(e) = self.mix.write(samples) {
-            self.write_failures += 1;
-            crate::util::log_limited(
-                "recording-write",
-                format_args!(
-                    "{}: writing audio failed: {e}",
-                    self.paths.flac_partial.display()
-                ),
-            );
-        }
-    }
-
-    fn write_stem(&mut self, track: TrackId, start_sample: u64, samples: &[i16]) {
-        if !self.stems.contains_key(&track) {
-            let key = self
-                .keys
-                .get(&track)
-                .cloned()
-                .unwrap_or_else(|| track.to_string());
-            // A stem resumed after a restart continues under the participant's new track.
-            let resumed = self
-                .stems
-                .iter()
-                .find(|(t, s)| t.0 >= RESUMED_TRACKS && s.key == key)
-                .map(|(t, _)| *t);
-            if let Some(stem) = resumed.and_then(|t| self.stems.remove(&t)) {
-                self.stems.insert(track, stem);
-            } else {
-                let file_key = safe_component(&key, "participant");
-                match FlacWriter::create(&self.paths.stem(&file_key), self.sidecar.sample_rate) {
-                    Ok(writer) => {
-                        self.stems.insert(track, Stem { key, writer });
-                    }
-                    Err(e) => {
-                        crate::util::log_limited(
-                            "stem-create",
-                            format_args!("stem for {key} not created: {e}"),
-                        );
-                        return;
-                    }
-                }
-            }
-        }
-        if let Some(stem) = self.stems.get_mut(&track) {
-            // Stems have the mix's length: pad whatever this stem missed.
-            let behind = start_sample.saturating_sub(stem.writer.samples_written());
-            let result = stem
-                .writer
-                .write_silence(behind)
-                .and_then(|()| stem.writer.write(samples));
-            if let Err(e) = result {
-                crate::util::log_limited("stem-write", format_args!("stem write failed: {e}"));
-            }
-        }
+    fn key_of(&self, track: TrackId) -> String {
+        self.keys
+            .get(&track)
+            .cloned()
+            .unwrap_or_else(|| track.to_string())
     }
 
     fn on_speech(&mut self, ev: SpeechEvent) {
@@ -382,11 +302,7 @@ impl Recording {
             }
             SpeechEvent::End { track, sample } => {
                 if let Some(start) = self.open_speech.remove(&track) {
-                    let key = self
-                        .keys
-                        .get(&track)
-                        .cloned()
-                        .unwrap_or_else(|| track.to_string());
+                    let key = self.key_of(track);
                     self.segments.entry(key).or_default().push((start, sample));
                 }
             }
@@ -454,51 +370,34 @@ impl Recording {
             entry.presence = presence;
             entry.speaking = speaking;
         }
-        self.sidecar.total_samples = self.mix.samples_written();
+        self.sidecar.total_samples = self.files.samples();
     }
 
-    /// Flush audio to the OS and rewrite the `.json.partial` (called every few seconds).
+    /// Have the writer flush every file and rewrite the `.json.partial` (called every few
+    /// seconds; never waits).
     pub fn checkpoint(&mut self, roster: &Roster) {
-        if let Err(e) = self.mix.flush() {
-            crate::util::log_limited("recording-flush", format_args!("flush failed: {e}"));
-        }
-        for stem in self.stems.values_mut() {
-            let _ = stem.writer.flush();
-        }
         self.update_sidecar(roster);
-        if let Err(e) = sidecar::write_atomic(&self.paths.sidecar_partial, &self.sidecar) {
-            crate::util::log_limited("sidecar-write", format_args!("sidecar not written: {e}"));
-        }
+        self.files.sidecar(self.sidecar.clone());
     }
 
-    /// Whether the disk takes what finishing needs: every buffered frame of the mix and the
-    /// stems written, and the sidecar rewritten (a create and a rename in the room's
-    /// directory). An error means it still refuses; nothing buffered is lost, try again later.
-    pub fn ready_to_finish(&mut self, roster: &Roster) -> Result<(), SinkError> {
-        self.mix.flush()?;
-        for stem in self.stems.values_mut() {
-            stem.writer.flush()?;
-        }
+    /// Whether the disk takes what finishing needs: once the backlog has drained, every
+    /// buffered frame of the mix and the stems written and the sidecar rewritten (a create
+    /// and a rename in the room's directory). An error means it still refuses; nothing
+    /// buffered is lost, try again later.
+    pub async fn ready_to_finish(&mut self, roster: &Roster) -> Result<(), SinkError> {
         self.update_sidecar(roster);
-        sidecar::write_atomic(&self.paths.sidecar_partial, &self.sidecar)
+        self.files.probe(self.sidecar.clone()).await
     }
 
-    /// Make the file durable (fsync); less often than checkpoints.
+    /// Have the writer make the mix durable (fsync); less often than checkpoints.
     pub fn sync(&mut self) {
-        if let Err(e) = self.mix.sync() {
-            crate::util::log_limited("recording-sync", format_args!("fsync failed: {e}"));
-        }
+        self.files.sync();
     }
 
-    /// Render everything received up to `now` (the playout delay is not waited out: the
-    /// conference is over), close open speech, and finalize every file. The file's length is
-    /// then exactly the wall time from start to `now`.
-    pub fn finish(
-        mut self,
-        now: Instant,
-        reason: &str,
-        roster: &Roster,
-    ) -> Result<FinalizedFiles, SinkError> {
+    /// The conference is over at `now`: render everything received up to it (the playout
+    /// delay is not waited out) and close open speech. The file's length is then exactly the
+    /// wall time from start to `now`. Never waits.
+    pub fn end(&mut self, now: Instant, roster: &Roster) {
         let delay = self.timeline.config().late_window;
         self.render(now + delay);
         for ev in self.timeline.finish_speech() {
@@ -512,28 +411,16 @@ impl Recording {
             concealed = stats.total.concealed_fec + stats.total.concealed_plc,
             late = stats.total.late,
             unknown_ssrc = stats.unknown_ssrc,
-            write_failures = self.write_failures,
+            write_failures = self.files.write_failures(),
             "audio totals"
         );
-        let total = self.mix.samples_written();
-        let stems = self
-            .stems
-            .into_values()
-            .map(|mut s| {
-                let behind = total.saturating_sub(s.writer.samples_written());
-                if let Err(e) = s.writer.write_silence(behind) {
-                    warn!(error = %e, "stem padding failed");
-                }
-                (s.key, s.writer)
-            })
-            .collect();
-        crate::sink::finalize_recording(&self.paths, self.mix, stems, &mut self.sidecar, reason)
+    }
+
+    /// Finalize every file (after [`Self::end`]): waits for the writer thread.
+    pub async fn finish(self, reason: &str) -> Result<FinalizedFiles, SinkError> {
+        self.files.finish(self.sidecar, reason).await
     }
 }
-
-/// Track ids at and above this hold stems resumed after a restart until their participant
-/// is mapped again.
-const RESUMED_TRACKS: u32 = u32::MAX - 100_000;
 
 /// How often the conference task renders and checkpoints.
 pub const RENDER_EVERY: Duration = Duration::from_millis(100);
@@ -541,37 +428,5 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 pub const SYNC_EVERY: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::conference::roster::Classifier;
-
-    fn settings(dir: &std::path::Path) -> RecordingSettings {
-        RecordingSettings {
-            dir: dir.to_path_buf(),
-            audio: AudioConfig::default(),
-        }
-    }
-
-    #[test]
-    fn gaps_reach_the_final_sidecar() {
-        let tmp = tempfile::tempdir().unwrap();
-        let t0 = Instant::now();
-        let mut rec =
-            Recording::start(&settings(tmp.path()), "r@muc.example", t0, Utc::now()).unwrap();
-        rec.render(t0 + Duration::from_secs(1));
-        rec.add_gap(
-            t0 + Duration::from_millis(300),
-            t0 + Duration::from_millis(700),
-            GapKind::XmppReconnect,
-            "test".into(),
-        );
-        let roster = Roster::new(Classifier::default());
-        rec.checkpoint(&roster);
-        let files = rec
-            .finish(t0 + Duration::from_secs(2), "stopped", &roster)
-            .unwrap();
-        let sc = sidecar::read(&files.sidecar).unwrap();
-        assert_eq!(sc.gaps.len(), 1, "{sc:?}");
-        assert_eq!(sc.gaps[0].start.sample, 48_000 * 3 / 10);
-    }
-}
+#[path = "recording_tests.rs"]
+mod tests;

@@ -5,6 +5,11 @@
 //! the participants with their presence intervals, and a stable [`TrackId`] per participant
 //! (a participant who refreshes the page comes back under a new nick but the same identity
 //! key, and so continues the same track and stem). Pure.
+//!
+//! Bounded ([`RosterLimits`]): at most `max_participants` ledger entries, then newcomers share
+//! one `overflow` entry; at most `max_presences` stays (and nicks) per participant, then a
+//! rejoin extends the last stay. A client cycling through nicknames thus grows neither the
+//! ledger nor the sidecar rewritten from it; each refusal is counted in [`LimitHits`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -113,12 +118,46 @@ impl Classifier {
     }
 }
 
+/// Bounds on what the ledger keeps for one conference (`[limits]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RosterLimits {
+    /// Ledger entries with a track of their own; later newcomers share the `overflow` entry.
+    pub max_participants: usize,
+    /// Stays (and nicks) kept per participant; later rejoins extend the last stay.
+    pub max_presences: usize,
+}
+
+impl Default for RosterLimits {
+    fn default() -> Self {
+        RosterLimits {
+            max_participants: 1000,
+            max_presences: 100,
+        }
+    }
+}
+
+/// How often the ledger refused to grow, since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitHits {
+    /// Newcomers put in the `overflow` entry.
+    pub participants: u64,
+    /// Stays merged into the last one (or nicks not kept).
+    pub presences: u64,
+}
+
+/// The key of the entry newcomers beyond `max_participants` share.
+pub const OVERFLOW_KEY: &str = "overflow";
+
 /// The roster and the ledger together.
 #[derive(Debug, Default, Clone)]
 pub struct Roster {
     classifier: Classifier,
+    limits: RosterLimits,
+    hits: LimitHits,
     occupants: BTreeMap<String, Occupant>,
     participants: Vec<Participant>,
+    /// The shared entry for newcomers beyond the limit, once made.
+    overflow: Option<usize>,
     /// Occupants we last saw in the room before we stepped out of it (we are not an
     /// occupant, the room goes on): their presence stays open until we learn they left.
     outside: BTreeMap<String, Occupant>,
@@ -142,10 +181,20 @@ fn identity_key(p: &OccupantPresence) -> String {
 
 impl Roster {
     pub fn new(classifier: Classifier) -> Self {
+        Self::with_limits(classifier, RosterLimits::default())
+    }
+
+    pub fn with_limits(classifier: Classifier, limits: RosterLimits) -> Self {
         Roster {
             classifier,
+            limits,
             ..Default::default()
         }
+    }
+
+    /// How often the limits refused something so far.
+    pub fn hits(&self) -> LimitHits {
+        self.hits
     }
 
     pub fn set_our_nick(&mut self, nick: &str) {
@@ -232,44 +281,37 @@ impl Roster {
         let key = identity_key(p);
         // A placeholder made for this nick's sources (no presence yet) is adopted; otherwise
         // a returning participant (same identity, not present) continues its track.
+        let own = |i: &usize| Some(*i) != self.overflow;
         let placeholder = self
             .participants
             .iter()
-            .position(|x| x.intervals.is_empty() && x.nicks.contains(&p.nick));
+            .position(|x| x.intervals.is_empty() && x.nicks.contains(&p.nick))
+            .filter(own);
         let returning = self
             .participants
             .iter()
-            .position(|x| x.key == key && !x.present());
+            .position(|x| x.key == key && !x.present())
+            .filter(own);
         let index = match placeholder.or(returning) {
             Some(i) => {
                 self.participants[i].key = key;
                 self.participants[i].kind = kind;
                 i
             }
-            None => {
-                self.participants.push(Participant {
-                    key,
-                    track: TrackId(self.participants.len() as u32),
-                    nicks: Vec::new(),
-                    display_name: None,
-                    identity: Identity::default(),
-                    kind,
-                    intervals: Vec::new(),
-                });
-                self.participants.len() - 1
-            }
+            None => self.new_participant(key, kind, Vec::new()),
         };
-        let part = &mut self.participants[index];
-        if !part.nicks.contains(&p.nick) {
-            part.nicks.push(p.nick.clone());
+        self.add_nick(index, &p.nick);
+        if Some(index) != self.overflow {
+            // The overflow entry stands for many people: it names none of them.
+            let part = &mut self.participants[index];
+            if p.display_name.is_some() {
+                part.display_name = p.display_name.clone();
+            }
+            if p.identity != Identity::default() {
+                part.identity = p.identity.clone();
+            }
         }
-        if p.display_name.is_some() {
-            part.display_name = p.display_name.clone();
-        }
-        if p.identity != Identity::default() {
-            part.identity = p.identity.clone();
-        }
-        part.intervals.push((now, None));
+        self.open_stay(index, now);
         self.occupants.insert(
             p.nick.clone(),
             Occupant {
@@ -289,11 +331,88 @@ impl Roster {
         let Some(o) = self.occupants.remove(nick) else {
             return RosterChange::Unchanged;
         };
-        if let Some((_, leave)) = self.participants[o.participant].intervals.last_mut() {
-            leave.get_or_insert(now);
-        }
+        self.close_stay(o.participant, now);
         RosterChange::Left {
             nick: nick.to_string(),
+        }
+    }
+
+    /// A new ledger entry, or the shared overflow entry once `max_participants` are kept.
+    fn new_participant(&mut self, key: String, kind: OccupantKind, nicks: Vec<String>) -> usize {
+        let full = self.participants.len() - usize::from(self.overflow.is_some())
+            >= self.limits.max_participants;
+        if full {
+            self.hits.participants += 1;
+            if let Some(i) = self.overflow {
+                return i;
+            }
+        }
+        let (key, nicks) = if full {
+            (OVERFLOW_KEY.to_string(), Vec::new())
+        } else {
+            (key, nicks)
+        };
+        self.participants.push(Participant {
+            key,
+            track: TrackId(self.participants.len() as u32),
+            nicks,
+            display_name: None,
+            identity: Identity::default(),
+            kind,
+            intervals: Vec::new(),
+        });
+        let i = self.participants.len() - 1;
+        if full {
+            self.overflow = Some(i);
+        }
+        i
+    }
+
+    /// Notes `nick` for a participant (up to `max_presences` nicks).
+    fn add_nick(&mut self, index: usize, nick: &str) {
+        let max = self.limits.max_presences;
+        let part = &mut self.participants[index];
+        if part.nicks.iter().any(|n| n == nick) {
+            return;
+        }
+        if part.nicks.len() < max {
+            part.nicks.push(nick.to_string());
+        } else {
+            self.hits.presences += 1;
+        }
+    }
+
+    /// A stay begins at `now`; beyond `max_presences` the last stay is extended instead.
+    fn open_stay(&mut self, index: usize, now: Instant) {
+        let max = self.limits.max_presences;
+        let part = &mut self.participants[index];
+        if part.present() {
+            // The overflow entry, already open for someone else.
+            return;
+        }
+        let full = part.intervals.len() >= max;
+        match part.intervals.last_mut() {
+            Some((_, leave)) if full => {
+                *leave = None;
+                self.hits.presences += 1;
+            }
+            _ => part.intervals.push((now, None)),
+        }
+    }
+
+    /// A stay ends at `now`, unless someone else still holds the (overflow) entry.
+    fn close_stay(&mut self, index: usize, now: Instant) {
+        if Some(index) == self.overflow
+            && self
+                .occupants
+                .values()
+                .chain(self.outside.values())
+                .any(|o| o.participant == index)
+        {
+            return;
+        }
+        if let Some((_, leave)) = self.participants[index].intervals.last_mut() {
+            leave.get_or_insert(now);
         }
     }
 
@@ -323,10 +442,8 @@ impl Roster {
             .cloned()
             .collect();
         for nick in gone {
-            if let Some(o) = self.outside.remove(&nick)
-                && let Some((_, leave)) = self.participants[o.participant].intervals.last_mut()
-            {
-                leave.get_or_insert(now);
+            if let Some(o) = self.outside.remove(&nick) {
+                self.close_stay(o.participant, now);
             }
         }
     }
@@ -360,16 +477,10 @@ impl Roster {
         {
             Some(i) => i,
             None => {
-                self.participants.push(Participant {
-                    key: format!("nick:{owner}").chars().take(MAX_KEY).collect(),
-                    track: TrackId(self.participants.len() as u32),
-                    nicks: vec![owner.to_string()],
-                    display_name: None,
-                    identity: Identity::default(),
-                    kind: OccupantKind::Human,
-                    intervals: Vec::new(),
-                });
-                self.participants.len() - 1
+                let key = format!("nick:{owner}").chars().take(MAX_KEY).collect();
+                let i = self.new_participant(key, OccupantKind::Human, vec![owner.to_string()]);
+                self.add_nick(i, owner);
+                i
             }
         };
         &self.participants[index]
@@ -377,127 +488,5 @@ impl Roster {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn presence(nick: &str) -> OccupantPresence {
-        OccupantPresence {
-            nick: nick.into(),
-            ..Default::default()
-        }
-    }
-
-    fn roster() -> Roster {
-        Roster::new(Classifier {
-            our_nick: "jitape1".into(),
-            our_domain: "rec.example".into(),
-            focus_nick: "focus".into(),
-            service_domains: vec!["hidden.example".into()],
-        })
-    }
-
-    #[test]
-    fn refresh_with_same_identity_continues_the_track() {
-        let t0 = Instant::now();
-        let mut r = roster();
-        let mut alice = presence("a1");
-        alice.stats_id = Some("st-alice".into());
-        r.apply(&alice, t0);
-        let track = r.participant_of("a1").unwrap().track;
-        let mut gone = alice.clone();
-        gone.unavailable = true;
-        r.apply(&gone, t0 + Duration::from_secs(5));
-        let mut again = alice.clone();
-        again.nick = "b2".into();
-        assert_eq!(
-            r.apply(&again, t0 + Duration::from_secs(7)),
-            RosterChange::Joined { nick: "b2".into() }
-        );
-        let p = r.participant_of("b2").unwrap();
-        assert_eq!(p.track, track);
-        assert_eq!(p.nicks, vec!["a1", "b2"]);
-        assert_eq!(p.intervals.len(), 2);
-        assert_eq!(r.participants().len(), 1);
-    }
-
-    #[test]
-    fn classification_of_occupants() {
-        let t0 = Instant::now();
-        let mut r = roster();
-        r.apply(&presence("focus"), t0);
-        r.apply(&presence("jitape1"), t0);
-        let mut jibri = presence("j1");
-        jibri.features = vec![FEATURE_JIBRI.into()];
-        r.apply(&jibri, t0);
-        let mut svc = presence("s1");
-        svc.item.jid = Jid::parse("x@hidden.example/1");
-        r.apply(&svc, t0);
-        assert_eq!(r.humans(), 0);
-        r.apply(&presence("h1"), t0);
-        assert_eq!(r.humans(), 1);
-        assert_eq!(r.occupant("focus").unwrap().kind, OccupantKind::Focus);
-        assert_eq!(r.occupant("jitape1").unwrap().kind, OccupantKind::Us);
-        assert_eq!(r.occupant("j1").unwrap().kind, OccupantKind::Service);
-        assert_eq!(r.occupant("s1").unwrap().kind, OccupantKind::Service);
-    }
-
-    #[test]
-    fn two_guests_without_identity_are_distinct() {
-        let t0 = Instant::now();
-        let mut r = roster();
-        r.apply(&presence("g1"), t0);
-        r.apply(&presence("g2"), t0);
-        assert_ne!(
-            r.participant_of("g1").unwrap().track,
-            r.participant_of("g2").unwrap().track
-        );
-    }
-
-    #[test]
-    fn sources_before_presence_get_a_placeholder_the_occupant_adopts() {
-        let t0 = Instant::now();
-        let mut r = roster();
-        let track = r.track_for_owner("e5f6").track;
-        assert_eq!(r.humans(), 0, "a placeholder is nobody present");
-        let mut p = presence("e5f6");
-        p.display_name = Some("Bob".into());
-        p.stats_id = Some("st-bob".into());
-        assert_eq!(
-            r.apply(&p, t0),
-            RosterChange::Joined {
-                nick: "e5f6".into()
-            }
-        );
-        let part = r.participant_of("e5f6").unwrap();
-        assert_eq!(part.track, track);
-        assert_eq!(part.key, "stats:st-bob");
-        assert_eq!(part.display_name.as_deref(), Some("Bob"));
-        assert_eq!(r.participants().len(), 1);
-        assert_eq!(r.humans(), 1);
-    }
-
-    #[test]
-    fn sources_of_someone_who_left_map_to_their_old_track() {
-        let t0 = Instant::now();
-        let mut r = roster();
-        r.apply(&presence("a1"), t0);
-        let track = r.participant_of("a1").unwrap().track;
-        let mut gone = presence("a1");
-        gone.unavailable = true;
-        r.apply(&gone, t0);
-        assert_eq!(r.track_for_owner("a1").track, track);
-        assert_eq!(r.humans(), 0);
-        assert_eq!(r.participants().len(), 1);
-    }
-
-    #[test]
-    fn clear_closes_every_interval() {
-        let t0 = Instant::now();
-        let mut r = roster();
-        r.apply(&presence("h1"), t0);
-        r.clear(t0 + Duration::from_secs(1));
-        assert_eq!(r.humans(), 0);
-        assert!(!r.participants()[0].present());
-    }
-}
+#[path = "roster_tests.rs"]
+mod tests;

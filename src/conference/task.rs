@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use minidom::Element;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -21,12 +21,12 @@ use super::deaf::{DeafStretch, Deafness};
 use super::inbox::Inbox;
 use super::machine::{Action, EndReason, Input, Machine, RoomView, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
-use super::roster::Roster;
+use super::roster::{LimitHits, Roster};
 use super::snapshot::{ConferenceSnapshot, ParticipantSnapshot, SourceSnapshot};
 use crate::audio::TrackId;
 use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
 use crate::metrics::Metrics;
-use crate::sink::{FinalizedFiles, GapKind, HookConfig, HookStatus, RecordingPaths, Unfinished};
+use crate::sink::{Fault, FinalizedFiles, GapKind, HookConfig, HookStatus, Unfinished, WriterPool};
 use crate::xmpp::router::Control;
 
 /// Everything a conference task needs from the process, shared read-only.
@@ -42,6 +42,8 @@ pub struct ConferenceContext {
     /// Run after each recording is final.
     pub hook: Option<HookConfig>,
     pub metrics: Arc<Metrics>,
+    /// The writer threads every recording's files live on.
+    pub writers: Arc<WriterPool>,
 }
 
 /// Bound of the per-session media event queue (packets in flight to this task).
@@ -64,7 +66,6 @@ struct Task {
     media: Option<Media>,
     tracks: Vec<(u32, TrackId)>,
     ended: Option<EndReason>,
-    paths: watch::Sender<Option<RecordingPaths>>,
     /// A recording a previous jitape left unfinished: continued instead of a new one.
     resume: Option<Unfinished>,
     /// Jitsi's meeting id, once known.
@@ -88,17 +89,18 @@ struct Task {
     /// The worst delay between a packet's arrival and its intake here since the last render
     /// (published to the load guard then).
     intake_delay: std::time::Duration,
+    /// The roster's limit hits already counted in the metrics.
+    counted_limits: LimitHits,
 }
 
-/// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
-/// can finalize them if this task panics.
+/// Run one conference until it ends. If this task panics, its recording's writer finalizes
+/// the files (see [`crate::sink::RecordingWriter`]).
 pub async fn run(
     ctx: Arc<ConferenceContext>,
     room: String,
     generation: u64,
     resume: Option<Unfinished>,
     inbox: Inbox,
-    paths: watch::Sender<Option<RecordingPaths>>,
 ) {
     let span = info_span!("conference", %room);
     let mut settings = ctx.template.clone();
@@ -113,7 +115,6 @@ pub async fn run(
         media: None,
         tracks: Vec::new(),
         ended: None,
-        paths,
         resume,
         meeting_id: None,
         counted_humans: 0,
@@ -124,6 +125,7 @@ pub async fn run(
         media_problem: None,
         silence_limit,
         intake_delay: std::time::Duration::ZERO,
+        counted_limits: LimitHits::default(),
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -175,6 +177,7 @@ impl Task {
             };
             self.count_humans();
             self.count_deaf();
+            self.count_limits();
             let input = match input {
                 Some(Input::Snapshot(reply)) => {
                     let _ = reply.send(self.snapshot());
@@ -346,17 +349,19 @@ impl Task {
         let now = chrono::Utc::now();
         let room = self.machine.room().to_string();
         let settings = self.ctx.recording.clone();
+        let pool = Arc::clone(&self.ctx.writers);
         let resume = self.resume.take();
-        // Opening may read and decode a long unfinished recording: keep it off the workers.
+        // Opening creates and fsyncs files, and may read and decode a long unfinished
+        // recording: on a blocking thread, not on the workers nor on the writer threads.
         let opened = tokio::task::spawn_blocking(move || match resume {
-            Some(u) => Recording::resume(&settings, &room, &u, origin, now).or_else(|e| {
+            Some(u) => Recording::resume(&settings, &pool, &room, &u, origin, now).or_else(|e| {
                 warn!(error = %e, "the unfinished recording cannot be continued; finalizing it and starting a new one");
                 if let Err(e) = crate::sink::finalize_unfinished(&u, "interrupted") {
                     error!(error = %e, "finalizing the unfinished recording failed");
                 }
-                Recording::start(&settings, &room, origin, now)
+                Recording::start(&settings, &pool, &room, origin, now)
             }),
-            None => Recording::start(&settings, &room, origin, now),
+            None => Recording::start(&settings, &pool, &room, origin, now),
         })
         .await;
         let opened = match opened {
@@ -374,7 +379,6 @@ impl Task {
                 if let Some(m) = &self.meeting_id {
                     rec.set_meeting_id(m);
                 }
-                let _ = self.paths.send(Some(rec.paths().clone()));
                 let elapsed = rec.elapsed();
                 self.recording = Some(rec);
                 self.deaf.on_started(Instant::now());
@@ -505,6 +509,26 @@ impl Task {
         }
     }
 
+    /// Count (and say, rate-limited) what the roster's limits refused since the last look.
+    fn count_limits(&mut self) {
+        let (now, was) = (self.machine.roster().hits(), self.counted_limits);
+        let (p, s) = (
+            now.participants - was.participants,
+            now.presences - was.presences,
+        );
+        if p + s > 0 {
+            self.ctx.metrics.limit_participants.add(p);
+            self.ctx.metrics.limit_presences.add(s);
+            crate::util::log_limited(
+                "roster-limits",
+                format_args!(
+                    "roster limits reached: {p} newcomer(s) put in the overflow entry (limits.max_participants), {s} stay(s) merged (limits.max_presences)"
+                ),
+            );
+            self.counted_limits = now;
+        }
+    }
+
     /// Keep the process-wide `participants` gauge in step with this conference's humans.
     fn count_humans(&mut self) {
         let now = self
@@ -565,21 +589,24 @@ impl Task {
         };
         rec.publish(&metrics);
         metrics.conferences_active.add(-1);
-        let end = Instant::now();
         let roster = self.machine.roster().clone();
+        rec.end(Instant::now(), &roster);
         let why = reason.to_string();
         let room = self.machine.room().to_string();
         let ctx = Arc::clone(&self.ctx);
-        // Finalizing fsyncs and renames: off the runtime's workers.
-        let (rec, roster, ready) = check_disk(rec, roster).await;
-        match ready {
-            Ok(()) => finalize(ctx, rec, end, why, roster).await,
+        // The writer thread does the disk work; this waits (the conference is over) for its
+        // backlog to drain and for the disk to take what finishing needs.
+        match rec.ready_to_finish(&roster).await {
+            Ok(()) => finalize(ctx, rec, why).await,
+            Err(e) if e.fault() != Fault::Io => {
+                error!(error = %e, "the recording cannot be finalized; what is on disk stays for repair");
+            }
             Err(e) => {
                 // The conference is over but the disk refuses (full, read-only): keep what is
                 // buffered and finalize once it accepts writes, without holding up the room.
                 warn!(error = %e, "the recording filesystem refuses writes; the recording is finalized once it accepts them");
                 tokio::spawn(
-                    finalize_when_writable(ctx, rec, end, why, roster)
+                    finalize_when_writable(ctx, rec, why, roster)
                         .instrument(info_span!("finalize", %room)),
                 );
             }
@@ -595,56 +622,32 @@ const DISK_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 async fn finalize_when_writable(
     ctx: Arc<ConferenceContext>,
     mut rec: Recording,
-    end: Instant,
     why: String,
-    mut roster: Roster,
+    roster: Roster,
 ) {
     let waiting = Instant::now();
     loop {
         tokio::time::sleep(DISK_RETRY).await;
-        let ready;
-        (rec, roster, ready) = check_disk(rec, roster).await;
-        if ready.is_ok() {
-            info!(waited = ?waiting.elapsed(), "the recording filesystem accepts writes again");
-            return finalize(ctx, rec, end, why, roster).await;
+        match rec.ready_to_finish(&roster).await {
+            Ok(()) => {
+                info!(waited = ?waiting.elapsed(), "the recording filesystem accepts writes again");
+                return finalize(ctx, rec, why).await;
+            }
+            Err(e) if e.fault() != Fault::Io => {
+                return error!(error = %e, "the recording cannot be finalized; what is on disk stays for repair");
+            }
+            Err(_) => {}
         }
     }
 }
 
-/// [`Recording::ready_to_finish`] off the runtime's workers (it writes and renames).
-async fn check_disk(
-    mut rec: Recording,
-    roster: Roster,
-) -> (Recording, Roster, Result<(), crate::sink::SinkError>) {
-    tokio::task::spawn_blocking(move || {
-        let ready = rec.ready_to_finish(&roster);
-        (rec, roster, ready)
-    })
-    .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-}
-
-/// The finalize step proper: files final, metrics, hook, and the `finished` notice.
-async fn finalize(
-    ctx: Arc<ConferenceContext>,
-    rec: Recording,
-    end: Instant,
-    why: String,
-    roster: Roster,
-) {
+/// The finalize step proper: files final (on the writer thread), metrics, hook, and the
+/// `finished` notice.
+async fn finalize(ctx: Arc<ConferenceContext>, rec: Recording, why: String) {
     let metrics = Arc::clone(&ctx.metrics);
-    let reason = why.clone();
-    let finished = tokio::task::spawn_blocking(move || rec.finish(end, &why, &roster))
-        .await
-        .unwrap_or_else(|e| {
-            Err(crate::sink::SinkError::bug(
-                std::path::Path::new("."),
-                format!("finalizing panicked: {e}"),
-            ))
-        });
-    match finished {
+    match rec.finish(&why).await {
         Ok(files) => {
-            info!(flac = %files.flac.display(), %reason, "recording finalized");
+            info!(flac = %files.flac.display(), reason = %why, "recording finalized");
             metrics.conferences_finished.inc();
             if let Some(hook) = ctx.hook.clone() {
                 tokio::spawn(run_hook(hook, files.clone(), metrics));

@@ -55,6 +55,14 @@ pub const KEYS: &[KeySpec] = &[
     ("recording", "max_duration", Kind::Duration, Some("\"6h\"")),
     ("recording", "disk_floor", Kind::Str, Some("\"1GiB\"")),
     ("recording", "retention", Kind::Duration, Some("\"0\"")),
+    ("recording", "writer_threads", Kind::Int, Some("2")),
+    ("recording", "write_backlog", Kind::Duration, Some("\"3m\"")),
+    (
+        "recording",
+        "write_backlog_total",
+        Kind::Str,
+        Some("\"256MiB\""),
+    ),
     ("rooms", "include", Kind::List, Some("[\"*\"]")),
     ("rooms", "exclude", Kind::List, Some("[]")),
     ("rooms", "min_participants", Kind::Int, Some("2")),
@@ -69,6 +77,8 @@ pub const KEYS: &[KeySpec] = &[
     ("limits", "max_stanza_size", Kind::Str, Some("\"1MiB\"")),
     ("limits", "iq_rate", Kind::Int, Some("20")),
     ("limits", "iq_burst", Kind::Int, Some("100")),
+    ("limits", "max_participants", Kind::Int, Some("1000")),
+    ("limits", "max_presences", Kind::Int, Some("100")),
 ];
 
 /// Keys whose values are never echoed in errors.
@@ -99,6 +109,11 @@ pub struct LimitsConfig {
     pub iq_rate: u32,
     /// Burst of IQ requests allowed above the rate.
     pub iq_burst: u32,
+    /// Participants one conference keeps an entry (track, stem, sidecar entry) for; later
+    /// ones share one `overflow` entry.
+    pub max_participants: usize,
+    /// Presence intervals (stays) kept per participant; later ones extend the last.
+    pub max_presences: usize,
 }
 
 impl Default for LimitsConfig {
@@ -109,6 +124,8 @@ impl Default for LimitsConfig {
             max_stanza_size: 1 << 20,
             iq_rate: 20,
             iq_burst: 100,
+            max_participants: 1000,
+            max_presences: 100,
         }
     }
 }
@@ -194,6 +211,12 @@ pub struct RecordingConfig {
     pub empty_grace: Duration,
     /// End a recording after this long, whatever happens.
     pub max_duration: Duration,
+    /// Threads that encode and write every recording's files (started once).
+    pub writer_threads: usize,
+    /// Audio one recording may have waiting for a slow disk before new audio becomes silence.
+    pub write_backlog: Duration,
+    /// PCM bytes all recordings together may have waiting for the disk.
+    pub write_backlog_total: usize,
 }
 
 /// `[rooms]`: which rooms are recorded.
@@ -762,6 +785,21 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
     if max_duration < Duration::from_secs(60) {
         return Err(invalid("recording.max_duration", "must be at least 1m"));
     }
+    let write_backlog = r.duration("recording.write_backlog")?;
+    if write_backlog < Duration::from_secs(5) || write_backlog > Duration::from_secs(3600) {
+        return Err(invalid(
+            "recording.write_backlog",
+            "must be between 5s and 1h",
+        ));
+    }
+    let write_backlog_total = parse_size(&r.str("recording.write_backlog_total")?)
+        .map_err(|e| invalid("recording.write_backlog_total", e))?;
+    if !(16 << 20..=64 << 30).contains(&write_backlog_total) {
+        return Err(invalid(
+            "recording.write_backlog_total",
+            "must be between 16MiB and 64GiB",
+        ));
+    }
     let patterns = |key: &str| -> Result<Vec<String>, ConfigError> {
         let list = r.list(key)?;
         if list.iter().any(|p| p.trim().is_empty() || p.len() > 512) {
@@ -796,6 +834,9 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             retention: Some(r.duration("recording.retention")?).filter(|d| !d.is_zero()),
             empty_grace,
             max_duration,
+            writer_threads: r.int("recording.writer_threads", 1..=64)? as usize,
+            write_backlog,
+            write_backlog_total: write_backlog_total as usize,
         },
         rooms: RoomsConfig {
             include: patterns("rooms.include")?,
@@ -824,6 +865,8 @@ fn limits(r: &Reader<'_>) -> Result<LimitsConfig, ConfigError> {
         max_stanza_size: max_stanza_size as usize,
         iq_rate: r.int("limits.iq_rate", 1..=100_000)? as u32,
         iq_burst: r.int("limits.iq_burst", 1..=1_000_000)? as u32,
+        max_participants: r.int("limits.max_participants", 2..=100_000)? as usize,
+        max_presences: r.int("limits.max_presences", 1..=100_000)? as usize,
     })
 }
 

@@ -272,3 +272,50 @@ fn secrets_set_by_the_file_are_named() {
     assert!(super::secrets_in("[xmpp]\ndomain = \"r.example\"\n").is_empty());
     assert!(super::secrets_in("not toml [").is_empty());
 }
+
+#[test]
+fn writer_and_roster_bounds_have_defaults_and_are_validated() {
+    let c = load(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.recording.writer_threads, 2);
+    assert_eq!(c.recording.write_backlog, Duration::from_secs(180));
+    assert_eq!(c.recording.write_backlog_total, 256 << 20);
+    assert_eq!(c.limits.max_participants, 1000);
+    assert_eq!(c.limits.max_presences, 100);
+    for (extra, key) in [
+        (
+            "[recording]\nwriter_threads = 0",
+            "recording.writer_threads",
+        ),
+        (
+            "[recording]\nwrite_backlog = \"1s\"",
+            "recording.write_backlog",
+        ),
+        (
+            "[recording]\nwrite_backlog_total = \"1MiB\"",
+            "recording.write_backlog_total",
+        ),
+        (
+            "[recording]\nwrite_backlog_total = \"lots\"",
+            "recording.write_backlog_total",
+        ),
+        ("[limits]\nmax_participants = 1", "limits.max_participants"),
+        ("[limits]\nmax_presences = 0", "limits.max_presences"),
+    ] {
+        match load(&format!("{MINIMAL}\n{extra}\n"), no_env()) {
+            Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "for {extra:?}"),
+            other => panic!("{extra:?}: expected Invalid({key}), got {other:?}"),
+        }
+    }
+    let c = load(
+        MINIMAL,
+        env(&[
+            ("JITAPE_RECORDING_WRITER_THREADS", "4"),
+            ("JITAPE_RECORDING_WRITE_BACKLOG", "30s"),
+            ("JITAPE_LIMITS_MAX_PARTICIPANTS", "50"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.recording.writer_threads, 4);
+    assert_eq!(c.recording.write_backlog, Duration::from_secs(30));
+    assert_eq!(c.limits.max_participants, 50);
+}

@@ -4,7 +4,7 @@
 //! ```text
 //! GET    /health               200 while the process runs
 //! GET    /ready                200 or 503 with the reasons (XMPP up, recording dir writable,
-//!                              free space above the floor)
+//!                              free space above the floor, the disk keeping up with the audio)
 //! GET    /metrics              Prometheus text format
 //! GET    /conferences          every active recording (JSON)
 //! POST   /conferences/{room}   record a room now (202; 200 if already recording); a tenant
@@ -193,6 +193,15 @@ pub async fn handle(req: &Request, state: &HttpState) -> Response {
             if deaf > 0 {
                 r.reasons.push(format!(
                     "{deaf} conference(s) recording without a working media session (silence, listed as a gap; see /conferences)"
+                ));
+            }
+            // The disk does not keep up: audio waits in memory, and past its bound is lost.
+            let behind = state.metrics.recordings_write_behind.get();
+            if behind > 0 {
+                r.ready = false;
+                r.reasons.push(format!(
+                    "{behind} recording(s) far behind writing to disk ({:.1} s of audio waiting; a slow or stalled disk)",
+                    state.metrics.write_backlog_micros.get() as f64 / 1e6
                 ));
             }
             Response::json(if r.ready { 200 } else { 503 }, &r)

@@ -15,6 +15,11 @@
 //! - [`paths`]: safe room directory names and the file names of a recording;
 //! - [`format`]: the FLAC header and frame encoding (pure);
 //! - [`flac`]: the incremental, crash-safe, disk-full-tolerant FLAC writer;
+//! - [`files`]: a recording's files opened (new or resumed) and the audio blocks for them;
+//! - [`writer`]: the writer pool, the fixed set of OS threads that own every open recording
+//!   file (encoding, writes, fsync, renames), so a slow disk never stalls the async runtime;
+//! - [`backlog`]: a conference's side of its recording's writer: hands it audio without
+//!   waiting, bounded, with the backlog counted and visible;
 //! - [`scan`] + [`repair`]: find the valid part of a `.partial`, cut the torn tail, resume or
 //!   finalize it after a crash;
 //! - [`recover`]: at start-up, continue (with the downtime as silence) or finalize them;
@@ -24,7 +29,9 @@
 //!
 //! [`finalize_recording`] ties them together at the end of a conference.
 
+pub mod backlog;
 pub mod error;
+pub mod files;
 pub mod flac;
 pub mod format;
 pub mod hook;
@@ -34,11 +41,14 @@ pub mod recover;
 pub mod repair;
 pub mod scan;
 pub mod sidecar;
+pub mod writer;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
+pub use backlog::RecordingWriter;
 pub use error::{Fault, SinkError};
+pub use files::{AudioBlock, OpenFiles, Pcm};
 pub use flac::{DEFAULT_BLOCK_SIZE, Finalized, FlacWriter, WriterOptions};
 pub use hook::{FinalizedFiles, HookConfig, HookOutcome, HookStatus, run_hook};
 pub use inspect::{InspectReport, inspect};
@@ -46,6 +56,7 @@ pub use paths::{RecordingPaths, Unfinished, find_unfinished, recording_paths, ro
 pub use recover::{Resumed, finalize_unfinished, resume_recording};
 pub use repair::{ResumeReport, finalize_partial};
 pub use sidecar::{GapKind, Sidecar, TimePoint};
+pub use writer::{WriterPool, WriterSettings};
 
 /// Finalizes a conference's files: the mix, the stems (a failing stem is logged and left
 /// `.partial`, it never costs the mix), then the sidecar (`finish`ed with the mix's length and

@@ -28,7 +28,7 @@
 //! | `status` | `"recording"` \| `"final"` | |
 //! | `end_reason` | string? | why the recording ended (`room-destroyed`, `empty`, ...) |
 //! | `participants` | array | see below |
-//! | `gaps` | array | `{start, end, kind, detail}`; `kind` is `jitape-restart`, `xmpp-reconnect`, `media-session`, `away`, `disk-full` or `other` |
+//! | `gaps` | array | `{start, end, kind, detail}`; `kind` is one of the gap kinds below |
 //!
 //! A participant: `key` (stable id jitape assigns; stems are named after it), `nicks` and
 //! `endpoint_ids` seen, `display_name`, `identity` (`id`, `email`, `name`, any further string
@@ -36,6 +36,19 @@
 //! not recorded and appears only with this flag), `stem` (file name or `null`), `presence`
 //! (`[{join, leave}]`, `leave` `null` while present) and `speaking` (`[{start, end}]`).
 //!
+//! A gap's `kind` (the file holds digital silence over every gap):
+//!
+//! | kind | what happened |
+//! | --- | --- |
+//! | `jitape-restart` | jitape was not running (crash, restart); the downtime |
+//! | `xmpp-reconnect` | the XMPP link to Prosody was down |
+//! | `media-session` | no working media session (re-invite, ICE restart, a failed offer) |
+//! | `away` | jitape was out of the room on purpose (fewer than `min_participants` others) |
+//! | `disk-full` | the disk refused the audio (full, read-only, I/O error) for longer than the writer could hold it |
+//! | `disk-backlog` | the disk was too slow: audio waiting for it exceeded `recording.write_backlog` (or the process-wide `recording.write_backlog_total`) and was replaced by silence |
+//! | `other` | a kind written by a newer jitape |
+//!
+//! `disk-backlog` was added within `jitape.sidecar/1` (an older reader sees it as `other`).
 //! `tenant` and `room_name` were added within `jitape.sidecar/1` (readers that ignore unknown
 //! keys are unaffected); [`read`] fills them in from `room` for files written before. Jitsi
 //! lowercases room names and a deployment may have changed the tenant's spelling (docker
@@ -190,6 +203,9 @@ pub enum GapKind {
     Away,
     /// The disk refused the audio; it was replaced by silence.
     DiskFull,
+    /// The disk was too slow: more audio was waiting for it than the writer's bounds allow
+    /// (`recording.write_backlog`, `recording.write_backlog_total`); silence instead.
+    DiskBacklog,
     /// Written by a newer jitape.
     #[serde(other)]
     Other,
@@ -265,6 +281,17 @@ impl Sidecar {
             kind,
             detail,
         });
+    }
+
+    /// Records a gap from sample `start` to `end`, extending the last gap instead when it is
+    /// of the same kind and ends at `start` (a long stretch is one gap, not one per render).
+    pub fn add_or_extend_gap(&mut self, start: u64, end: u64, kind: GapKind, detail: &str) {
+        match self.gaps.last_mut() {
+            Some(last) if last.kind == kind && last.end.sample == start => {
+                last.end = TimePoint::at_sample(self.start.utc, self.sample_rate, end);
+            }
+            _ => self.add_gap(start, end, kind, Some(detail.to_string())),
+        }
     }
 
     /// Marks the recording final at `total_samples`; open presences are closed at the end.

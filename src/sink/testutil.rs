@@ -1,5 +1,6 @@
 //! Test helpers of the file stage: synthetic audio, independent verification (`flac -t`,
-//! claxon), and a small tmpfs for real disk-full tests.
+//! claxon), a small tmpfs for real disk-full tests, and a small ext4 that can be frozen
+//! (`fsfreeze`) for real stalled-disk tests.
 //!
 //! In: sizes, seeds, paths. Out: samples, verdicts, a mounted filesystem that unmounts on drop.
 
@@ -94,5 +95,93 @@ impl TinyFs {
 impl Drop for TinyFs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// A 64 MiB ext4 on a loop device, mounted on a fresh directory (needs root and e2fsprogs).
+/// [`Self::freeze`] makes every write, fsync and create on it block, as a stalled disk does
+/// (`fsfreeze`, util-linux); a watchdog thread thaws it after [`FREEZE_AT_MOST`] whatever the
+/// test does (a thread blocked on a frozen filesystem cannot even be killed, so a test whose
+/// code blocks must fail, not hang); drop thaws and unmounts it.
+pub struct FreezableFs {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+    /// Bumped at every freeze and thaw: a watchdog thaws only the freeze it was made for.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The longest a [`FreezableFs`] stays frozen.
+pub const FREEZE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl FreezableFs {
+    pub fn mount() -> FreezableFs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = dir.path().join("fs.img");
+        std::fs::File::create(&img)
+            .and_then(|f| f.set_len(64 << 20))
+            .expect("image");
+        let made = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&img)
+            .status()
+            .expect("mkfs.ext4 (e2fsprogs)");
+        assert!(made.success(), "mkfs.ext4");
+        let path = dir.path().join("fs");
+        std::fs::create_dir(&path).expect("mkdir");
+        let status = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a loop ext4 failed (needs root)");
+        FreezableFs {
+            _dir: dir,
+            path,
+            generation: Default::default(),
+        }
+    }
+
+    /// From now on every write to the filesystem blocks (the writer's thread with it).
+    pub fn freeze(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let ok = Command::new("fsfreeze")
+            .arg("-f")
+            .arg(&self.path)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "fsfreeze -f");
+        let mine = self.generation.fetch_add(1, SeqCst) + 1;
+        let (generation, path) = (std::sync::Arc::clone(&self.generation), self.path.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(FREEZE_AT_MOST);
+            if generation.load(SeqCst) == mine {
+                let _ = Command::new("fsfreeze")
+                    .arg("-u")
+                    .arg(&path)
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        });
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst) % 2 == 1
+    }
+
+    /// Writes go through again (the blocked ones complete).
+    pub fn thaw(&mut self) {
+        if self.is_frozen() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = Command::new("fsfreeze").arg("-u").arg(&self.path).status();
+        }
+    }
+}
+
+impl Drop for FreezableFs {
+    fn drop(&mut self) {
+        self.thaw();
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }

@@ -166,3 +166,45 @@ fn a_silent_focus_gets_rejoins_with_backoff_and_the_recording_goes_on() {
     );
     assert!(h.m.is_joined());
 }
+
+#[test]
+fn a_client_cycling_through_ten_thousand_nicknames_leaves_a_bounded_roster() {
+    let mut h = Harness {
+        m: Machine::new(Settings {
+            roster_limits: RosterLimits {
+                max_participants: 100,
+                max_presences: 10,
+            },
+            ..settings()
+        }),
+        now: Instant::now(),
+    };
+    h.input(Input::RoomStatus(RoomView {
+        alive: true,
+        occupancy: None,
+        meeting_id: None,
+    }));
+    h.input(Input::LinkUp);
+    h.stanza(presence("focus", ""));
+    h.stanza(presence("a1b2c3d4", ""));
+    h.stanza(presence("e5f6a7b8", ""));
+    assert_eq!(h.stanza(self_presence()), vec![Action::StartRecording]);
+    for i in 0..10_000 {
+        h.now += Duration::from_millis(50);
+        let nick = format!("c{i:08x}");
+        h.stanza(presence(&nick, ""));
+        h.stanza(unavailable(&nick, ""));
+    }
+    // The room goes on as before: the two who stayed, recorded.
+    assert_eq!(h.m.humans(), Some(2));
+    let roster = h.m.roster();
+    // focus, jitape, the two, 96 cyclers, then one shared entry.
+    assert_eq!(roster.participants().len(), 101);
+    assert_eq!(roster.hits().participants, 10_000 - 96);
+    assert!(
+        roster
+            .participants()
+            .iter()
+            .all(|p| p.intervals.len() <= 10 && p.nicks.len() <= 10)
+    );
+}
