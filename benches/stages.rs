@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jitape::bench::micro::{
-    DecodeBench, DecodeOnlyBench, FlacBench, MixBench, PipelineBench, SrtpBench,
+    DecodeBench, FlacBench, LowerBoundBench, MixBench, PipelineBench, SrtpBench,
 };
 
 fn audio_ms(d: Duration) -> Throughput {
@@ -67,8 +67,10 @@ fn pipeline(c: &mut Criterion) {
     g.sample_size(20);
     let mut full = PipelineBench::new();
     g.bench_function("pipeline", |b| b.iter(|| black_box(full.step())));
-    let mut lower = DecodeOnlyBench::new();
+    let mut lower = LowerBoundBench::new(false);
     g.bench_function("decode_only", |b| b.iter(|| black_box(lower.step())));
+    let mut bound = LowerBoundBench::new(true);
+    g.bench_function("decode_encode", |b| b.iter(|| black_box(bound.step())));
     g.finish();
 }
 

@@ -59,6 +59,8 @@ pub enum AppError {
     },
     #[error("starting the writer threads: {0}")]
     Writers(std::io::Error),
+    #[error("starting the memory trimmer thread: {0}")]
+    Trimmer(std::io::Error),
 }
 
 /// A running jitape.
@@ -223,6 +225,7 @@ impl App {
             load_tx,
             control_tx.clone(),
         ));
+        crate::memory::spawn(Arc::clone(&metrics)).map_err(AppError::Trimmer)?;
         tokio::spawn(guard::run(
             GuardSettings {
                 dir: cfg.recording.dir.clone(),

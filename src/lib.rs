@@ -18,6 +18,7 @@ pub mod http;
 pub mod jingle;
 pub mod load;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod sim;
 pub mod sink;

@@ -423,17 +423,23 @@ impl Default for PipelineBench {
     }
 }
 
-/// The lower bound of [`PipelineBench`]: decoding the same packets, nothing else.
-pub struct DecodeOnlyBench {
+/// The lower bound of [`PipelineBench`]: decoding the same packets and, with `encode`,
+/// FLAC-encoding the conference's length of their sum (what no recorder can avoid); nothing
+/// else (no jitter buffer, no timeline, no voice activity).
+pub struct LowerBoundBench {
     conversation: Conversation,
     out: Vec<i16>,
+    sink: Option<FlacSink>,
+    mix: Vec<i32>,
 }
 
-impl DecodeOnlyBench {
-    pub fn new() -> Self {
-        DecodeOnlyBench {
+impl LowerBoundBench {
+    pub fn new(encode: bool) -> Self {
+        LowerBoundBench {
             conversation: Conversation::new(4, PipelineBench::SECONDS, 11),
             out: vec![0; 5760],
+            sink: encode.then(FlacSink::new),
+            mix: Vec::new(),
         }
     }
 
@@ -441,19 +447,36 @@ impl DecodeOnlyBench {
         let mut decoders: Vec<opus::Decoder> = (0..self.conversation.speakers)
             .filter_map(|_| opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono).ok())
             .collect();
+        let total = (PipelineBench::SECONDS * f64::from(SAMPLE_RATE)) as usize;
+        if self.sink.is_some() {
+            self.mix.clear();
+            self.mix.resize(total, 0);
+        }
         let mut n = 0;
-        for (_, k, payload, _, _) in &self.conversation.packets {
-            if let Some(d) = decoders.get_mut(*k) {
-                n += d.decode(payload, &mut self.out, false).unwrap_or(0);
+        for (_, k, payload, _, ts) in &self.conversation.packets {
+            let Some(d) = decoders.get_mut(*k) else {
+                continue;
+            };
+            let got = d.decode(payload, &mut self.out, false).unwrap_or(0);
+            n += got;
+            if self.sink.is_some() {
+                let at = *ts as usize;
+                for (m, &x) in self.mix.iter_mut().skip(at).zip(&self.out[..got]) {
+                    *m += i32::from(x);
+                }
+            }
+        }
+        if let Some(sink) = &mut self.sink {
+            let pcm: Vec<i16> = self
+                .mix
+                .iter()
+                .map(|&x| x.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
+                .collect();
+            for chunk in pcm.chunks(SAMPLE_RATE as usize / 10) {
+                sink.write(chunk);
             }
         }
         n
-    }
-}
-
-impl Default for DecodeOnlyBench {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -569,9 +592,16 @@ pub fn run_all(budget: Duration) -> Vec<StageResult> {
         budget,
         || p.step(),
     ));
-    let mut o = DecodeOnlyBench::new();
+    let mut o = LowerBoundBench::new(false);
     out.push(measure(
         "decode only, same packets (60 s)",
+        PipelineBench::unit(),
+        budget,
+        || o.step(),
+    ));
+    let mut o = LowerBoundBench::new(true);
+    out.push(measure(
+        "decode + encode, same packets (60 s)",
         PipelineBench::unit(),
         budget,
         || o.step(),
@@ -595,7 +625,8 @@ mod tests {
         // the whole conference, playout delay included, 100 ms at a time
         let written = p.step();
         assert!((60 * 48_000..=61 * 48_000).contains(&written), "{written}");
-        assert!(DecodeOnlyBench::new().step() > 10 * 48_000);
+        assert!(LowerBoundBench::new(false).step() > 10 * 48_000);
+        assert!(LowerBoundBench::new(true).step() > 10 * 48_000);
     }
 
     #[test]

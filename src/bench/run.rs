@@ -26,8 +26,10 @@ use crate::sim::plan::ConferencePlan;
 use crate::sim::router::SimServer;
 use crate::sim::world::{ConferenceOutcome, World, WorldSettings};
 
-/// jitape settles this long after connecting before the idle figures are taken.
-const SETTLE: Duration = Duration::from_secs(3);
+/// jitape settles this long after connecting before the idle figures are taken, and after the
+/// run before the "after" figures (long enough for the memory trimmer to look twice).
+const SETTLE: Duration =
+    Duration::from_secs(3).saturating_add(crate::memory::CHECK_EVERY.saturating_mul(2));
 const PROGRESS_EVERY: f64 = 30.0;
 
 fn sim_error(e: impl std::fmt::Display) -> BenchError {
