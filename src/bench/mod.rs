@@ -16,6 +16,7 @@
 
 mod cli;
 pub mod contention;
+pub mod health;
 pub mod logscan;
 pub mod loss;
 pub mod micro;

@@ -47,6 +47,8 @@ bind = "127.0.0.1"
 [recording]
 dir = "{dir}"
 sample_rate = {rate}
+[http]
+bind = "127.0.0.1:0"
 "#
     )
 }

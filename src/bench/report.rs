@@ -55,6 +55,8 @@ pub struct RunData {
     pub exit: String,
     /// What the contention beside jitape did (`--contention`).
     pub contention: Option<super::contention::ContentionReport>,
+    /// What jitape said about its load (`/ready`, `/metrics`).
+    pub health: super::health::Health,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -185,6 +187,8 @@ pub struct BenchReport {
     pub log_first_problems: Vec<String>,
     /// The busy loop and disk writer run beside jitape, if any (`--contention`).
     pub contention: Option<super::contention::ContentionReport>,
+    /// What jitape said about its load during the run (`/ready`, `/metrics`).
+    pub health: super::health::Health,
     pub conferences: Vec<ConferenceFigures>,
     pub series: Vec<SeriesPoint>,
 }
@@ -387,6 +391,26 @@ impl fmt::Display for BenchReport {
                 c.busy_cpu_s, c.written_mib, c.fsyncs, c.worst_fsync_s
             )?;
         }
+        let h = &self.health;
+        writeln!(
+            f,
+            "jitape said: /ready {} ready, {} not ready{}, {} unanswered; load level max {:.0}, intake delay max {:.0} ms; {:.0} recordings refused, {:.0} conferences shed",
+            h.ready,
+            h.not_ready,
+            if h.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    h.reasons.iter().cloned().collect::<Vec<_>>().join("; ")
+                )
+            },
+            h.unreachable,
+            h.max_load_level,
+            h.max_intake_delay_ms,
+            h.recordings_refused,
+            h.conferences_shed
+        )?;
         let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "  {k:<38} {v}");
         row(
             f,
@@ -591,6 +615,7 @@ mod tests {
             log: LogScan::default(),
             exit: "ok".into(),
             contention: None,
+            health: Default::default(),
         };
         let c = cost(&d, 2);
         assert!((c.steady_cpu_percent.unwrap() - 20.0).abs() < 0.01);

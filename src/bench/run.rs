@@ -371,6 +371,9 @@ pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> 
     let sim_cpu0 = procfs::own_cpu();
     let active = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let http = super::health::address_in_log(&jitape.log_text())
+        .ok_or_else(|| BenchError::Jitape("no HTTP address in its log".into()))?;
+    let health = tokio::spawn(super::health::watch(http, stop_rx.clone()));
     let sampler = tokio::spawn(sample_loop(pid, t0, Arc::clone(&active), stop_rx));
     let played = play_all(Arc::clone(&world), plans, opts.ramp(), active).await;
     wait_for_files(&recordings, &rooms, Duration::from_secs(60)).await;
@@ -382,6 +385,7 @@ pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> 
     let after = procfs::sample(pid);
     let _ = stop_tx.send(true);
     let samples = sampler.await.unwrap_or_default();
+    let health = health.await.unwrap_or_default();
     let exit = match jitape.terminate(Duration::from_secs(30)).await {
         Some(s) if s.success() => "ok".to_string(),
         Some(s) => format!("failed: {s}"),
@@ -419,6 +423,7 @@ pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> 
         log,
         exit,
         contention,
+        health,
     };
     let report = assemble(opts, &data, started_utc, load_before);
     if temp && report.verification.all_ok {
@@ -490,6 +495,7 @@ fn assemble(
         log_errors: d.log.errors,
         log_first_problems: d.log.first_problems.clone(),
         contention: d.contention.clone(),
+        health: d.health.clone(),
         conferences: d.conferences.clone(),
         series: report::series(&d.samples),
     }
