@@ -288,8 +288,8 @@ async fn a_hostile_occupant_costs_only_its_own_stanzas() {
     // And the recording is exactly what the conference was.
     support::flac_test(&flac);
     let sc = sidecar::read(&sc_path).unwrap();
-    let report = check_recording(&flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}\n{log}");
+    let report = check_recording(&flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}\n{log}");
     assert!(
         sc.participants
             .iter()

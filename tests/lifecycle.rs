@@ -84,11 +84,8 @@ fn verify(
     jitape_log: &str,
 ) {
     support::flac_test(flac);
-    let report = check_recording(flac, sc, outcome, Duration::from_millis(40)).unwrap();
-    assert!(
-        report.ok(Duration::from_millis(200)),
-        "{report}\n--- jitape ---\n{jitape_log}"
-    );
+    let report = check_recording(flac, sc, outcome).unwrap();
+    assert!(report.ok(), "{report}\n--- jitape ---\n{jitape_log}");
 }
 
 /// The scripted 3-minute lesson: a refresh, a lobby knock and admission in a password room,

@@ -481,8 +481,7 @@ async fn hostile_traffic_mid_conference_leaves_the_recording_intact() {
     support::flac_test(&files.flac);
     let sc = sidecar::read(&files.sidecar).expect("sidecar");
     assert!(sc.gaps.is_empty(), "no interruption: {:?}", sc.gaps);
-    let report =
-        check_recording(&files.flac, &sc, &outcome, Duration::from_millis(40)).expect("analysis");
-    assert!(report.ok(Duration::from_millis(100)), "{report}");
+    let report = check_recording(&files.flac, &sc, &outcome).expect("analysis");
+    assert!(report.ok(), "{report}");
     assert_eq!(support::files_with_suffix(dir.path(), ".flac").len(), 1);
 }

@@ -8,6 +8,10 @@
 //!
 //! Decisions are drawn from a seeded RNG in a fixed pattern (four draws per RTP packet,
 //! whatever the outcome), so a seed reproduces the same fates for the same packet sequence.
+//!
+//! The link also keeps a wire log ([`WirePacket`]): every RTP packet offered to the socket and
+//! every copy actually handed to the kernel, by SSRC and RTP timestamp (the RTP header is in
+//! the clear under SRTP), so a recording can be checked against exactly what was lost.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -147,11 +151,22 @@ impl Netem {
     }
 }
 
+/// One RTP packet in the wire log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WirePacket {
+    pub ssrc: u32,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// False: offered to the socket (netem then decided); true: a copy handed to the kernel.
+    pub delivered: bool,
+}
+
 /// The netem state one bridge's sockets share with the bridge's controls.
 #[derive(Debug)]
 pub struct NetemLink {
     netem: Mutex<Netem>,
     vanished: AtomicBool,
+    wire: Mutex<Vec<WirePacket>>,
 }
 
 impl NetemLink {
@@ -159,6 +174,7 @@ impl NetemLink {
         Arc::new(Self {
             netem: Mutex::new(Netem::new(cfg)),
             vanished: AtomicBool::new(false),
+            wire: Mutex::new(Vec::new()),
         })
     }
 
@@ -187,6 +203,26 @@ impl NetemLink {
         self.netem.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every RTP packet offered and every copy delivered so far, in order.
+    pub fn wire_log(&self) -> Vec<WirePacket> {
+        self.wire.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Logs an RTP datagram (anything else is ignored).
+    fn note(&self, datagram: &[u8], delivered: bool) {
+        if let Some((ssrc, timestamp, marker)) = rtp_fields(datagram) {
+            self.wire
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(WirePacket {
+                    ssrc,
+                    timestamp,
+                    marker,
+                    delivered,
+                });
+        }
+    }
+
     fn count_vanished(&self) {
         self.lock().counters.vanished += 1;
     }
@@ -206,6 +242,19 @@ fn is_rtp(datagram: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// SSRC, timestamp and marker of an RTP datagram (in the clear under SRTP).
+fn rtp_fields(datagram: &[u8]) -> Option<(u32, u32, bool)> {
+    if !is_rtp(datagram) {
+        return None;
+    }
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = datagram.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_be_bytes(b))
+    };
+    let marker = datagram.get(1).is_some_and(|b| b & 0x80 != 0);
+    Some((word(8)?, word(4)?, marker))
 }
 
 /// An (S)RTCP receiver report? The first 8 bytes of SRTCP are in the clear.
@@ -321,18 +370,26 @@ impl AsyncUdpSocket for NetemSocket {
 
     fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
         let len = transmit.contents.len();
+        let rtp = is_rtp(transmit.contents);
+        if rtp {
+            self.link.note(transmit.contents, false);
+        }
         if self.link.is_vanished() {
             self.link.count_vanished();
             return Poll::Ready(Ok(len));
         }
-        if !is_rtp(transmit.contents) {
+        if !rtp {
             return self.inner.poll_send(cx, transmit);
         }
         let fate = {
             let mut netem = self.link.lock();
             if !netem.config().is_active() {
                 drop(netem);
-                return self.inner.poll_send(cx, transmit);
+                let sent = self.inner.poll_send(cx, transmit);
+                if matches!(sent, Poll::Ready(Ok(_))) {
+                    self.link.note(transmit.contents, true);
+                }
+                return sent;
             }
             netem.decide()
         };
@@ -410,7 +467,9 @@ async fn delay_line(
                         link.count_vanished();
                         continue;
                     }
-                    let _ = socket.send_to(&d.bytes, d.to).await;
+                    if socket.send_to(&d.bytes, d.to).await.is_ok() {
+                        link.note(&d.bytes, true);
+                    }
                 }
             }
         }
@@ -519,6 +578,32 @@ mod tests {
         );
         let c = link.counters();
         assert_eq!((c.seen, c.dropped), (100, 50));
+    }
+
+    #[test]
+    fn the_wire_log_reads_ssrc_timestamp_and_marker_from_the_clear_header() {
+        let mut rtp = [0u8; 20];
+        rtp[0] = 0x90;
+        rtp[1] = 0x80 | 111;
+        rtp[4..8].copy_from_slice(&0x0102_0304u32.to_be_bytes());
+        rtp[8..12].copy_from_slice(&0xa1b2_c3d4u32.to_be_bytes());
+        assert_eq!(rtp_fields(&rtp), Some((0xa1b2_c3d4, 0x0102_0304, true)));
+        rtp[1] = 111;
+        assert_eq!(rtp_fields(&rtp), Some((0xa1b2_c3d4, 0x0102_0304, false)));
+        rtp[1] = 201;
+        assert_eq!(rtp_fields(&rtp), None, "RTCP is not logged");
+        let link = NetemLink::new(NetemConfig::default());
+        link.note(&[0x80, 111, 0, 1, 0, 0, 3, 192, 0, 0, 0, 7], false);
+        link.note(&[22, 254, 253], true);
+        assert_eq!(
+            link.wire_log(),
+            vec![WirePacket {
+                ssrc: 7,
+                timestamp: 960,
+                marker: false,
+                delivered: false
+            }]
+        );
     }
 
     #[test]
