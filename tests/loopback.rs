@@ -115,7 +115,7 @@ fn broken_copies_fail(
             .map(|(_, v)| *v),
     );
     fast.extend(&original[at(bob.0 + 1.5)..]);
-    cases.push(("2 % sharp", fast, "Bob (660 Hz): pitch +2.0"));
+    cases.push(("2 % sharp", fast, "Bob (660 Hz): pitch +2."));
     for (what, samples, reason) in cases {
         let path = dir.join(format!("broken-{}.flac", what.replace(' ', "-")));
         let mut w = jitape::sink::flac::FlacWriter::create(&path, sc.sample_rate).unwrap();

@@ -13,7 +13,8 @@
 //!   its tone starts at `k × 20 ms`;
 //! - only what a speaker says inside their audible windows (in the room, not hidden) counts;
 //! - frames the emulated network dropped may be concealed (FEC/PLC) for up to [`PLC_MAX`]
-//!   after the last delivered audio, or be silence; after that they are silence;
+//!   after the last delivered audio, or be silence; after that they are silence; the decoder
+//!   recovers on the first delivered frame after a loss (see [`RECOVERY`]);
 //! - two speakers of the same tone at once cannot be told apart (their sum depends on phase):
 //!   that stretch is `free`; so is any silence shorter than [`MIN_GAP`] between sounds.
 //!
@@ -39,6 +40,16 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// The longest loss a recorder conceals (jitape's `plc_max` default, 100 ms); longer losses
 /// are silence after it.
 pub const PLC_MAX: f64 = 0.100;
+/// After a loss, libopus needs the next frame to recover: decoding the simulation's tone with
+/// one to five frames lost (FEC for the last, PLC before it, as a recorder should), the tone
+/// stays below half its level for up to 24 ms after the lost ones; and for up to 65 ms when
+/// the loss falls in the first half second of a talk spurt, while the voice's encoder still
+/// settles (`recovery_fits_opus` in the tests measures it). A decoder started afresh after
+/// a longer loss needs nothing (its onset is within 4 ms).
+pub const RECOVERY: f64 = 0.025;
+pub const EARLY_RECOVERY: f64 = 0.080;
+/// How many frames into a talk spurt a loss counts as early.
+pub const EARLY_FRAMES: u64 = 25;
 /// Silences shorter than this between sounds are not checked (a 20 ms analysis window
 /// cannot see them; a new session's onset frame leaves one of `L` after the old session's
 /// last frame).
@@ -282,42 +293,70 @@ fn zones(
     frames: Option<&BTreeMap<u64, Frame>>,
     lookahead: f64,
 ) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
-    let tick = TICK.as_secs_f64();
-    let (mut on, mut free) = (Vec::new(), Vec::new());
+    let (mut on, mut free, mut recovering) = (Vec::new(), Vec::new(), Vec::new());
     let Some(frames) = frames else {
         return (on, free);
     };
-    // End of the audio of the last delivered frame, if the frame before the current one was
-    // delivered or concealable.
+    let ticks: Vec<(u64, Frame)> = frames.iter().map(|(k, f)| (*k, *f)).collect();
+    // Each run of consecutive frames is one talk spurt as the sender sent it.
+    for spurt in ticks.chunk_by(|a, b| a.0 + 1 == b.0) {
+        spurt_zones(spurt, lookahead, &mut on, &mut free, &mut recovering);
+    }
+    let recovering = union(recovering);
+    let on = subtract(&union(on), &recovering);
+    free.extend(recovering);
+    (on, union(free))
+}
+
+/// The zones of one talk spurt (consecutive frames, the first the sender's onset).
+fn spurt_zones(
+    spurt: &[(u64, Frame)],
+    lookahead: f64,
+    on: &mut Vec<(f64, f64)>,
+    free: &mut Vec<(f64, f64)>,
+    recovering: &mut Vec<(f64, f64)>,
+) {
+    let tick = TICK.as_secs_f64();
+    let first = spurt.first().map_or(0, |f| f.0);
+    // End of the audio of the last delivered frame, and where the current loss began.
     let mut last_sound: Option<f64> = None;
-    let mut prev: Option<u64> = None;
-    for (&k, &frame) in frames {
+    let mut lost_since: Option<u64> = None;
+    for (i, &(k, frame)) in spurt.iter().enumerate() {
         let start = k as f64 * tick - lookahead;
         let end = start + tick;
-        if prev.is_none_or(|p| p + 1 != k) {
-            last_sound = None;
-        }
         match frame {
             Frame::Delivered { onset } => {
-                on.push((if onset { start + lookahead } else { start }, end));
+                let sound = if onset && k == first { start + lookahead } else { start };
+                if let Some(p) = lost_since.take() {
+                    let concealed = last_sound.is_some() && (k - p) as f64 * tick <= PLC_MAX;
+                    let allowance = if k - first < EARLY_FRAMES {
+                        EARLY_RECOVERY
+                    } else if concealed {
+                        RECOVERY
+                    } else {
+                        0.0
+                    };
+                    recovering.push((sound, sound + allowance));
+                }
+                on.push((sound, end));
                 last_sound = Some(end);
             }
-            Frame::Lost => match last_sound {
-                // Concealment for up to PLC_MAX after the last delivered audio.
-                Some(s) => free.push((start, end.min(s + PLC_MAX).max(start))),
-                // A loss at a spurt's start: only the frame right before a delivered one can
-                // be recovered (FEC); the rest is silence.
-                None => {
-                    let next = frames.get(&(k + 1));
-                    if matches!(next, Some(Frame::Delivered { .. })) {
-                        free.push((start, end));
+            Frame::Lost => {
+                lost_since.get_or_insert(k);
+                match last_sound {
+                    // Concealment for up to PLC_MAX after the last delivered audio.
+                    Some(s) => free.push((start, end.min(s + PLC_MAX).max(start))),
+                    // A loss at a spurt's start: only the frame right before a delivered one
+                    // can be recovered (FEC); the rest is silence.
+                    None => {
+                        if matches!(spurt.get(i + 1), Some((_, Frame::Delivered { .. }))) {
+                            free.push((start, end));
+                        }
                     }
                 }
-            },
+            }
         }
-        prev = Some(k);
     }
-    (union(on), union(free))
 }
 
 /// Sorted, merged intervals (touching ones joined).
