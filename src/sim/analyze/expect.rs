@@ -326,7 +326,11 @@ fn spurt_zones(
         let end = start + tick;
         match frame {
             Frame::Delivered { onset } => {
-                let sound = if onset && k == first { start + lookahead } else { start };
+                let sound = if onset && k == first {
+                    start + lookahead
+                } else {
+                    start
+                };
                 if let Some(p) = lost_since.take() {
                     let concealed = last_sound.is_some() && (k - p) as f64 * tick <= PLC_MAX;
                     let allowance = if k - first < EARLY_FRAMES {

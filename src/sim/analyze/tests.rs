@@ -322,7 +322,12 @@ fn the_model_places_frames_after_the_lookahead_and_allows_concealment_only_withi
     let at = |x: f64| x - 0.0005; // the sidecar's millisecond, centred
     // The first frame after the concealed loss is the decoder's to recover in.
     let back = 1.66 - L + RECOVERY;
-    let on = [(1.0, 1.6 - L), (back, 2.0 - L), (3.0, 3.2 - L), (3.5 - L, 4.0 - L)];
+    let on = [
+        (1.0, 1.6 - L),
+        (back, 2.0 - L),
+        (3.0, 3.2 - L),
+        (3.5 - L, 4.0 - L),
+    ];
     assert_eq!(t.on.len(), on.len(), "{t:?}");
     for (got, want) in t.on.iter().zip(on) {
         assert!(near(got.0, at(want.0)) && near(got.1, at(want.1)), "{t:?}");
@@ -389,7 +394,6 @@ fn the_same_tone_twice_at_once_is_not_judged_and_short_silences_are_free() {
     assert_eq!(a.free, vec![(1.5, 2.0), (3.0, 3.01)]);
 }
 
-
 #[test]
 fn recovery_fits_opus() {
     // The simulation's tone decoded as a recorder should with 1, 2, 3 or 5 frames lost at every
@@ -413,7 +417,13 @@ fn recovery_fits_opus() {
                 let n = n.expect("decodes");
                 pcm.extend_from_slice(&buf[..n]);
             }
-            let env = measure::envelope(&Decoded { samples: pcm, rate: RATE }, 440.0);
+            let env = measure::envelope(
+                &Decoded {
+                    samples: pcm,
+                    rate: RATE,
+                },
+                440.0,
+            );
             let end = (lost + run) * 20;
             let last_low = (lost * 20..end + 150)
                 .filter(|ms| env.amp[*ms] / 0.3 < 0.5)
