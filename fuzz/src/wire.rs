@@ -185,7 +185,7 @@ fn generate(script: &[u8], limits: WireLimits) -> (Vec<u8>, Vec<Frame>) {
             _ => out.extend_from_slice(format!("<![CDATA[{}]]>", g.pick(CDATA)).as_bytes()),
         }
     }
-    if g.u8() % 4 == 0 {
+    if g.u8().is_multiple_of(4) {
         out.extend_from_slice(b"</stream:stream>");
         frames.push(Frame::Footer);
     }

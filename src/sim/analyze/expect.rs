@@ -288,11 +288,11 @@ fn sent_frames(sent: &SentSpeaker) -> Vec<(u64, Frame)> {
     out
 }
 
+/// Intervals in seconds.
+type Spans = Vec<(f64, f64)>;
+
 /// One speaker's `(on, free)` zones in plan seconds.
-fn zones(
-    frames: Option<&BTreeMap<u64, Frame>>,
-    lookahead: f64,
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn zones(frames: Option<&BTreeMap<u64, Frame>>, lookahead: f64) -> (Spans, Spans) {
     let (mut on, mut free, mut recovering) = (Vec::new(), Vec::new(), Vec::new());
     let Some(frames) = frames else {
         return (on, free);

@@ -270,7 +270,8 @@ fn holes(z: &[Zone], rel: &[f64], tol: &Tolerances, c: &mut SpeakerCheck) {
     let min = tol.hole.as_secs_f64() * 1000.0;
     let mut i = 0;
     while i < rel.len() {
-        if !(rel[i] < 0.5) {
+        // NaN (the gain unknown) is no hole.
+        if rel[i].is_nan() || rel[i] >= 0.5 {
             i += 1;
             continue;
         }
@@ -304,7 +305,8 @@ fn level_and_pitch(
     let steady = |i: usize| inner[i] > HALF_WINDOW_MS && rel[i].is_finite() && rel[i] >= 0.5;
     let hz = f64::from(t.hz);
     // Flagged stretches (consecutive blocks joined): (start, end, worst value).
-    let (mut loud, mut sharp): (Vec<(f64, f64, f64)>, Vec<(f64, f64, f64)>) = (vec![], vec![]);
+    let mut loud: Vec<(f64, f64, f64)> = Vec::new();
+    let mut sharp: Vec<(f64, f64, f64)> = Vec::new();
     let flag = |v: &mut Vec<(f64, f64, f64)>, a: f64, b: f64, x: f64| match v.last_mut() {
         Some(last) if (last.1 - a).abs() < 1e-9 => {
             last.1 = b;
