@@ -50,7 +50,7 @@ pub async fn run(out: &Path, wavs: &[PathBuf], sample_rate: u32) -> anyhow::Resu
         let check = check_recording(&files.flac, &sc, &outcome).map_err(anyhow::Error::msg)?;
         let t = &check.tolerances;
         println!(
-            "\nagainst the script (edges ±{} ms, no hole of {} ms, level ±{} dB, pitch ±{} %, silence elsewhere):\n{check}",
+            "\nagainst the script (edges ±{} ms, no hole of {} ms or more, level ±{} dB, pitch ±{} %, silence elsewhere):\n{check}",
             t.edge.as_millis(),
             t.hole.as_millis(),
             t.level_db,
