@@ -43,6 +43,14 @@ pub enum AppError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "recording.dir {dir} is not writable by jitape's user (uid {uid}): {source}; make it writable for that uid, e.g. `chown {uid}:{uid} {dir}` (docker: on the host, before the first start; see the deployment guide)"
+    )]
+    RecordingDirNotWritable {
+        dir: PathBuf,
+        uid: u32,
+        source: std::io::Error,
+    },
     #[error("http.bind {addr}: {source}")]
     Http {
         addr: std::net::SocketAddr,
@@ -71,6 +79,26 @@ fn local_address_towards(host: &str, port: u16) -> std::io::Result<IpAddr> {
     Ok(socket.local_addr()?.ip())
 }
 
+/// Fails fast, like docker-jitsi-meet's `check-writable`, when the recording directory
+/// refuses a write for a reason that will not go away by itself (ownership, mode, a read-only
+/// mount): running unready would only hide it. A full disk is not a reason: the disk guard
+/// holds new recordings back until space returns.
+fn check_recording_dir(dir: &std::path::Path) -> Result<(), AppError> {
+    use std::io::ErrorKind;
+    match guard::probe_write(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) => {
+            warn!(dir = %dir.display(), error = %e, "the recording directory is full");
+            Ok(())
+        }
+        Err(source) => Err(AppError::RecordingDirNotWritable {
+            dir: dir.to_path_buf(),
+            uid: rustix::process::geteuid().as_raw(),
+            source,
+        }),
+    }
+}
+
 impl App {
     /// Start the component. Returns once the tasks are spawned; the link connects (and
     /// reconnects) in the background.
@@ -79,6 +107,7 @@ impl App {
             dir: cfg.recording.dir.clone(),
             source,
         })?;
+        check_recording_dir(&cfg.recording.dir)?;
         let bind = match cfg.media.bind {
             Some(ip) => ip,
             None => local_address_towards(&cfg.xmpp.host, cfg.xmpp.port).map_err(|source| {
@@ -140,12 +169,13 @@ impl App {
                 max_duration: cfg.recording.max_duration,
                 room_status_timeout: Duration::from_secs(15),
                 max_sources: cfg.limits.max_sources,
+                opus_red: cfg.media.opus_red,
             },
             recording: RecordingSettings {
                 dir: cfg.recording.dir.clone(),
                 audio: AudioConfig {
                     sample_rate: cfg.recording.sample_rate,
-                    playout_delay: cfg.recording.playout_delay,
+                    late_window: cfg.recording.late_window,
                     stems: cfg.recording.stems,
                     ..AudioConfig::default()
                 },
@@ -155,6 +185,7 @@ impl App {
                 advertise: cfg.media.advertise.clone(),
                 ice_disconnected_timeout: Duration::from_secs(5),
                 ice_failed_timeout: Duration::from_secs(10),
+                silence_timeout: cfg.media.silence_timeout,
                 ..MediaConfig::default()
             },
             outbound: outbound_tx.clone(),
@@ -168,6 +199,13 @@ impl App {
         });
         let (ready_tx, ready_rx) = watch::channel(crate::http::Readiness::default());
         let (disk_tx, disk_rx) = watch::channel(true);
+        let (load_tx, load_rx) = watch::channel(true);
+        tokio::spawn(crate::load::run(
+            cfg.recording.late_window,
+            Arc::clone(&metrics),
+            load_tx,
+            control_tx.clone(),
+        ));
         tokio::spawn(guard::run(
             GuardSettings {
                 dir: cfg.recording.dir.clone(),
@@ -203,6 +241,7 @@ impl App {
                 domain: cfg.xmpp.domain.clone(),
                 our_jid: jid.clone(),
                 muc_domains: cfg.xmpp.muc_domains.clone(),
+                opus_red: cfg.media.opus_red,
             },
             filter: cfg.rooms.clone(),
             classifier: Classifier {
@@ -215,6 +254,7 @@ impl App {
             unfinished,
             metrics: Arc::clone(&metrics),
             disk_ok: disk_rx,
+            load_ok: load_rx,
             max_conferences: cfg.limits.max_conferences,
             iq_rate: cfg.limits.iq_rate,
             iq_burst: cfg.limits.iq_burst,
@@ -287,8 +327,8 @@ struct Supervisor {
 }
 
 impl Spawn for Supervisor {
-    fn spawn(&mut self, start: StartInfo) -> mpsc::Sender<crate::conference::machine::Input> {
-        let (tx, rx) = mpsc::channel(1024);
+    fn spawn(&mut self, start: StartInfo) -> crate::conference::inbox::InboxSender {
+        let (tx, rx) = crate::conference::inbox::inbox(1024);
         let (paths_tx, paths_rx) = watch::channel(None);
         let StartInfo {
             room,

@@ -64,10 +64,16 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 
 /// Whether a file can be created (and removed) in `dir`.
 pub fn writable(dir: &Path) -> bool {
+    probe_write(dir).is_ok()
+}
+
+/// Creates (and removes) an empty file in `dir`: a real write, so ownership, mode, ACLs and
+/// read-only mounts all count. The error says why not.
+pub fn probe_write(dir: &Path) -> std::io::Result<()> {
     let probe = dir.join(".jitape-write-probe");
-    let ok = std::fs::write(&probe, b"").is_ok();
+    let result = std::fs::write(&probe, b"");
     let _ = std::fs::remove_file(&probe);
-    ok
+    result
 }
 
 /// A finalized recording file and its age.

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod guard;
 pub mod http;
 pub mod jingle;
+pub mod load;
 pub mod media;
 pub mod metrics;
 pub mod sim;

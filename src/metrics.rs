@@ -68,6 +68,47 @@ pub struct Metrics {
     pub limit_stanza_size: Counter,
     pub disk_free_bytes: Gauge,
     pub disk_low: Gauge,
+    /// Media sessions that could not be set up or kept, by [`MediaProblem`].
+    pub media_offer_refused: Counter,
+    pub media_failed: Counter,
+    pub media_accept_refused: Counter,
+    pub media_no_packets: Counter,
+    /// Conferences recording now without a working media session (deaf).
+    pub conferences_deaf: Gauge,
+    /// The worst intake delay (µs) the conferences reported since the load guard last
+    /// looked: how long after the kernel received a packet its conference took it in.
+    intake_delay_max_us: AtomicU64,
+    /// That worst delay over the last period (ms), and the load level (0 normal, 1 strained,
+    /// 2 overloaded; see `crate::load`).
+    pub intake_delay_ms: Gauge,
+    pub load_level: Gauge,
+    /// Conferences ended because jitape could not carry them.
+    pub conferences_shed: Counter,
+}
+
+use crate::conference::machine::MediaProblem;
+
+impl Metrics {
+    /// A conference saw packets taken in up to `us` after they arrived (published about
+    /// every 100 ms per conference, not per packet).
+    pub fn note_intake_delay_us(&self, us: u64) {
+        self.intake_delay_max_us.fetch_max(us, Relaxed);
+    }
+
+    /// The worst intake delay since the last call (and start over).
+    pub fn take_intake_delay_us(&self) -> u64 {
+        self.intake_delay_max_us.swap(0, Relaxed)
+    }
+
+    /// Count one media problem.
+    pub fn media_problem(&self, p: MediaProblem) {
+        match p {
+            MediaProblem::OfferRefused => self.media_offer_refused.inc(),
+            MediaProblem::Failed => self.media_failed.inc(),
+            MediaProblem::AcceptRefused => self.media_accept_refused.inc(),
+            MediaProblem::NoPackets => self.media_no_packets.inc(),
+        }
+    }
 }
 
 struct Line<'a> {
@@ -93,6 +134,13 @@ impl Metrics {
             labels,
             kind: "counter",
             help: "Times a configured limit refused something ([limits] in the config).",
+            value: i128::from(v.get()),
+        };
+        let media = |labels, v: &Counter| Line {
+            name: "jitape_media_failures_total",
+            labels,
+            kind: "counter",
+            help: "Media sessions that could not be set up or kept; jitape asked for a new one each time.",
             value: i128::from(v.get()),
         };
         let g = |name, help, v: &Gauge| Line {
@@ -206,6 +254,30 @@ impl Metrics {
                 "jitape_disk_low",
                 "1 while free space is below the floor (no new recording starts).",
                 &self.disk_low,
+            ),
+            media("{reason=\"offer-refused\"}", &self.media_offer_refused),
+            media("{reason=\"ice-dtls-failed\"}", &self.media_failed),
+            media("{reason=\"accept-refused\"}", &self.media_accept_refused),
+            media("{reason=\"no-packets\"}", &self.media_no_packets),
+            g(
+                "jitape_intake_delay_ms",
+                "Worst delay over the last second between a packet's arrival (kernel) and its conference taking it in.",
+                &self.intake_delay_ms,
+            ),
+            g(
+                "jitape_load_level",
+                "0 normal, 1 strained (no new recording starts), 2 overloaded (conferences are shed, newest first).",
+                &self.load_level,
+            ),
+            c(
+                "jitape_conferences_shed_total",
+                "Conferences ended (finalized, reason overload) because jitape could not carry them.",
+                &self.conferences_shed,
+            ),
+            g(
+                "jitape_conferences_deaf",
+                "Conferences being recorded without a working media session (silence, listed as a gap).",
+                &self.conferences_deaf,
             ),
         ]
     }

@@ -185,3 +185,103 @@ async fn an_xmpp_link_drop_reconnects_rejoins_and_continues() {
         sc.gaps
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_jitape_cannot_take_is_a_listed_gap_counted_shown_and_replaced() {
+    use jitape::xmpp::router::Control;
+    support::logs();
+    let room = format!("badoffer@{MUC_DOMAIN}");
+    let mut plan = ConferencePlan::empty(&room, 14.0);
+    plan.unusable_offers = 1;
+    plan.speakers = vec![
+        speaker(0, &[(0.0, None)], &[(4.0, 7.0)]),
+        speaker(1, &[(0.0, None)], &[(8.0, 11.0)]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start(dir.path(), 48_000).await.unwrap();
+    let metrics = lb.metrics().unwrap();
+    let control = lb.control().unwrap();
+    // While jitape has no session, the admin API and the metrics say so.
+    let probe = tokio::spawn(async move {
+        tokio::time::sleep(secs(1.6)).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        control.send(Control::List { reply: tx }).await.unwrap();
+        rx.await.unwrap()
+    });
+    let (outcome, files) = lb.play(plan).await.unwrap();
+    let during = probe.await.unwrap();
+    let offer_refused = metrics.media_offer_refused.get();
+    let deaf_after = metrics.conferences_deaf.get();
+    lb.stop().await;
+
+    let snap = during.iter().find(|c| c.room == room).expect("listed");
+    assert!(snap.deaf_ms.is_some_and(|ms| ms >= 1000), "{snap:?}");
+    assert!(
+        snap.media_problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with("offer-refused")),
+        "{snap:?}"
+    );
+    assert_eq!(offer_refused, 1);
+    assert_eq!(deaf_after, 0, "heard again once the new session came");
+    assert_eq!(
+        outcome.recorder_joins.len(),
+        2,
+        "rejoined to get a new offer"
+    );
+    assert_eq!(outcome.sessions, 1, "the second offer was taken");
+    support::flac_test(&files.flac);
+    let sc = sidecar::read(&files.sidecar).unwrap();
+    let deaf: Vec<&sidecar::Gap> = sc
+        .gaps
+        .iter()
+        .filter(|g| g.kind == sidecar::GapKind::MediaSession)
+        .collect();
+    assert_eq!(deaf.len(), 1, "{:?}", sc.gaps);
+    let secs_of = |s: u64| s as f64 / f64::from(sc.sample_rate);
+    let (a, b) = (secs_of(deaf[0].start.sample), secs_of(deaf[0].end.sample));
+    assert!(a < 0.2 && (1.9..4.0).contains(&b), "deaf {a:.2}-{b:.2} s");
+    let report = check_recording(&files.flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_bridge_that_forwards_nothing_is_replaced_and_listed() {
+    support::logs();
+    let room = format!("quiet@{MUC_DOMAIN}");
+    let mut plan = ConferencePlan::empty(&room, 20.0);
+    // From 5 s the bridge keeps ICE and DTLS up but forwards no RTP and no RTCP.
+    plan.disruptions = vec![(secs(5.0), Disruption::QuietBridge)];
+    plan.speakers = vec![
+        speaker(0, &[(0.0, None)], &[(1.0, 4.0), (6.0, 8.0), (14.0, 17.0)]),
+        speaker(1, &[(0.0, None)], &[(4.5, 9.0), (17.5, 19.0)]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start_with(
+        dir.path(),
+        48_000,
+        "[media]\nbind = \"127.0.0.1\"\nsilence_timeout = \"3s\"",
+    )
+    .await
+    .unwrap();
+    let metrics = lb.metrics().unwrap();
+    let (outcome, files) = lb.play(plan).await.unwrap();
+    let no_packets = metrics.media_no_packets.get();
+    lb.stop().await;
+
+    assert_eq!(no_packets, 1, "noticed once");
+    assert_eq!(outcome.sessions, 2, "a new session replaced the quiet one");
+    support::flac_test(&files.flac);
+    let sc = sidecar::read(&files.sidecar).unwrap();
+    let deaf: Vec<&sidecar::Gap> = sc
+        .gaps
+        .iter()
+        .filter(|g| g.kind == sidecar::GapKind::MediaSession)
+        .collect();
+    assert_eq!(deaf.len(), 1, "{:?}", sc.gaps);
+    let secs_of = |s: u64| s as f64 / f64::from(sc.sample_rate);
+    let (a, b) = (secs_of(deaf[0].start.sample), secs_of(deaf[0].end.sample));
+    // Plan time = file time + the recording's start after the epoch (jitape joins at once).
+    assert!((4.5..5.6).contains(&a), "deaf from the last packet: {a:.2}");
+    assert!((7.5..11.0).contains(&b), "until the new session: {b:.2}");
+}

@@ -143,3 +143,76 @@ fn run_refuses_a_broken_config_without_starting() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("xmpp.port"));
 }
+
+/// A recording directory that exists but is not jitape's (docker creates a missing
+/// bind-mount source owned by root, the image runs as uid 10001): `jitape run` exits at once
+/// naming the directory, the uid and the fix, instead of running unready.
+#[test]
+fn run_fails_fast_when_the_recording_dir_is_not_writable() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rec = tmp.path().join("recordings");
+    std::fs::create_dir(&rec).unwrap();
+    let cfg = tmp.path().join("j.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[xmpp]\nport = 9\ndomain = \"jitape.example\"\nsecret = \"s\"\nmuc_domains = [\"muc.example\"]\n[media]\nbind = \"127.0.0.1\"\n[recording]\ndir = \"{}\"\n[http]\nbind = \"off\"\n",
+            rec.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_jitape");
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        // Root writes anywhere: run jitape as the image's user, in a directory root owns.
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=10001", "--regid=10001", "--clear-groups", bin]);
+        c
+    } else {
+        std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o555)).unwrap();
+        Command::new(bin)
+    };
+    let mut child = cmd
+        .env("NO_COLOR", "1")
+        .env("JITAPE_LOG", "warn")
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "jitape kept running with a recording directory it cannot write:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success());
+    for expected in [
+        "is not writable",
+        &rec.display().to_string(),
+        "uid ",
+        "chown ",
+    ] {
+        assert!(stderr.contains(expected), "`{expected}` in:\n{stderr}");
+    }
+    assert!(
+        std::fs::read_dir(&rec).unwrap().next().is_none(),
+        "nothing left behind"
+    );
+}

@@ -650,9 +650,10 @@ async fn a_partial_cut_at_every_byte_of_its_last_frame_is_finalized_by_startup_r
     // A real `.partial`: copied from a live 16 kHz recording while a tone plays.
     let src = tempfile::tempdir().unwrap();
     let mut lb = Loopback::start(src.path(), 16_000).await.unwrap();
-    let source = plan("source", 0xed00_0000, 6.0, &[&[(0.5, 6.0)]]);
+    // Copied once the lateness window (5 s) has let a few seconds of tone reach the file.
+    let source = plan("source", 0xed00_0000, 12.0, &[&[(0.5, 12.0)]]);
     let copy = async {
-        tokio::time::sleep(secs(3.5)).await;
+        tokio::time::sleep(secs(9.5)).await;
         let live = support::files_with_suffix(src.path(), ".flac.partial")
             .pop()
             .expect("a live .partial");

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use jitape::sim::analyze::{Expected, check_recording, decode_flac};
 use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape::sim::netem::NetemConfig;
+use jitape::sim::offer::OfferVariants;
 use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec, window};
 use jitape::sim::voice::default_tone_hz;
 use jitape::sink::sidecar;
@@ -207,7 +209,10 @@ async fn malformed_jingle_gets_iq_errors_and_the_recording_continues() {
         ("source-add whose JSON is not JSON", "bad-request"),
         ("source-add for an unknown session", "item-not-found"),
         ("source-remove for an unknown session", "item-not-found"),
-        ("transport-replace with a hostname candidate", "bad-request"),
+        (
+            "transport-replace with a candidate port above 65535",
+            "bad-request",
+        ),
         ("transport-info with a negative port", "bad-request"),
         ("session-initiate without Opus", "feature-not-implemented"),
         ("session-accept from the focus", "feature-not-implemented"),
@@ -217,5 +222,103 @@ async fn malformed_jingle_gets_iq_errors_and_the_recording_continues() {
     .map(|(label, cond)| (label, "error", Some(cond)));
     assert_eq!(replies, expected);
     assert_eq!(outcome.sessions, 1, "the session was not disturbed");
+    verify(&outcome, &files).await;
+}
+
+/// The SSRCs jitape gives an m-line (and a track) right now: its admin snapshot's sources.
+async fn recorded_ssrcs(lb: &Loopback, room: &str) -> Vec<u32> {
+    let control = lb.app.as_ref().expect("jitape runs").control();
+    let (reply, list) = tokio::sync::oneshot::channel();
+    control
+        .send(jitape::xmpp::router::Control::List { reply })
+        .await
+        .expect("router runs");
+    let list = list.await.expect("answered");
+    let conf = list.iter().find(|c| c.room == room).expect("recording");
+    let mut ssrcs: Vec<u32> = conf.sources.iter().map(|s| s.ssrc).collect();
+    ssrcs.sort_unstable();
+    ssrcs
+}
+
+/// A Jicofo offer with every variant that matters (docs/protocol.md, "Offer variants"):
+/// RED at 112 before Opus with Jicofo's nameless fmtp parameter (jitape advertises
+/// `opus-red`, so this Jicofo with RED enabled offers it and the bridge forwards RED),
+/// telephone-event, audio-level + mid + tcc header extensions, extmap-allow-mixed, two
+/// synthetic translation sources per speaker, the bridge's feedback source with its msid, a
+/// TCP and an ssltcp candidate next to the UDP one, startmuted, traceparent and unknown
+/// elements and attributes. jitape takes the session, records every speaker exactly, and
+/// gives the synthetic sources no m-line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jicofo_offer_with_every_variant_is_recorded_exactly() {
+    support::logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start(dir.path(), 48_000).await.unwrap();
+    let room = format!("variants@{MUC_DOMAIN}");
+    let mut plan = ConferencePlan::demo(&room);
+    plan.offer = OfferVariants {
+        red_distance: Some(2),
+        translations: vec!["es".into(), "fr".into()],
+        extras: true,
+    };
+    let plan = plan.with_netem(NetemConfig {
+        loss: 0.05,
+        seed: 7,
+        ..NetemConfig::default()
+    });
+    // Alice and Bob are in the session-initiate (with their translations); Carol comes at
+    // 7 s with a source-add, Bob leaves at 10 s.
+    let during = async {
+        tokio::time::sleep(secs(5.0)).await;
+        let first = recorded_ssrcs(&lb, &room).await;
+        tokio::time::sleep(secs(6.5)).await;
+        (first, recorded_ssrcs(&lb, &room).await)
+    };
+    let (outcome, (at5, at11)) = tokio::join!(lb.world.run(plan), during);
+    let outcome = outcome.unwrap();
+    let files = lb.wait_finalized(&room, secs(20.0)).await.unwrap();
+    lb.stop().await;
+
+    assert_eq!(outcome.sessions, 1, "the offer was accepted");
+    let sent = &outcome.sent[0];
+    let ssrc = |who: &str| {
+        sent.speakers
+            .iter()
+            .find(|s| {
+                outcome
+                    .plan
+                    .speakers
+                    .iter()
+                    .any(|p| p.display_name == who && p.stints[0].endpoint == s.endpoint)
+            })
+            .map(|s| s.ssrc)
+            .expect("speaker sent")
+    };
+    let sorted = |mut v: Vec<u32>| {
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        at5,
+        sorted(vec![ssrc("Alice"), ssrc("Bob")]),
+        "no m-line for synthetic or bridge sources"
+    );
+    assert_eq!(at11, sorted(vec![ssrc("Alice"), ssrc("Carol")]));
+    verify(&outcome, &files).await;
+}
+
+/// A Jicofo configured with other payload types and ids (`jicofo.codec.audio.opus.pt = 109`,
+/// the audio level at id 16, which needs RFC 8285's two-byte form): the Opus payload type of
+/// the offer is the one the recording decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_with_other_payload_types_is_recorded_exactly() {
+    support::logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lb = Loopback::start(dir.path(), 48_000).await.unwrap();
+    let mut plan = ConferencePlan::demo(&format!("payloadtypes@{MUC_DOMAIN}"));
+    plan.bridge.wire.opus_pt = 109;
+    plan.bridge.wire.audio_level_id = 16;
+    let (outcome, files) = lb.play(plan).await.unwrap();
+    lb.stop().await;
+    assert_eq!(outcome.sessions, 1);
     verify(&outcome, &files).await;
 }

@@ -79,6 +79,7 @@ fn machine_in(state: State) -> Room {
             r.feed(Input::MediaFailed {
                 sid: hostile::SID.into(),
                 reason: "ice".into(),
+                silent: false,
             });
             assert!(r.m.restart_pending(), "harness: restart requested");
             r
@@ -470,7 +471,10 @@ async fn hostile_traffic_mid_conference_leaves_the_recording_intact() {
             e("source-add whose JSON is not JSON", "bad-request"),
             e("source-add for an unknown session", "item-not-found"),
             e("source-remove for an unknown session", "item-not-found"),
-            e("transport-replace with a hostname candidate", "bad-request"),
+            e(
+                "transport-replace with a candidate port above 65535",
+                "bad-request"
+            ),
             e("transport-info with a negative port", "bad-request"),
             e("session-initiate without Opus", "feature-not-implemented"),
             e("session-accept from the focus", "feature-not-implemented"),

@@ -105,7 +105,7 @@ async fn demo_conference_through_real_prosody_and_jitape_run() {
 fn documented_prosody(with_module: bool) -> Prosody {
     let root = env!("CARGO_MANIFEST_DIR");
     let module = if with_module {
-        "  modules_enabled = {\n      \"jitape\";\n  }\n  jitape_component = \"recorder.meet.jitsi\"\n"
+        "  modules_enabled = {\n      \"jitape\";\n  }\n  jitape_component = \"jitape.meet.jitsi\"\n"
     } else {
         ""
     };
@@ -175,7 +175,7 @@ async fn the_documented_prosody_setup_records_a_conference() {
         domain: SIM.into(),
         secret: "sim-secret".into(),
         muc_domain: "muc.meet.jitsi".into(),
-        recorder_domain: "recorder.meet.jitsi".into(),
+        recorder_domain: "jitape.meet.jitsi".into(),
     })
     .await
     .unwrap();

@@ -380,7 +380,7 @@ async fn missing_jitape_component_fails_loudly_and_the_muc_keeps_working() {
     assert!(
         error_lines(&log)
             .iter()
-            .any(|l| l.contains("jitape_component") && l.contains("recorder.meet.jitsi")),
+            .any(|l| l.contains("jitape_component") && l.contains("jitape.meet.jitsi")),
         "no error line naming the option and an example value:\n{log}"
     );
 

@@ -1,5 +1,5 @@
 //! Running jitape as a service: health, readiness and Prometheus metrics, the admin API,
-//! the token, SIGTERM mid-conference, a full disk, and the docker-compose file.
+//! the token, SIGTERM mid-conference, a full disk, and the compose overlay for docker-jitsi-meet.
 
 mod support;
 
@@ -411,52 +411,86 @@ fn compose() -> Vec<String> {
     vec!["docker-compose".into()]
 }
 
+/// A stand-in for docker-jitsi-meet's `docker-compose.yml`, reduced to what `jitape.yml`
+/// refers to: the `prosody` service with its alias on `meet.jitsi`, and the `meet.jitsi`
+/// network declared without a `name:`, so compose names it `<project>_meet.jitsi`
+/// (docker-jitsi-meet@2e6b31d8 `docker-compose.yml` l.1 `services:`, l.355-358, l.528-530).
+const DJM_COMPOSE: &str = "services:\n    prosody:\n        image: ghcr.io/jitsi/prosody:stable-11146-2\n        networks:\n            meet.jitsi:\n                aliases:\n                    - ${XMPP_SERVER:-xmpp.meet.jitsi}\nnetworks:\n    meet.jitsi:\n";
+
+/// `jitape.yml` is an overlay used from the docker-jitsi-meet directory, like upstream's
+/// `jibri.yml`: merged with the stack's compose file and `.env`, it lands on the stack's own
+/// network whatever the project is called, derives the breakout MUC from `XMPP_DOMAIN` and
+/// refuses to start without its secret.
 #[test]
 fn docker_compose_accepts_the_file_with_a_docker_jitsi_meet_env() {
     let tmp = tempfile::tempdir().unwrap();
-    let env = tmp.path().join(".env");
-    // The variables docker-jitsi-meet's .env has, plus jitape's secret.
-    std::fs::write(
-        &env,
-        "CONFIG=~/.jitsi-meet-cfg\nJITAPE_HTTP_TOKEN=t0k3n\nXMPP_DOMAIN=meet.jitsi\nXMPP_AUTH_DOMAIN=auth.meet.jitsi\nXMPP_MUC_DOMAIN=muc.meet.jitsi\nXMPP_INTERNAL_MUC_DOMAIN=internal-muc.meet.jitsi\nXMPP_HIDDEN_DOMAIN=hidden.meet.jitsi\nXMPP_SERVER=xmpp.meet.jitsi\nJVB_ADVERTISE_IPS=192.0.2.10\nTZ=UTC\nJITAPE_SECRET=s3cr3t\n",
-    )
-    .unwrap();
+    let djm = tmp.path();
+    std::fs::write(djm.join("docker-compose.yml"), DJM_COMPOSE).unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
+    let overlay = std::fs::read_to_string(format!("{root}/jitape.yml")).unwrap();
+    assert!(
+        !overlay.lines().any(|l| l.starts_with("version:")),
+        "compose files have no `version:` key any more (docker-jitsi-meet's have none)"
+    );
+    std::fs::write(djm.join("jitape.yml"), &overlay).unwrap();
     let cmd = compose();
-    let run = |env_file: &Path| {
+    let run = |project: &str| {
         Command::new(&cmd[0])
             .args(&cmd[1..])
-            .arg("--project-directory")
-            .arg(root)
-            .arg("--env-file")
-            .arg(env_file)
-            .args(["-f", &format!("{root}/docker-compose.yml"), "config"])
+            .current_dir(djm)
+            .args(["-p", project])
+            .args(["-f", "docker-compose.yml", "-f", "jitape.yml", "config"])
             .output()
             .expect("the compose CLI is installed (scripts/test installs docker-compose)")
     };
-    let out = run(&env);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for expected in [
-        "JITAPE_XMPP_MUC_DOMAINS: muc.meet.jitsi,breakout.meet.jitsi",
-        "JITAPE_XMPP_SECRET: s3cr3t",
-        "JITAPE_XMPP_HOST: xmpp.meet.jitsi",
-        "/recordings",
-    ] {
-        assert!(text.contains(expected), "`{expected}` in:\n{text}");
+    // docker-jitsi-meet's .env, with jitape's lines added, read from the project directory.
+    std::fs::write(
+        djm.join(".env"),
+        "CONFIG=/srv/jitsi-meet-cfg\nJITAPE_HTTP_TOKEN=t0k3n\nXMPP_DOMAIN=meet.example.org\nXMPP_AUTH_DOMAIN=auth.meet.example.org\nXMPP_MUC_DOMAIN=muc.meet.example.org\nXMPP_INTERNAL_MUC_DOMAIN=internal-muc.meet.example.org\nXMPP_SERVER=xmpp.meet.jitsi\nJVB_ADVERTISE_IPS=192.0.2.10\nTZ=UTC\nJITAPE_SECRET=s3cr3t\n",
+    )
+    .unwrap();
+    for project in ["jitsi-docker-jitsi-meet-738058b", "meet"] {
+        let out = run(project);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for expected in [
+            "JITAPE_XMPP_MUC_DOMAINS: muc.meet.example.org,breakout.meet.example.org",
+            "JITAPE_XMPP_SECRET: s3cr3t",
+            "JITAPE_XMPP_HOST: xmpp.meet.jitsi",
+            "JITAPE_XMPP_DOMAIN: jitape.meet.jitsi",
+            "JITAPE_XMPP_SERVICE_DOMAINS: hidden.meet.jitsi",
+            "/srv/jitsi-meet-cfg/jitape/recordings:/recordings",
+        ] {
+            assert!(text.contains(expected), "`{expected}` in:\n{text}");
+        }
+        // On the stack's own network, not an external one named by guesswork.
+        assert!(!text.contains("external"), "{text}");
+        let jitape = text
+            .split("\n  jitape:")
+            .nth(1)
+            .expect("the jitape service");
+        let jitape = jitape.split("\n  prosody:").next().unwrap_or(jitape);
+        assert!(jitape.contains("meet.jitsi"), "{jitape}");
+        // Compose v2 prints the network's full name; v1 does not print it at all.
+        if text.contains("name: ") {
+            assert!(
+                text.contains(&format!("name: {project}_meet.jitsi")),
+                "{text}"
+            );
+        }
     }
     // Without the secret the file refuses to start, naming the variable.
     std::fs::write(
-        &env,
-        "XMPP_MUC_DOMAIN=muc.meet.jitsi\nJITAPE_HTTP_TOKEN=t\n",
+        djm.join(".env"),
+        "CONFIG=/srv/jitsi-meet-cfg\nJITAPE_HTTP_TOKEN=t\n",
     )
     .unwrap();
-    let out = run(&env);
+    let out = run("meet");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("JITAPE_SECRET"));
 }

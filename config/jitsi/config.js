@@ -1,6 +1,7 @@
-// Debian / quick-install: in /etc/jitsi/meet/<domain>-config.js.
-// Hide jitape from the participant list (occupants on this domain are not shown).
-// There is only one hidden domain: if Jibri/Jigasi already use one, either give jitape's
-// component that name's sibling and accept a visible "Recorder" participant (arguably good
-// for consent), or leave this as it is.
-config.hiddenDomain = 'recorder.meet.example';
+// Debian / quick-install: add at the end of /etc/jitsi/meet/<your domain>-config.js
+// (after the `var config = { ... };` object), with your domain.
+// Browsers then hide occupants whose JID domain is exactly this one: no tile, not counted.
+// There is only one hidden domain: if Jibri or the Jigasi transcriber run on this server,
+// keep their line (Jibri's guide: config.hiddenDomain = "recorder.<your domain>") instead;
+// jitape then shows as a phone participant named "Recorder". See README.md next to this file.
+config.hiddenDomain = 'jitape.meet.example';

@@ -1,12 +1,17 @@
 -- Prosody side of jitape: declare jitape's external component.
 --
 -- Debian / quick-install Jitsi: copy this file to /etc/prosody/conf.d/jitape.cfg.lua (or add
--- its lines to /etc/prosody/conf.avail/<your-domain>.cfg.lua) and restart Prosody.
--- docker-jitsi-meet: put it in ${CONFIG}/prosody/config/conf.d/jitape.cfg.lua and re-enable
--- component ports there (docker sets component_ports = { }), see config/jitsi/README.md.
+-- its lines to /etc/prosody/conf.avail/<your-domain>.cfg.lua), put your domain in the name
+-- (jitape.<your domain>) and restart Prosody. Prosody's default component port (5347 on
+-- loopback) is enough when jitape runs on the same host.
+-- docker-jitsi-meet: put it in ${CONFIG}/prosody/config/conf.d/jitape.cfg.lua; component
+-- connections are re-enabled with GLOBAL_CONFIG (docker writes component_ports = { }), see
+-- config/jitsi/env.example.
 --
 -- The domain must match [xmpp] domain in jitape.toml and must not be an existing
--- VirtualHost; the secret must match [xmpp] secret (or JITAPE_XMPP_SECRET).
+-- VirtualHost (Prosody refuses a Component with a VirtualHost's name: not recorder.<domain>,
+-- Jibri's hidden domain on Debian, nor docker's XMPP_HIDDEN_DOMAIN); the secret must match
+-- [xmpp] secret (or JITAPE_XMPP_SECRET).
 
-Component "recorder.meet.jitsi"
+Component "jitape.meet.jitsi"
     component_secret = "change-me"

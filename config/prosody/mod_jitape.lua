@@ -61,13 +61,13 @@ local raw_component = module:get_option_string("jitape_component");
 if raw_component == nil or raw_component == "" then
 	error(("mod_jitape on %s: option jitape_component is not set; set jitape_component = "
 		.. "\"<jitape's component domain>\" (the Component declared for jitape, e.g. "
-		.. "\"recorder.meet.jitsi\"; docker-jitsi-meet: XMPP_MUC_CONFIGURATION=jitape_component = "
-		.. "\"recorder.meet.jitsi\"). The module is not active."):format(module.host), 0);
+		.. "\"jitape.meet.jitsi\"; docker-jitsi-meet: GLOBAL_CONFIG=...\\njitape_component = "
+		.. "\"jitape.meet.jitsi\"). The module is not active."):format(module.host), 0);
 end
 local component = jid_prep(raw_component);
 if not component or component:find("[@/]") then
 	error(("mod_jitape on %s: jitape_component = %q is not a domain; set it to jitape's "
-		.. "component domain, e.g. \"recorder.meet.jitsi\""):format(module.host, raw_component), 0);
+		.. "component domain, e.g. \"jitape.meet.jitsi\""):format(module.host, raw_component), 0);
 end
 
 -- Only an external component may receive the events and get in: were jitape_component a

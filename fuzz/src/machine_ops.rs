@@ -301,6 +301,7 @@ fn plain_input(room: &Room, op: &Op) -> Input {
         Op::MediaFailed { sid: s } => Input::MediaFailed {
             sid: sid(room, *s),
             reason: "fuzz".into(),
+            silent: false,
         },
         Op::RecordingStarted { elapsed_s } => Input::RecordingStarted {
             elapsed: Duration::from_secs(u64::from(*elapsed_s)),

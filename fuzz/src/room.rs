@@ -51,6 +51,7 @@ pub fn settings() -> Settings {
         max_duration: Duration::from_secs(6 * 3600),
         room_status_timeout: Duration::from_secs(15),
         max_sources: 1000,
+        opus_red: true,
     }
 }
 
@@ -59,6 +60,7 @@ pub fn router_settings() -> RouterSettings {
         domain: DOMAIN.into(),
         our_jid: US.into(),
         muc_domains: vec![MUC.into()],
+        opus_red: true,
     }
 }
 
@@ -280,7 +282,8 @@ impl Checker {
                 Action::StartRecording
                 | Action::StopMedia
                 | Action::SourceLimitHit
-                | Action::SteppedOut => {}
+                | Action::SteppedOut
+                | Action::MediaProblem { .. } => {}
             }
         }
         if f.iq_request.is_some() {

@@ -1,10 +1,10 @@
-//! The `timeline` target: arbitrary RTP packets (SSRC, sequence, timestamp, payload type,
-//! payload, arrival offset), source mapping changes, renders at advancing instants and jumps,
-//! through [`Timeline`].
+//! The `timeline` target: arbitrary RTP packets (SSRC, sequence, timestamp, payload type —
+//! Opus, RED of Opus or anything —, payload, arrival offset), source mapping changes,
+//! renders at advancing instants and jumps, through [`Timeline`].
 //!
 //! In: fuzz bytes ([`run`]) or [`Op`]s ([`encode`], for seeds). Out: nothing; asserts that
 //! every `render(now)` returns exactly the samples the wall clock says — from where the last
-//! render (or skip) stopped, up to `origin_sample + (now − playout_delay − origin) × rate` —
+//! render (or skip) stopped, up to `origin_sample + (now − late_window − origin) × rate` —
 //! with stems as long as the mix, and that the statistics count what was rendered.
 
 use std::time::{Duration, Instant};
@@ -114,6 +114,8 @@ pub fn run(data: &[u8]) {
     let Ok(mut t) = Timeline::new(cfg.clone(), origin, origin_sample) else {
         panic!("default audio configuration refused");
     };
+    // RED (RFC 2198) of Opus is negotiated too: its payloads go through the RED parser.
+    t.set_payload_types(111, Some(112));
     let mut until = origin_sample;
     for _ in 0..256 {
         if r.is_empty() {
@@ -162,7 +164,7 @@ pub fn run(data: &[u8]) {
 
 /// The sample the wall clock says `render(now)` reaches, computed from the configuration.
 fn wall_clock_end(cfg: &AudioConfig, origin: Instant, origin_sample: u64, now: Instant) -> u64 {
-    let Some(played) = now.checked_sub(cfg.playout_delay) else {
+    let Some(played) = now.checked_sub(cfg.late_window) else {
         return origin_sample;
     };
     let elapsed = played.saturating_duration_since(origin);
@@ -192,8 +194,12 @@ fn packet(
         ssrc: SSRCS[usize::from(ssrc) % SSRCS.len()],
         sequence: seq,
         timestamp: ts,
-        // Mostly Opus (111), sometimes anything.
-        payload_type: if pt & 0x80 == 0 { 111 } else { pt & 0x7f },
+        // Mostly Opus (111) or RED (112), sometimes anything.
+        payload_type: match (pt & 0x80, pt & 0x10) {
+            (0, 0) => 111,
+            (0, _) => 112,
+            _ => pt & 0x7f,
+        },
         marker,
         audio_level: (pt & 0x40 != 0).then_some(pt & 0x3f),
         voice: (pt & 0x20 != 0).then_some(pt & 1 == 1),

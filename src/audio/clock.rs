@@ -117,6 +117,11 @@ impl ClockEstimator {
         self.last = None;
     }
 
+    /// The current epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
     /// The offset of `epoch` (timeline position = offset + RTP time), if still known.
     pub fn offset(&self, epoch: u32) -> Option<f64> {
         if epoch == self.epoch {

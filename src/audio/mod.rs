@@ -51,15 +51,21 @@ impl std::fmt::Display for TrackId {
 pub struct AudioConfig {
     /// Output sample rate; one of [`SUPPORTED_RATES`] (48000, 24000, 16000 in practice).
     pub sample_rate: u32,
-    /// How far rendering stays behind real time: the jitter buffer's depth, and the time the
-    /// anchor of a talk spurt can still be refined before its first sample is rendered.
-    pub playout_delay: Duration,
+    /// How far rendering stays behind real time: a packet arriving up to this late is still
+    /// placed where it belongs (the jitter buffer's depth), and the time the anchor of a talk
+    /// spurt can still be refined before its first sample is rendered. A recorder has no live
+    /// listener, so this is seconds, not the tens of milliseconds a call would use.
+    pub late_window: Duration,
     /// Longest loss concealed with FEC/PLC; longer gaps become digital silence.
     pub plc_max: Duration,
     /// Also return one buffer per track ([`Rendered::stems`]).
     pub stems: bool,
-    /// The RTP payload type negotiated for Opus (Jitsi: 111). Others are not decoded.
+    /// The RTP payload type negotiated for Opus (Jitsi: 111). Others are not decoded. Set per
+    /// session from the offer ([`Timeline::set_payload_types`]).
     pub opus_payload_type: u8,
+    /// The RED (RFC 2198) payload type whose blocks are Opus, if the offer has one: its
+    /// primary block is decoded and its redundant blocks fill lost packets.
+    pub red_payload_type: Option<u8>,
     /// The sender's algorithmic codec delay, subtracted so speech lands where it was spoken
     /// (libopus `OPUS_APPLICATION_VOIP`, what browsers use: 6.5 ms).
     pub codec_delay: Duration,
@@ -78,14 +84,18 @@ impl Default for AudioConfig {
     fn default() -> Self {
         AudioConfig {
             sample_rate: 48_000,
-            playout_delay: Duration::from_millis(200),
+            late_window: Duration::from_secs(5),
             plc_max: Duration::from_millis(100),
             stems: false,
             opus_payload_type: 111,
+            red_payload_type: None,
             codec_delay: Duration::from_micros(6_500),
             max_drift: Duration::from_millis(40),
             vad_threshold_dbfs: -45.0,
-            vad_hangover: Duration::from_millis(500),
+            // Well below the pauses between sentences (half a second and more), and never a
+            // value a pause lands on by chance: the pause measured between 10 ms blocks is
+            // the real one minus up to a block at each edge.
+            vad_hangover: Duration::from_millis(300),
             limiter_ceiling_dbfs: -1.0,
         }
     }
@@ -100,10 +110,10 @@ impl AudioConfig {
         let bad = |key: &'static str, reason: &'static str| {
             Err(AudioError::InvalidConfig { key, reason })
         };
-        if self.playout_delay < Duration::from_millis(20)
-            || self.playout_delay > Duration::from_secs(5)
+        if self.late_window < Duration::from_millis(20)
+            || self.late_window > Duration::from_secs(10)
         {
-            return bad("playout_delay", "must be between 20 ms and 5 s");
+            return bad("late_window", "must be between 20 ms and 10 s");
         }
         if self.plc_max > Duration::from_secs(1) {
             return bad("plc_max", "must be at most 1 s");

@@ -24,8 +24,9 @@ const MAX_BUFFERED: usize = 1000;
 /// Timestamp differences up to this (48 kHz units) count as contiguous.
 const TS_TOLERANCE: i64 = 120;
 /// After this many packets in a row refused as late, the sender must have restarted its
-/// sequence numbers: the source starts over.
-const RESTART_AFTER_LATE: u32 = 50;
+/// sequence numbers: the source starts over. With a lateness window of seconds a packet
+/// that is genuinely this late is next to impossible, so a few suffice.
+const RESTART_AFTER_LATE: u32 = 5;
 /// Playout is corrected once its offset from the clock exceeds this many samples.
 const SLEW_THRESHOLD: f64 = 1.5;
 
@@ -56,6 +57,10 @@ pub(super) enum Pushed {
     Duplicate,
     Late,
     Overflow,
+    /// The sender restarted its sequence numbers (a packet reuses a buffered one's number
+    /// with another timestamp, or many in a row are behind what was played): the caller
+    /// retires this source (it plays out what it holds) and starts a new one for the packet.
+    Restarted,
 }
 
 #[derive(Debug)]
@@ -63,8 +68,13 @@ struct Buffered {
     ts: i64,
     duration_48k: u32,
     epoch: u32,
+    /// The sender marked it the first packet of a talk spurt (RFC 3551 §4.1).
+    marker: bool,
     payload: Vec<u8>,
 }
+
+/// Real packets the concealment decoder is primed with before it conceals a loss.
+const PRIME: usize = 6;
 
 #[derive(Debug, Clone, Copy)]
 struct Spurt {
@@ -108,7 +118,16 @@ pub(super) struct Source {
     /// Every sequence number below this was played, concealed or discarded.
     consumed_upto: Option<i64>,
     clock: ClockEstimator,
+    /// Decodes the sender's packets, and only them: concealment never touches its state, so
+    /// speech that resumes after a loss decodes as the sender encoded it (Opus predicts each
+    /// frame's energy from the ones before; a decoder run through concealment, or reset,
+    /// plays the next 40-80 ms too quietly).
     decoder: OpusDecoder,
+    /// The last few payloads decoded, to prime a concealment decoder.
+    recent: std::collections::VecDeque<Vec<u8>>,
+    /// Conceals the current loss (FEC, PLC, the fade-out): made when a loss begins, primed
+    /// with `recent`, dropped when real packets resume.
+    concealer: Option<OpusDecoder>,
     spurt: Option<Spurt>,
     frame: Frame,
     late_run: u32,
@@ -127,6 +146,8 @@ impl Source {
             consumed_upto: None,
             clock: ClockEstimator::new(p.epoch_tolerance, p.rate),
             decoder: OpusDecoder::new(p.rate)?,
+            recent: std::collections::VecDeque::with_capacity(PRIME),
+            concealer: None,
             spurt: None,
             frame: Frame::default(),
             late_run: 0,
@@ -134,23 +155,34 @@ impl Source {
     }
 
     /// Buffers a validated packet (`duration_48k` from its TOC) that arrived at timeline
-    /// position `arrival_pos`.
-    pub fn push(&mut self, pkt: &RtpPacket, duration_48k: u32, arrival_pos: f64) -> Pushed {
+    /// position `arrival_pos`. `own` is false for a block recovered from another packet
+    /// (RED), which never signals a restart.
+    pub fn push(
+        &mut self,
+        pkt: &RtpPacket,
+        duration_48k: u32,
+        arrival_pos: f64,
+        own: bool,
+    ) -> Pushed {
         let seq = self.seq.extend(u32::from(pkt.sequence));
         if self.consumed_upto.is_some_and(|c| seq < c) {
             if self.history.contains(seq) {
                 return Pushed::Duplicate;
             }
             self.late_run += 1;
-            if self.late_run < RESTART_AFTER_LATE {
+            if self.late_run < RESTART_AFTER_LATE || !own {
                 return Pushed::Late;
             }
-            tracing::debug!(track = %self.track, "sequence numbers restarted: source starts over");
-            self.restart();
-            return self.push(pkt, duration_48k, arrival_pos);
+            tracing::debug!(track = %self.track, "sequence numbers restarted: a new source takes over");
+            return Pushed::Restarted;
         }
         self.late_run = 0;
-        if self.buffer.contains_key(&seq) {
+        if let Some(held) = self.buffer.get(&seq) {
+            // The low 32 bits of the extended timestamp are the packet's own.
+            if own && held.ts as u32 != pkt.timestamp {
+                tracing::debug!(track = %self.track, "a sequence number came back with another timestamp: a new source takes over");
+                return Pushed::Restarted;
+            }
             return Pushed::Duplicate;
         }
         if self.buffer.len() >= MAX_BUFFERED {
@@ -158,7 +190,20 @@ impl Source {
         }
         let ts = self.ts.extend(pkt.timestamp);
         let v = arrival_pos - (ts + i64::from(duration_48k)) as f64 * self.p.scale;
+        let before = self.clock.epoch();
         let epoch = self.clock.observe(pkt.arrival, v);
+        // Older by its number than what is buffered, yet off the clock: not a reordered
+        // packet but a sender that started its counters again (lower, and not colliding).
+        if own
+            && epoch != before
+            && self
+                .buffer
+                .last_key_value()
+                .is_some_and(|(last, _)| *last > seq)
+        {
+            tracing::debug!(track = %self.track, "sequence numbers went back with the clock: a new source takes over");
+            return Pushed::Restarted;
+        }
         let payload = pkt.payload.clone();
         self.buffer.insert(
             seq,
@@ -166,6 +211,7 @@ impl Source {
                 ts,
                 duration_48k,
                 epoch,
+                marker: pkt.marker,
                 payload,
             },
         );
@@ -186,21 +232,6 @@ impl Source {
         if let Some(h) = self.seq.highest() {
             self.consumed_upto = Some(h + 1);
         }
-    }
-
-    /// Forgets the sender's counters (it restarted them) and what was buffered under the old
-    /// ones; the decoder and clock stay.
-    fn restart(&mut self) {
-        if let Some(mut sp) = self.spurt {
-            self.cut(&mut sp);
-            self.spurt = Some(sp);
-        }
-        self.buffer.clear();
-        self.seq = SeqUnwrapper::new();
-        self.ts = TsUnwrapper::new();
-        self.history = History::new();
-        self.consumed_upto = None;
-        self.late_run = 0;
     }
 
     /// Adds this source's audio for timeline samples `start .. start + out.len()` into `out`.
@@ -246,10 +277,13 @@ impl Source {
                 return end;
             };
             self.mark_consumed(seq);
-            // A new spurt follows digital silence: the decoder's concealment state would
-            // mute its first 10-15 ms.
-            self.decoder.reset();
-            let duration = match self.decoder.decode(&pkt.payload, &mut self.frame.pcm) {
+            // The sender starts a talk spurt afresh (after silence its encoder state is that
+            // of silence): so does the decoder. Speech resuming after a loss is not marked
+            // and continues from the decoder's state.
+            if pkt.marker {
+                self.decoder.reset();
+            }
+            let duration = match self.decode(&pkt.payload) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::trace!(track = %self.track, seq, error = %e, "undecodable opus packet");
@@ -286,7 +320,7 @@ impl Source {
         if let Some((seq, pkt)) = self.buffer.pop_first() {
             self.mark_consumed(seq);
             st.late += 1;
-            let _ = self.decoder.decode(&pkt.payload, &mut self.frame.pcm);
+            let _ = self.decode(&pkt.payload);
             self.frame.pcm.clear();
             self.frame.pos = 0;
         }
@@ -412,13 +446,46 @@ impl Source {
         sp.ending = true;
     }
 
-    /// Ends the spurt after the current frame: 2.5 ms of PLC, faded out.
-    fn fade_out(&mut self, sp: &mut Spurt) {
-        if self
-            .decoder
-            .plc(OpusDecoder::quantum(), &mut self.frame.pcm)
-            .is_err()
-        {
+    /// Decodes one of the sender's packets into the frame (on the main decoder); the loss
+    /// it may end is over.
+    fn decode(&mut self, payload: &[u8]) -> Result<u32, opus::Error> {
+        let d = self.decoder.decode(payload, &mut self.frame.pcm)?;
+        if self.recent.len() == PRIME {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(payload.to_vec());
+        self.concealer = None;
+        Ok(d)
+    }
+
+    /// The decoder that conceals the current loss: a fresh one primed with the last packets
+    /// (their output unused), so the main decoder's state stays the sender's.
+    fn concealer(&mut self) -> Option<&mut OpusDecoder> {
+        if self.concealer.is_none() {
+            let mut d = OpusDecoder::new(self.p.rate).ok()?;
+            let mut scratch = Vec::new();
+            for payload in &self.recent {
+                let _ = d.decode(payload, &mut scratch);
+            }
+            self.concealer = Some(d);
+        }
+        self.concealer.as_mut()
+    }
+
+    /// Ends the spurt after the current frame: 2.5 ms of PLC, faded out. After a loss (speech
+    /// resumes later, and must find the main decoder as the sender's packets left it), from
+    /// the concealment decoder; at the plain end of a talk spurt (the next one is marked and
+    /// starts the decoder afresh), from the main one, which spares priming a concealer.
+    fn fade_out(&mut self, sp: &mut Spurt, after_loss: bool) {
+        let mut pcm = std::mem::take(&mut self.frame.pcm);
+        let ok = if after_loss || self.concealer.is_some() {
+            self.concealer()
+                .is_some_and(|d| d.plc(OpusDecoder::quantum(), &mut pcm).is_ok())
+        } else {
+            self.decoder.plc(OpusDecoder::quantum(), &mut pcm).is_ok()
+        };
+        self.frame.pcm = pcm;
+        if !ok {
             self.frame.pcm.clear();
         }
         fade_out(&mut self.frame.pcm);
@@ -432,10 +499,10 @@ impl Source {
     fn next_frame(&mut self, sp: &mut Spurt, st: &mut TrackStats) {
         loop {
             let Some((&seq, pkt)) = self.buffer.first_key_value() else {
-                return self.fade_out(sp);
+                return self.fade_out(sp, false);
             };
             if pkt.epoch != sp.epoch {
-                return self.fade_out(sp);
+                return self.fade_out(sp, false);
             }
             if seq < sp.next_seq {
                 self.buffer.pop_first();
@@ -451,7 +518,7 @@ impl Source {
                 continue;
             }
             if span + sp.concealed > self.p.plc_max_48k {
-                return self.fade_out(sp);
+                return self.fade_out(sp, true);
             }
             return self.conceal(sp, seq, span, st);
         }
@@ -465,7 +532,7 @@ impl Source {
         sp.next_seq = seq + 1;
         self.frame.pos = 0;
         self.frame.ts = pkt.ts;
-        match self.decoder.decode(&pkt.payload, &mut self.frame.pcm) {
+        match self.decode(&pkt.payload) {
             Ok(duration) => {
                 sp.next_ts = pkt.ts + i64::from(duration);
                 sp.last_duration = duration;
@@ -503,11 +570,13 @@ impl Source {
                 .get(&seq)
                 .map(|b| b.payload.as_slice())
                 .unwrap_or_default();
-            if self
-                .decoder
-                .fec(payload, duration, &mut self.frame.pcm)
-                .is_err()
-            {
+            let payload = payload.to_vec();
+            let mut pcm = std::mem::take(&mut self.frame.pcm);
+            let ok = self
+                .concealer()
+                .is_some_and(|d| d.fec(&payload, duration, &mut pcm).is_ok());
+            self.frame.pcm = pcm;
+            if !ok {
                 st.decode_errors += 1;
                 self.silence_frame(duration);
             }
@@ -526,7 +595,12 @@ impl Source {
 
     fn plc_into_frame(&mut self, duration_48k: u32, st: &mut TrackStats) {
         st.concealed_plc += 1;
-        if self.decoder.plc(duration_48k, &mut self.frame.pcm).is_err() {
+        let mut pcm = std::mem::take(&mut self.frame.pcm);
+        let ok = self
+            .concealer()
+            .is_some_and(|d| d.plc(duration_48k, &mut pcm).is_ok());
+        self.frame.pcm = pcm;
+        if !ok {
             st.decode_errors += 1;
             self.silence_frame(duration_48k);
         }

@@ -20,6 +20,9 @@ pub struct TrackStats {
     pub concealed_fec: u64,
     /// Frames concealed with PLC.
     pub concealed_plc: u64,
+    /// Lost packets recovered from a later RED (RFC 2198) packet's redundant block before
+    /// their playout time (they are then played like received ones).
+    pub recovered_red: u64,
     /// Empty payloads, other payload types, payloads libopus rejects.
     pub decode_errors: u64,
     /// Packets dropped because the source's buffer was full.
@@ -40,6 +43,7 @@ impl TrackStats {
         self.lost += o.lost;
         self.concealed_fec += o.concealed_fec;
         self.concealed_plc += o.concealed_plc;
+        self.recovered_red += o.recovered_red;
         self.decode_errors += o.decode_errors;
         self.overflow += o.overflow;
         self.spurts += o.spurts;

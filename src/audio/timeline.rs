@@ -3,7 +3,7 @@
 //! In: the SSRC → track mapping, packets (`push`), and the current instant (`render`). Out:
 //! [`Rendered`] chunks. Sample `s` of the timeline is the wall instant
 //! `origin + (s − origin_sample) / rate`; `render(now)` produces every sample up to
-//! `now − playout_delay`, so the output's length always equals the wall time elapsed.
+//! `now − late_window`, so the output's length always equals the wall time elapsed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -34,6 +34,9 @@ pub struct Timeline {
     origin_sample: u64,
     rendered_until: u64,
     sources: HashMap<u32, Source>,
+    /// Sources replaced after their sender restarted its counters: they play out what they
+    /// hold, then go.
+    retiring: Vec<Source>,
     tracks: BTreeMap<TrackId, Track>,
     unknown_ssrc: u64,
     limiter: Limiter,
@@ -70,6 +73,7 @@ impl Timeline {
             origin_sample,
             rendered_until: origin_sample,
             sources: HashMap::new(),
+            retiring: Vec::new(),
             tracks: BTreeMap::new(),
             unknown_ssrc: 0,
             limiter,
@@ -120,41 +124,82 @@ impl Timeline {
         }
     }
 
-    /// Takes one received packet. Never panics, whatever the packet holds.
+    /// The payload types of the current Jingle session's offer: Opus, and RED of Opus if
+    /// offered. Packets of other payload types are counted as decode errors.
+    pub fn set_payload_types(&mut self, opus: u8, red: Option<u8>) {
+        self.cfg.opus_payload_type = opus;
+        self.cfg.red_payload_type = red;
+    }
+
+    /// Takes one received packet. Never panics, whatever the packet holds. A RED packet is
+    /// its primary block, and its redundant blocks fill the packets before it if those are
+    /// still missing (see [`crate::media::red`]).
     pub fn push(&mut self, pkt: &RtpPacket) {
+        if self.cfg.red_payload_type == Some(pkt.payload_type) {
+            match crate::media::red::unpack(pkt, self.cfg.opus_payload_type) {
+                Ok(unpacked) => {
+                    // A copy of a primary already taken brings nothing new; and a late one's
+                    // older blocks are later still.
+                    if self.push_one(&unpacked.primary, false) == Some(Pushed::Buffered) {
+                        for r in &unpacked.redundant {
+                            self.push_one(r, true);
+                        }
+                    }
+                    return;
+                }
+                Err(e) => tracing::trace!(ssrc = pkt.ssrc, error = %e, "unreadable RED packet"),
+            }
+        }
+        self.push_one(pkt, false);
+    }
+
+    /// One packet; a `redundant` one (a RED block) counts only if it filled a gap. Returns
+    /// what the source did with it, if it reached one.
+    fn push_one(&mut self, pkt: &RtpPacket, redundant: bool) -> Option<Pushed> {
         let arrival = self.position_of(pkt.arrival);
         let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| !s.removed) else {
-            self.unknown_ssrc += 1;
+            self.unknown_ssrc += u64::from(!redundant);
             tracing::trace!(ssrc = pkt.ssrc, "packet of an unknown ssrc dropped");
-            return;
+            return None;
         };
-        let Some(track) = self.tracks.get_mut(&source.track) else {
-            return;
-        };
-        let st = &mut track.stats;
-        st.received += 1;
+        let track_id = source.track;
+        let st = &mut self.tracks.get_mut(&track_id)?.stats;
+        st.received += u64::from(!redundant);
         let duration = (pkt.payload_type == self.cfg.opus_payload_type)
             .then(|| packet_duration_48k(&pkt.payload))
             .flatten();
         let Some(duration) = duration else {
-            st.decode_errors += 1;
+            st.decode_errors += u64::from(!redundant);
             tracing::trace!(
                 ssrc = pkt.ssrc,
                 pt = pkt.payload_type,
                 len = pkt.payload.len(),
                 "not a valid opus packet"
             );
-            return;
+            return None;
         };
-        match source.push(pkt, duration, arrival) {
-            Pushed::Buffered => {}
-            Pushed::Duplicate => st.duplicate += 1,
-            Pushed::Late => st.late += 1,
-            Pushed::Overflow => st.overflow += 1,
+        let mut pushed = source.push(pkt, duration, arrival, !redundant);
+        if pushed == Pushed::Restarted {
+            // The old counters' packets still play out; the new ones get a source of their own.
+            let mut fresh = Source::new(track_id, self.params).ok()?;
+            pushed = fresh.push(pkt, duration, arrival, false);
+            if let Some(mut old) = self.sources.insert(pkt.ssrc, fresh) {
+                old.removed = true;
+                self.retiring.push(old);
+            }
         }
+        let st = &mut self.tracks.get_mut(&track_id)?.stats;
+        match (pushed, redundant) {
+            (Pushed::Buffered, true) => st.recovered_red += 1,
+            (Pushed::Buffered, false) | (_, true) | (Pushed::Restarted, false) => {}
+            (Pushed::Duplicate, false) => st.duplicate += 1,
+            (Pushed::Late, false) => st.late += 1,
+            (Pushed::Overflow, false) => st.overflow += 1,
+        }
+        Some(pushed)
     }
 
-    /// Renders every sample up to `now − playout_delay` not rendered yet (possibly none).
+    /// Renders every sample up to `now − late_window` not rendered yet (possibly none).
     pub fn render(&mut self, now: Instant) -> Rendered {
         let start = self.rendered_until;
         let end = self.target(now).max(start);
@@ -163,12 +208,13 @@ impl Timeline {
             track.sum.clear();
             track.sum.resize(n, 0);
         }
-        for source in self.sources.values_mut() {
+        for source in self.sources.values_mut().chain(self.retiring.iter_mut()) {
             if let Some(track) = self.tracks.get_mut(&source.track) {
                 source.render(start, &mut track.sum, &mut track.stats);
             }
         }
         self.sources.retain(|_, s| !s.is_drained());
+        self.retiring.retain(|s| !s.is_drained());
         self.mix_sum.clear();
         self.mix_sum.resize(n, 0);
         let mut speech = std::mem::take(&mut self.pending_speech);
@@ -216,6 +262,7 @@ impl Timeline {
             source.flush();
         }
         self.sources.retain(|_, s| !s.is_drained());
+        self.retiring.clear();
         for track in self.tracks.values_mut() {
             track.vad.skip(start, n, &mut self.pending_speech);
         }
@@ -248,10 +295,10 @@ impl Timeline {
         stats
     }
 
-    /// The timeline sample at which wall instant `now − playout_delay` lies.
+    /// The timeline sample at which wall instant `now − late_window` lies.
     fn target(&self, now: Instant) -> u64 {
         let elapsed = now
-            .checked_sub(self.cfg.playout_delay)
+            .checked_sub(self.cfg.late_window)
             .and_then(|t| t.checked_duration_since(self.origin))
             .unwrap_or_default();
         let samples = elapsed.as_nanos() * u128::from(self.cfg.sample_rate) / 1_000_000_000;

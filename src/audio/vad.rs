@@ -222,4 +222,41 @@ mod tests {
             })
         );
     }
+
+    /// The default hangover against pauses of talk as the tests script them, at every
+    /// position of the 10 ms block grid (a recording starts wherever it starts): a half-second
+    /// pause always splits, a fifth of a second never does. (With a hangover equal to a
+    /// scripted pause the decision depended on the grid — on one machine it split, on another
+    /// not.)
+    #[test]
+    fn the_default_hangover_decides_the_same_wherever_the_block_grid_falls() {
+        let cfg = crate::audio::AudioConfig::default();
+        let rate = 48_000u32;
+        let hangover = cfg.samples(cfg.vad_hangover);
+        let ms = |m: usize| m * rate as usize / 1000;
+        for pause_ms in [200usize, 500] {
+            for shift in (0..ms(10)).step_by(37) {
+                let mut s = vec![0i32; ms(2000) + shift];
+                let tone = |s: &mut [i32], from: usize, to: usize| {
+                    for (i, x) in s.iter_mut().enumerate().take(to).skip(from) {
+                        let t = i as f64 / f64::from(rate);
+                        *x = (9000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i32;
+                    }
+                };
+                tone(&mut s, shift + ms(200), shift + ms(800));
+                tone(&mut s, shift + ms(800 + pause_ms), shift + ms(1500));
+                let mut vad =
+                    VoiceActivity::new(TrackId(1), rate, cfg.vad_threshold_dbfs, hangover, 0);
+                let mut events = Vec::new();
+                vad.process(0, &s, &mut events);
+                vad.finish(&mut events);
+                let segments = events.len() / 2;
+                let expected = if pause_ms >= 500 { 2 } else { 1 };
+                assert_eq!(
+                    segments, expected,
+                    "pause {pause_ms} ms, grid shift {shift}: {events:?}"
+                );
+            }
+        }
+    }
 }

@@ -55,9 +55,18 @@ pub struct BenchArgs {
     /// Only `flac -t` and the sidecar; skip decoding and comparing every recording.
     #[arg(long)]
     pub no_analysis: bool,
+    /// Run a busy loop (one core) and a disk writer (256 MiB passes, fsync after each, on the
+    /// recording filesystem) beside jitape for the whole run.
+    #[arg(long)]
+    pub contention: bool,
     /// Run the per-stage micro-benchmarks instead (multiples of real time, one core).
     #[arg(long)]
     pub micro: bool,
+    /// Measure instead what Opus in-band FEC and RED (distance 1, 2) recover under random
+    /// loss and loss bursts, through jitape's timeline (--duration of speech per case,
+    /// default 60s; --seed seeds the loss).
+    #[arg(long)]
+    pub loss: bool,
 }
 
 impl BenchArgs {
@@ -73,6 +82,7 @@ impl BenchArgs {
         o.speakers = self.speakers;
         o.ramp = self.ramp;
         o.out = self.out.clone();
+        o.contention = self.contention;
         o.seed = self.seed;
         o.sample_rate = self.sample_rate;
         o.analyse = !self.no_analysis;
@@ -103,6 +113,9 @@ impl BenchArgs {
         if self.micro {
             return self.run_micro().await;
         }
+        if self.loss {
+            return self.run_loss().await;
+        }
         let opts = self.options()?;
         let report = super::bench(&opts).await?;
         println!("{report}");
@@ -117,6 +130,25 @@ impl BenchArgs {
                 report.verification.files - report.verification.verified,
             ))
         }
+    }
+
+    async fn run_loss(&self) -> Result<(), BenchError> {
+        let seconds = self
+            .duration
+            .unwrap_or(Duration::from_secs(60))
+            .as_secs_f64();
+        let seed = self.seed;
+        eprintln!("jitape bench --loss: {seconds:.0} s of speech per case");
+        let results = tokio::task::spawn_blocking(move || super::loss::run_all(seconds, seed))
+            .await
+            .map_err(|e| BenchError::Sim(format!("the loss measurement panicked: {e}")))?;
+        print!("{}", super::loss::table(&results));
+        if let Some(path) = &self.json {
+            let text = serde_json::to_string_pretty(&results)
+                .map_err(|e| BenchError::io("serialize", path, std::io::Error::other(e)))?;
+            std::fs::write(path, text + "\n").map_err(|e| BenchError::io("write", path, e))?;
+        }
+        Ok(())
     }
 
     async fn run_micro(&self) -> Result<(), BenchError> {

@@ -108,7 +108,7 @@ impl MixBench {
         }
         MixBench {
             timeline,
-            now: origin + AudioConfig::default().playout_delay,
+            now: origin + AudioConfig::default().late_window,
         }
     }
 
@@ -390,7 +390,7 @@ impl PipelineBench {
         let mut next = 0;
         let render_every = Duration::from_millis(100);
         let mut t = render_every;
-        while t.as_secs_f64() <= Self::SECONDS + cfg.playout_delay.as_secs_f64() {
+        while t.as_secs_f64() <= Self::SECONDS + cfg.late_window.as_secs_f64() {
             while let Some((at, k, payload, seq, ts)) = self.conversation.packets.get(next) {
                 if *at > t {
                     break;

@@ -11,10 +11,13 @@
 //! In: [`BenchOptions`]. Out: a [`report::BenchReport`] (table on stdout, JSON on request).
 //! The stages: `scenario` (plans, pure), `run` (drives the deployment and samples `/proc`),
 //! `procfs`, `logscan` and `verify` (what is read back), `report` (the figures), and
-//! `micro` (the per-stage micro-benchmarks shared with `benches/`), `cli` (the command).
+//! `micro` (the per-stage micro-benchmarks shared with `benches/`), `loss` (what FEC and RED
+//! recover under loss, `--loss`), `cli` (the command).
 
 mod cli;
+pub mod contention;
 pub mod logscan;
+pub mod loss;
 pub mod micro;
 pub mod process;
 pub mod procfs;
@@ -50,6 +53,8 @@ pub struct BenchOptions {
     pub sample_rate: u32,
     /// Decode and analyse every recording (`flac -t` always runs).
     pub analyse: bool,
+    /// Run a busy loop and an fsync-ing disk writer beside jitape ([`contention`]).
+    pub contention: bool,
 }
 
 impl BenchOptions {
@@ -66,6 +71,7 @@ impl BenchOptions {
             seed: 1,
             sample_rate: 48_000,
             analyse: true,
+            contention: false,
         }
     }
 

@@ -53,6 +53,8 @@ pub struct RunData {
     pub conferences: Vec<ConferenceFigures>,
     pub log: LogScan,
     pub exit: String,
+    /// What the contention beside jitape did (`--contention`).
+    pub contention: Option<super::contention::ContentionReport>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -181,6 +183,8 @@ pub struct BenchReport {
     pub log_warnings: u64,
     pub log_errors: u64,
     pub log_first_problems: Vec<String>,
+    /// The busy loop and disk writer run beside jitape, if any (`--contention`).
+    pub contention: Option<super::contention::ContentionReport>,
     pub conferences: Vec<ConferenceFigures>,
     pub series: Vec<SeriesPoint>,
 }
@@ -376,6 +380,13 @@ impl fmt::Display for BenchReport {
             self.machine.mem_mib,
             self.machine.load_before
         )?;
+        if let Some(c) = &self.contention {
+            writeln!(
+                f,
+                "contention beside jitape: a busy loop ({:.0} CPU s) and a disk writer ({} MiB in 256 MiB passes, {} fsyncs, slowest {:.2} s)",
+                c.busy_cpu_s, c.written_mib, c.fsyncs, c.worst_fsync_s
+            )?;
+        }
         let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "  {k:<38} {v}");
         row(
             f,
@@ -579,6 +590,7 @@ mod tests {
             conferences: vec![conf(90.0), conf(90.0)],
             log: LogScan::default(),
             exit: "ok".into(),
+            contention: None,
         };
         let c = cost(&d, 2);
         assert!((c.steady_cpu_percent.unwrap() - 20.0).abs() < 0.01);

@@ -357,6 +357,14 @@ pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> 
         idle.fds
     );
 
+    let contention = if opts.contention {
+        Some(
+            super::contention::Contention::start(&work)
+                .map_err(|e| BenchError::io("start the contention in", &work, e))?,
+        )
+    } else {
+        None
+    };
     let t0 = Instant::now();
     let sim_cpu0 = procfs::own_cpu();
     let active = Arc::new(AtomicUsize::new(0));
@@ -364,6 +372,7 @@ pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> 
     let sampler = tokio::spawn(sample_loop(pid, t0, Arc::clone(&active), stop_rx));
     let played = play_all(Arc::clone(&world), plans, opts.ramp(), active).await;
     wait_for_files(&recordings, &rooms, Duration::from_secs(60)).await;
+    let contention = contention.map(super::contention::Contention::stop);
     let end = procfs::sample(pid);
     let sim_cpu_run = procfs::own_cpu().saturating_sub(sim_cpu0);
     let run_wall = t0.elapsed();
@@ -401,6 +410,7 @@ pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> 
         conferences,
         log,
         exit,
+        contention,
     };
     let report = assemble(opts, &data, started_utc, load_before);
     if temp && report.verification.all_ok {
@@ -471,6 +481,7 @@ fn assemble(
         log_warnings: d.log.warnings,
         log_errors: d.log.errors,
         log_first_problems: d.log.first_problems.clone(),
+        contention: d.contention.clone(),
         conferences: d.conferences.clone(),
         series: report::series(&d.samples),
     }

@@ -84,6 +84,19 @@ impl Deafness {
         }
     }
 
+    /// The recording starts (jitape is in the room) at `now`: until a session connects,
+    /// nothing can be heard. A normal start connects well within [`MIN_DEAF`].
+    pub fn on_started(&mut self, now: Instant) {
+        if !self.heard && !self.away {
+            self.since.get_or_insert((now, "no media session yet"));
+        }
+    }
+
+    /// The deaf stretch under way, if any: since when and why.
+    pub fn current(&self) -> Option<(Instant, &'static str)> {
+        self.since
+    }
+
     /// The recording ends at `now`: the open stretch, if any, ends with it.
     pub fn finish(&mut self, now: Instant) -> Option<DeafStretch> {
         self.close(now)

@@ -51,6 +51,8 @@ pub struct Settings {
     pub room_status_timeout: Duration,
     /// Remote audio sources recorded at once (`limits.max_sources`).
     pub max_sources: usize,
+    /// Advertise Opus RED in our caps (`media.opus_red`).
+    pub opus_red: bool,
 }
 
 /// Why a recording ended; becomes the sidecar's `end_reason`.
@@ -66,6 +68,8 @@ pub enum EndReason {
     MaxDuration,
     /// The recording could not be opened (I/O).
     CannotRecord(String),
+    /// jitape could not carry every conference and ended this one to save the others.
+    Overload,
 }
 
 impl std::fmt::Display for EndReason {
@@ -79,6 +83,7 @@ impl std::fmt::Display for EndReason {
             EndReason::Empty => f.write_str("empty"),
             EndReason::MaxDuration => f.write_str("max-duration"),
             EndReason::CannotRecord(e) => write!(f, "cannot-record:{e}"),
+            EndReason::Overload => f.write_str("overload"),
         }
     }
 }
@@ -97,6 +102,8 @@ pub enum Input {
     MediaFailed {
         sid: String,
         reason: String,
+        /// Connected, but nothing arrived for `media.silence_timeout`.
+        silent: bool,
     },
     /// What the router knows of the room from outside it.
     RoomStatus(RoomView),
@@ -169,8 +176,39 @@ pub enum Action {
     SteppedOut,
     /// Sources were refused by `limits.max_sources` (counted in the metrics).
     SourceLimitHit,
+    /// The media session could not be set up or kept: counted, shown, listed as a gap (the
+    /// machine asks the focus for a new one).
+    MediaProblem {
+        kind: MediaProblem,
+        detail: String,
+    },
     /// Finalize and end the task. Every stanza needed (leave presence) precedes it.
     End(EndReason),
+}
+
+/// Why a conference has no working media session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaProblem {
+    /// We answered the focus's offer with an error (one we cannot take).
+    OfferRefused,
+    /// ICE or DTLS failed, or the session could not be brought up.
+    Failed,
+    /// The focus refused our session-accept.
+    AcceptRefused,
+    /// A connected session with sources brought no RTP nor RTCP for `media.silence_timeout`.
+    NoPackets,
+}
+
+impl MediaProblem {
+    /// The `reason` label in metrics and the text in `/conferences`.
+    pub fn label(self) -> &'static str {
+        match self {
+            MediaProblem::OfferRefused => "offer-refused",
+            MediaProblem::Failed => "ice-dtls-failed",
+            MediaProblem::AcceptRefused => "accept-refused",
+            MediaProblem::NoPackets => "no-packets",
+        }
+    }
 }
 
 /// Named timers; `next_deadline` reports the soonest.
@@ -380,8 +418,20 @@ impl Machine {
                     .media_ready(&sid, &transport, &self.s.our_jid, &focus, &mut fx);
                 self.apply_effects(fx, &mut out);
             }
-            Input::MediaFailed { sid, reason } => {
+            Input::MediaFailed {
+                sid,
+                reason,
+                silent,
+            } => {
                 warn!(room = %self.s.room, %sid, %reason, "media session failed; asking the focus for a new session");
+                out.push(Action::MediaProblem {
+                    kind: if silent {
+                        MediaProblem::NoPackets
+                    } else {
+                        MediaProblem::Failed
+                    },
+                    detail: reason,
+                });
                 self.request_restart(now, &sid, &mut out);
             }
             Input::Stop(reason) => self.end(reason, &mut out),
@@ -514,6 +564,7 @@ impl Machine {
             display_name: &self.s.display_name,
             features: &self.s.presence_features,
             password: None,
+            opus_red: self.s.opus_red,
         })));
     }
 
@@ -599,7 +650,7 @@ impl Machine {
         let Some(h) = Header::of(&el) else { return };
         match h.kind {
             Kind::Presence => self.on_presence(now, &h, &el, out),
-            Kind::Iq if h.is_iq_request() => self.on_iq_request(&h, &el, out),
+            Kind::Iq if h.is_iq_request() => self.on_iq_request(now, &h, &el, out),
             Kind::Iq => self.on_iq_response(now, &h, out),
             // Room messages (chat, room metadata) carry nothing we record. Never answer them
             // with an error: Prosody kicks occupants that do.
@@ -732,7 +783,7 @@ impl Machine {
             .insert(Timer::Rejoin, now + Duration::from_secs(1));
     }
 
-    fn on_iq_request(&mut self, h: &Header, el: &Element, out: &mut Vec<Action>) {
+    fn on_iq_request(&mut self, now: Instant, h: &Header, el: &Element, out: &mut Vec<Action>) {
         let Some(payload) = stanza::payload(el) else {
             out.push(Action::Send(stanza::iq_error(el, "bad-request", None)));
             return;
@@ -743,7 +794,7 @@ impl Machine {
                 out.push(Action::Send(stanza::iq_error(el, "bad-request", None)));
                 return;
             };
-            return self.on_jingle(&nick, el, payload, out);
+            return self.on_jingle(now, &nick, el, payload, out);
         }
         if payload.ns() == "http://jitsi.org/jitmeet/audio" && payload.name() == "mute" {
             // "Mute everyone": we send no audio, nothing to do.
@@ -757,7 +808,14 @@ impl Machine {
         )));
     }
 
-    fn on_jingle(&mut self, nick: &str, el: &Element, payload: &Element, out: &mut Vec<Action>) {
+    fn on_jingle(
+        &mut self,
+        now: Instant,
+        nick: &str,
+        el: &Element,
+        payload: &Element,
+        out: &mut Vec<Action>,
+    ) {
         let mut fx = Vec::new();
         let reply = if nick == self.s.focus_nick {
             match crate::jingle::parse(payload) {
@@ -784,9 +842,35 @@ impl Machine {
                     ),
                 );
                 out.push(Action::Send(stanza::iq_error(el, condition, Some(&text))));
+                let offer = matches!(
+                    crate::jingle::parse_header(payload).map(|h| h.action),
+                    Ok(crate::jingle::Action::SessionInitiate
+                        | crate::jingle::Action::TransportReplace)
+                );
+                if nick == self.s.focus_nick && offer {
+                    self.offer_refused(now, &text, out);
+                }
             }
         }
         self.apply_effects(fx, out);
+    }
+
+    /// We could not take the focus's offer. Jicofo expires a participant that answers an
+    /// offer with an error and does not invite it again by itself (`ParticipantInviteRunnable`),
+    /// so without a session only a rejoin gets a new offer: soon, then less and less often
+    /// (the same offer may be refused again). The recording goes on deaf meanwhile, and says
+    /// so. A session that still works is kept: if the refusal cost it its bridge, ICE fails
+    /// and the usual restart follows.
+    fn offer_refused(&mut self, now: Instant, why: &str, out: &mut Vec<Action>) {
+        out.push(Action::MediaProblem {
+            kind: MediaProblem::OfferRefused,
+            detail: why.chars().take(200).collect(),
+        });
+        if self.sessions.sid().is_none() && self.rejoins_for_session == 0 {
+            warn!(room = %self.s.room, %why, "the focus's offer was refused; asking for a new session by rejoining");
+            self.timers
+                .insert(Timer::RestartSession, now + Duration::from_secs(2));
+        }
     }
 
     fn on_iq_response(&mut self, now: Instant, h: &Header, out: &mut Vec<Action>) {
@@ -802,6 +886,10 @@ impl Machine {
                 // The session is dead on Jicofo's side ("gone", "bad-request"): drop ours
                 // and get a new one the way ICE failures do.
                 warn!(room = %self.s.room, %sid, "focus refused our session-accept");
+                out.push(Action::MediaProblem {
+                    kind: MediaProblem::AcceptRefused,
+                    detail: format!("session {sid}"),
+                });
                 let mut fx = Vec::new();
                 if self.sessions.accept_refused(&sid, &mut fx) {
                     self.apply_effects(fx, out);

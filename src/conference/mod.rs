@@ -3,6 +3,7 @@
 //! stretches it could not hear (`deaf`).
 
 pub mod deaf;
+pub mod inbox;
 pub mod machine;
 pub mod recording;
 pub mod roster;

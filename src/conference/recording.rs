@@ -272,6 +272,11 @@ impl Recording {
         self.timeline.push(pkt);
     }
 
+    /// The current session's Opus and RED payload types (from its offer).
+    pub fn set_payload_types(&mut self, opus: u8, red: Option<u8>) {
+        self.timeline.set_payload_types(opus, red);
+    }
+
     /// Apply a new SSRC → track mapping (only the differences reach the timeline).
     pub fn set_tracks(&mut self, mapping: &[(u32, TrackId)], roster: &Roster) {
         let new: BTreeMap<u32, TrackId> = mapping.iter().copied().collect();
@@ -494,7 +499,7 @@ impl Recording {
         reason: &str,
         roster: &Roster,
     ) -> Result<FinalizedFiles, SinkError> {
-        let delay = self.timeline.config().playout_delay;
+        let delay = self.timeline.config().late_window;
         self.render(now + delay);
         for ev in self.timeline.finish_speech() {
             self.on_speech(ev);

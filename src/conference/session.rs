@@ -145,10 +145,11 @@ impl Sessions {
         self.add_sources(sources)
     }
 
-    /// Add sources up to the limit; returns how many did not fit.
+    /// Add media sources (see [`Jingle::media_sources`]) up to the limit; returns how many did
+    /// not fit.
     fn add_sources(&mut self, sources: &[Source]) -> usize {
         let mut refused = 0;
-        for s in sources.iter().filter(|s| !s.is_bridge()) {
+        for s in sources {
             if self.sources.len() < self.max_sources || self.sources.contains_key(&s.ssrc) {
                 self.sources.insert(s.ssrc, s.clone());
             } else {
@@ -161,6 +162,16 @@ impl Sessions {
     /// A Jingle request from the focus.
     pub fn on_focus_jingle(&mut self, j: Jingle, fx: &mut Vec<Effect>) -> Reply {
         let current = self.sid() == Some(j.sid.as_str());
+        // The bridge's own, synthetic (translation) and repair sources never carry media of
+        // their own: they get no m-line and do not count against `max_sources`.
+        let media: Vec<Source> = j.media_sources().cloned().collect();
+        if media.len() < j.sources.len() {
+            tracing::debug!(
+                action = %j.action,
+                ignored = j.sources.len() - media.len(),
+                "signalled sources without media of their own ignored"
+            );
+        }
         match j.action {
             JAction::SessionInitiate | JAction::TransportReplace => {
                 let replace = j.action == JAction::TransportReplace;
@@ -171,7 +182,7 @@ impl Sessions {
                     return Err(("bad-request", "offer without audio content".into()));
                 };
                 self.end_current(fx);
-                let refused = self.set_sources(&j.sources);
+                let refused = self.set_sources(&media);
                 if refused > 0 {
                     // The session itself is accepted: refusing it would lose every source.
                     fx.push(Effect::SourceLimit { refused });
@@ -204,7 +215,7 @@ impl Sessions {
                 let before = self.sources.len();
                 let mut refused = 0;
                 if j.action == JAction::SourceAdd {
-                    refused = self.add_sources(&j.sources);
+                    refused = self.add_sources(&media);
                 } else {
                     for s in &j.sources {
                         self.sources.remove(&s.ssrc);

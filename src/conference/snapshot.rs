@@ -27,6 +27,14 @@ pub struct ConferenceSnapshot {
     /// The current Jingle session's sid and state.
     pub session: Option<String>,
     pub media_state: Option<String>,
+    /// Out of the room on purpose (fewer than `rooms.min_participants` others in it).
+    pub away: bool,
+    /// Recording without a working media session: since how many ms, and why.
+    pub deaf_ms: Option<u64>,
+    pub deaf_why: Option<String>,
+    /// The last media problem (`offer-refused`, `ice-dtls-failed`, `accept-refused`) and
+    /// its detail.
+    pub media_problem: Option<String>,
     pub sources: Vec<SourceSnapshot>,
 }
 

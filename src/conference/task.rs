@@ -18,6 +18,7 @@ use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::deaf::{DeafStretch, Deafness};
+use super::inbox::Inbox;
 use super::machine::{Action, EndReason, Input, Machine, RoomView, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
 use super::roster::Roster;
@@ -49,7 +50,11 @@ const MEDIA_QUEUE: usize = 2048;
 struct Media {
     session: MediaSession,
     sid: String,
+    /// Datagrams seen when last counted, and since when that count stands.
+    quiet: (u64, Instant),
     events: mpsc::Receiver<MediaEvent>,
+    /// The offer's Opus and RED payload types, for the recording's timeline.
+    payload_types: Option<(u8, Option<u8>)>,
 }
 
 struct Task {
@@ -71,6 +76,18 @@ struct Task {
     media_state: Option<MediaState>,
     /// Stretches with no working media session, for the sidecar.
     deaf: Deafness,
+    /// This conference counts itself in the `conferences_deaf` gauge.
+    counted_deaf: bool,
+    /// The last media problem, for the admin API.
+    media_problem: Option<String>,
+    /// How long a connected session with sources may bring nothing before it counts as
+    /// broken: `media.silence_timeout`, doubled each time a replacement was quiet too (a
+    /// room whose senders are all gone is not hammered with restarts), back to it once
+    /// packets flow.
+    silence_limit: std::time::Duration,
+    /// The worst delay between a packet's arrival and its intake here since the last render
+    /// (published to the load guard then).
+    intake_delay: std::time::Duration,
 }
 
 /// Run one conference until it ends. `paths` publishes where its files are, so a supervisor
@@ -80,7 +97,7 @@ pub async fn run(
     room: String,
     generation: u64,
     resume: Option<Unfinished>,
-    inbox: mpsc::Receiver<Input>,
+    inbox: Inbox,
     paths: watch::Sender<Option<RecordingPaths>>,
 ) {
     let span = info_span!("conference", %room);
@@ -88,6 +105,7 @@ pub async fn run(
     settings.room = room.clone();
     settings.nick = format!("{}{:08x}", ctx.template.nick, rand::random::<u32>());
     let control = ctx.control.clone();
+    let silence_limit = ctx.media.silence_timeout;
     let task = Task {
         ctx,
         machine: Machine::new(settings),
@@ -102,6 +120,10 @@ pub async fn run(
         last_packet: HashMap::new(),
         media_state: None,
         deaf: Deafness::default(),
+        counted_deaf: false,
+        media_problem: None,
+        silence_limit,
+        intake_delay: std::time::Duration::ZERO,
     };
     task.run(inbox).instrument(span).await;
     let _ = control.send(Control::Ended { room, generation }).await;
@@ -115,7 +137,7 @@ async fn next_media(media: &mut Option<Media>) -> Option<MediaEvent> {
 }
 
 impl Task {
-    async fn run(mut self, mut inbox: mpsc::Receiver<Input>) {
+    async fn run(mut self, mut inbox: Inbox) {
         let mut render = interval(RENDER_EVERY);
         render.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_checkpoint = Instant::now();
@@ -127,6 +149,14 @@ impl Task {
                 ev = next_media(&mut self.media) => self.on_media(ev),
                 _ = render.tick() => {
                     let now = Instant::now();
+                    let delay = std::mem::take(&mut self.intake_delay);
+                    if !delay.is_zero() {
+                        self.ctx.metrics.note_intake_delay_us(delay.as_micros() as u64);
+                    }
+                    if let Some(input) = self.check_silence(now) {
+                        let actions = self.machine.handle(now, input);
+                        self.execute(actions).await;
+                    }
                     if let Some(rec) = &mut self.recording {
                         rec.render(now);
                         if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
@@ -144,6 +174,7 @@ impl Task {
                 _ = sleep_or_forever(deadline) => Some(Input::Tick),
             };
             self.count_humans();
+            self.count_deaf();
             let input = match input {
                 Some(Input::Snapshot(reply)) => {
                     let _ = reply.send(self.snapshot());
@@ -179,6 +210,8 @@ impl Task {
         };
         match ev {
             MediaEvent::Rtp(pkt) => {
+                let delay = Instant::now().saturating_duration_since(pkt.arrival);
+                self.intake_delay = self.intake_delay.max(delay);
                 self.last_packet.insert(pkt.ssrc, pkt.arrival);
                 if let Some(rec) = &mut self.recording {
                     rec.push(&pkt);
@@ -204,6 +237,7 @@ impl Task {
                     MediaState::Failed => Some(Input::MediaFailed {
                         sid,
                         reason: "ICE/DTLS failed".into(),
+                        silent: false,
                     }),
                     _ => None,
                 }
@@ -224,6 +258,10 @@ impl Task {
                     }
                 }
                 Action::SourceLimitHit => self.ctx.metrics.limit_sources.inc(),
+                Action::MediaProblem { kind, detail } => {
+                    self.ctx.metrics.media_problem(kind);
+                    self.media_problem = Some(format!("{}: {detail}", kind.label()));
+                }
                 Action::StartRecording => self.start_recording().await,
                 Action::StartMedia {
                     sid,
@@ -236,10 +274,19 @@ impl Task {
                         match MediaSession::start(&self.ctx.media, &offer, &sources, tx).await {
                             Ok((session, transport)) => {
                                 info!(%sid, sources = sources.len(), "media session started");
+                                let d = &offer.description;
+                                let payload_types = d.opus().map(|o| (o.id, d.red().map(|r| r.id)));
+                                if let (Some(rec), Some((opus, red))) =
+                                    (&mut self.recording, payload_types)
+                                {
+                                    rec.set_payload_types(opus, red);
+                                }
                                 self.media = Some(Media {
                                     session,
                                     sid: sid.clone(),
                                     events: rx,
+                                    payload_types,
+                                    quiet: (0, Instant::now()),
                                 });
                                 Input::MediaReady { sid, transport }
                             }
@@ -248,6 +295,7 @@ impl Task {
                                 Input::MediaFailed {
                                     sid,
                                     reason: e.to_string(),
+                                    silent: false,
                                 }
                             }
                         };
@@ -320,12 +368,16 @@ impl Task {
                 self.ctx.metrics.conferences_started.inc();
                 self.ctx.metrics.conferences_active.add(1);
                 rec.set_tracks(&self.tracks, self.machine.roster());
+                if let Some((opus, red)) = self.media.as_ref().and_then(|m| m.payload_types) {
+                    rec.set_payload_types(opus, red);
+                }
                 if let Some(m) = &self.meeting_id {
                     rec.set_meeting_id(m);
                 }
                 let _ = self.paths.send(Some(rec.paths().clone()));
                 let elapsed = rec.elapsed();
                 self.recording = Some(rec);
+                self.deaf.on_started(Instant::now());
                 let actions = self
                     .machine
                     .handle(Instant::now(), Input::RecordingStarted { elapsed });
@@ -394,7 +446,62 @@ impl Task {
             participants: occupants,
             session: self.machine.session_sid().map(str::to_string),
             media_state: self.media_state.map(|s| format!("{s:?}")),
+            away: self.machine.is_away(),
+            deaf_ms: self
+                .deaf
+                .current()
+                .map(|(since, _)| now.saturating_duration_since(since).as_millis() as u64),
+            deaf_why: self.deaf.current().map(|(_, why)| why.to_string()),
+            media_problem: self.media_problem.clone(),
             sources,
+        }
+    }
+
+    /// A connected session with sources that brings nothing (no RTP, no RTCP: muted senders
+    /// still send RTCP, which the bridge forwards) for the silence limit is broken.
+    fn check_silence(&mut self, now: Instant) -> Option<Input> {
+        let connected = self.media_state == Some(MediaState::Connected);
+        let has_sources = self.machine.sources().iter().any(|s| !s.is_bridge());
+        let m = self.media.as_mut()?;
+        let count = m.session.datagrams();
+        if count != m.quiet.0 || !connected || !has_sources {
+            if count != m.quiet.0 && m.quiet.0 > 0 {
+                self.silence_limit = self.ctx.media.silence_timeout;
+            }
+            m.quiet = (count, now);
+            return None;
+        }
+        let quiet_for = now.saturating_duration_since(m.quiet.1);
+        if quiet_for < self.silence_limit {
+            return None;
+        }
+        let sid = m.sid.clone();
+        m.quiet = (count, now);
+        // Deaf since the last thing arrived.
+        if let Some(stretch) = self.deaf.on_state(MediaState::Disconnected, now, quiet_for) {
+            self.note_deaf(stretch);
+        }
+        let reason = format!("nothing from the bridge for {} s", quiet_for.as_secs());
+        self.silence_limit = (self.silence_limit * 2).min(std::time::Duration::from_secs(600));
+        Some(Input::MediaFailed {
+            sid,
+            reason,
+            silent: true,
+        })
+    }
+
+    /// Keep the process-wide `conferences_deaf` gauge in step with this conference (deaf
+    /// for longer than a normal session setup).
+    fn count_deaf(&mut self) {
+        let deaf = self.deaf.current().is_some_and(|(since, _)| {
+            Instant::now().saturating_duration_since(since) >= super::deaf::MIN_DEAF
+        });
+        if deaf != self.counted_deaf {
+            self.ctx
+                .metrics
+                .conferences_deaf
+                .add(if deaf { 1 } else { -1 });
+            self.counted_deaf = deaf;
         }
     }
 
@@ -449,6 +556,9 @@ impl Task {
         }
         let metrics = Arc::clone(&self.ctx.metrics);
         metrics.participants.add(-self.counted_humans);
+        if self.counted_deaf {
+            metrics.conferences_deaf.add(-1);
+        }
         let reason = self.ended.take().unwrap_or(EndReason::Shutdown);
         let Some(mut rec) = self.recording.take() else {
             return;

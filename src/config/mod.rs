@@ -45,14 +45,11 @@ pub const KEYS: &[KeySpec] = &[
     ("xmpp", "reconnect_max", Kind::Duration, Some("\"30s\"")),
     ("media", "bind", Kind::Str, Some("\"auto\"")),
     ("media", "advertise", Kind::List, Some("[]")),
+    ("media", "opus_red", Kind::Bool, Some("true")),
+    ("media", "silence_timeout", Kind::Duration, Some("\"60s\"")),
     ("recording", "dir", Kind::Str, Some("\"recordings\"")),
     ("recording", "sample_rate", Kind::Int, Some("48000")),
-    (
-        "recording",
-        "playout_delay",
-        Kind::Duration,
-        Some("\"200ms\""),
-    ),
+    ("recording", "late_window", Kind::Duration, Some("\"5s\"")),
     ("recording", "stems", Kind::Bool, Some("false")),
     ("recording", "empty_grace", Kind::Duration, Some("\"300s\"")),
     ("recording", "max_duration", Kind::Duration, Some("\"6h\"")),
@@ -147,13 +144,13 @@ pub struct HookSettings {
 pub struct XmppConfig {
     pub host: String,
     pub port: u16,
-    /// The component's domain, e.g. `recorder.meet.jitsi`.
+    /// The component's domain, e.g. `jitape.meet.jitsi`.
     pub domain: String,
     /// The component secret. Never printed: see the `Debug` impl.
     pub secret: Secret,
     /// MUC services whose rooms are conferences, e.g. `muc.meet.jitsi`.
     pub muc_domains: Vec<String>,
-    /// Localpart of the JID jitape uses in rooms (`rec@recorder.meet.jitsi/...`).
+    /// Localpart of the JID jitape uses in rooms (`rec@jitape.meet.jitsi/...`).
     pub user: String,
     pub nick_prefix: String,
     pub display_name: String,
@@ -173,6 +170,12 @@ pub struct MediaSettings {
     /// the XMPP host, resolved at start.
     pub bind: Option<IpAddr>,
     pub advertise: Vec<IpAddr>,
+    /// Advertise `http://jitsi.org/opus-red`: where Jicofo enables RED, the bridge then
+    /// forwards RED (RFC 2198) and jitape fills lost packets from it (docs/protocol.md).
+    pub opus_red: bool,
+    /// A connected session with sources from which no RTP nor RTCP arrived this long is
+    /// taken as broken and replaced.
+    pub silence_timeout: Duration,
 }
 
 /// `[recording]`: where and how files are written.
@@ -180,7 +183,7 @@ pub struct MediaSettings {
 pub struct RecordingConfig {
     pub dir: PathBuf,
     pub sample_rate: u32,
-    pub playout_delay: Duration,
+    pub late_window: Duration,
     /// Also write one FLAC per participant on the same timeline.
     pub stems: bool,
     /// Below this many free bytes no new recording starts (open ones keep writing).
@@ -365,6 +368,16 @@ fn spec(name: &str) -> Option<&'static KeySpec> {
         .find(|(s, k, _, _)| name.split_once('.') == Some((s, k)))
 }
 
+/// Keys that changed name; the old one still works.
+const RENAMED: &[(&str, &str)] = &[("recording.playout_delay", "recording.late_window")];
+
+fn renamed(name: String) -> String {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| (*new).to_string())
+}
+
 fn parse_file(text: &str) -> Result<Values, ConfigError> {
     let table: toml::Table = text
         .parse()
@@ -375,7 +388,7 @@ fn parse_file(text: &str) -> Result<Values, ConfigError> {
             return Err(ConfigError::UnknownKey(section));
         };
         for (key, value) in body {
-            let name = format!("{section}.{key}");
+            let name = renamed(format!("{section}.{key}"));
             if spec(&name).is_none() {
                 return Err(ConfigError::UnknownKey(name));
             }
@@ -431,7 +444,13 @@ fn apply_env(
         if NON_KEY_ENV.contains(&var.as_str()) {
             continue;
         }
-        let rest = rest.to_ascii_lowercase();
+        let mut rest = rest.to_ascii_lowercase();
+        if let Some((_, new)) = RENAMED
+            .iter()
+            .find(|(old, _)| old.replace('.', "_") == rest)
+        {
+            rest = new.replace('.', "_");
+        }
         let found = KEYS.iter().find(|(s, k, _, _)| rest == format!("{s}_{k}"));
         let Some((section, key, kind, _)) = found else {
             return Err(ConfigError::UnknownEnv { var });
@@ -730,11 +749,11 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             "Opus decodes at 8000, 12000, 16000, 24000 or 48000 Hz only",
         ));
     }
-    let playout_delay = r.duration("recording.playout_delay")?;
-    if playout_delay < Duration::from_millis(20) || playout_delay > Duration::from_secs(5) {
+    let late_window = r.duration("recording.late_window")?;
+    if late_window < Duration::from_millis(20) || late_window > Duration::from_secs(10) {
         return Err(invalid(
-            "recording.playout_delay",
-            "must be between 20ms and 5s",
+            "recording.late_window",
+            "must be between 20ms and 10s",
         ));
     }
     let dir = r.nonempty("recording.dir")?;
@@ -755,11 +774,22 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         xmpp,
-        media: MediaSettings { bind, advertise },
+        media: MediaSettings {
+            bind,
+            advertise,
+            opus_red: r.boolean("media.opus_red")?,
+            silence_timeout: {
+                let t = r.duration("media.silence_timeout")?;
+                if t < Duration::from_secs(2) {
+                    return Err(invalid("media.silence_timeout", "must be at least 2s"));
+                }
+                t
+            },
+        },
         recording: RecordingConfig {
             dir: PathBuf::from(dir),
             sample_rate,
-            playout_delay,
+            late_window,
             stems: r.boolean("recording.stems")?,
             disk_floor: parse_size(&r.str("recording.disk_floor")?)
                 .map_err(|e| invalid("recording.disk_floor", e))?,

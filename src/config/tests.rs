@@ -2,7 +2,7 @@ use super::*;
 
 const MINIMAL: &str = r#"
 [xmpp]
-domain = "recorder.meet.jitsi"
+domain = "jitape.meet.jitsi"
 secret = "s3cret"
 muc_domains = ["muc.meet.jitsi"]
 "#;
@@ -23,10 +23,10 @@ fn minimal_file_gets_documented_defaults() {
     let c = load(MINIMAL, no_env()).unwrap();
     assert_eq!(c.xmpp.host, "127.0.0.1");
     assert_eq!(c.xmpp.port, 5347);
-    assert_eq!(c.xmpp.domain, "recorder.meet.jitsi");
+    assert_eq!(c.xmpp.domain, "jitape.meet.jitsi");
     assert_eq!(c.xmpp.secret.expose(), "s3cret");
     assert_eq!(c.recording.sample_rate, 48000);
-    assert_eq!(c.recording.playout_delay, Duration::from_millis(200));
+    assert_eq!(c.recording.late_window, Duration::from_secs(5));
     assert_eq!(c.media.bind, None);
     assert_eq!(c.xmpp.ping_interval, Duration::from_secs(20));
 }
@@ -88,8 +88,8 @@ fn wrong_types_and_values_name_the_key() {
         ("[media]\nbind = \"0.0.0.0\"", "media.bind"),
         ("[media]\nadvertise = [\"1.2.3.4\", 5]", "media.advertise"),
         (
-            "[recording]\nplayout_delay = \"fortnight\"",
-            "recording.playout_delay",
+            "[recording]\nlate_window = \"fortnight\"",
+            "recording.late_window",
         ),
         ("[xmpp]\nnick_prefix = \"rec-order\"", "xmpp.nick_prefix"),
     ];
@@ -133,7 +133,11 @@ fn environment_overrides_every_kind() {
     assert_eq!(c.xmpp.secret.expose(), "from-env");
     assert_eq!(c.xmpp.port, 15347);
     assert_eq!(c.xmpp.muc_domains, vec!["muc.a", "breakout.a"]);
-    assert_eq!(c.recording.playout_delay, Duration::from_millis(300));
+    assert_eq!(
+        c.recording.late_window,
+        Duration::from_millis(300),
+        "the old name (playout_delay) still works"
+    );
     assert_eq!(c.media.bind, Some("10.0.0.5".parse().unwrap()));
 }
 

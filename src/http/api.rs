@@ -175,7 +175,26 @@ pub async fn handle(req: &Request, state: &HttpState) -> Response {
     match route(req, token, &state.muc_domains) {
         Route::Health => Response::text(200, "ok\n"),
         Route::Ready => {
-            let r = state.ready.borrow().clone();
+            let mut r = state.ready.borrow().clone();
+            // Not a reason to stop sending work here, but never only a log line.
+            match state.metrics.load_level.get() {
+                0 => {}
+                level => {
+                    r.ready = false;
+                    r.reasons.push(format!(
+                        "{} (packets wait {} ms before their conference takes them in): no new recording starts{}",
+                        if level >= 2 { "overloaded" } else { "strained" },
+                        state.metrics.intake_delay_ms.get(),
+                        if level >= 2 { ", conferences are ended, newest first" } else { "" }
+                    ));
+                }
+            }
+            let deaf = state.metrics.conferences_deaf.get();
+            if deaf > 0 {
+                r.reasons.push(format!(
+                    "{deaf} conference(s) recording without a working media session (silence, listed as a gap; see /conferences)"
+                ));
+            }
             Response::json(if r.ready { 200 } else { 503 }, &r)
         }
         Route::Metrics => Response {

@@ -32,13 +32,14 @@ fn jingle(action: Action, sid: &str, initiator: Option<&str>) -> ElementBuilder 
         .set("sid", sid)
 }
 
-/// What jitape answers an offer's description with: the offered Opus payload type (with its
-/// parameters) and the audio-level extension if offered, with `rtcp-mux`. `None` if the offer
-/// has no Opus.
+/// What jitape answers an offer's description with: the offered RED of Opus (RFC 2198) if
+/// any, then the offered Opus payload type (each with its parameters), and the audio-level
+/// extension if offered, with `rtcp-mux`. `None` if the offer has no Opus.
 pub fn answer_description(offer: &RtpDescription) -> Option<RtpDescription> {
     let opus = offer.opus()?.clone();
+    let payload_types = offer.red().cloned().into_iter().chain([opus]).collect();
     Some(RtpDescription {
-        payload_types: vec![opus],
+        payload_types,
         header_extensions: offer
             .header_extensions
             .iter()
@@ -307,9 +308,10 @@ fn build_payload_type(p: &PayloadType) -> Element {
         b = b.set("channels", p.channels.to_string());
     }
     for (name, value) in &p.parameters {
+        // A nameless parameter (RED's fmtp) is written without `name`, as Jicofo does.
         b = b.append(
             Element::builder("parameter", ns::RTP)
-                .set("name", name.as_str())
+                .set_opt("name", (!name.is_empty()).then_some(name.as_str()))
                 .set("value", value.as_str())
                 .build(),
         );

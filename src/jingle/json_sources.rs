@@ -4,7 +4,8 @@
 //! Shape: `{"sources":{"<owner>":[videoSources, videoGroups, audioSources, audioGroups?]}}`,
 //! trailing arrays may be missing; a source is `{"s":ssrc,"n":name,"m":msid,"v":"d"}`.
 //! In: the text (parse) or a list of [`Source`]s (build). Out: the owners' **audio** sources in
-//! document order (video is ignored), or a [`JingleError`]; the JSON text. Owners that are full
+//! document order and the repair SSRCs of their `FID` groups (video is ignored), or a
+//! [`JingleError`]; the JSON text. Owners that are full
 //! occupant JIDs are reduced to their resource, as in the XML form.
 
 use std::fmt;
@@ -21,15 +22,26 @@ use super::xml;
 /// Longest serde message quoted in an error.
 const MAX_MESSAGE: usize = 160;
 
-/// Parses a `json-message` body into its audio sources.
+/// The audio part of a `json-message`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonSources {
+    /// Every owner's audio sources, in document order.
+    pub sources: Vec<Source>,
+    /// The second SSRC of every audio `["f", primary, repair]` group.
+    pub repair_ssrcs: Vec<u32>,
+}
+
+/// Parses a `json-message` body into its audio sources and the repair SSRCs of its audio
+/// groups.
 ///
 /// Bodies over `max_bytes` are refused before parsing; more than `max_sources` audio sources is
-/// an error. A body without a `sources` member carries no sources.
+/// an error. A body without a `sources` member carries no sources. Groups are optional: one
+/// that is not a well-formed `["f", a, b]` is ignored.
 pub fn parse_json_sources(
     text: &str,
     max_bytes: usize,
     max_sources: usize,
-) -> Result<Vec<Source>, JingleError> {
+) -> Result<JsonSources, JingleError> {
     if text.len() > max_bytes {
         return Err(JingleError::JsonTooLarge {
             len: text.len(),
@@ -44,14 +56,16 @@ pub fn parse_json_sources(
         }
     })?;
     let owners = message.sources.map(|m| m.0).unwrap_or_default();
-    let total: usize = owners.iter().map(|(_, a)| a.0.len()).sum();
+    let total: usize = owners.iter().map(|(_, a)| a.sources.len()).sum();
     if total > max_sources {
         return Err(JingleError::TooManySources { limit: max_sources });
     }
     let mut out = Vec::with_capacity(total);
+    let mut repair_ssrcs = Vec::new();
     for (owner_key, audio) in owners {
         let owner = super::parse::owner_id(&owner_key);
-        for src in audio.0 {
+        repair_ssrcs.extend(audio.groups.iter().filter_map(fid_repair_ssrc));
+        for src in audio.sources {
             let ssrc = json_ssrc(&src.s)?;
             if owner.is_empty() {
                 return Err(JingleError::MissingOwner { ssrc });
@@ -64,7 +78,22 @@ pub fn parse_json_sources(
             });
         }
     }
-    Ok(out)
+    repair_ssrcs.truncate(max_sources);
+    Ok(JsonSources {
+        sources: out,
+        repair_ssrcs,
+    })
+}
+
+/// The repair SSRC of a JSON group `["f", primary, repair]`, if it is one.
+fn fid_repair_ssrc(group: &Value) -> Option<u32> {
+    match group.as_array()?.as_slice() {
+        [kind, primary, repair] if kind.as_str() == Some("f") => {
+            json_ssrc(primary).ok()?;
+            json_ssrc(repair).ok()
+        }
+        _ => None,
+    }
 }
 
 /// SSRC from `"s"`: a JSON number (what Jicofo writes) or a decimal string.
@@ -167,8 +196,12 @@ impl<'de> Deserialize<'de> for OwnerMap {
 }
 
 /// One owner's `[videoSources, videoGroups, audioSources, audioGroups?]`: only the audio
-/// sources are kept; the other members are skipped whatever they hold.
-struct AudioSources(Vec<JsonSource>);
+/// members are kept; the others are skipped whatever they hold. Audio groups that are not a
+/// list are ignored (they are optional).
+struct AudioSources {
+    sources: Vec<JsonSource>,
+    groups: Vec<Value>,
+}
 
 impl<'de> Deserialize<'de> for AudioSources {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -182,8 +215,16 @@ impl<'de> Deserialize<'de> for AudioSources {
                 let _video: Option<IgnoredAny> = seq.next_element()?;
                 let _video_groups: Option<IgnoredAny> = seq.next_element()?;
                 let audio: Option<Vec<JsonSource>> = seq.next_element()?;
+                let groups: Option<Value> = seq.next_element()?;
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(AudioSources(audio.unwrap_or_default()))
+                let groups = match groups {
+                    Some(Value::Array(groups)) => groups,
+                    _ => Vec::new(),
+                };
+                Ok(AudioSources {
+                    sources: audio.unwrap_or_default(),
+                    groups,
+                })
             }
         }
         d.deserialize_seq(V)

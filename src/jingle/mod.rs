@@ -33,7 +33,7 @@ pub use build::{
 pub use error::{Fault, JingleError};
 pub use parse::{Header, Limits, parse, parse_header, parse_with_limits};
 
-use model::{AudioOffer, BridgeSession, IceTransport, Reason, Source};
+use model::{AudioOffer, BridgeSession, IceTransport, Ignored, Reason, Source};
 
 /// XML namespaces used by Jicofo's Jingle dialect.
 pub mod ns {
@@ -159,6 +159,8 @@ pub struct Jingle {
     /// `<source>` elements and the JSON form, merged and deduplicated by SSRC, in document order
     /// (XML first).
     pub sources: Vec<Source>,
+    /// The second SSRC of every audio `FID` `ssrc-group` (XML) or `["f", a, b]` group (JSON).
+    pub repair_ssrcs: Vec<u32>,
     pub bridge_session: Option<BridgeSession>,
     /// session-terminate: the `<reason>`.
     pub reason: Option<Reason>,
@@ -180,6 +182,7 @@ impl Jingle {
             other_contents: Vec::new(),
             transport: None,
             sources: Vec::new(),
+            repair_ssrcs: Vec::new(),
             bridge_session: None,
             reason: None,
             ice_state: None,
@@ -187,9 +190,23 @@ impl Jingle {
         }
     }
 
-    /// The participants' media sources only (the bridge's own `jvb` sources left out).
+    /// The participants' media sources only: every source for which [`Self::ignored`] says
+    /// nothing (the bridge's own, synthetic translations and repair SSRCs left out).
     pub fn media_sources(&self) -> impl Iterator<Item = &Source> {
-        self.sources.iter().filter(|s| !s.is_bridge())
+        self.sources.iter().filter(|s| self.ignored(s).is_none())
+    }
+
+    /// Why `s` (one of [`Self::sources`]) is not recorded, if it is not.
+    pub fn ignored(&self, s: &Source) -> Option<Ignored> {
+        if s.is_bridge() {
+            Some(Ignored::Bridge)
+        } else if s.is_synthetic() {
+            Some(Ignored::Synthetic)
+        } else if self.repair_ssrcs.contains(&s.ssrc) {
+            Some(Ignored::Repair)
+        } else {
+            None
+        }
     }
 
     /// Whether this session-terminate asks for a new session (`bridge-session restart='true'`).

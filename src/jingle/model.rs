@@ -86,7 +86,8 @@ pub struct PayloadType {
     pub name: String,
     pub clockrate: u32,
     pub channels: u8,
-    /// `<parameter name value/>` pairs in document order (e.g. `useinbandfec=1`).
+    /// `<parameter name value/>` pairs in document order (e.g. `useinbandfec=1`). A parameter
+    /// without a name has `""` here: Jicofo writes RED's RFC 2198 fmtp (`111/111`) that way.
     pub parameters: Vec<(String, String)>,
 }
 
@@ -119,6 +120,21 @@ impl RtpDescription {
             .find(|p| p.name.eq_ignore_ascii_case("opus") && p.clockrate == 48_000)
     }
 
+    /// The RFC 2198 redundancy payload type (`red/48000`) whose blocks are the offered Opus,
+    /// if both are offered. Its fmtp (Jicofo: one nameless parameter `111/111`) lists the
+    /// payload types of the blocks; if it is absent the blocks are checked packet by packet.
+    pub fn red(&self) -> Option<&PayloadType> {
+        let opus = self.opus()?.id;
+        self.payload_types.iter().find(|p| {
+            p.name.eq_ignore_ascii_case("red")
+                && p.clockrate == 48_000
+                && p.parameters
+                    .iter()
+                    .filter(|(name, _)| name.is_empty())
+                    .all(|(_, fmtp)| fmtp.split('/').all(|pt| pt.trim() == opus.to_string()))
+        })
+    }
+
     /// The id negotiated for the audio-level header extension, if offered.
     pub fn audio_level_id(&self) -> Option<u8> {
         self.header_extensions
@@ -145,6 +161,26 @@ impl Source {
     pub fn is_bridge(&self) -> bool {
         self.owner == BRIDGE_OWNER
     }
+
+    /// Whether this is a synthetic (live translation) source: Jicofo names it
+    /// `<sender's source name>.<language>` and the bridge forwards it only to endpoints that
+    /// subscribed to it over the bridge channel, which jitape has not. lib-jitsi-meet tells them
+    /// apart by the `.` in the name (regular names never have one); see docs/protocol.md.
+    pub fn is_synthetic(&self) -> bool {
+        self.name.as_deref().is_some_and(|n| n.contains('.'))
+    }
+}
+
+/// Why a signalled audio source gets no m-line and no track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// The bridge's own feedback source (owner `jvb`): never media.
+    Bridge,
+    /// A synthetic translation source ([`Source::is_synthetic`]): never forwarded to jitape.
+    Synthetic,
+    /// The second SSRC of an `FID` group (RFC 4588 retransmissions): no packets of its own
+    /// unless RTX was negotiated, which it never is for audio.
+    Repair,
 }
 
 /// The `<bridge-session xmlns='http://jitsi.org/protocol/focus'/>` element.

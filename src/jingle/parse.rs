@@ -109,7 +109,7 @@ pub fn parse_with_limits(jingle: &Element, limits: &Limits) -> Result<Jingle, Ji
                     None => j.other_contents.push(name.to_owned()),
                 }
             }
-            j.sources = collect_sources(jingle, &descriptions, limits)?;
+            (j.sources, j.repair_ssrcs) = collect_sources(jingle, &descriptions, limits)?;
         }
         _ => {}
     }
@@ -154,7 +154,7 @@ fn parse_offer(jingle: &Element, limits: &Limits, j: &mut Jingle) -> Result<(), 
         ));
     }
     let transport = parse_transport(transport_el, limits.max_candidates)?;
-    j.sources = collect_sources(jingle, &[desc_el], limits)?;
+    (j.sources, j.repair_ssrcs) = collect_sources(jingle, &[desc_el], limits)?;
     j.audio = Some(AudioOffer {
         content_name: name.to_owned(),
         description,
@@ -277,11 +277,16 @@ fn parse_payload_type(el: &Element) -> Result<PayloadType, JingleError> {
     if id > 127 {
         return Err(JingleError::invalid(E, "id", &id.to_string()));
     }
-    let mut parameters = Vec::new();
-    for p in children_named(el, "parameter", ns::RTP) {
-        let name = xml::required(p, "parameter", "name")?;
-        parameters.push((name.to_owned(), p.attr("value").unwrap_or("").to_owned()));
-    }
+    // A parameter without a name is kept with the name "": Jicofo writes RED's fmtp
+    // (`111/111`) so (docs/protocol.md), and a parameter is never worth refusing a session.
+    let parameters = children_named(el, "parameter", ns::RTP)
+        .map(|p| {
+            (
+                p.attr("name").unwrap_or("").to_owned(),
+                p.attr("value").unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
     Ok(PayloadType {
         id,
         name: el.attr("name").unwrap_or("").to_owned(),
@@ -292,13 +297,15 @@ fn parse_payload_type(el: &Element) -> Result<PayloadType, JingleError> {
 }
 
 /// Sources from the given audio descriptions, then from every `json-message`, deduplicated by
-/// SSRC (first occurrence wins) and bounded by `limits`.
+/// SSRC (first occurrence wins) and bounded by `limits`; and the repair (second `FID`) SSRCs of
+/// their groups.
 fn collect_sources(
     jingle: &Element,
     descriptions: &[&Element],
     limits: &Limits,
-) -> Result<Vec<Source>, JingleError> {
+) -> Result<(Vec<Source>, Vec<u32>), JingleError> {
     let mut all = Vec::new();
+    let mut repair = Vec::new();
     for d in descriptions {
         for s in children_named(d, "source", ns::SSMA) {
             if all.len() >= limits.max_sources {
@@ -308,16 +315,19 @@ fn collect_sources(
             }
             all.push(parse_source(s)?);
         }
+        repair.extend(children_named(d, "ssrc-group", ns::SSMA).filter_map(fid_repair_ssrc));
     }
     for m in children_named(jingle, "json-message", ns::JITMEET) {
         let json = parse_json_sources(&m.text(), limits.max_json_bytes, limits.max_sources)?;
-        if all.len() + json.len() > limits.max_sources {
+        if all.len() + json.sources.len() > limits.max_sources {
             return Err(JingleError::TooManySources {
                 limit: limits.max_sources,
             });
         }
-        all.extend(json);
+        all.extend(json.sources);
+        repair.extend(json.repair_ssrcs);
     }
+    repair.truncate(limits.max_sources);
     let mut seen = HashSet::with_capacity(all.len());
     all.retain(|s| {
         let new = seen.insert(s.ssrc);
@@ -326,7 +336,22 @@ fn collect_sources(
         }
         new
     });
-    Ok(all)
+    Ok((all, repair))
+}
+
+/// The repair SSRC of an `<ssrc-group semantics='FID'>`: its second `<source ssrc>`. Groups
+/// are optional information: one that is not a well-formed FID pair is ignored.
+fn fid_repair_ssrc(group: &Element) -> Option<u32> {
+    if group.attr("semantics") != Some("FID") {
+        return None;
+    }
+    let mut ssrcs = children_named(group, "source", ns::SSMA)
+        .filter_map(|s| s.attr("ssrc"))
+        .map(parse_ssrc);
+    match (ssrcs.next(), ssrcs.next()) {
+        (Some(Ok(_)), Some(Ok(repair))) => Some(repair),
+        _ => None,
+    }
 }
 
 /// `<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc name>` with its `ssrc-info owner` and

@@ -3,9 +3,12 @@
 //! the `ice-generation` restart tag.
 //!
 //! In: a `<transport>` element (parse) or an [`IceTransport`] (build). Out: the model or a
-//! [`JingleError`]; the `<transport>` element. Candidates must carry a literal IP address
-//! (JVB ignores hostnames), numeric fields must be strict decimals in range, and `type` /
-//! `protocol` must be known values. TCP candidates are kept ([`Protocol::Tcp`]).
+//! [`JingleError`]; the `<transport>` element. A candidate is one optional way to reach the
+//! bridge, so one jitape cannot use is skipped, never a reason to refuse the session: an
+//! unknown `protocol` (legacy JVB's `ssltcp`) or `type`, or an address that is not a literal
+//! IP (a hostname, an mDNS name, a scoped IPv6 link-local `fe80::…%eth0`); a `rel-addr` that is
+//! not a literal IP is dropped. What is malformed (a missing attribute, a number that is not a
+//! strict decimal in range) is still an error. TCP candidates are kept ([`Protocol::Tcp`]).
 
 use std::net::IpAddr;
 
@@ -38,7 +41,9 @@ pub fn parse_transport(el: &Element, max_candidates: usize) -> Result<IceTranspo
                     limit: max_candidates,
                 });
             }
-            t.candidates.push(parse_candidate(child)?);
+            if let Some(c) = parse_candidate(child)? {
+                t.candidates.push(c);
+            }
         } else if child.is("rtcp-mux", ns::ICE_UDP) {
             t.rtcp_mux = true;
         } else if child.is("web-socket", ns::COLIBRI) && t.web_socket.is_none() {
@@ -84,40 +89,47 @@ fn setup_str(s: Setup) -> &'static str {
     }
 }
 
-/// A literal IPv4/IPv6 address; a hostname (or mDNS `.local` name) is an error.
-fn parse_ip(attr: &'static str, v: &str) -> Result<IpAddr, JingleError> {
-    v.parse()
-        .map_err(|_| JingleError::invalid("candidate", attr, v))
-}
-
-/// Parses one `<candidate/>`.
-pub fn parse_candidate(el: &Element) -> Result<Candidate, JingleError> {
+/// Parses one `<candidate/>`: `None` if it is well-formed but unusable (see the module doc).
+pub fn parse_candidate(el: &Element) -> Result<Option<Candidate>, JingleError> {
     const E: &str = "candidate";
     let component = xml::required_number(el, E, "component")?;
     let foundation = xml::required(el, E, "foundation")?.to_owned();
     let generation = xml::number(el, E, "generation")?.unwrap_or(0);
-    let ip = parse_ip("ip", xml::required(el, E, "ip")?)?;
+    let ip = xml::required(el, E, "ip")?;
     let port = xml::required_number(el, E, "port")?;
     let priority = xml::required_number(el, E, "priority")?;
+    let rel_port = xml::number(el, E, "rel-port")?;
+    let network = xml::number(el, E, "network")?;
     let proto = xml::required(el, E, "protocol")?;
+    let ty = xml::required(el, E, "type")?;
+    let skip = |why: &str| {
+        tracing::debug!(
+            foundation,
+            ip,
+            protocol = proto,
+            r#type = ty,
+            why,
+            "candidate skipped"
+        );
+        Ok(None)
+    };
     let protocol = match proto.to_ascii_lowercase().as_str() {
         "udp" => Protocol::Udp,
         "tcp" => Protocol::Tcp,
-        _ => return Err(JingleError::invalid(E, "protocol", proto)),
+        _ => return skip("unknown protocol"),
     };
-    let ty = xml::required(el, E, "type")?;
     let kind = match ty {
         "host" => CandidateType::Host,
         "srflx" => CandidateType::Srflx,
         "prflx" => CandidateType::Prflx,
         "relay" => CandidateType::Relay,
-        _ => return Err(JingleError::invalid(E, "type", ty)),
+        _ => return skip("unknown type"),
     };
-    let rel_addr = match xml::optional(el, "rel-addr") {
-        Some(v) => Some(parse_ip("rel-addr", v)?),
-        None => None,
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return skip("not a literal IP address");
     };
-    Ok(Candidate {
+    let rel_addr = xml::optional(el, "rel-addr").and_then(|v| v.parse::<IpAddr>().ok());
+    Ok(Some(Candidate {
         component,
         foundation,
         generation,
@@ -128,9 +140,9 @@ pub fn parse_candidate(el: &Element) -> Result<Candidate, JingleError> {
         protocol,
         kind,
         rel_addr,
-        rel_port: xml::number(el, E, "rel-port")?,
-        network: xml::number(el, E, "network")?,
-    })
+        rel_port: rel_addr.and(rel_port),
+        network,
+    }))
 }
 
 /// Builds `<transport xmlns='urn:xmpp:jingle:transports:ice-udp:1'>` in Jicofo's child order:

@@ -13,15 +13,20 @@
 //! answerer, which makes it ICE-controlled (JVB controls) and DTLS client (`setup:active`).
 //! The stack answers consent checks by itself; the RTCP receiver-report interceptor is
 //! registered so the bridge gets RRs. Packets are read per m-line by small tasks (`session`),
-//! converted (`rtp`) and handed over with `try_send`, never blocking the stack.
+//! stamped with the time the kernel received them (`stamp`: the stack reads the kernel's receive
+//! timestamp but does not pass it on), converted (`rtp`) and handed over with `try_send`,
+//! never blocking the stack. RED (RFC 2198)
+//! packets are handed over as they are; `red` splits them (the audio stage does).
 
 pub mod packet;
+pub mod red;
 
 mod error;
 mod rtp;
 mod sdp;
 mod session;
 mod slots;
+mod stamp;
 
 #[cfg(test)]
 mod tests;
@@ -50,6 +55,15 @@ pub struct MediaConfig {
     pub ice_keepalive_interval: Duration,
     /// How long local candidate gathering may take before `start` gives up.
     pub gather_timeout: Duration,
+    /// No RTP nor RTCP from the bridge for this long on a connected session that has
+    /// sources: the session is broken (the conference asks for a new one). Senders that are
+    /// muted still send RTCP sender reports, which the bridge forwards.
+    pub silence_timeout: Duration,
+    /// Kernel receive buffer to ask for on each session's socket (bytes): while jitape is
+    /// stalled, packets wait there (at about 1 KiB of kernel memory each), so it should
+    /// hold the lateness window of every speaker. Above `net.core.rmem_max` the kernel
+    /// grants it only to a process with CAP_NET_ADMIN.
+    pub recv_buffer: usize,
 }
 
 impl Default for MediaConfig {
@@ -61,6 +75,8 @@ impl Default for MediaConfig {
             ice_failed_timeout: Duration::from_secs(25),
             ice_keepalive_interval: Duration::from_secs(2),
             gather_timeout: Duration::from_secs(5),
+            recv_buffer: 4 << 20,
+            silence_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -40,6 +40,9 @@ pub(crate) struct OfferTemplate {
     first_section: String,
     /// The Opus payload type of the offer.
     pub(crate) opus_pt: u8,
+    /// The offer's RED (RFC 2198) of Opus, if any: listed on every m-line so the stack knows
+    /// the payload type (the audio stage unpacks it).
+    pub(crate) red_pt: Option<u8>,
     /// The negotiated RFC 6464 audio-level extension id, if offered.
     pub(crate) audio_level_id: Option<u8>,
     /// How many of the offer's candidates were usable (UDP, component 1).
@@ -86,9 +89,10 @@ impl OfferTemplate {
             fingerprint.value
         );
 
+        // Ids 15-255 need RFC 8285's two-byte form, which the stack reads as well.
         let audio_level_id = offer.description.audio_level_id();
         let mut first_section = format!("a=setup:{setup}\r\na=rtcp-mux\r\n");
-        if let Some(id) = audio_level_id.filter(|id| (1..=14).contains(id)) {
+        if let Some(id) = audio_level_id {
             let _ = write!(
                 first_section,
                 "a=extmap:{id} {}\r\n",
@@ -104,10 +108,16 @@ impl OfferTemplate {
         }
         first_section.push_str("a=end-of-candidates\r\n");
 
+        let red_pt = offer
+            .description
+            .red()
+            .map(|r| r.id)
+            .filter(|pt| *pt <= 127 && *pt != opus.id);
         Ok(Self {
             session_tail,
             first_section,
             opus_pt: opus.id,
+            red_pt,
             audio_level_id,
             usable_candidates,
         })
@@ -127,9 +137,13 @@ impl OfferTemplate {
         }
         sdp.push_str("\r\n");
         sdp.push_str(&self.session_tail);
+        let pts = match self.red_pt {
+            Some(red) => format!("{} {red}", self.opus_pt),
+            None => self.opus_pt.to_string(),
+        };
         for mid in 0..count {
             let pt = self.opus_pt;
-            let _ = write!(sdp, "m=audio 9 UDP/TLS/RTP/SAVPF {pt}\r\na=mid:{mid}\r\n");
+            let _ = write!(sdp, "m=audio 9 UDP/TLS/RTP/SAVPF {pts}\r\na=mid:{mid}\r\n");
             if mid == 0 {
                 sdp.push_str(&self.first_section);
             }
@@ -139,6 +153,12 @@ impl OfferTemplate {
                 (None, _) => "inactive",
             };
             let _ = write!(sdp, "a={direction}\r\na=rtpmap:{pt} opus/48000/2\r\n");
+            if let Some(red) = self.red_pt {
+                let _ = write!(
+                    sdp,
+                    "a=rtpmap:{red} red/48000/2\r\na=fmtp:{red} {pt}/{pt}\r\n"
+                );
+            }
             if let Some(ssrc) = ssrc {
                 let _ = write!(sdp, "a=ssrc:{ssrc} msid:{MSID_STREAM} s{mid}\r\n");
             }
@@ -448,6 +468,45 @@ mod tests {
         assert!(sdp.contains("a=setup:actpass"));
         assert!(sdp.contains("a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level"));
         assert_eq!(sdp.matches("a=ssrc:").count(), 2);
+    }
+
+    #[test]
+    fn red_and_two_byte_audio_level_ids_are_offered_to_the_stack() {
+        let mut o = offer();
+        o.description.payload_types.insert(
+            0,
+            PayloadType {
+                id: 112,
+                name: "red".into(),
+                clockrate: 48_000,
+                channels: 2,
+                parameters: vec![(String::new(), "111/111".into())],
+            },
+        );
+        o.description.header_extensions[0].id = 16;
+        let t = OfferTemplate::new(&o).expect("valid");
+        assert_eq!(
+            (t.opus_pt, t.red_pt, t.audio_level_id),
+            (111, Some(112), Some(16))
+        );
+        let sdp = t.render(&[Some(7), Some(9)], 1);
+        assert_eq!(
+            sdp.matches("m=audio 9 UDP/TLS/RTP/SAVPF 111 112\r\n")
+                .count(),
+            2
+        );
+        assert_eq!(
+            sdp.matches("a=rtpmap:112 red/48000/2\r\na=fmtp:112 111/111\r\n")
+                .count(),
+            2
+        );
+        assert!(sdp.contains("a=extmap:16 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n"));
+        assert!(sdp.contains("a=extmap-allow-mixed\r\n"));
+        // Without RED the m-lines carry Opus only.
+        let plain = OfferTemplate::new(&offer())
+            .expect("valid")
+            .render(&[Some(7)], 1);
+        assert!(!plain.contains("red") && plain.contains("SAVPF 111\r\n"));
     }
 
     #[test]

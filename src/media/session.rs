@@ -30,6 +30,7 @@ use crate::jingle::model::{AUDIO_LEVEL_URI, AudioOffer, IceTransport, Source};
 use super::rtp::{Counters, MediaCounters, SsrcGate, to_packet};
 use super::sdp::{LocalTransport, OfferTemplate, slot_of_track};
 use super::slots::SlotTable;
+use super::stamp::{ArrivalBook, StampingRuntime};
 use super::{MediaConfig, MediaError, MediaEvent, MediaState};
 
 /// A receive-only audio session with the bridge. Owned by one conference task.
@@ -52,6 +53,8 @@ struct Shared {
     counters: Counters,
     gates: Mutex<Vec<Arc<SsrcGate>>>,
     readers: Mutex<Vec<AbortHandle>>,
+    /// When each packet reached the machine (filled by the session's socket).
+    book: Arc<ArrivalBook>,
     audio_level_id: Option<u8>,
     span: Span,
 }
@@ -82,6 +85,7 @@ impl MediaSession {
             counters: Counters::default(),
             gates: Mutex::new(Vec::new()),
             readers: Mutex::new(Vec::new()),
+            book: Arc::new(ArrivalBook::default()),
             audio_level_id: template.audio_level_id,
             span: Span::current(),
         });
@@ -137,6 +141,12 @@ impl MediaSession {
             "sources renegotiated"
         );
         Ok(took)
+    }
+
+    /// RTP and RTCP datagrams received on the session's socket so far (any SSRC).
+    pub fn datagrams(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.shared.book.rtp.load(Relaxed) + self.shared.book.rtcp.load(Relaxed)
     }
 
     /// A snapshot of the receive counters.
@@ -289,6 +299,23 @@ async fn build_peer_connection(
             RtpCodecKind::Audio,
         )
         .map_err(MediaError::stack("register opus"))?;
+    if let Some(red) = template.red_pt {
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: "audio/red".to_owned(),
+                        clock_rate: 48_000,
+                        channels: 2,
+                        sdp_fmtp_line: format!("{0}/{0}", template.opus_pt),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: red,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(MediaError::stack("register red"))?;
+    }
     engine
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {
@@ -307,15 +334,30 @@ async fn build_peer_connection(
             Some(cfg.ice_keepalive_interval),
         )
         .build();
+    let runtime = StampingRuntime::new(Arc::clone(&shared.book), cfg.recv_buffer);
+    let granted = Arc::clone(&runtime.granted);
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(engine)
         .with_setting_engine(settings)
         .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
         .with_handler(Arc::new(Handler { shared }))
+        .with_runtime(Arc::new(runtime))
         .with_udp_addrs(vec![SocketAddr::new(cfg.bind, 0)])
         .build()
         .await
         .map_err(MediaError::stack("create the peer connection"))?;
+    // The kernel reports twice the size it was asked for (the doubling covers its own
+    // bookkeeping), so a full grant reads as 2 × recv_buffer.
+    let granted = granted.load(std::sync::atomic::Ordering::Relaxed) as usize / 2;
+    if granted < cfg.recv_buffer {
+        crate::util::log_limited(
+            "recv-buffer",
+            format_args!(
+                "the kernel granted a {granted}-byte UDP receive buffer of the {} asked for: a stall of jitape may overflow it; raise net.core.rmem_max (sysctl) or give jitape CAP_NET_ADMIN (README, \"UDP receive buffer\")",
+                cfg.recv_buffer
+            ),
+        );
+    }
     Ok(Arc::new(pc))
 }
 
@@ -368,8 +410,11 @@ async fn read_track(track: Arc<dyn TrackRemote>, gate: Arc<SsrcGate>, shared: Ar
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
-        // The async layer drops the core's socket timestamp; this is the earliest we see it.
-        let arrival = Instant::now();
+        // When the kernel received it; `now` only if the socket gave no timestamp.
+        let arrival = shared
+            .book
+            .take(packet.header.ssrc, packet.header.sequence_number)
+            .unwrap_or_else(Instant::now);
         Counters::bump(&counters.received, 1);
         if !gate.admits(packet.header.ssrc) {
             Counters::bump(&counters.filtered, 1);

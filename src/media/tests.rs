@@ -10,10 +10,13 @@ use tokio::sync::mpsc;
 
 use super::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaState, RtpPacket};
 use crate::jingle::model::{AudioOffer, Source};
-use crate::sim::bridge::{BridgeConfig, SimBridge, SpeakerScript, TalkWindow};
+use crate::sim::bridge::{BridgeConfig, SimBridge, SpeakerScript, TalkWindow, Wire};
 use crate::sim::netem::NetemConfig;
 use crate::sim::voice::tests::{decode, dominant};
 use crate::sim::voice::{Voice, default_tone_hz};
+
+#[path = "red_tests.rs"]
+mod red_tests;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -25,6 +28,8 @@ pub(crate) fn media_cfg() -> MediaConfig {
         ice_failed_timeout: Duration::from_millis(1500),
         ice_keepalive_interval: Duration::from_millis(300),
         gather_timeout: Duration::from_secs(5),
+        recv_buffer: 1 << 20,
+        silence_timeout: Duration::from_secs(60),
     }
 }
 
@@ -201,7 +206,10 @@ fn voices_window_start(i: usize) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_byte_extension_levels_are_parsed() {
     let cfg = BridgeConfig {
-        two_byte_extensions: true,
+        wire: Wire {
+            two_byte_extensions: true,
+            ..Wire::default()
+        },
         ..BridgeConfig::default()
     };
     let scripts = vec![speaker(0, vec![window(0, 200)])];
@@ -587,4 +595,76 @@ fn thread_count_does_not_grow_with_sessions() {
             l.bridge.close().await;
         }
     });
+}
+
+/// A packet's arrival is when the kernel received it, not when jitape got round to reading
+/// it: with jitape's runtime frozen for half a second (a stall: a busy CPU, a long page
+/// fault), the packets the bridge kept sending meanwhile still arrive 20 ms apart, not all
+/// at the moment jitape woke up.
+#[test]
+fn arrivals_are_the_kernels_receive_times_even_when_jitape_stalls() {
+    let bridge_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("bridge runtime");
+    let jitape_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("jitape runtime");
+    let scripts = vec![speaker(0, vec![window(0, 3000)])];
+    let (mut bridge, offer, sources) = bridge_rt
+        .block_on(SimBridge::allocate(BridgeConfig::default(), scripts))
+        .expect("allocate");
+    let (tx, mut rx) = mpsc::channel(4096);
+    let (session, transport) = jitape_rt
+        .block_on(MediaSession::start(&media_cfg(), &offer, &sources, tx))
+        .expect("media session");
+    bridge_rt
+        .block_on(bridge.accept(&transport))
+        .expect("accept");
+    // jitape's side (on this thread) and the bridge (on its own) connect.
+    let connected = jitape_rt.block_on(async {
+        tokio::time::timeout(ms(5000), async {
+            while let Some(event) = rx.recv().await {
+                if event == MediaEvent::State(MediaState::Connected) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+    });
+    assert_eq!(connected, Ok(true));
+    let epoch = Instant::now() + ms(100);
+    {
+        let _in_bridge_runtime = bridge_rt.enter();
+        bridge.start(epoch).expect("start");
+    }
+    // Let jitape read the first packets, then freeze it for 500 ms while the bridge sends.
+    let (before, _) = jitape_rt.block_on(collect(&mut rx, epoch + ms(400)));
+    let stall_start = Instant::now();
+    std::thread::sleep(ms(500));
+    let stall_end = Instant::now();
+    let (after, _) = jitape_rt.block_on(collect(&mut rx, stall_end + ms(300)));
+    assert!(!before.is_empty());
+    let stalled: Vec<Instant> = after
+        .iter()
+        .map(|p| p.arrival)
+        .filter(|t| *t > stall_start + ms(40) && *t < stall_end - ms(40))
+        .collect();
+    assert!(
+        stalled.len() >= 18,
+        "packets that reached the machine during the stall keep their arrival times: {} of ~25",
+        stalled.len()
+    );
+    for pair in stalled.windows(2) {
+        let gap = pair[1].saturating_duration_since(pair[0]);
+        assert!(
+            gap >= ms(10) && gap <= ms(30),
+            "arrivals 20 ms apart as sent, got {gap:?}"
+        );
+    }
+    jitape_rt.block_on(session.close());
+    bridge_rt.block_on(bridge.close());
 }

@@ -55,7 +55,7 @@ mod signal;
 
 use sender::{Control, Live, run_sender};
 pub use sender::{SentLog, SentSpeaker, SentWindow, WireFrames};
-pub(crate) use signal::jicofo_description;
+pub use signal::jicofo_description;
 use signal::{answer_sdp, transport_from_offer};
 
 /// Opus payload type, as Jicofo configures it.
@@ -72,8 +72,9 @@ pub struct BridgeConfig {
     /// m-lines allocated up front: the most speakers this bridge can ever announce.
     pub max_speakers: usize,
     pub netem: NetemConfig,
-    /// Send the audio level in the two-byte header extension form.
-    pub two_byte_extensions: bool,
+    /// Payload types, audio-level id and RED: Jicofo's codec configuration, in the offer and
+    /// on the wire.
+    pub wire: Wire,
     /// Seeds the SSRCs.
     pub seed: u64,
     /// Run this program as the bridge instead of the webrtc-rs one (see
@@ -87,12 +88,47 @@ impl Default for BridgeConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             max_speakers: 8,
             netem: NetemConfig::default(),
-            two_byte_extensions: false,
+            wire: Wire::default(),
             seed: 1,
             external: None,
         }
     }
 }
+
+/// What the offer says and the bridge sends with: Jicofo's `jicofo.codec` settings (Opus
+/// payload type, audio-level id) and whether this receiver's offer has RED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wire {
+    pub opus_pt: u8,
+    pub audio_level_id: u8,
+    /// Send the audio level in the two-byte header extension form (always for ids above 14).
+    pub two_byte_extensions: bool,
+    /// The offer has RED and the speakers send it: JVB then forwards RED as it comes
+    /// (docs/protocol.md, "Opus RED").
+    pub red: Option<RedSend>,
+}
+
+impl Default for Wire {
+    fn default() -> Self {
+        Self {
+            opus_pt: OPUS_PT,
+            audio_level_id: AUDIO_LEVEL_ID,
+            two_byte_extensions: false,
+            red: None,
+        }
+    }
+}
+
+/// RED as browsers send it: each packet repeats the `distance` packets before it (within
+/// the talk spurt), as RFC 2198 blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedSend {
+    pub pt: u8,
+    pub distance: u8,
+}
+
+/// Jicofo's default RED payload type (`jicofo.codec.audio.opus.red.pt`).
+pub const RED_PT: u8 = 112;
 
 /// One talk window, relative to the bridge's epoch: `start <= t < end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +195,7 @@ pub struct SimBridge {
     control: Option<mpsc::UnboundedSender<Control>>,
     sender: Option<tokio::task::JoinHandle<SentLog>>,
     state: watch::Receiver<RTCPeerConnectionState>,
-    two_byte: bool,
+    wire: Wire,
     accepted: bool,
 }
 
@@ -226,21 +262,22 @@ impl SimBridge {
             control: None,
             sender: None,
             state,
-            two_byte: cfg.two_byte_extensions,
+            wire: cfg.wire.clone(),
             accepted: false,
         };
+        // Jicofo gives the bridge's feedback source this msid (docs/protocol.md).
         let mut sources = vec![Source {
             ssrc: fresh_ssrc(),
             name: Some("jvb-a0".into()),
             owner: BRIDGE_OWNER.into(),
-            msid: None,
+            msid: Some("mixedmslabel mixedlabelaudio0".into()),
         }];
         for script in speakers {
             sources.push(bridge.add_speaker(script)?);
         }
         let offer = AudioOffer {
             content_name: "audio".into(),
-            description: jicofo_description(),
+            description: jicofo_description(&cfg.wire),
             transport,
         };
         info!(speakers = sources.len() - 1, "simulated bridge allocated");
@@ -249,7 +286,7 @@ impl SimBridge {
 
     /// Completes the bridge side with jitape's transport (from session-accept).
     pub async fn accept(&mut self, answer: &IceTransport) -> Result<(), BridgeError> {
-        let sdp = answer_sdp(answer, &self.mids)?;
+        let sdp = answer_sdp(answer, &self.mids, &self.wire)?;
         let mut desc = RTCSessionDescription::default();
         desc.sdp_type = RTCSdpType::Answer;
         desc.sdp = sdp;
@@ -301,7 +338,7 @@ impl SimBridge {
             wall_epoch,
             rx,
             live,
-            self.two_byte,
+            self.wire.clone(),
         )));
         self.control = Some(control);
         Ok(())
@@ -373,6 +410,11 @@ impl SimBridge {
         let _ = self.pc.close().await;
     }
 
+    /// Keeps the connection (consent, DTLS) but forwards no RTP or RTCP any more.
+    pub fn go_quiet(&mut self) {
+        self.link.set_media_stopped(true);
+    }
+
     /// What was sent so far (with what reached the wire).
     pub async fn sent(&self) -> SentLog {
         let Some(control) = &self.control else {
@@ -442,6 +484,16 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+fn red_codec(opus_pt: u8) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/red".to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: format!("{opus_pt}/{opus_pt}"),
+        rtcp_feedback: vec![],
+    }
+}
+
 async fn build_peer_connection(
     cfg: &BridgeConfig,
     link: Arc<NetemLink>,
@@ -453,12 +505,23 @@ async fn build_peer_connection(
         .register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: opus_codec(),
-                payload_type: OPUS_PT,
+                payload_type: cfg.wire.opus_pt,
             },
             RtpCodecKind::Audio,
         )
         .map_err(stack("register opus"))?;
-    // The first (only) registered extension gets id 1, Jicofo's audio-level id.
+    if let Some(red) = &cfg.wire.red {
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: red_codec(cfg.wire.opus_pt),
+                    payload_type: red.pt,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(stack("register red"))?;
+    }
+    // The id in the bridge's own offer is 1; the answer (Jicofo's id) decides the wire.
     engine
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::any_bridge::Bridge;
-use super::bridge::BridgeConfig;
+use super::bridge::{BridgeConfig, RED_PT, RedSend};
 use super::plan::{ConferencePlan, Disruption};
 use super::voice::Voice;
 use super::world::{ConferenceOutcome, SimError, SimInput, WorldSettings};
@@ -54,6 +54,8 @@ impl Event {
 
 pub(super) struct Session {
     pub(super) sid: String,
+    /// The id of the session-initiate IQ (its error reply ends the session).
+    pub(super) initiate_id: Option<String>,
     pub(super) bridge: Bridge,
     pub(super) bridge_session: BridgeSession,
     pub(super) accepted: bool,
@@ -81,11 +83,15 @@ pub struct SimConference {
     pub(super) focus_jid: String,
     pub(super) recorder: Option<String>,
     pub(super) recorder_json: bool,
+    /// jitape advertised `http://jitsi.org/opus-red` (and the plan's Jicofo offers RED).
+    pub(super) recorder_red: bool,
     pub(super) recorder_joins: Vec<Duration>,
     pub(super) recorder_leaves: Vec<Duration>,
     /// The focus is in the room (it leaves when no member is left, as Jicofo does).
     pub(super) focus_in: bool,
     pub(super) room_closed: Vec<Duration>,
+    /// Unusable offers sent so far (see `ConferencePlan::unusable_offers`).
+    pub(super) unusable_sent: u32,
     pub(super) pending_disco: Option<String>,
     pub(super) disco_done: bool,
     pub(super) session: Option<Session>,
@@ -156,10 +162,12 @@ impl SimConference {
             focus_jid,
             recorder: None,
             recorder_json: false,
+            recorder_red: false,
             recorder_joins: Vec::new(),
             recorder_leaves: Vec::new(),
             focus_in: false,
             room_closed: Vec::new(),
+            unusable_sent: 0,
             pending_disco: None,
             disco_done: false,
             session: None,
@@ -324,6 +332,16 @@ impl SimConference {
                     s.bridge.fail().await;
                 }
             }
+            Disruption::QuietBridge => {
+                if let Some(Session {
+                    bridge: Bridge::Sim(b),
+                    ..
+                }) = &mut self.session
+                {
+                    info!(room = %self.room, "simulated bridge stops forwarding");
+                    b.go_quiet();
+                }
+            }
             Disruption::MalformedJingle => self.send_malformed().await,
             Disruption::KickRecorder => self.kick_recorder().await,
             Disruption::P2pOffer(speaker) => self.offer_p2p(speaker).await,
@@ -368,10 +386,21 @@ impl SimConference {
             let kind = h.type_.clone().unwrap_or_default();
             self.probe_replies
                 .push((label, kind, stanza::error_condition(el)));
+        } else if h.is_type("error")
+            && h.id.is_some()
+            && self.session.as_ref().and_then(|s| s.initiate_id.as_ref()) == h.id.as_ref()
+        {
+            // Jicofo: an error answer to the offer expires the participant; no new invite
+            // until it joins again (`ParticipantInviteRunnable`).
+            info!(room = %self.room, "the recorder refused the offer; its participant is expired");
+            if let Some(s) = self.session.take() {
+                self.sent.push(s.bridge.close().await);
+            }
         } else if h.id.is_some() && h.id == self.pending_disco {
             self.pending_disco = None;
             self.disco_done = true;
             self.recorder_json = self.plan.json_sources && disco_has(el, JSON_SOURCES);
+            self.recorder_red = self.plan.offer.red_distance.is_some() && disco_has(el, OPUS_RED);
             if self.humans_present() > 0 {
                 self.start_session().await;
             }
@@ -381,7 +410,18 @@ impl SimConference {
     /// A bridge configuration for a new session.
     pub(super) fn bridge_config(&self) -> BridgeConfig {
         let stints: usize = self.plan.speakers.iter().map(|s| s.stints.len()).sum();
+        let mut wire = self.plan.bridge.wire.clone();
+        // Jicofo offers RED only to a receiver that asked for it; the bridge then forwards
+        // the senders' RED as it is (docs/protocol.md, "Opus RED").
+        wire.red = match self.plan.offer.red_distance {
+            Some(distance) if self.recorder_red => Some(RedSend {
+                pt: RED_PT,
+                distance,
+            }),
+            _ => None,
+        };
         BridgeConfig {
+            wire,
             max_speakers: stints.max(1) + 2,
             seed: self
                 .plan
@@ -394,6 +434,7 @@ impl SimConference {
 }
 
 const JSON_SOURCES: &str = "http://jitsi.org/json-encoded-sources";
+const OPUS_RED: &str = "http://jitsi.org/opus-red";
 
 fn disco_has(el: &Element, feature: &str) -> bool {
     el.get_child("query", stanza::NS_DISCO_INFO)

@@ -208,7 +208,8 @@ impl ExternalBridge {
             .map_err(|_| BridgeError::External(bridge.failure("exited before its offer")))?;
         let offer = AudioOffer {
             content_name: "audio".into(),
-            description: super::bridge::jicofo_description(),
+            // The other stack sends plain Opus (pt 111) with the audio level at id 1.
+            description: super::bridge::jicofo_description(&super::bridge::Wire::default()),
             transport: transport_of(offer),
         };
         info!(speakers = speakers.len(), "external bridge allocated");

@@ -57,8 +57,8 @@ const MALFORMED: &[(&str, &str)] = &[
         r#"<jingle xmlns="urn:xmpp:jingle:1" action="source-remove" sid="no-such-session"/>"#,
     ),
     (
-        "transport-replace with a hostname candidate",
-        r#"<jingle xmlns="urn:xmpp:jingle:1" action="transport-replace" sid="{sid}" initiator="focus"><content name="audio" creator="initiator"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description><transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u1" pwd="p1p1p1p1p1p1p1p1p1p1p1p1"><candidate component="1" foundation="1" generation="0" id="c1" ip="bridge.example" port="10000" priority="1" protocol="udp" type="host"/></transport></content></jingle>"#,
+        "transport-replace with a candidate port above 65535",
+        r#"<jingle xmlns="urn:xmpp:jingle:1" action="transport-replace" sid="{sid}" initiator="focus"><content name="audio" creator="initiator"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="audio"><payload-type id="111" name="opus" clockrate="48000" channels="2"/></description><transport xmlns="urn:xmpp:jingle:transports:ice-udp:1" ufrag="u1" pwd="p1p1p1p1p1p1p1p1p1p1p1p1"><candidate component="1" foundation="1" generation="0" id="c1" ip="192.0.2.1" port="70000" priority="1" protocol="udp" type="host"/></transport></content></jingle>"#,
     ),
     (
         "transport-info with a negative port",
@@ -198,25 +198,40 @@ impl SimConference {
         if let Some(old) = self.session.take() {
             self.sent.push(old.bridge.close().await);
         }
-        let Some((bridge, offer, sources, bridge_session)) = self.allocate().await else {
+        let Some((bridge, mut offer, sources, bridge_session)) = self.allocate().await else {
             return;
         };
+        if self.unusable_sent < self.plan.unusable_offers {
+            self.unusable_sent += 1;
+            info!(room = %self.room, "the focus offers only a codec the recorder cannot record");
+            offer.description.payload_types = vec![crate::jingle::model::PayloadType {
+                id: 0,
+                name: "PCMU".into(),
+                clockrate: 8000,
+                channels: 1,
+                parameters: Vec::new(),
+            }];
+        }
         let sid = format!("{:016x}", rand::random::<u64>());
-        let payload = jingle::session_initiate(
-            &sid,
-            &self.focus_jid,
-            &offer,
-            &sources,
-            &bridge_session,
-            self.recorder_json,
+        let payload = super::offer::decorate(
+            jingle::session_initiate(
+                &sid,
+                &self.focus_jid,
+                &offer,
+                &sources,
+                &bridge_session,
+                self.recorder_json,
+            ),
+            &self.plan.offer,
         );
+        let initiate_id = self.jingle_to_recorder(payload).await;
         self.session = Some(Session {
             sid,
+            initiate_id,
             bridge,
             bridge_session,
             accepted: false,
         });
-        self.jingle_to_recorder(payload).await;
     }
 
     async fn allocate(
@@ -231,7 +246,13 @@ impl SimConference {
             .filter_map(|i| self.present[i].map(|st| self.script(i, st)))
             .collect();
         match Bridge::allocate(self.bridge_config(), scripts).await {
-            Ok((bridge, offer, sources)) => {
+            Ok((bridge, offer, mut sources)) => {
+                // Jicofo keeps the synthetic translation sources in the conference's source
+                // map, so every full offer carries them.
+                let synthetic = super::offer::synthetic_sources(&sources, &self.plan.offer, || {
+                    rand::random_range(1..u32::MAX)
+                });
+                sources.extend(synthetic);
                 let bridge_session = BridgeSession {
                     id: format!("{:016x}", rand::random::<u64>()),
                     region: None,
@@ -270,23 +291,30 @@ impl SimConference {
             return;
         };
         info!(room = %self.room, "focus replaces the recorder's transport");
-        let payload = jingle::transport_replace(
-            &sid,
-            &self.focus_jid,
-            &offer,
-            &sources,
-            &bridge_session,
-            self.recorder_json,
+        let payload = super::offer::decorate(
+            jingle::transport_replace(
+                &sid,
+                &self.focus_jid,
+                &offer,
+                &sources,
+                &bridge_session,
+                self.recorder_json,
+            ),
+            &self.plan.offer,
         );
         if let Some(old) = self.session.replace(Session {
             sid,
+            initiate_id: None,
             bridge,
             bridge_session,
             accepted: false,
         }) {
             self.sent.push(old.bridge.close().await);
         }
-        self.jingle_to_recorder(payload).await;
+        let id = self.jingle_to_recorder(payload).await;
+        if let Some(s) = &mut self.session {
+            s.initiate_id = id;
+        }
     }
 
     pub(super) async fn send_malformed(&mut self) {
@@ -311,17 +339,17 @@ impl SimConference {
         }
     }
 
-    pub(super) async fn jingle_to_recorder(&mut self, payload: Element) {
-        let Some(nick) = self.recorder.clone() else {
-            return;
-        };
+    /// Sends a Jingle IQ to the recorder; returns its id.
+    pub(super) async fn jingle_to_recorder(&mut self, payload: Element) -> Option<String> {
+        let nick = self.recorder.clone()?;
         if self.focus_silent() {
-            return;
+            return None;
         }
         let id = self.id();
         let to = format!("{}/{nick}", self.room);
         let iq = stanza::iq("set", &self.focus_jid, &to, &id, payload);
         self.send(iq).await;
+        Some(id)
     }
 
     /// An IQ request from the room: jitape's Jingle to the focus (or to a human that offered

@@ -69,18 +69,23 @@ secret = "{RECORDER_SECRET}"
 muc_domains = ["{MUC_DOMAIN}"]
 reconnect_min = "100ms"
 reconnect_max = "2s"
-[media]
-bind = "127.0.0.1"
 [recording]
 dir = "{}"
 sample_rate = {sample_rate}
 {extra}
+{media}
 {http}
 "#,
         dir.display()
             .to_string()
             .replace('\\', "\\\\")
             .replace('"', "\\\""),
+        // Loopback media, unless the caller configures media itself (then with a bind).
+        media = if extra.contains("[media]") {
+            ""
+        } else {
+            "[media]\nbind = \"127.0.0.1\""
+        },
         // Any free port, unless the caller configures HTTP itself.
         http = if extra.contains("[http]") {
             ""
@@ -178,6 +183,16 @@ impl Loopback {
                 Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return Err(not_found()),
             }
         }
+    }
+
+    /// jitape's process-wide metrics.
+    pub fn metrics(&self) -> Option<std::sync::Arc<crate::metrics::Metrics>> {
+        self.app.as_ref().map(App::metrics)
+    }
+
+    /// A sender for control messages to jitape's router (record, stop, list).
+    pub fn control(&self) -> Option<tokio::sync::mpsc::Sender<crate::xmpp::router::Control>> {
+        self.app.as_ref().map(App::control)
     }
 
     /// Stop everything (jitape finalizes whatever it still records).

@@ -14,6 +14,7 @@ mod focus;
 pub mod loopback;
 pub mod muc;
 pub mod netem;
+pub mod offer;
 mod people;
 pub mod plan;
 pub mod router;

@@ -167,6 +167,9 @@ pub struct NetemLink {
     netem: Mutex<Netem>,
     vanished: AtomicBool,
     wire: Mutex<Vec<WirePacket>>,
+    /// Media (RTP and RTCP) stops; ICE consent and DTLS go on: a bridge that keeps the
+    /// connection but forwards nothing.
+    media_stopped: AtomicBool,
 }
 
 impl NetemLink {
@@ -175,6 +178,7 @@ impl NetemLink {
             netem: Mutex::new(Netem::new(cfg)),
             vanished: AtomicBool::new(false),
             wire: Mutex::new(Vec::new()),
+            media_stopped: AtomicBool::new(false),
         })
     }
 
@@ -193,6 +197,11 @@ impl NetemLink {
 
     pub fn is_vanished(&self) -> bool {
         self.vanished.load(Ordering::Acquire)
+    }
+
+    /// Stop (or resume) RTP and RTCP towards the peer; STUN and DTLS still pass.
+    pub fn set_media_stopped(&self, stopped: bool) {
+        self.media_stopped.store(stopped, Ordering::Release);
     }
 
     pub fn counters(&self) -> NetemCounters {
@@ -374,7 +383,13 @@ impl AsyncUdpSocket for NetemSocket {
         if rtp {
             self.link.note(transmit.contents, false);
         }
-        if self.link.is_vanished() {
+        if self.link.is_vanished()
+            || (self.link.media_stopped.load(Ordering::Acquire)
+                && transmit
+                    .contents
+                    .first()
+                    .is_some_and(|b| (128..=191).contains(b)))
+        {
             self.link.count_vanished();
             return Poll::Ready(Ok(len));
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::bridge::{BridgeConfig, TalkWindow};
 use super::netem::NetemConfig;
+use super::offer::OfferVariants;
 use super::voice::{Voice, VoiceError, default_tone_hz};
 
 /// What a simulated participant sounds like.
@@ -101,6 +102,9 @@ pub enum Disruption {
     /// The bridge drops dead (no packets, no terminate): jitape must notice and ask for a
     /// new session.
     FailBridge,
+    /// The bridge keeps the connection up (ICE consent, DTLS) but forwards nothing, no RTP
+    /// and no RTCP: jitape must notice the silence of a connected session.
+    QuietBridge,
     /// The focus sends jitape malformed Jingle (no transport, an unknown action, a bad
     /// SSRC); the replies are recorded in the outcome.
     MalformedJingle,
@@ -142,6 +146,13 @@ pub struct ConferencePlan {
     /// `<expired/>` (and is re-invited when a human returns).
     pub idle_timeout: Duration,
     pub bridge: BridgeConfig,
+    /// The focus's first this many offers carry no codec jitape can record (PCMU only, a
+    /// misconfigured deployment): jitape must refuse each, say so, and ask for another. Like
+    /// Jicofo, the focus then drops jitape as a participant and invites it again only when
+    /// it rejoins.
+    pub unusable_offers: u32,
+    /// What Jicofo puts in its offers beyond the defaults (RED, translations, extras).
+    pub offer: OfferVariants,
 }
 
 fn secs(s: f64) -> Duration {
@@ -169,6 +180,8 @@ impl ConferencePlan {
             bridge_keeps_leavers: false,
             idle_timeout: Duration::from_secs(20),
             bridge: BridgeConfig::default(),
+            unusable_offers: 0,
+            offer: OfferVariants::default(),
         }
     }
 

@@ -42,18 +42,19 @@ pub struct Voice {
 /// frame `k` at `[k, k + 1) × 20 ms − lookahead`; the first frame of a spurt holds silence
 /// there before its audio starts at `k × 20 ms`.
 pub fn lookahead() -> Result<std::time::Duration, VoiceError> {
-    let samples = encoder()?.get_lookahead()?;
+    let samples = encoder(true)?.get_lookahead()?;
     Ok(std::time::Duration::from_micros(
         u64::try_from(samples).unwrap_or(0) * 1_000_000 / u64::from(SAMPLE_RATE),
     ))
 }
 
-/// The encoder every voice is made with.
-fn encoder() -> Result<opus::Encoder, VoiceError> {
+/// The encoder every voice is made with (in-band FEC as the offer asks; the look-ahead does
+/// not depend on it).
+fn encoder(inband_fec: bool) -> Result<opus::Encoder, VoiceError> {
     let mut encoder =
         opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
     encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
-    encoder.set_inband_fec(true)?;
+    encoder.set_inband_fec(inband_fec)?;
     encoder.set_packet_loss_perc(10)?;
     Ok(encoder)
 }
@@ -120,10 +121,16 @@ impl Voice {
     /// Encodes 48 kHz mono PCM (padded with silence to whole frames) as a loop: once from a
     /// fresh encoder, then again with the encoder carrying on.
     pub fn from_pcm(pcm: &[f32]) -> Result<Voice, VoiceError> {
+        Voice::encode(pcm, true)
+    }
+
+    /// Encodes 48 kHz mono PCM with or without Opus in-band FEC (a browser codes FEC when
+    /// the offer says `useinbandfec=1`, which Jicofo leaves out when it enables RED).
+    pub fn encode(pcm: &[f32], inband_fec: bool) -> Result<Voice, VoiceError> {
         if pcm.is_empty() {
             return Err(VoiceError::Invalid("no audio"));
         }
-        let mut encoder = encoder()?;
+        let mut encoder = encoder(inband_fec)?;
         let mut out = vec![0u8; 1500];
         let mut encode = |chunk: &[f32]| -> Result<VoiceFrame, VoiceError> {
             let mut frame = [0f32; FRAME_SAMPLES];

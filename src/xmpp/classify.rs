@@ -24,6 +24,8 @@ pub struct RouterSettings {
     /// Our full JID in rooms (`rec@domain/instance`).
     pub our_jid: String,
     pub muc_domains: Vec<String>,
+    /// Advertise Opus RED in disco#info (`media.opus_red`).
+    pub opus_red: bool,
 }
 
 /// Prefix of the ids of our catch-up queries.
@@ -66,7 +68,7 @@ pub fn classify(s: &RouterSettings, el: &Element) -> Route {
         return Route::Drop("not addressed to our domain");
     };
     if h.is_iq_request()
-        && let Some(reply) = answer_component_iq(el)
+        && let Some(reply) = answer_component_iq(el, s.opus_red)
     {
         return Route::Reply(reply);
     }
@@ -96,13 +98,16 @@ pub fn classify(s: &RouterSettings, el: &Element) -> Route {
 /// Ping and disco#info are answered for any of our JIDs (the component domain and every
 /// occupant JID we use), immediately: Jicofo blocks a room's presence handling until our
 /// disco#info answer arrives.
-fn answer_component_iq(el: &Element) -> Option<Element> {
+fn answer_component_iq(el: &Element, opus_red: bool) -> Option<Element> {
     let p = stanza::payload(el)?;
     if el.attr("type") == Some("get") && p.is("ping", NS_PING) {
         return Some(stanza::iq_result(el, None));
     }
     if el.attr("type") == Some("get") && p.is("query", NS_DISCO_INFO) {
-        return Some(stanza::iq_result(el, Some(muc::disco_info(p.attr("node")))));
+        return Some(stanza::iq_result(
+            el,
+            Some(muc::disco_info(p.attr("node"), opus_red)),
+        ));
     }
     None
 }

@@ -7,6 +7,7 @@ fn settings() -> RouterSettings {
         domain: "rec.example".into(),
         our_jid: "rec@rec.example/i1".into(),
         muc_domains: vec!["muc.example".into()],
+        opus_red: true,
     }
 }
 

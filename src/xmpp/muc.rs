@@ -21,8 +21,12 @@ pub const FEATURE_JIGASI: &str = "http://jitsi.org/protocol/jigasi";
 pub const FEATURE_TRANSCRIBER: &str = "http://jitsi.org/protocol/transcriber";
 pub const FEATURE_JIBRI: &str = "http://jitsi.org/protocol/jibri";
 
+/// Asks Jicofo for Opus RED (RFC 2198) when its `codec.audio.opus.red.enabled` is on
+/// (docs/protocol.md, "Opus RED"); advertised unless `media.opus_red = false`.
+pub const FEATURE_OPUS_RED: &str = "http://jitsi.org/opus-red";
+
 /// The disco#info features of a receive-only, audio-only Jingle participant. No video, no
-/// SCTP, no `ssrc-rewriting-1` (see docs/protocol.md).
+/// SCTP, no `ssrc-rewriting-1` (see docs/protocol.md). [`FEATURE_OPUS_RED`] comes on top.
 pub const DISCO_FEATURES: &[&str] = &[
     "http://jabber.org/protocol/disco#info",
     "urn:xmpp:jingle:1",
@@ -38,9 +42,18 @@ pub const DISCO_FEATURES: &[&str] = &[
 
 const IDENTITY: (&str, &str, &str) = ("client", "bot", "jitape");
 
+/// Every disco#info feature we advertise.
+pub fn disco_features(opus_red: bool) -> Vec<&'static str> {
+    let mut features = DISCO_FEATURES.to_vec();
+    if opus_red {
+        features.push(FEATURE_OPUS_RED);
+    }
+    features
+}
+
 /// XEP-0115 verification string over our identity and features (SHA-1, base64).
-pub fn caps_ver() -> String {
-    let mut features: Vec<&str> = DISCO_FEATURES.to_vec();
+pub fn caps_ver(opus_red: bool) -> String {
+    let mut features = disco_features(opus_red);
     features.sort_unstable();
     let mut s = format!("{}/{}//{}<", IDENTITY.0, IDENTITY.1, IDENTITY.2);
     for f in features {
@@ -51,7 +64,7 @@ pub fn caps_ver() -> String {
 }
 
 /// The `<query/>` answering a disco#info request (echoing its `node`, if any).
-pub fn disco_info(node: Option<&str>) -> Element {
+pub fn disco_info(node: Option<&str>, opus_red: bool) -> Element {
     let mut q = Element::builder("query", NS_DISCO_INFO).append(
         Element::builder("identity", NS_DISCO_INFO)
             .set("category", IDENTITY.0)
@@ -62,10 +75,10 @@ pub fn disco_info(node: Option<&str>) -> Element {
     if let Some(n) = node {
         q = q.set("node", n);
     }
-    for f in DISCO_FEATURES {
+    for f in disco_features(opus_red) {
         q = q.append(
             Element::builder("feature", NS_DISCO_INFO)
-                .set("var", *f)
+                .set("var", f)
                 .build(),
         );
     }
@@ -88,6 +101,8 @@ pub struct JoinSpec<'a> {
     pub display_name: &'a str,
     pub features: &'a [String],
     pub password: Option<&'a str>,
+    /// Whether the caps (and so our disco#info) include [`FEATURE_OPUS_RED`].
+    pub opus_red: bool,
 }
 
 /// The MUC join presence (also used to re-assert presence after a reconnect).
@@ -120,7 +135,7 @@ pub fn join_presence(spec: &JoinSpec<'_>) -> Element {
             Element::builder("c", NS_CAPS)
                 .set("hash", "sha-1")
                 .set("node", CAPS_NODE)
-                .set("ver", caps_ver())
+                .set("ver", caps_ver(spec.opus_red))
                 .build(),
         )
         .append(
@@ -276,9 +291,15 @@ mod tests {
     #[test]
     fn caps_ver_matches_xep_0115_algorithm() {
         // Recompute by hand from the documented rule to pin the format.
-        let ver = caps_ver();
+        let ver = caps_ver(false);
         assert_eq!(ver.len(), 28, "base64 of 20 bytes");
-        let q = disco_info(Some("n#v"));
+        assert_ne!(caps_ver(true), ver, "the caps hash covers opus-red");
+        let red: Vec<_> = disco_info(None, true)
+            .children()
+            .filter_map(|c| c.attr("var").map(str::to_owned))
+            .collect();
+        assert!(red.iter().any(|v| v == FEATURE_OPUS_RED));
+        let q = disco_info(Some("n#v"), false);
         assert_eq!(q.attr("node"), Some("n#v"));
         let vars: Vec<_> = q.children().filter_map(|c| c.attr("var")).collect();
         assert!(vars.contains(&"urn:xmpp:jingle:apps:rtp:audio"));
@@ -299,6 +320,7 @@ mod tests {
             display_name: "Recorder",
             features: &features,
             password: None,
+            opus_red: true,
         });
         assert_eq!(p.attr("to"), Some("room@muc.example/jitape0a1b2c3d"));
         assert!(p.get_child("x", NS_MUC).is_some());

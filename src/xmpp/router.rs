@@ -24,6 +24,7 @@ use super::link::{DropReason, LinkEvent};
 use super::rooms::{self, Decision, Rooms, domain_of};
 use super::stanza::{self, Header, Jid};
 use super::tenant;
+use crate::conference::inbox::{Delivery, InboxSender};
 use crate::conference::machine::{EndReason, Input, RoomView};
 use crate::conference::roster::Classifier;
 use crate::conference::snapshot::ConferenceSnapshot;
@@ -51,6 +52,8 @@ pub enum Control {
     Ended { room: String, generation: u64 },
     /// Finalize everything and return. The reply is sent when all conferences ended.
     Shutdown { done: oneshot::Sender<()> },
+    /// jitape cannot carry every conference: end the newest one (reason `overload`).
+    Shed,
 }
 
 /// The answer to [`Control::Record`].
@@ -75,7 +78,7 @@ pub struct StartInfo {
 
 /// Starts conference tasks and finalizes recordings nobody continues.
 pub trait Spawn: Send {
-    fn spawn(&mut self, start: StartInfo) -> mpsc::Sender<Input>;
+    fn spawn(&mut self, start: StartInfo) -> InboxSender;
     /// Finalize an unfinished recording whose conference is over (without blocking).
     fn finalize(&mut self, u: Unfinished, reason: &'static str);
 }
@@ -95,6 +98,9 @@ pub struct RouterOptions {
     pub disk_ok: tokio::sync::watch::Receiver<bool>,
     /// At most this many conferences at once (`limits.max_conferences`).
     pub max_conferences: usize,
+    /// False while jitape is strained or overloaded (`crate::load`): no new recording
+    /// starts; when it turns true again, waiting rooms are recorded.
+    pub load_ok: tokio::sync::watch::Receiver<bool>,
     /// IQ requests per second (and burst) one sender may send (`limits.iq_rate`/`iq_burst`).
     pub iq_rate: u32,
     pub iq_burst: u32,
@@ -111,13 +117,14 @@ enum Module {
 }
 
 struct Entry {
-    inbox: mpsc::Sender<Input>,
+    inbox: InboxSender,
     generation: u64,
 }
 
 struct Router<S: Spawn> {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     disk_ok: tokio::sync::watch::Receiver<bool>,
+    load_ok: tokio::sync::watch::Receiver<bool>,
     /// Rooms refused while the disk was below its floor or at the conference limit:
     /// recorded when that clears.
     refused: std::collections::HashSet<String>,
@@ -151,6 +158,7 @@ pub async fn run(
     let mut r = Router {
         metrics: opts.metrics,
         disk_ok: opts.disk_ok,
+        load_ok: opts.load_ok,
         refused: std::collections::HashSet::new(),
         max_conferences: opts.max_conferences,
         iq_gate: IqGate::new(
@@ -195,6 +203,14 @@ pub async fn run(
                     return;
                 }
                 if *r.disk_ok.borrow_and_update() {
+                    r.record_waiting_rooms();
+                }
+            }
+            changed = r.load_ok.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *r.load_ok.borrow_and_update() {
                     r.record_waiting_rooms();
                 }
             }
@@ -482,6 +498,8 @@ impl<S: Spawn> Router<S> {
     fn start(&mut self, room: &str) -> RecordOutcome {
         let refusal = if !*self.disk_ok.borrow() {
             Some("the recording filesystem is below its floor or not writable".to_string())
+        } else if !*self.load_ok.borrow() {
+            Some("jitape is overloaded (see jitape_load_level)".to_string())
         } else if self.conferences.len() >= self.max_conferences {
             self.metrics.limit_conferences.inc();
             Some(format!(
@@ -558,7 +576,7 @@ impl<S: Spawn> Router<S> {
                 }
             }
             Control::List { reply } => {
-                let inboxes: Vec<(String, mpsc::Sender<Input>)> = self
+                let inboxes: Vec<(String, InboxSender)> = self
                     .conferences
                     .iter()
                     .map(|(room, e)| (room.clone(), e.inbox.clone()))
@@ -576,6 +594,18 @@ impl<S: Spawn> Router<S> {
                     if !self.refused.is_empty() && self.shutting_down.is_none() {
                         self.record_waiting_rooms();
                     }
+                }
+            }
+            Control::Shed => {
+                // The newest conference: the least recorded so far.
+                let newest = self
+                    .conferences
+                    .iter()
+                    .max_by_key(|(_, e)| e.generation)
+                    .map(|(room, e)| (room.clone(), e.inbox.clone()));
+                if let Some((room, inbox)) = newest {
+                    warn!(%room, "overloaded: ending this conference's recording to save the others");
+                    deliver(&room, &inbox, Input::Stop(EndReason::Overload));
                 }
             }
             Control::Shutdown { done } => {
@@ -610,13 +640,13 @@ impl<S: Spawn> Router<S> {
 }
 
 async fn collect_snapshots(
-    inboxes: Vec<(String, mpsc::Sender<Input>)>,
+    inboxes: Vec<(String, InboxSender)>,
     reply: oneshot::Sender<Vec<ConferenceSnapshot>>,
 ) {
     let mut out = Vec::with_capacity(inboxes.len());
     for (room, inbox) in inboxes {
         let (tx, rx) = oneshot::channel();
-        if inbox.send(Input::Snapshot(tx)).await.is_err() {
+        if inbox.deliver(Input::Snapshot(tx)) != Delivery::Delivered {
             continue;
         }
         match tokio::time::timeout(Duration::from_secs(2), rx).await {
@@ -628,15 +658,16 @@ async fn collect_snapshots(
     let _ = reply.send(out);
 }
 
-/// Hand an input to a conference without ever blocking the router on a slow one.
-fn deliver(room: &str, inbox: &mpsc::Sender<Input>, input: Input) {
-    if let Err(e) = inbox.try_send(input) {
-        match e {
-            mpsc::error::TrySendError::Full(_) => crate::util::log_limited(
-                "conference-inbox-full",
-                format_args!("conference {room} is not keeping up; input dropped"),
-            ),
-            mpsc::error::TrySendError::Closed(_) => debug!(%room, "conference already ended"),
-        }
+/// Hand an input to a conference without ever blocking the router on a slow one. Room
+/// traffic for a conference that does not keep up is dropped (and said); control inputs
+/// always get through.
+fn deliver(room: &str, inbox: &InboxSender, input: Input) {
+    match inbox.deliver(input) {
+        Delivery::Delivered => {}
+        Delivery::Full => crate::util::log_limited(
+            "conference-inbox-full",
+            format_args!("conference {room} is not keeping up; a stanza was dropped"),
+        ),
+        Delivery::Closed => debug!(%room, "conference already ended"),
     }
 }

@@ -560,8 +560,9 @@ pub fn cases() -> Vec<Case> {
                     "ip='jvb.example.com'",
                 )
             },
-            BAD,
-            Unchanged,
+            // A candidate jitape cannot use is skipped; the rest of the offer is taken.
+            Result,
+            Session(SID),
         ),
         case(
             "candidate",
@@ -575,8 +576,9 @@ pub fn cases() -> Vec<Case> {
                     "ip='6b1a8c3e.local'",
                 )
             },
-            BAD,
-            Unchanged,
+            // A candidate jitape cannot use is skipped; the rest of the offer is taken.
+            Result,
+            Session(SID),
         ),
         case(
             "candidate",
@@ -590,8 +592,9 @@ pub fn cases() -> Vec<Case> {
                     "ip='fe80::1%eth0'",
                 )
             },
-            BAD,
-            Unchanged,
+            // A candidate jitape cannot use is skipped; the rest of the offer is taken.
+            Result,
+            Session(SID),
         ),
         case(
             "candidate",
@@ -620,8 +623,9 @@ pub fn cases() -> Vec<Case> {
                     "protocol='sctp'",
                 )
             },
-            BAD,
-            Unchanged,
+            // A candidate jitape cannot use is skipped; the rest of the offer is taken.
+            Result,
+            Session(SID),
         ),
         case(
             "candidate",
@@ -635,8 +639,9 @@ pub fn cases() -> Vec<Case> {
                     "type='bogus'",
                 )
             },
-            BAD,
-            Unchanged,
+            // A candidate jitape cannot use is skipped; the rest of the offer is taken.
+            Result,
+            Session(SID),
         ),
         case(
             "candidate",
@@ -650,15 +655,17 @@ pub fn cases() -> Vec<Case> {
                     "ip='bridge.example'",
                 )
             },
-            BAD,
-            Unchanged,
+            // The candidate is skipped; the new session is taken.
+            Result,
+            Session("sid3"),
         ),
         case(
             "candidate",
             "hostname in a transport-info",
             Active,
             || hostile::transport_info_with(SID, "ip='127.0.0.1'", "ip='bridge.example'"),
-            BAD,
+            // The candidate is skipped; a transport-info is acked and changes nothing.
+            Result,
             Unchanged,
         ),
         // ---- odd presences ----

@@ -108,6 +108,8 @@ impl Sender {
         let mut enc = encoder();
         let mut out = Vec::new();
         let (mut seq, mut ts) = (self.seq0, self.ts0);
+        // Like a browser after silence (DTX), the first packet of a talk spurt is marked.
+        let mut sending = false;
         for k in 0.. {
             let sent = self.wall((k + 1) * FRAME as u64);
             if sent > self.end.as_secs_f64() {
@@ -119,14 +121,17 @@ impl Sender {
                 .unwrap_or_else(|e| panic!("encode: {e}"));
             let send = voiced || self.gaps == Gaps::SendSilence;
             if send {
-                out.push(packet(
+                let mut p = packet(
                     self.ssrc,
                     seq,
                     ts,
                     payload,
                     base + Duration::from_secs_f64(sent),
-                ));
+                );
+                p.marker = !sending;
+                out.push(p);
             }
+            sending = send;
             if send || matches!(self.gaps, Gaps::BridgeDrops) {
                 seq = seq.wrapping_add(1);
             }
@@ -259,7 +264,7 @@ pub fn drive(
         start_sample: tl.rendered_until(),
         ..Output::default()
     };
-    let last = base + until + tl.config().playout_delay;
+    let last = base + until + tl.config().late_window;
     let mut next = 0;
     let mut now = base;
     loop {

@@ -66,6 +66,45 @@ fn sources_beyond_the_limit_are_not_taken_and_the_focus_is_told() {
     );
 }
 
+/// Synthetic translation sources, the bridge's own and the repair SSRC of an audio FID
+/// group carry no media to jitape: no m-line, and no place in `max_sources`.
+#[test]
+fn sources_without_media_of_their_own_take_no_place() {
+    let mut h = limited(2);
+    let translation = |ssrc: u32, owner: &str, lang: &str| Source {
+        name: Some(format!("{owner}-a0.{lang}")),
+        msid: None,
+        ..src(ssrc, owner)
+    };
+    let offer = vec![
+        src(1, "a1b2c3d4"),
+        translation(11, "a1b2c3d4", "es"),
+        translation(12, "a1b2c3d4", "fr"),
+        src(2, "e5f6a7b8"),
+        translation(21, "e5f6a7b8", "es"),
+        Source {
+            name: Some("jvb-a0".into()),
+            ..src(99, "jvb")
+        },
+    ];
+    let a = h.stanza(iq_from("focus", "init", initiate("sid1", &offer)));
+    assert_eq!(sent(&a)[0].attr("type"), Some("result"));
+    assert!(!a.contains(&Action::SourceLimitHit), "{a:?}");
+    let ssrcs = |h: &Harness| h.m.sources().iter().map(|s| s.ssrc).collect::<Vec<_>>();
+    assert_eq!(ssrcs(&h), [1, 2]);
+    // An FID group's repair SSRC in a source-add (JSON form) takes no place either.
+    let mut add = crate::jingle::source_add("sid1", &[], true);
+    add.remove_child("json-message", crate::jingle::ns::JITMEET);
+    add.append_child(
+        Element::builder("json-message", crate::jingle::ns::JITMEET)
+            .append(r#"{"sources":{"e5f6a7b8":[[],[],[{"s":2},{"s":3}],[["f",2,3]]]}}"#)
+            .build(),
+    );
+    let a = h.stanza(iq_from("focus", "add", add));
+    assert_eq!(sent(&a)[0].attr("type"), Some("result"), "{a:?}");
+    assert_eq!(ssrcs(&h), [1, 2]);
+}
+
 #[test]
 fn a_focus_that_never_answers_our_iqs_does_not_grow_our_pending_map() {
     let mut h = Harness::in_session();
@@ -85,6 +124,7 @@ fn a_focus_that_never_answers_our_iqs_does_not_grow_our_pending_map() {
         h.input(Input::MediaFailed {
             sid,
             reason: "ice".into(),
+            silent: false,
         });
     }
     assert!(h.m.pending.len() <= MAX_PENDING, "{}", h.m.pending.len());
@@ -97,6 +137,7 @@ fn a_silent_focus_gets_rejoins_with_backoff_and_the_recording_goes_on() {
     h.input(Input::MediaFailed {
         sid: "sid1".into(),
         reason: "ice".into(),
+        silent: false,
     });
     let mut joins = Vec::new();
     let start = h.now;

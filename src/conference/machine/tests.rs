@@ -27,6 +27,7 @@ fn settings() -> Settings {
         max_duration: Duration::from_secs(6 * 3600),
         room_status_timeout: Duration::from_secs(15),
         max_sources: 1000,
+        opus_red: true,
     }
 }
 
@@ -550,6 +551,7 @@ fn media_failure_requests_a_restart_within_jicofos_rate_limit() {
     let a = h.input(Input::MediaFailed {
         sid: "sid1".into(),
         reason: "ice".into(),
+        silent: false,
     });
     let req = sent(&a)[0];
     let j = jingle_of(req);
@@ -570,6 +572,7 @@ fn media_failure_requests_a_restart_within_jicofos_rate_limit() {
     let a = h.input(Input::MediaFailed {
         sid: "sid2".into(),
         reason: "ice".into(),
+        silent: false,
     });
     assert!(sent(&a).is_empty(), "rate-limited");
     let (at, timer) = h.m.next_deadline().unwrap();
@@ -816,6 +819,7 @@ fn a_refused_restart_request_leads_to_a_rejoin() {
     let a = h.input(Input::MediaFailed {
         sid: "sid1".into(),
         reason: "ice".into(),
+        silent: false,
     });
     let req = sent(&a)[0].clone();
     let id = req.attr("id").unwrap().to_string();

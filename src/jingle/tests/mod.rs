@@ -1,13 +1,14 @@
 //! Tests of the Jingle module: every reference stanza parsed field by field (`fixtures`), the
 //! builders reproducing the reference stanzas exactly (`shape`), parse ∘ build round trips
-//! (`roundtrip`), a table of hostile input (`malformed`) and systematic mutation of the
-//! reference stanzas (`mutation`).
+//! (`roundtrip`), a table of hostile input (`malformed`), systematic mutation of the
+//! reference stanzas (`mutation`) and every variant Jicofo can send (`variants`).
 
 mod fixtures;
 mod malformed;
 mod mutation;
 mod roundtrip;
 mod shape;
+mod variants;
 
 use minidom::{Element, Node};
 
@@ -40,7 +41,7 @@ pub(super) fn nth(xml: &str, n: usize) -> Element {
 
 /// minidom (rxml) refuses XML comments, as XMPP's restricted XML does; the fixtures keep
 /// theirs as documentation, so they are cut out before parsing.
-fn strip_comments(xml: &str) -> String {
+pub(super) fn strip_comments(xml: &str) -> String {
     let mut out = String::with_capacity(xml.len());
     let mut rest = xml;
     while let Some(start) = rest.find("<!--") {

@@ -17,7 +17,8 @@ use tracing::{trace, warn};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
-use super::{AUDIO_LEVEL_ID, OPUS_PT, SpeakerScript, TalkWindow};
+use super::{SpeakerScript, TalkWindow, Wire};
+use crate::media::red::{self, RedBlock};
 use crate::sim::netem::WirePacket;
 
 /// One packet period.
@@ -157,6 +158,8 @@ pub(crate) struct Live {
     active: bool,
     /// The window being sent and the tick it started at.
     spurt: Option<(usize, u64)>,
+    /// The spurt's last frames (timestamp, Opus payload), newest last: RED's redundancy.
+    recent: std::collections::VecDeque<(u32, Bytes)>,
     log: SentSpeaker,
 }
 
@@ -177,6 +180,7 @@ impl Live {
             ts_base,
             active: true,
             spurt: None,
+            recent: std::collections::VecDeque::new(),
             log,
         }
     }
@@ -186,7 +190,7 @@ impl Live {
     }
 
     /// The packet for tick `k`, if the speaker talks then.
-    fn packet(&mut self, k: u64, two_byte: bool) -> Option<rtp::Packet> {
+    fn packet(&mut self, k: u64, wire: &Wire) -> Option<rtp::Packet> {
         let t = TICK.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
         let window = self
             .script
@@ -200,6 +204,7 @@ impl Live {
         let new_spurt = self.spurt.is_none_or(|(w, _)| w != window);
         if new_spurt {
             self.spurt = Some((window, k));
+            self.recent.clear();
         }
         let start = self.spurt.map_or(k, |(_, start)| start);
         let frame = self
@@ -208,24 +213,46 @@ impl Live {
             .frame(usize::try_from(k - start).unwrap_or(0));
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
+        let timestamp = self
+            .ts_base
+            .wrapping_add((k as u32).wrapping_mul(TS_PER_TICK));
+        let (payload_type, payload) = match &wire.red {
+            None => (wire.opus_pt, frame.opus.clone()),
+            Some(r) => {
+                let blocks: Vec<RedBlock<'_>> = self
+                    .recent
+                    .iter()
+                    .map(|(ts, data)| RedBlock {
+                        pt: wire.opus_pt,
+                        ts_offset: timestamp.wrapping_sub(*ts),
+                        data,
+                    })
+                    .collect();
+                let payload = red::build(&blocks, wire.opus_pt, &frame.opus);
+                self.recent.push_back((timestamp, frame.opus.clone()));
+                while self.recent.len() > usize::from(r.distance) {
+                    self.recent.pop_front();
+                }
+                (r.pt, Bytes::from(payload))
+            }
+        };
+        let two_byte = wire.two_byte_extensions || wire.audio_level_id > 14;
         Some(rtp::Packet {
             header: rtp::Header {
                 version: 2,
                 padding: false,
                 extension: true,
                 marker: new_spurt,
-                payload_type: OPUS_PT,
+                payload_type,
                 sequence_number: seq,
-                timestamp: self
-                    .ts_base
-                    .wrapping_add((k as u32).wrapping_mul(TS_PER_TICK)),
+                timestamp,
                 ssrc: self.log.ssrc,
                 csrc: vec![],
                 extension_profile: if two_byte { 0x1000 } else { 0xBEDE },
-                extensions: vec![level_extension(frame.level, true)],
+                extensions: vec![level_extension(wire.audio_level_id, frame.level, true)],
                 extensions_padding: 0,
             },
-            payload: frame.opus.clone(),
+            payload,
         })
     }
 
@@ -257,9 +284,9 @@ impl Live {
 }
 
 /// The RFC 6464 header extension for one level.
-fn level_extension(level: u8, voice: bool) -> rtp::header::Extension {
+fn level_extension(id: u8, level: u8, voice: bool) -> rtp::header::Extension {
     rtp::header::Extension {
-        id: AUDIO_LEVEL_ID,
+        id,
         payload: Bytes::from(vec![(level & 0x7f) | if voice { 0x80 } else { 0 }]),
     }
 }
@@ -270,7 +297,7 @@ pub(crate) async fn run_sender(
     wall_epoch: SystemTime,
     mut control: mpsc::UnboundedReceiver<Control>,
     mut live: Vec<Live>,
-    two_byte: bool,
+    wire: Wire,
 ) -> SentLog {
     let mut next: u64 = 0;
     let mut skipped = 0;
@@ -299,7 +326,7 @@ pub(crate) async fn run_sender(
                     skipped += behind - MAX_BURST;
                     next += behind - MAX_BURST;
                 }
-                send_tick(&mut live, next, two_byte).await;
+                send_tick(&mut live, next, &wire).await;
                 next += 1;
             }
         }
@@ -307,9 +334,9 @@ pub(crate) async fn run_sender(
     log(&live, skipped, wall_epoch)
 }
 
-async fn send_tick(live: &mut [Live], k: u64, two_byte: bool) {
+async fn send_tick(live: &mut [Live], k: u64, wire: &Wire) {
     for speaker in live.iter_mut().filter(|l| l.active) {
-        let Some(packet) = speaker.packet(k, two_byte) else {
+        let Some(packet) = speaker.packet(k, wire) else {
             continue;
         };
         let seq = packet.header.sequence_number;
@@ -379,7 +406,7 @@ mod tests {
             },
         ]);
         let sent: Vec<(u64, rtp::Packet)> = (0..15)
-            .filter_map(|k| l.packet(k, false).map(|p| (k, p)))
+            .filter_map(|k| l.packet(k, &Wire::default()).map(|p| (k, p)))
             .collect();
         let ticks: Vec<u64> = sent.iter().map(|(k, _)| *k).collect();
         assert_eq!(ticks, vec![0, 1, 2, 10, 11]);
@@ -402,7 +429,11 @@ mod tests {
         assert_eq!(markers, vec![true, false, false, true, false]);
         assert!(p.iter().all(|p| p.header.ssrc == 0x1234_5678));
         assert_eq!(p[0].header.extension_profile, 0xBEDE);
-        assert_eq!(p[0].header.extensions[0].id, AUDIO_LEVEL_ID);
+        assert_eq!(p[0].header.extensions[0].id, super::super::AUDIO_LEVEL_ID);
+        assert!(
+            p.iter()
+                .all(|p| p.header.payload_type == super::super::OPUS_PT)
+        );
         assert!(
             p[0].header.extensions[0].payload[0] & 0x80 != 0,
             "voice flag set"
@@ -438,18 +469,86 @@ mod tests {
     }
 
     #[test]
+    fn red_repeats_the_spurts_previous_frames_like_a_browser() {
+        let mut l = live(vec![
+            TalkWindow {
+                start: ms(0),
+                end: ms(80),
+            },
+            TalkWindow {
+                start: ms(200),
+                end: ms(240),
+            },
+        ]);
+        let wire = Wire {
+            opus_pt: 109,
+            audio_level_id: 16,
+            red: Some(super::super::RedSend {
+                pt: 112,
+                distance: 2,
+            }),
+            ..Wire::default()
+        };
+        let sent: Vec<rtp::Packet> = (0..15).filter_map(|k| l.packet(k, &wire)).collect();
+        assert_eq!(sent.len(), 6);
+        let mut opus = Vec::new();
+        for p in &sent {
+            assert_eq!(p.header.payload_type, 112);
+            assert_eq!(p.header.extension_profile, 0x1000, "id 16 needs two bytes");
+            assert_eq!(p.header.extensions[0].id, 16);
+            let r = red::parse(&p.payload).expect("RED");
+            assert_eq!(r.primary_pt, 109);
+            let blocks: Vec<(u32, &[u8])> =
+                r.redundant.iter().map(|b| (b.ts_offset, b.data)).collect();
+            opus.push((
+                r.primary.to_vec(),
+                blocks
+                    .iter()
+                    .map(|(o, d)| (*o, d.to_vec()))
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        let offsets: Vec<Vec<u32>> = opus
+            .iter()
+            .map(|(_, b)| b.iter().map(|(o, _)| *o).collect())
+            .collect();
+        // Within a spurt: none, then one, then the two previous frames, oldest first; a new
+        // spurt starts without redundancy.
+        assert_eq!(
+            offsets,
+            [
+                vec![],
+                vec![960],
+                vec![1920, 960],
+                vec![1920, 960],
+                vec![],
+                vec![960]
+            ]
+        );
+        assert_eq!(
+            opus[2].1[0].1, opus[0].0,
+            "the oldest block repeats two frames back"
+        );
+        assert_eq!(opus[2].1[1].1, opus[1].0);
+    }
+
+    #[test]
     fn records_first_and_last_packet_per_window() {
         let mut l = live(vec![TalkWindow {
             start: ms(0),
             end: ms(60),
         }]);
         let t0 = SystemTime::UNIX_EPOCH;
+        let wire = Wire {
+            two_byte_extensions: true,
+            ..Wire::default()
+        };
         for k in 0..3 {
-            let p = l.packet(k, true).expect("talking");
+            let p = l.packet(k, &wire).expect("talking");
             assert_eq!(p.header.extension_profile, 0x1000);
             l.record(p.header.sequence_number, k, t0 + ms(k * 20));
         }
-        assert!(l.packet(3, true).is_none());
+        assert!(l.packet(3, &wire).is_none());
         let w = &l.log.windows[0];
         assert_eq!(w.packets, 3);
         assert_eq!(w.last_seq, w.first_seq.wrapping_add(2));

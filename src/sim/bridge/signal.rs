@@ -1,6 +1,8 @@
 //! The simulated bridge's signalling: what it tells Jicofo (the session-initiate's audio
 //! description and transport, read from its own SDP offer) and the SDP answer it builds from
-//! jitape's transport (what Jicofo forwards from session-accept).
+//! jitape's transport (what Jicofo forwards from session-accept). Payload types and the
+//! audio-level id are Jicofo's configuration ([`Wire`]); the answer decides what the bridge's
+//! stack sends with.
 
 use std::fmt::Write as _;
 
@@ -9,32 +11,45 @@ use crate::jingle::model::{
     PayloadType, Protocol, RtpDescription, Setup,
 };
 
-use super::{AUDIO_LEVEL_ID, BridgeError, OPUS_FMTP, OPUS_PT};
+use super::{BridgeError, OPUS_FMTP, Wire};
 
-/// The audio description Jicofo sends with its default codec configuration.
-pub(crate) fn jicofo_description() -> RtpDescription {
+/// The audio description Jicofo sends (`CodecUtil.kt`, docs/protocol.md): RED first if it
+/// offers RED (then without `useinbandfec`), Opus, telephone-event; audio level.
+pub fn jicofo_description(wire: &Wire) -> RtpDescription {
+    let opus = wire.opus_pt;
+    let mut opus_parameters = vec![("minptime".into(), "10".into())];
+    if wire.red.is_none() {
+        opus_parameters.push(("useinbandfec".into(), "1".into()));
+    }
+    let mut payload_types: Vec<PayloadType> = wire
+        .red
+        .iter()
+        .map(|red| PayloadType {
+            id: red.pt,
+            name: "red".into(),
+            clockrate: 48_000,
+            channels: 2,
+            parameters: vec![(String::new(), format!("{opus}/{opus}"))],
+        })
+        .collect();
+    payload_types.push(PayloadType {
+        id: opus,
+        name: "opus".into(),
+        clockrate: 48_000,
+        channels: 2,
+        parameters: opus_parameters,
+    });
+    payload_types.push(PayloadType {
+        id: 126,
+        name: "telephone-event".into(),
+        clockrate: 8_000,
+        channels: 1,
+        parameters: vec![],
+    });
     RtpDescription {
-        payload_types: vec![
-            PayloadType {
-                id: OPUS_PT,
-                name: "opus".into(),
-                clockrate: 48_000,
-                channels: 2,
-                parameters: vec![
-                    ("minptime".into(), "10".into()),
-                    ("useinbandfec".into(), "1".into()),
-                ],
-            },
-            PayloadType {
-                id: 126,
-                name: "telephone-event".into(),
-                clockrate: 8_000,
-                channels: 1,
-                parameters: vec![],
-            },
-        ],
+        payload_types,
         header_extensions: vec![HeaderExtension {
-            id: AUDIO_LEVEL_ID,
+            id: wire.audio_level_id,
             uri: AUDIO_LEVEL_URI.into(),
         }],
         extmap_allow_mixed: true,
@@ -68,12 +83,6 @@ pub(super) fn transport_from_offer(sdp: &str) -> Result<(IceTransport, Vec<Strin
                 });
             }
             "candidate" => t.candidates.extend(parse_host_candidate(value)),
-            "extmap"
-                if value.ends_with(AUDIO_LEVEL_URI)
-                    && !value.starts_with(&format!("{AUDIO_LEVEL_ID} ")) =>
-            {
-                return Err(bad("audio-level at id 1"));
-            }
             _ => {}
         }
     }
@@ -114,8 +123,13 @@ fn parse_host_candidate(value: &str) -> Option<Candidate> {
     }
 }
 
-/// The SDP answer the bridge applies, built from jitape's transport and the bridge's mids.
-pub(super) fn answer_sdp(answer: &IceTransport, mids: &[String]) -> Result<String, BridgeError> {
+/// The SDP answer the bridge applies, built from jitape's transport and the bridge's mids,
+/// with the payload types and audio-level id of `wire` (what Jicofo offered).
+pub(super) fn answer_sdp(
+    answer: &IceTransport,
+    mids: &[String],
+    wire: &Wire,
+) -> Result<String, BridgeError> {
     let fp = answer
         .fingerprints
         .first()
@@ -142,13 +156,25 @@ pub(super) fn answer_sdp(answer: &IceTransport, mids: &[String]) -> Result<Strin
         fp.hash,
         fp.value
     );
+    let (opus, level) = (wire.opus_pt, wire.audio_level_id);
+    let pts = match &wire.red {
+        Some(red) => format!("{opus} {}", red.pt),
+        None => opus.to_string(),
+    };
     for (i, mid) in mids.iter().enumerate() {
         let _ = write!(
             sdp,
-            "m=audio 9 UDP/TLS/RTP/SAVPF {OPUS_PT}\r\na=mid:{mid}\r\na=setup:{setup}\r\n\
-             a=rtcp-mux\r\na=recvonly\r\na=rtpmap:{OPUS_PT} opus/48000/2\r\n\
-             a=fmtp:{OPUS_PT} {OPUS_FMTP}\r\na=extmap:{AUDIO_LEVEL_ID} {AUDIO_LEVEL_URI}\r\n"
+            "m=audio 9 UDP/TLS/RTP/SAVPF {pts}\r\na=mid:{mid}\r\na=setup:{setup}\r\n\
+             a=rtcp-mux\r\na=recvonly\r\na=rtpmap:{opus} opus/48000/2\r\n\
+             a=fmtp:{opus} {OPUS_FMTP}\r\na=extmap:{level} {AUDIO_LEVEL_URI}\r\n"
         );
+        if let Some(red) = &wire.red {
+            let _ = write!(
+                sdp,
+                "a=rtpmap:{0} red/48000/2\r\na=fmtp:{0} {opus}/{opus}\r\n",
+                red.pt
+            );
+        }
         if i == 0 {
             for c in answer
                 .candidates
@@ -206,7 +232,8 @@ mod tests {
 
     #[test]
     fn the_answer_mirrors_the_mids_and_carries_jitapes_transport() {
-        let sdp = answer_sdp(&transport(), &["0".into(), "1".into()]).expect("answer");
+        let sdp =
+            answer_sdp(&transport(), &["0".into(), "1".into()], &Wire::default()).expect("answer");
         assert!(sdp.contains("a=group:BUNDLE 0 1\r\n"));
         assert_eq!(sdp.matches("a=recvonly").count(), 2);
         assert!(sdp.contains("a=setup:active"));
@@ -218,10 +245,10 @@ mod tests {
     fn an_answer_that_would_inject_lines_is_refused() {
         let mut t = transport();
         t.pwd = "x\r\na=evil".into();
-        assert!(answer_sdp(&t, &["0".into()]).is_err());
+        assert!(answer_sdp(&t, &["0".into()], &Wire::default()).is_err());
         let mut t = transport();
         t.fingerprints[0].setup = Setup::Actpass;
-        assert!(answer_sdp(&t, &["0".into()]).is_err());
+        assert!(answer_sdp(&t, &["0".into()], &Wire::default()).is_err());
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! A conference's inbox, in two lanes: room traffic (stanzas), which a flood may fill and
+//! which is then dropped and counted, and control (link up/down, what the router knows of
+//! the room, stop, shutdown, snapshot requests), which is never dropped: a conference that
+//! cannot keep up with its room still hears that it must stop.
+//!
+//! In: [`Input`]s from the router. Out: the same, control first, to the conference task.
+
+use tokio::sync::mpsc;
+
+use super::machine::Input;
+
+/// The router's end.
+#[derive(Debug, Clone)]
+pub struct InboxSender {
+    stanzas: mpsc::Sender<Input>,
+    control: mpsc::UnboundedSender<Input>,
+}
+
+/// The conference task's end.
+#[derive(Debug)]
+pub struct Inbox {
+    stanzas: mpsc::Receiver<Input>,
+    control: mpsc::UnboundedReceiver<Input>,
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// Room traffic dropped: the conference's stanza lane is full.
+    Full,
+    /// The conference has ended.
+    Closed,
+}
+
+/// An inbox whose stanza lane holds `capacity` stanzas.
+pub fn inbox(capacity: usize) -> (InboxSender, Inbox) {
+    let (stanzas_tx, stanzas) = mpsc::channel(capacity.max(1));
+    let (control_tx, control) = mpsc::unbounded_channel();
+    (
+        InboxSender {
+            stanzas: stanzas_tx,
+            control: control_tx,
+        },
+        Inbox { stanzas, control },
+    )
+}
+
+impl InboxSender {
+    /// Hands `input` over without waiting: stanzas go to the bounded lane, everything else
+    /// to the control lane, which always takes it.
+    pub fn deliver(&self, input: Input) -> Delivery {
+        match input {
+            Input::Stanza(_) => match self.stanzas.try_send(input) {
+                Ok(()) => Delivery::Delivered,
+                Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
+                Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+            },
+            other => match self.control.send(other) {
+                Ok(()) => Delivery::Delivered,
+                Err(_) => Delivery::Closed,
+            },
+        }
+    }
+}
+
+impl Inbox {
+    /// The next input, control first. `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Input> {
+        tokio::select! {
+            biased;
+            Some(c) = self.control.recv() => Some(c),
+            Some(s) = self.stanzas.recv() => Some(s),
+            else => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::machine::EndReason;
+
+    fn stanza() -> Input {
+        Input::Stanza(
+            "<presence xmlns='jabber:component:accept'/>"
+                .parse()
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stop_reaches_a_conference_whose_inbox_is_full_and_comes_first() {
+        let (tx, mut rx) = inbox(4);
+        for _ in 0..4 {
+            assert_eq!(tx.deliver(stanza()), Delivery::Delivered);
+        }
+        assert_eq!(tx.deliver(stanza()), Delivery::Full, "a flood is cut");
+        assert_eq!(
+            tx.deliver(Input::Stop(EndReason::Stopped)),
+            Delivery::Delivered
+        );
+        assert_eq!(tx.deliver(Input::LinkDown), Delivery::Delivered);
+        assert!(matches!(
+            rx.recv().await,
+            Some(Input::Stop(EndReason::Stopped))
+        ));
+        assert!(matches!(rx.recv().await, Some(Input::LinkDown)));
+        for _ in 0..4 {
+            assert!(matches!(rx.recv().await, Some(Input::Stanza(_))));
+        }
+        drop(tx);
+        assert!(rx.recv().await.is_none());
+    }
+}

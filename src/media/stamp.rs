@@ -1,0 +1,353 @@
+//! When each RTP packet reached the machine: the kernel's receive timestamp, not the moment
+//! jitape got round to reading it. A recorder's timeline anchors talk spurts on arrival
+//! times; stamping them when the track reader runs would turn jitape's own scheduling delay
+//! (a busy CPU, a stall) into misplaced audio.
+//!
+//! webrtc-rs reads its UDP sockets through `quinn-udp`, which asks the kernel for
+//! `SO_TIMESTAMPNS` and reports each datagram's receive time in `RecvMeta::timestamp`, but
+//! its driver drops that value. [`StampingRuntime`] is the tokio runtime webrtc-rs already
+//! uses, except that each UDP socket it wraps also notes, for every RTP datagram, its
+//! (SSRC, sequence number) — clear text in SRTP — with that receive time in the session's
+//! [`ArrivalBook`]. The track readers take the time back out by (SSRC, sequence number).
+//! It also gives the socket a receive buffer sized for the lateness window, so a stall of
+//! jitape does not overflow the kernel's queue.
+//!
+//! In: datagrams as the kernel delivers them. Out: the same datagrams to webrtc-rs, and
+//! arrival instants in the book. The book is the one piece of state shared between the
+//! socket (read on the connection's driver task) and the track readers of one session:
+//! webrtc-rs's API leaves no other way; it is a fixed-size table behind a lock held for one
+//! slot's read or write.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
+    TokioRuntime, Transmit,
+};
+
+/// Slots in a session's arrival book: well above the packets of all sources in flight
+/// between the socket and the track readers (a stall of seconds at 50 packets/s each).
+const BOOK_SLOTS: usize = 1 << 14;
+/// A kernel timestamp further back than this is not believed (a clock step): the packet
+/// counts as arriving when it was read.
+const MAX_AGE: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u64,
+    at: Instant,
+}
+
+/// Per session: when each recent RTP packet reached the machine.
+pub struct ArrivalBook {
+    slots: Mutex<Box<[Option<Slot>]>>,
+    /// Datagrams seen on the session's sockets, by kind.
+    pub rtp: AtomicU64,
+    pub rtcp: AtomicU64,
+    /// RTP datagrams that carried no kernel timestamp (stamped when read).
+    pub unstamped: AtomicU64,
+}
+
+impl fmt::Debug for ArrivalBook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArrivalBook")
+            .field("rtp", &self.rtp.load(Ordering::Relaxed))
+            .field("rtcp", &self.rtcp.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Default for ArrivalBook {
+    fn default() -> Self {
+        ArrivalBook {
+            slots: Mutex::new(vec![None; BOOK_SLOTS].into_boxed_slice()),
+            rtp: AtomicU64::new(0),
+            rtcp: AtomicU64::new(0),
+            unstamped: AtomicU64::new(0),
+        }
+    }
+}
+
+fn key(ssrc: u32, seq: u16) -> u64 {
+    (u64::from(ssrc) << 16) | u64::from(seq)
+}
+
+fn index(key: u64) -> usize {
+    // Fibonacci hashing: consecutive sequence numbers of one SSRC land far apart.
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BOOK_SLOTS.trailing_zeros())) as usize
+}
+
+impl ArrivalBook {
+    /// Notes that packet (`ssrc`, `seq`) arrived at `at`.
+    pub fn note(&self, ssrc: u32, seq: u16, at: Instant) {
+        let key = key(ssrc, seq);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots[index(key)] = Some(Slot { key, at });
+    }
+
+    /// When packet (`ssrc`, `seq`) arrived, if noted (and not overwritten since).
+    pub fn take(&self, ssrc: u32, seq: u16) -> Option<Instant> {
+        let key = key(ssrc, seq);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut slots[index(key)];
+        match slot {
+            Some(s) if s.key == key => slot.take().map(|s| s.at),
+            _ => None,
+        }
+    }
+
+    /// Notes every RTP datagram in `buf` (datagrams of `stride` bytes, as the socket
+    /// delivered them) as arrived at `at`.
+    fn note_datagrams(&self, buf: &[u8], stride: usize, at: Option<Instant>) {
+        for datagram in buf.chunks(stride.max(1)) {
+            match classify(datagram) {
+                Some(Kind::Rtp { ssrc, seq }) => {
+                    self.rtp.fetch_add(1, Ordering::Relaxed);
+                    match at {
+                        Some(at) => self.note(ssrc, seq, at),
+                        None => {
+                            self.unstamped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Some(Kind::Rtcp) => {
+                    self.rtcp.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+enum Kind {
+    Rtp { ssrc: u32, seq: u16 },
+    Rtcp,
+}
+
+/// RTP or RTCP by the first bytes (RFC 7983 demultiplexing, RFC 5761 for RTCP: payload
+/// types 64-95 with the marker bit are RTCP packet types 192-223). SRTP keeps the fixed
+/// header in clear text.
+fn classify(d: &[u8]) -> Option<Kind> {
+    if d.len() < 12 || !(128..=191).contains(&d[0]) {
+        return None;
+    }
+    if (64..=95).contains(&(d[1] & 0x7f)) {
+        return Some(Kind::Rtcp);
+    }
+    Some(Kind::Rtp {
+        seq: u16::from_be_bytes([d[2], d[3]]),
+        ssrc: u32::from_be_bytes([d[8], d[9], d[10], d[11]]),
+    })
+}
+
+/// The kernel's receive time of a datagram (`since_epoch`, CLOCK_REALTIME) as an `Instant`,
+/// from the two clocks read now.
+fn arrival(since_epoch: Duration, now: Instant, wall_now: SystemTime) -> Option<Instant> {
+    let wall = wall_now.duration_since(UNIX_EPOCH).ok()?;
+    let age = wall.checked_sub(since_epoch).unwrap_or_default();
+    (age <= MAX_AGE).then(|| now.checked_sub(age).unwrap_or(now))
+}
+
+/// The runtime for one media session: tokio, with stamping UDP sockets. See the module doc.
+#[derive(Debug)]
+pub struct StampingRuntime {
+    book: Arc<ArrivalBook>,
+    /// Receive buffer to ask for on each socket (bytes).
+    recv_buffer: usize,
+    /// What the kernel granted (bytes), for the metrics and the log.
+    pub granted: Arc<AtomicU64>,
+}
+
+impl StampingRuntime {
+    pub fn new(book: Arc<ArrivalBook>, recv_buffer: usize) -> Self {
+        StampingRuntime {
+            book,
+            recv_buffer,
+            granted: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Asks for `bytes` of receive buffer: beyond `net.core.rmem_max` only with
+/// CAP_NET_ADMIN (then forced). Returns what the kernel granted (it reports double the
+/// usable size).
+fn size_recv_buffer(sock: &std::net::UdpSocket, bytes: usize) -> usize {
+    use rustix::net::sockopt;
+    if bytes > 0
+        && sockopt::set_socket_recv_buffer_size_force(sock, bytes).is_err()
+        && let Err(e) = sockopt::set_socket_recv_buffer_size(sock, bytes)
+    {
+        tracing::debug!(error = %e, "socket receive buffer not resized");
+    }
+    sockopt::socket_recv_buffer_size(sock).unwrap_or(0)
+}
+
+impl Runtime for StampingRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        TokioRuntime.spawn(future)
+    }
+
+    fn wrap_udp_socket(&self, sock: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let granted = size_recv_buffer(&sock, self.recv_buffer);
+        self.granted.store(granted as u64, Ordering::Relaxed);
+        let inner = TokioRuntime.wrap_udp_socket(sock)?;
+        Ok(Arc::new(StampingSocket {
+            inner,
+            book: Arc::clone(&self.book),
+        }))
+    }
+
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        TokioRuntime.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
+        TokioRuntime.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        TokioRuntime.resolve_host(host)
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        TokioRuntime.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        TokioRuntime.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        TokioRuntime.block_on(future)
+    }
+
+    fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        TokioRuntime.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        "tokio+arrival-stamps"
+    }
+}
+
+/// webrtc-rs's own tokio UDP socket, noting what arrives when.
+#[derive(Debug)]
+struct StampingSocket {
+    inner: Arc<dyn AsyncUdpSocket>,
+    book: Arc<ArrivalBook>,
+}
+
+impl AsyncUdpSocket for StampingSocket {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
+        self.inner.poll_send(cx, transmit)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let result = self.inner.poll_recv(cx, bufs, meta);
+        if let Poll::Ready(Ok(n)) = &result {
+            let (now, wall_now) = (Instant::now(), SystemTime::now());
+            for (buf, m) in bufs.iter().zip(meta.iter()).take(*n) {
+                let at = m.timestamp.and_then(|t| arrival(t, now, wall_now));
+                let len = m.len.min(buf.len());
+                self.book.note_datagrams(&buf[..len], m.stride, at);
+            }
+        }
+        result
+    }
+
+    fn max_gso_segments(&self) -> usize {
+        self.inner.max_gso_segments()
+    }
+
+    fn max_gro_segments(&self) -> usize {
+        self.inner.max_gro_segments()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut d = vec![0x90, 111];
+        d.extend(seq.to_be_bytes());
+        d.extend(1234u32.to_be_bytes());
+        d.extend(ssrc.to_be_bytes());
+        d.extend([0xbe, 0xde, 0, 0]);
+        d
+    }
+
+    #[test]
+    fn packets_are_told_apart_and_their_arrival_taken_back_once() {
+        let book = ArrivalBook::default();
+        let t0 = Instant::now();
+        let mut buf = rtp(7, 65535);
+        buf.extend(rtp(7, 0));
+        let stride = buf.len() / 2;
+        book.note_datagrams(&buf, stride, Some(t0));
+        let mut rtcp = vec![0x80, 200, 0, 6];
+        rtcp.extend([0u8; 24]);
+        book.note_datagrams(&rtcp, rtcp.len(), Some(t0));
+        book.note_datagrams(&[20, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 13, Some(t0));
+        assert_eq!(book.rtp.load(Ordering::Relaxed), 2);
+        assert_eq!(book.rtcp.load(Ordering::Relaxed), 1);
+        assert_eq!(book.take(7, 65535), Some(t0));
+        assert_eq!(book.take(7, 0), Some(t0));
+        assert_eq!(book.take(7, 0), None, "taken once");
+        assert_eq!(book.take(8, 1), None);
+    }
+
+    #[test]
+    fn a_kernel_time_becomes_an_instant_that_age_ago() {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let sent = Duration::from_secs(1_800_000_000) - Duration::from_millis(250);
+        let at = arrival(sent, now, wall).unwrap();
+        assert_eq!(now - at, Duration::from_millis(250));
+        // A timestamp from the future (clock skew between the reads) is "now".
+        assert_eq!(arrival(sent + Duration::from_secs(1), now, wall), Some(now));
+        // Implausibly old: not believed.
+        assert_eq!(arrival(Duration::from_secs(1), now, wall), None);
+    }
+
+    #[test]
+    fn a_full_book_forgets_old_entries_not_new_ones() {
+        let book = ArrivalBook::default();
+        let t0 = Instant::now();
+        for seq in 0..=u16::MAX {
+            book.note(1, seq, t0);
+        }
+        let kept = (0..=u16::MAX)
+            .filter(|s| book.take(1, *s).is_some())
+            .count();
+        assert!(kept > BOOK_SLOTS / 2, "{kept}");
+        book.note(2, 5, t0);
+        assert_eq!(book.take(2, 5), Some(t0));
+    }
+}
