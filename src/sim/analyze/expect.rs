@@ -149,6 +149,19 @@ impl Expected {
         self
     }
 
+    /// Nothing is expected inside `spans` (seconds of the file): stretches the recorder could
+    /// not record and lists as such (a `jitape-restart` gap: what a killed process held in
+    /// memory died with it). Whoever calls this bounds those stretches separately.
+    pub fn without(mut self, spans: &[(f64, f64)]) -> Expected {
+        let spans = union(spans.to_vec());
+        for t in &mut self.tones {
+            t.on = subtract(&t.on, &spans);
+            t.free = subtract(&t.free, &spans);
+        }
+        self.other = subtract(&self.other, &spans);
+        self
+    }
+
     /// Nothing is expected after `end` seconds of the file (a recording cut short there).
     pub fn until(mut self, end: f64) -> Expected {
         let cut = |v: &mut Vec<(f64, f64)>| {

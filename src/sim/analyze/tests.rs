@@ -443,3 +443,23 @@ fn recovery_fits_opus() {
     // The allowances are not much wider than needed.
     assert!(worst.0 >= 15 && worst.1 >= 50, "{worst:?}");
 }
+
+#[test]
+fn nothing_is_expected_inside_a_stretch_left_out() {
+    let e = Expected {
+        tones: vec![ToneExpect {
+            names: vec!["a".into()],
+            hz: 440.0,
+            amplitude: 0.3,
+            on: vec![(1.0, 5.0), (6.0, 7.0)],
+            free: vec![(5.0, 5.1)],
+        }],
+        other: vec![(0.5, 2.5)],
+        duration: 10.0,
+    }
+    .without(&[(2.0, 3.0), (4.9, 6.5)]);
+    assert_eq!(e.tones[0].on, vec![(1.0, 2.0), (3.0, 4.9), (6.5, 7.0)]);
+    assert!(e.tones[0].free.is_empty());
+    assert_eq!(e.other, vec![(0.5, 2.0)]);
+    assert_eq!(e.duration, 10.0);
+}
