@@ -313,7 +313,9 @@ fn wire_seeds() {
     for (name, text) in raw {
         put("wire", name, &wire_input(false, 12, 5, &[1, 7, 64], text.as_bytes()));
     }
-    let scripts: [(&str, u8, u8, &[u8], &[u8]); 3] = [
+    // (name, stanza size limit, depth limit, chunk sizes, generator script)
+    type Script<'a> = (&'a str, u8, u8, &'a [u8], &'a [u8]);
+    let scripts: [Script; 3] = [
         ("gen-small", 40, 3, &[3, 17], &[1, 0, 2, 1, 3, 0, 1, 2, 0, 3, 4, 6, 7, 8, 1, 2, 2, 1, 0, 3, 3, 0, 1, 0]),
         ("gen-nested", 250, 2, &[5], &[0, 1, 3, 2, 3, 0, 2, 3, 1, 2, 3, 0, 0, 1, 1, 5, 4, 6, 0, 0, 0]),
         ("gen-tiny-limit", 0, 1, &[2, 9, 200], &[1, 2, 1, 3, 3, 3, 0, 0, 4, 2, 9, 0, 1, 1]),

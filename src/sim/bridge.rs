@@ -365,7 +365,7 @@ impl SimBridge {
         let live = Live::new(script, slot.ssrc, Arc::clone(&slot.track));
         match &self.control {
             Some(control) => {
-                let _ = control.send(Control::Add(live));
+                let _ = control.send(Control::Add(Box::new(live)));
             }
             None => self.pending.push(live),
         }

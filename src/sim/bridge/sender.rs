@@ -144,7 +144,7 @@ impl SentLog {
 
 /// Messages from the bridge handle to its sender task.
 pub(crate) enum Control {
-    Add(Live),
+    Add(Box<Live>),
     Remove(String),
     Log(oneshot::Sender<SentLog>),
 }
@@ -308,7 +308,7 @@ pub(crate) async fn run_sender(
         tokio::select! {
             biased;
             message = control.recv() => match message {
-                Some(Control::Add(speaker)) => live.push(speaker),
+                Some(Control::Add(speaker)) => live.push(*speaker),
                 Some(Control::Remove(endpoint)) => {
                     for l in live.iter_mut().filter(|l| l.endpoint() == endpoint) {
                         l.active = false;
