@@ -53,8 +53,8 @@ async fn record(
     assert_eq!(flacs, vec![files.flac.clone()], "one conference, one file");
     support::flac_test(&files.flac);
     let sc = sidecar::read(&files.sidecar).unwrap();
-    let report = check_recording(&files.flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}");
+    let report = check_recording(&files.flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}");
     (outcome, files, dir)
 }
 
@@ -174,8 +174,8 @@ async fn an_xmpp_link_drop_reconnects_rejoins_and_continues() {
     );
     support::flac_test(&files.flac);
     let sc = sidecar::read(&files.sidecar).unwrap();
-    let report = check_recording(&files.flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}");
+    let report = check_recording(&files.flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}");
     assert_eq!(outcome.recorder_joins.len(), 2, "rejoined after the drop");
     assert!(
         sc.gaps
@@ -241,8 +241,8 @@ async fn an_offer_jitape_cannot_take_is_a_listed_gap_counted_shown_and_replaced(
     let secs_of = |s: u64| s as f64 / f64::from(sc.sample_rate);
     let (a, b) = (secs_of(deaf[0].start.sample), secs_of(deaf[0].end.sample));
     assert!(a < 0.2 && (1.9..4.0).contains(&b), "deaf {a:.2}-{b:.2} s");
-    let report = check_recording(&files.flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}");
+    let report = check_recording(&files.flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -289,8 +289,8 @@ async fn a_hostile_occupant_costs_only_its_own_stanzas() {
     // And the recording is exactly what the conference was.
     support::flac_test(&flac);
     let sc = sidecar::read(&sc_path).unwrap();
-    let report = check_recording(&flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}\n{log}");
+    let report = check_recording(&flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}\n{log}");
     assert!(
         sc.participants
             .iter()
@@ -386,6 +386,6 @@ async fn a_client_cycling_through_ten_thousand_nicknames_is_capped_and_counted()
     assert!(size < 200_000, "sidecar of {size} bytes");
     // And the people who talked were recorded as if nothing happened.
     support::flac_test(&flac);
-    let report = check_recording(&flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}\n{log}");
+    let report = check_recording(&flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}\n{log}");
 }

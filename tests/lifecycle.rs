@@ -8,12 +8,12 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jitape::sim::analyze::check_recording;
+use jitape::sim::analyze::{Expected, Tolerances, analyse, check_recording, decode_flac};
 use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, Stint, VoiceSpec, window};
 use jitape::sim::voice::default_tone_hz;
 use jitape::sim::world::ConferenceOutcome;
 use jitape::sink::sidecar::{self, GapKind};
-use support::process::{JitapeProcess, thread_names, threads_and_fds, wait_for_final};
+use support::process::{JitapeProcess, idle_counts, thread_names, threads_and_fds, wait_for_final};
 use support::prosody::{self, MUC, Prosody, RECORDER, SIM, sim_world};
 
 fn secs(s: f64) -> Duration {
@@ -84,11 +84,8 @@ fn verify(
     jitape_log: &str,
 ) {
     support::flac_test(flac);
-    let report = check_recording(flac, sc, outcome, Duration::from_millis(40)).unwrap();
-    assert!(
-        report.ok(Duration::from_millis(200)),
-        "{report}\n--- jitape ---\n{jitape_log}"
-    );
+    let report = check_recording(flac, sc, outcome).unwrap();
+    assert!(report.ok(), "{report}\n--- jitape ---\n{jitape_log}");
 }
 
 /// The scripted 3-minute lesson: a refresh, a lobby knock and admission in a password room,
@@ -327,7 +324,20 @@ async fn kill_9_mid_conference_then_restart_continues_the_one_flac() {
         (2.8..3.0 + held).contains(&downtime),
         "downtime {downtime} s (3 s down + at most {held} s held in memory)"
     );
-    verify(&flac, &sc, &outcome, &log);
+    // Everything outside the interruption exactly as sent; inside it (bounded just above),
+    // silence: the audio there was in the killed process's memory or never reached it.
+    support::flac_test(&flac);
+    let secs_of = |s: u64| s as f64 / f64::from(sc.sample_rate);
+    let gap = (secs_of(restart.start.sample), secs_of(restart.end.sample));
+    let expected = Expected::from_outcome(&outcome, &sc)
+        .unwrap()
+        .without(&[gap]);
+    let report = analyse(
+        &decode_flac(&flac).unwrap(),
+        &expected,
+        &Tolerances::default(),
+    );
+    assert!(report.ok(), "{report}\n--- jitape ---\n{log}");
 }
 
 /// A room that churns for about five minutes: people come and go, refresh, Jicofo moves and
@@ -372,7 +382,9 @@ async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
     let world = Arc::new(sim_world(port).await);
     tokio::time::sleep(secs(2.0)).await;
     let pid = jitape.pid().unwrap();
-    let (threads0, fds0) = threads_and_fds(pid);
+    // Idle blocking threads exit after 3 s: counts 4 s apart that agree are the baseline.
+    let (threads0, fds0) =
+        idle_counts(pid, secs(4.0), secs(30.0)).unwrap_or_else(|e| panic!("{e}\n{}", jitape.log()));
     let names0 = thread_names(pid);
 
     let mut runs = Vec::new();
@@ -383,7 +395,7 @@ async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
     let mut peak = (0, 0);
     let mut outcomes = Vec::new();
     for r in runs {
-        let (t, f) = threads_and_fds(pid);
+        let (t, f) = threads_and_fds(pid).unwrap_or_else(|e| panic!("{e}\n{}", jitape.log()));
         peak = (peak.0.max(t), peak.1.max(f));
         outcomes.push(r.await.unwrap().expect("room played"));
     }
@@ -394,28 +406,26 @@ async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
         verify(&flac, &sidecar::read(&sc).unwrap(), o, "");
     }
     assert_eq!(support::files_with_suffix(&rec_dir, ".flac").len(), 20);
-    // Everything a conference owned is released with it.
+    // Everything a conference owned is released with it: back to exactly the idle counts.
     let deadline = Instant::now() + secs(15.0);
-    let mut now = threads_and_fds(pid);
-    while (now.0 > threads0 || now.1 > fds0) && Instant::now() < deadline {
+    let sample = || threads_and_fds(pid).unwrap_or_else(|e| panic!("{e}\n{}", jitape.log()));
+    let mut now = sample();
+    while now != (threads0, fds0) && Instant::now() < deadline {
         tokio::time::sleep(secs(0.5)).await;
-        now = threads_and_fds(pid);
+        now = sample();
     }
     eprintln!(
         "threads {threads0} → peak {} → {}; fds {fds0} → peak {} → {}",
         peak.0, now.0, peak.1, now.1
     );
-    assert!(
-        now.0 <= threads0,
+    assert_eq!(
+        now.0,
+        threads0,
         "threads back to the idle baseline: {:?} then, {:?} now",
         names0,
         thread_names(pid)
     );
-    assert!(
-        now.1 <= fds0,
-        "descriptors back to the idle baseline ({} > {fds0})",
-        now.1
-    );
+    assert_eq!(now.1, fds0, "descriptors back to the idle baseline");
     jitape.terminate(secs(15.0));
 }
 
@@ -468,4 +478,25 @@ async fn a_prosody_restart_mid_conference_continues_the_file() {
         "the restart is noted: {:?}\n--- jitape ---\n{log}",
         sc.gaps,
     );
+}
+
+#[test]
+fn thread_and_descriptor_counts_of_a_process_that_is_gone_are_an_error() {
+    let mut running = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let (threads, fds) = threads_and_fds(running.id()).expect("counts of a running process");
+    assert!(
+        threads >= 1 && fds >= 3,
+        "{threads} threads, {fds} descriptors"
+    );
+    let _ = running.kill();
+    // Exited but not yet reaped: a zombie has no threads or descriptors worth comparing.
+    std::thread::sleep(Duration::from_millis(200));
+    let zombie = threads_and_fds(running.id());
+    assert!(zombie.is_err(), "{zombie:?}");
+    running.wait().unwrap();
+    let gone = threads_and_fds(running.id());
+    assert!(gone.is_err(), "{gone:?}");
 }

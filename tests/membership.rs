@@ -168,8 +168,8 @@ async fn jitape_is_in_the_room_only_while_jicofo_runs_it_and_an_emptied_room_clo
     // Nobody came back after 43 s: the recording ends when the empty grace does.
     let mut outcome = outcome;
     outcome.plan.end_at = leaves[1] + secs(20.0);
-    let report = check_recording(&flac, &sc, &outcome, secs(0.04)).unwrap();
-    assert!(report.ok(secs(0.2)), "{report}\n{log}");
+    let report = check_recording(&flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,6 +211,6 @@ async fn one_person_left_alone_keeps_jitapes_company_only_for_the_lone_hold() {
         .find(|p| p.display_name.as_deref() == Some("Student"))
         .unwrap();
     assert_eq!(student.presence.len(), 2, "{:?}", student.presence);
-    let report = check_recording(&flac, &sc, &outcome, secs(0.04)).unwrap();
-    assert!(report.ok(secs(0.2)), "{report}\n{log}");
+    let report = check_recording(&flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}\n{log}");
 }

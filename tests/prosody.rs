@@ -93,12 +93,8 @@ async fn demo_conference_through_real_prosody_and_jitape_run() {
     support::flac_test(&flac);
     let sc = sidecar::read(&sc_path).unwrap();
     assert_eq!(sc.end_reason.as_deref(), Some("room-destroyed"));
-    let report = check_recording(&flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(
-        report.ok(Duration::from_millis(100)),
-        "{report}\n--- jitape ---\n{}",
-        jitape.log()
-    );
+    let report = check_recording(&flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}\n--- jitape ---\n{}", jitape.log());
     assert_eq!(outcome.sessions, 1);
 }
 
@@ -199,8 +195,8 @@ async fn the_documented_prosody_setup_records_a_conference() {
     assert!(status.success(), "{log}");
     support::flac_test(&flac);
     let sc = sidecar::read(&sc).unwrap();
-    let report = check_recording(&flac, &sc, &outcome, Duration::from_millis(40)).unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}\n{log}");
+    let report = check_recording(&flac, &sc, &outcome).unwrap();
+    assert!(report.ok(), "{report}\n{log}");
 }
 
 #[test]

@@ -398,10 +398,8 @@ async fn a_full_disk_corrupts_nothing_and_recording_resumes_when_space_returns()
     }
     // The open recording held its audio through the full disk: the tone is unbroken.
     let sc = sidecar::read(&fa.sidecar).unwrap();
-    let report =
-        jitape::sim::analyze::check_recording(&fa.flac, &sc, &a, Duration::from_millis(40))
-            .unwrap();
-    assert!(report.ok(Duration::from_millis(100)), "{report}");
+    let report = jitape::sim::analyze::check_recording(&fa.flac, &sc, &a).unwrap();
+    assert!(report.ok(), "{report}");
 }
 
 /// The compose CLI on this machine: `docker compose` (v2 plugin) or `docker-compose` (v1).

@@ -118,8 +118,8 @@ async fn freezing_jitape_for_up_to_three_seconds_loses_and_moves_nothing() {
         let (flac, sc) = f.unwrap_or_else(|| panic!("no recording of {}\n{log}", o.plan.room));
         support::flac_test(&flac);
         let sc = sidecar::read(&sc).unwrap();
-        let report = check_recording(&flac, &sc, o, secs(0.02)).unwrap();
-        assert!(report.ok(secs(0.1)), "{}: {report}\n{log}", o.plan.room);
+        let report = check_recording(&flac, &sc, o).unwrap();
+        assert!(report.ok(), "{}: {report}\n{log}", o.plan.room);
     }
     // Every recording's audio totals (logged at finalize) count no late packet.
     let late: Vec<&str> = log

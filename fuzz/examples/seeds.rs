@@ -1,5 +1,6 @@
 //! Writes the committed seed corpus, `fuzz/corpus/<target>/seed-*`:
-//! `cargo run --manifest-path fuzz/Cargo.toml --example seeds` (from the repository root).
+//! `cargo run --manifest-path fuzz/Cargo.toml --example seeds [target…]` (from the repository
+//! root; all targets without names).
 //!
 //! In: the reference stanzas (`src/jingle/fixtures/`, and `01-muc-join-and-disco.xml` from the
 //! shared reference when present), jitape's own FLAC writer, sidecar writer and Opus voices.
@@ -292,11 +293,59 @@ fn sidecar_seeds() {
     put("sidecar", "final", &fs::read(&path).expect("read"));
 }
 
+/// The `wire` target's input: `[mode, stanza, depth, n, size × n, rest…]` (see
+/// `jitape_fuzz::wire`).
+fn wire_input(structured: bool, stanza: u8, depth: u8, sizes: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut v = vec![u8::from(structured), stanza, depth, (sizes.len() as u8).saturating_sub(1)];
+    v.extend_from_slice(sizes);
+    v.extend_from_slice(rest);
+    v
+}
+
+fn wire_seeds() {
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' from='recorder.meet.jitsi' id='a1b2-c3'>";
+    let raw = [
+        ("raw-stanzas", format!("{HEADER}\n<presence from='r@c/a' to='x'><x xmlns='http://jabber.org/protocol/muc#user'/></presence>\n \t<iq type='result' id='p1'/>  <message a='1&gt;0' b=\"x/>y\" c='<not a tag>'><body>a &lt; b &amp;&amp; c > d</body></message><iq type='set' id='j'><!-- a comment with <tags> and -- dashes --><x/><![CDATA[<raw> ]] ]>]]><?pi x?></iq></stream:stream>")),
+        ("raw-between", format!("{HEADER}<!-- hello --><?x y?><iq id='1'/><![CDATA[junk]]><iq id='2'/>")),
+        ("raw-large", format!("{HEADER}<presence id='big'><junk v='{}'/></presence><iq type='get' id='after'/>", "A".repeat(300))),
+        ("raw-deep", format!("{HEADER}<message id='d'>{}{}</message><message id='ok'><a><b/></a></message>", "<a>".repeat(12), "</a>".repeat(12))),
+    ];
+    for (name, text) in raw {
+        put("wire", name, &wire_input(false, 12, 5, &[1, 7, 64], text.as_bytes()));
+    }
+    // (name, stanza size limit, depth limit, chunk sizes, generator script)
+    type Script<'a> = (&'a str, u8, u8, &'a [u8], &'a [u8]);
+    let scripts: [Script; 3] = [
+        ("gen-small", 40, 3, &[3, 17], &[1, 0, 2, 1, 3, 0, 1, 2, 0, 3, 4, 6, 7, 8, 1, 2, 2, 1, 0, 3, 3, 0, 1, 0]),
+        ("gen-nested", 250, 2, &[5], &[0, 1, 3, 2, 3, 0, 2, 3, 1, 2, 3, 0, 0, 1, 1, 5, 4, 6, 0, 0, 0]),
+        ("gen-tiny-limit", 0, 1, &[2, 9, 200], &[1, 2, 1, 3, 3, 3, 0, 0, 4, 2, 9, 0, 1, 1]),
+    ];
+    for (name, stanza, depth, sizes, script) in scripts {
+        put("wire", name, &wire_input(true, stanza, depth, sizes, script));
+    }
+}
+
+/// `cargo run --example seeds [target…]`: the seeds of the named targets (all by default).
 fn main() {
-    xml_seeds();
-    machine_seeds();
-    timeline_seeds();
-    flac_seeds();
-    sidecar_seeds();
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let want = |t: &str| only.is_empty() || only.iter().any(|o| o == t);
+    if want("stanza") || want("jingle") {
+        xml_seeds();
+    }
+    if want("machine") {
+        machine_seeds();
+    }
+    if want("timeline") {
+        timeline_seeds();
+    }
+    if want("flac_repair") {
+        flac_seeds();
+    }
+    if want("sidecar") {
+        sidecar_seeds();
+    }
+    if want("wire") {
+        wire_seeds();
+    }
     println!("seeds written under {}", root().join("corpus").display());
 }

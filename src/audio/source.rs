@@ -118,15 +118,19 @@ pub(super) struct Source {
     /// Every sequence number below this was played, concealed or discarded.
     consumed_upto: Option<i64>,
     clock: ClockEstimator,
-    /// Decodes the sender's packets, and only them: concealment never touches its state, so
-    /// speech that resumes after a loss decodes as the sender encoded it (Opus predicts each
-    /// frame's energy from the ones before; a decoder run through concealment, or reset,
-    /// plays the next 40-80 ms too quietly).
+    /// Decodes the sender's packets and conceals a short loss (PLC, then FEC from the packet
+    /// after it), as libopus means it: its state then runs on without a seam. A decoder that
+    /// skips the lost frames instead clicks where concealment hands back to it and, within a
+    /// talk spurt's first half second, can stay below half level for 140 ms after a loss of
+    /// two frames (docs/protocol.md, "Opus predicts each frame"). A loss too long
+    /// to conceal never touches it: the fade-out runs on `concealer`, and the speech after
+    /// the silence decodes from the state the sender's last packets left (Opus predicts each
+    /// frame's energy from the ones before; a reset decoder plays it late).
     decoder: OpusDecoder,
     /// The last few payloads decoded, to prime a concealment decoder.
     recent: std::collections::VecDeque<Vec<u8>>,
-    /// Conceals the current loss (FEC, PLC, the fade-out): made when a loss begins, primed
-    /// with `recent`, dropped when real packets resume.
+    /// Fades out a loss too long to conceal: made when it begins, primed with `recent`,
+    /// dropped when real packets resume.
     concealer: Option<OpusDecoder>,
     spurt: Option<Spurt>,
     frame: Frame,
@@ -458,8 +462,8 @@ impl Source {
         Ok(d)
     }
 
-    /// The decoder that conceals the current loss: a fresh one primed with the last packets
-    /// (their output unused), so the main decoder's state stays the sender's.
+    /// The decoder that fades out a loss too long to conceal: a fresh one primed with the
+    /// last packets (their output unused), so the main decoder's state stays the sender's.
     fn concealer(&mut self) -> Option<&mut OpusDecoder> {
         if self.concealer.is_none() {
             let mut d = OpusDecoder::new(self.p.rate).ok()?;
@@ -570,12 +574,10 @@ impl Source {
                 .get(&seq)
                 .map(|b| b.payload.as_slice())
                 .unwrap_or_default();
-            let payload = payload.to_vec();
-            let mut pcm = std::mem::take(&mut self.frame.pcm);
             let ok = self
-                .concealer()
-                .is_some_and(|d| d.fec(&payload, duration, &mut pcm).is_ok());
-            self.frame.pcm = pcm;
+                .decoder
+                .fec(payload, duration, &mut self.frame.pcm)
+                .is_ok();
             if !ok {
                 st.decode_errors += 1;
                 self.silence_frame(duration);
@@ -595,12 +597,7 @@ impl Source {
 
     fn plc_into_frame(&mut self, duration_48k: u32, st: &mut TrackStats) {
         st.concealed_plc += 1;
-        let mut pcm = std::mem::take(&mut self.frame.pcm);
-        let ok = self
-            .concealer()
-            .is_some_and(|d| d.plc(duration_48k, &mut pcm).is_ok());
-        self.frame.pcm = pcm;
-        if !ok {
+        if self.decoder.plc(duration_48k, &mut self.frame.pcm).is_err() {
             st.decode_errors += 1;
             self.silence_frame(duration_48k);
         }

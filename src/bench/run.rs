@@ -232,7 +232,7 @@ async fn wait_for_files(dir: &Path, rooms: &[String], limit: Duration) {
 }
 
 /// Verifies every recording, on all CPUs (jitape is stopped by then).
-async fn verify_all(dir: PathBuf, played: &[Played], large: bool, analyse: bool) -> Vec<Verdict> {
+async fn verify_all(dir: PathBuf, played: &[Played], analyse: bool) -> Vec<Verdict> {
     let jobs: Vec<(usize, ConferenceOutcome)> = played
         .iter()
         .enumerate()
@@ -250,7 +250,7 @@ async fn verify_all(dir: PathBuf, played: &[Played], large: bool, analyse: bool)
                         let Some((i, outcome)) = jobs.get(k) else {
                             break;
                         };
-                        let v = verify::verify(&dir, outcome, large, analyse);
+                        let v = verify::verify(&dir, outcome, analyse);
                         results
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -404,13 +404,7 @@ pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> 
 
     eprintln!("  verifying {} recording(s)...", played.len());
     let log = logscan::scan(&jitape.log_text());
-    let verdicts = verify_all(
-        recordings.clone(),
-        &played,
-        opts.large.is_some(),
-        opts.analyse,
-    )
-    .await;
+    let verdicts = verify_all(recordings.clone(), &played, opts.analyse).await;
     let conferences = figures(&played, verdicts, &log);
     let data = RunData {
         idle,

@@ -54,7 +54,7 @@ mod sender;
 mod signal;
 
 use sender::{Control, Live, run_sender};
-pub use sender::{SentLog, SentSpeaker, SentWindow};
+pub use sender::{SentLog, SentSpeaker, SentWindow, WireFrames};
 pub use signal::jicofo_description;
 use signal::{answer_sdp, transport_from_offer};
 
@@ -365,7 +365,7 @@ impl SimBridge {
         let live = Live::new(script, slot.ssrc, Arc::clone(&slot.track));
         match &self.control {
             Some(control) => {
-                let _ = control.send(Control::Add(live));
+                let _ = control.send(Control::Add(Box::new(live)));
             }
             None => self.pending.push(live),
         }
@@ -415,7 +415,7 @@ impl SimBridge {
         self.link.set_media_stopped(true);
     }
 
-    /// What was sent so far.
+    /// What was sent so far (with what reached the wire).
     pub async fn sent(&self) -> SentLog {
         let Some(control) = &self.control else {
             return SentLog::default();
@@ -424,17 +424,21 @@ impl SimBridge {
         if control.send(Control::Log(tx)).is_err() {
             return SentLog::default();
         }
-        rx.await.unwrap_or_default()
+        let mut log = rx.await.unwrap_or_default();
+        log.attach_wire(&self.link.wire_log());
+        log
     }
 
-    /// Stops sending, closes the connection and returns what was sent.
+    /// Stops sending, closes the connection and returns what was sent (with what reached
+    /// the wire).
     pub async fn close(mut self) -> SentLog {
         self.control = None;
-        let log = match self.sender.take() {
+        let mut log = match self.sender.take() {
             Some(task) => task.await.unwrap_or_default(),
             None => SentLog::default(),
         };
         let _ = self.pc.close().await;
+        log.attach_wire(&self.link.wire_log());
         log
     }
 }

@@ -230,10 +230,20 @@ impl ExternalBridge {
         let ssrc = self.fresh_ssrc();
         let b64 = base64::engine::general_purpose::STANDARD;
         let voice = &script.voice;
-        let frames: Vec<String> = (0..voice.len())
-            .map(|i| b64.encode(&voice.frame(i).opus))
-            .collect();
-        let levels: Vec<u8> = (0..voice.len()).map(|i| voice.frame(i).level).collect();
+        // The process loops `frames[i % n]`; frame 0 is the voice's spurt onset (a fresh
+        // encoder's), so `n` covers the longest talk window and the loop never wraps back to it
+        // inside a window.
+        let longest = script
+            .windows
+            .iter()
+            .map(|w| w.end.saturating_sub(w.start).as_millis() / 20 + 1)
+            .max()
+            .unwrap_or(0);
+        let n = voice
+            .len()
+            .max(usize::try_from(longest).unwrap_or(usize::MAX));
+        let frames: Vec<String> = (0..n).map(|i| b64.encode(&voice.frame(i).opus)).collect();
+        let levels: Vec<u8> = (0..n).map(|i| voice.frame(i).level).collect();
         let windows: Vec<[f64; 2]> = script
             .windows
             .iter()
@@ -401,6 +411,9 @@ impl ExternalBridge {
                 .map(|s| SentSpeaker {
                     endpoint: s.endpoint,
                     ssrc: s.ssrc,
+                    // The process draws its own; its wire is not observed.
+                    ts_base: 0,
+                    wire: None,
                     windows: s
                         .windows
                         .into_iter()

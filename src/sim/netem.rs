@@ -8,6 +8,10 @@
 //!
 //! Decisions are drawn from a seeded RNG in a fixed pattern (four draws per RTP packet,
 //! whatever the outcome), so a seed reproduces the same fates for the same packet sequence.
+//!
+//! The link also keeps a wire log ([`WirePacket`]): every RTP packet offered to the socket and
+//! every copy actually handed to the kernel, by SSRC and RTP timestamp (the RTP header is in
+//! the clear under SRTP), so a recording can be checked against exactly what was lost.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -147,11 +151,22 @@ impl Netem {
     }
 }
 
+/// One RTP packet in the wire log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WirePacket {
+    pub ssrc: u32,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// False: offered to the socket (netem then decided); true: a copy handed to the kernel.
+    pub delivered: bool,
+}
+
 /// The netem state one bridge's sockets share with the bridge's controls.
 #[derive(Debug)]
 pub struct NetemLink {
     netem: Mutex<Netem>,
     vanished: AtomicBool,
+    wire: Mutex<Vec<WirePacket>>,
     /// Media (RTP and RTCP) stops; ICE consent and DTLS go on: a bridge that keeps the
     /// connection but forwards nothing.
     media_stopped: AtomicBool,
@@ -162,6 +177,7 @@ impl NetemLink {
         Arc::new(Self {
             netem: Mutex::new(Netem::new(cfg)),
             vanished: AtomicBool::new(false),
+            wire: Mutex::new(Vec::new()),
             media_stopped: AtomicBool::new(false),
         })
     }
@@ -196,6 +212,26 @@ impl NetemLink {
         self.netem.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every RTP packet offered and every copy delivered so far, in order.
+    pub fn wire_log(&self) -> Vec<WirePacket> {
+        self.wire.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Logs an RTP datagram (anything else is ignored).
+    fn note(&self, datagram: &[u8], delivered: bool) {
+        if let Some((ssrc, timestamp, marker)) = rtp_fields(datagram) {
+            self.wire
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(WirePacket {
+                    ssrc,
+                    timestamp,
+                    marker,
+                    delivered,
+                });
+        }
+    }
+
     fn count_vanished(&self) {
         self.lock().counters.vanished += 1;
     }
@@ -215,6 +251,19 @@ fn is_rtp(datagram: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// SSRC, timestamp and marker of an RTP datagram (in the clear under SRTP).
+fn rtp_fields(datagram: &[u8]) -> Option<(u32, u32, bool)> {
+    if !is_rtp(datagram) {
+        return None;
+    }
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = datagram.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_be_bytes(b))
+    };
+    let marker = datagram.get(1).is_some_and(|b| b & 0x80 != 0);
+    Some((word(8)?, word(4)?, marker))
 }
 
 /// An (S)RTCP receiver report? The first 8 bytes of SRTCP are in the clear.
@@ -330,6 +379,10 @@ impl AsyncUdpSocket for NetemSocket {
 
     fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
         let len = transmit.contents.len();
+        let rtp = is_rtp(transmit.contents);
+        if rtp {
+            self.link.note(transmit.contents, false);
+        }
         if self.link.is_vanished()
             || (self.link.media_stopped.load(Ordering::Acquire)
                 && transmit
@@ -340,14 +393,18 @@ impl AsyncUdpSocket for NetemSocket {
             self.link.count_vanished();
             return Poll::Ready(Ok(len));
         }
-        if !is_rtp(transmit.contents) {
+        if !rtp {
             return self.inner.poll_send(cx, transmit);
         }
         let fate = {
             let mut netem = self.link.lock();
             if !netem.config().is_active() {
                 drop(netem);
-                return self.inner.poll_send(cx, transmit);
+                let sent = self.inner.poll_send(cx, transmit);
+                if matches!(sent, Poll::Ready(Ok(_))) {
+                    self.link.note(transmit.contents, true);
+                }
+                return sent;
             }
             netem.decide()
         };
@@ -425,7 +482,9 @@ async fn delay_line(
                         link.count_vanished();
                         continue;
                     }
-                    let _ = socket.send_to(&d.bytes, d.to).await;
+                    if socket.send_to(&d.bytes, d.to).await.is_ok() {
+                        link.note(&d.bytes, true);
+                    }
                 }
             }
         }
@@ -440,114 +499,5 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(cfg: NetemConfig, n: usize) -> (Vec<Fate>, NetemCounters) {
-        let mut netem = Netem::new(cfg);
-        let fates = (0..n).map(|_| netem.decide()).collect();
-        (fates, netem.counters())
-    }
-
-    #[test]
-    fn the_same_seed_gives_the_same_fates() {
-        let cfg = NetemConfig {
-            loss: 0.1,
-            duplicate: 0.1,
-            reorder: 0.1,
-            jitter: Duration::from_millis(40),
-            seed: 7,
-            ..NetemConfig::default()
-        };
-        let (a, ca) = run(cfg.clone(), 1000);
-        let (b, cb) = run(cfg.clone(), 1000);
-        assert_eq!(a, b);
-        assert_eq!(ca, cb);
-        let (c, _) = run(NetemConfig { seed: 8, ..cfg }, 1000);
-        assert_ne!(a, c);
-    }
-
-    #[test]
-    fn rates_match_the_configuration() {
-        let cfg = NetemConfig {
-            loss: 0.05,
-            duplicate: 0.02,
-            reorder: 0.02,
-            jitter: Duration::from_millis(40),
-            seed: 42,
-            ..NetemConfig::default()
-        };
-        let (fates, c) = run(cfg, 20_000);
-        assert_eq!(c.seen, 20_000);
-        // binomial: 5 % of 20 000 = 1000 +- 3 sigma (~92)
-        assert!((900..=1100).contains(&c.dropped), "dropped {}", c.dropped);
-        assert!(
-            (300..=500).contains(&c.duplicated),
-            "duplicated {}",
-            c.duplicated
-        );
-        assert!(
-            (300..=500).contains(&c.reordered),
-            "reordered {}",
-            c.reordered
-        );
-        let drops = fates.iter().filter(|f| **f == Fate::Drop).count() as u64;
-        assert_eq!(drops, c.dropped);
-        let max = fates
-            .iter()
-            .filter_map(|f| match f {
-                Fate::Send { delay, .. } => Some(*delay),
-                Fate::Drop => None,
-            })
-            .max()
-            .unwrap_or_default();
-        assert!(max <= Duration::from_millis(90) && max > Duration::from_millis(40));
-    }
-
-    #[test]
-    fn no_impairment_sends_everything_once_immediately() {
-        let (fates, c) = run(NetemConfig::default(), 100);
-        assert!(fates.iter().all(|f| *f
-            == Fate::Send {
-                delay: Duration::ZERO,
-                copies: 1
-            }));
-        assert_eq!(c.dropped + c.duplicated + c.reordered, 0);
-    }
-
-    #[test]
-    fn a_blackout_drops_every_packet_and_the_counters_survive_it() {
-        let link = NetemLink::new(NetemConfig::default());
-        let normal = NetemConfig {
-            jitter: Duration::from_millis(10),
-            ..NetemConfig::default()
-        };
-        link.configure(normal.blackout());
-        let fates: Vec<Fate> = (0..50).map(|_| link.lock().decide()).collect();
-        assert!(fates.iter().all(|f| *f == Fate::Drop));
-        link.configure(normal);
-        let after: Vec<Fate> = (0..50).map(|_| link.lock().decide()).collect();
-        assert!(
-            after
-                .iter()
-                .all(|f| matches!(f, Fate::Send { copies: 1, .. }))
-        );
-        let c = link.counters();
-        assert_eq!((c.seen, c.dropped), (100, 50));
-    }
-
-    #[test]
-    fn classifies_rtp_against_rtcp_stun_and_dtls() {
-        let mut rtp = [0u8; 20];
-        rtp[0] = 0x90;
-        rtp[1] = 111;
-        assert!(is_rtp(&rtp));
-        rtp[1] = 200; // RTCP SR
-        assert!(!is_rtp(&rtp));
-        rtp[0] = 0x00; // STUN
-        assert!(!is_rtp(&rtp));
-        rtp[0] = 22; // DTLS handshake
-        assert!(!is_rtp(&rtp));
-        assert!(!is_rtp(&[0x80, 111]));
-    }
-}
+#[path = "netem_tests.rs"]
+mod tests;

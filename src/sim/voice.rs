@@ -4,7 +4,12 @@
 //! `hound`, mixed to mono and linearly resampled to 48 kHz). Out: a [`Voice`], encoded once
 //! (48 kHz mono, in-band FEC on, ~32 kbps) so the bridge only copies bytes while sending.
 //! Each frame also carries its RFC 6464 level, which the bridge puts in the audio-level header
-//! extension. Voices loop: frame `i` of a talk window is `frames[i % len]`.
+//! extension. Voices loop without a seam: the loop is encoded twice in a row; a talk window
+//! plays the first pass once (its frame 0 comes from a fresh encoder, so its first
+//! [`lookahead`] of output is the encoder's silent pre-roll and, once a receiver removes the
+//! codec delay, the voice starts exactly at the window's start), then the second pass over
+//! and over: each wrap continues the waveform as the encoder did (re-using the first pass
+//! would put a fresh encoder's 6.5 ms of pre-roll at every wrap).
 
 use std::path::Path;
 
@@ -24,10 +29,34 @@ pub struct VoiceFrame {
     pub level: u8,
 }
 
-/// A speaker's voice: a non-empty loop of encoded frames.
+/// A speaker's voice: the first pass over the loop (the start of every talk spurt) and the
+/// second (what repeats), equally long and non-empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Voice {
+    first: Vec<VoiceFrame>,
     frames: Vec<VoiceFrame>,
+}
+
+/// The encoder's algorithmic delay (its look-ahead) at 48 kHz: decoded audio lags what was
+/// encoded by this much. A receiver that removes it (jitape's `codec_delay`) puts the audio of
+/// frame `k` at `[k, k + 1) × 20 ms − lookahead`; the first frame of a spurt holds silence
+/// there before its audio starts at `k × 20 ms`.
+pub fn lookahead() -> Result<std::time::Duration, VoiceError> {
+    let samples = encoder(true)?.get_lookahead()?;
+    Ok(std::time::Duration::from_micros(
+        u64::try_from(samples).unwrap_or(0) * 1_000_000 / u64::from(SAMPLE_RATE),
+    ))
+}
+
+/// The encoder every voice is made with (in-band FEC as the offer asks; the look-ahead does
+/// not depend on it).
+fn encoder(inband_fec: bool) -> Result<opus::Encoder, VoiceError> {
+    let mut encoder =
+        opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
+    encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
+    encoder.set_inband_fec(inband_fec)?;
+    encoder.set_packet_loss_perc(10)?;
+    Ok(encoder)
 }
 
 /// Why a voice could not be built.
@@ -89,7 +118,8 @@ impl Voice {
         Voice::from_pcm(&resample_linear(&mono, spec.sample_rate, SAMPLE_RATE))
     }
 
-    /// Encodes 48 kHz mono PCM (padded with silence to whole frames).
+    /// Encodes 48 kHz mono PCM (padded with silence to whole frames) as a loop: once from a
+    /// fresh encoder, then again with the encoder carrying on.
     pub fn from_pcm(pcm: &[f32]) -> Result<Voice, VoiceError> {
         Voice::encode(pcm, true)
     }
@@ -100,29 +130,35 @@ impl Voice {
         if pcm.is_empty() {
             return Err(VoiceError::Invalid("no audio"));
         }
-        let mut encoder =
-            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
-        encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
-        encoder.set_inband_fec(inband_fec)?;
-        encoder.set_packet_loss_perc(10)?;
+        let mut encoder = encoder(inband_fec)?;
         let mut out = vec![0u8; 1500];
-        let mut frames = Vec::with_capacity(pcm.len().div_ceil(FRAME_SAMPLES));
-        for chunk in pcm.chunks(FRAME_SAMPLES) {
+        let mut encode = |chunk: &[f32]| -> Result<VoiceFrame, VoiceError> {
             let mut frame = [0f32; FRAME_SAMPLES];
             frame[..chunk.len()].copy_from_slice(chunk);
             let len = encoder.encode_float(&frame, &mut out)?;
-            frames.push(VoiceFrame {
+            Ok(VoiceFrame {
                 opus: Bytes::copy_from_slice(out.get(..len).unwrap_or_default()),
                 level: level_dbov(&frame),
-            });
-        }
-        Ok(Voice { frames })
+            })
+        };
+        let first: Vec<VoiceFrame> = pcm
+            .chunks(FRAME_SAMPLES)
+            .map(&mut encode)
+            .collect::<Result<_, _>>()?;
+        let frames: Vec<VoiceFrame> = pcm
+            .chunks(FRAME_SAMPLES)
+            .map(&mut encode)
+            .collect::<Result<_, _>>()?;
+        Ok(Voice { first, frames })
     }
 
-    /// Frame `i` of the loop.
+    /// Frame `i` of a talk spurt: the first pass, then the second over and over.
     pub fn frame(&self, i: usize) -> &VoiceFrame {
-        // `frames` is never empty (every constructor encodes at least one frame).
-        &self.frames[i % self.frames.len()]
+        match self.first.get(i) {
+            Some(f) => f,
+            // `frames` is never empty (every constructor encodes at least one frame).
+            None => &self.frames[i % self.frames.len()],
+        }
     }
 
     /// The number of frames in the loop.
@@ -220,12 +256,41 @@ pub(crate) mod tests {
         assert!(v.frame(10).opus.len() < 200);
     }
 
+    /// RMS of `pcm[a..b]`.
+    fn rms(pcm: &[f32], a: usize, b: usize) -> f32 {
+        let x = &pcm[a..b];
+        (x.iter().map(|s| s * s).sum::<f32>() / x.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn a_tone_starts_after_the_lookahead_and_loops_without_a_seam() {
+        let v = Voice::tone(440.0, 0.3).expect("tone");
+        assert_ne!(
+            v.frame(0),
+            v.frame(50),
+            "the onset is not the loop's first frame"
+        );
+        assert_eq!(v.frame(51), v.frame(101));
+        let look = lookahead().expect("lookahead");
+        assert_eq!(look, std::time::Duration::from_micros(6_500));
+        let frames: Vec<&[u8]> = (0..130).map(|i| v.frame(i).opus.as_ref()).collect();
+        let pcm = decode(&frames);
+        // The encoder's pre-roll first, then the tone (0.3 of full scale: RMS 0.21).
+        assert!(rms(&pcm, 0, 240) < 0.03, "{}", rms(&pcm, 0, 240));
+        // Every 5 ms from just after the pre-roll on, across the wraps at 1 s and 2 s (a
+        // fresh encoder there would leave 6.5 ms of silence).
+        for a in (360..pcm.len() - 240).step_by(240) {
+            let r = rms(&pcm, a, a + 240);
+            assert!(r > 0.17 && r < 0.25, "RMS {r} at sample {a}");
+        }
+    }
+
     #[test]
     fn silence_has_level_127_and_loops() {
         let v = Voice::from_pcm(&[0.0; 1000]).expect("pcm");
         assert_eq!(v.len(), 2);
         assert_eq!(v.frame(0).level, 127);
-        assert_eq!(v.frame(5), v.frame(1));
+        assert_eq!(v.frame(5), v.frame(3), "the second pass repeats");
     }
 
     #[test]

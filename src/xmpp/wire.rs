@@ -319,11 +319,14 @@ impl Splitter {
         }
         let max_depth = self.limits.max_depth;
         let depth = self.depth;
+        // The element this tag opened sits one below the open ones, also when it is empty
+        // (`<a/>` leaves the count as it was): the stream is 1, the stanza 2.
+        let element = depth + usize::from(!close && self_closing);
         let Some(c) = self.cur.as_mut() else { return };
         if c.head_len.is_none() {
             c.head_len = Some(c.size);
         }
-        if depth > max_depth + 1 {
+        if element > max_depth + 1 {
             c.skip(SkipReason::TooDeep);
         }
         if depth == 1 {

@@ -121,6 +121,38 @@ fn a_too_deep_stanza_is_skipped_and_the_stream_goes_on() {
 }
 
 #[test]
+fn an_empty_element_one_level_too_deep_is_too_deep_as_well() {
+    // With a depth of 2 allowed: the stanza and its children; a grandchild is one too many,
+    // empty or not (found by the `wire` fuzz target: `<b/>` used to pass).
+    for (stanza, ok) in [
+        ("<message id='1'><a><b/></a></message>", false),
+        ("<message id='2'><a><b></b></a></message>", false),
+        ("<message id='3'><a/><a></a></message>", true),
+        ("<iq id='4'/>", true),
+    ] {
+        let input = format!("{HEADER}{stanza}");
+        let frames = split(input.as_bytes(), 3, limits(1 << 20, 2));
+        if ok {
+            assert_eq!(stanzas(&frames), [stanza]);
+        } else {
+            assert!(
+                matches!(
+                    &frames[1],
+                    Frame::Skipped {
+                        reason: SkipReason::TooDeep,
+                        ..
+                    }
+                ),
+                "{stanza}: {frames:?}"
+            );
+        }
+    }
+    // The stanza itself may be empty at the smallest limit.
+    let frames = split(format!("{HEADER}<iq id='5'/>").as_bytes(), 1, limits(64, 1));
+    assert_eq!(stanzas(&frames), ["<iq id='5'/>"]);
+}
+
+#[test]
 fn a_million_nested_elements_cost_no_memory_and_no_stack() {
     let mut s = Splitter::new(limits(1 << 20, 32));
     let mut out = Vec::new();

@@ -108,18 +108,49 @@ pub async fn wait_for_final(dir: &Path, room: &str, limit: Duration) -> Option<(
     None
 }
 
-/// Threads and open file descriptors of a process (from /proc).
-pub fn threads_and_fds(pid: u32) -> (usize, usize) {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+/// Threads and open file descriptors of a running process (from /proc); an error when the
+/// process is gone or a zombie (exited, not yet reaped), never a count of zero.
+pub fn threads_and_fds(pid: u32) -> Result<(usize, usize), String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("process {pid} is not running: {e}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .ok_or_else(|| format!("process {pid}: no {name} in /proc/{pid}/status"))
+    };
+    let state = field("State:")?;
+    if state.starts_with('Z') || state.starts_with('X') {
+        return Err(format!("process {pid} has exited ({state})"));
+    }
+    let threads = field("Threads:")?
+        .parse()
+        .map_err(|e| format!("process {pid}: Threads: {e}"))?;
     let fds = fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    (threads, fds)
+        .map_err(|e| format!("process {pid}: /proc/{pid}/fd: {e}"))?
+        .count();
+    Ok((threads, fds))
+}
+
+/// The idle thread and descriptor counts of a running process: two samples `settle` apart
+/// that agree (so a thread that was about to exit is not counted), within `limit`.
+pub fn idle_counts(pid: u32, settle: Duration, limit: Duration) -> Result<(usize, usize), String> {
+    let deadline = Instant::now() + limit;
+    let mut last = threads_and_fds(pid)?;
+    loop {
+        std::thread::sleep(settle);
+        let now = threads_and_fds(pid)?;
+        if now == last {
+            return Ok(now);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "process {pid} never settled: {last:?} then {now:?}"
+            ));
+        }
+        last = now;
+    }
 }
 
 /// The names of the threads of process `pid` (`/proc/<pid>/task/*/comm`), sorted.

@@ -6,6 +6,7 @@
 //! speaker whose talk window contains `k * 20 ms` sends frame `k - window start tick` of its
 //! voice with RTP timestamp `base + k * 960`, so gaps between windows jump the timestamp.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,6 +19,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 use super::{SpeakerScript, TalkWindow, Wire};
 use crate::media::red::{self, RedBlock};
+use crate::sim::netem::WirePacket;
 
 /// One packet period.
 const TICK: Duration = Duration::from_millis(20);
@@ -48,7 +50,61 @@ pub struct SentWindow {
 pub struct SentSpeaker {
     pub endpoint: String,
     pub ssrc: u32,
+    /// RTP timestamp of tick 0 (frame `k` carries `ts_base + k × 960`).
+    pub ts_base: u32,
     pub windows: Vec<SentWindow>,
+    /// Which frames reached the wire and which the network emulator dropped (the simulated
+    /// bridge; `None` for a bridge whose wire is not observed).
+    pub wire: Option<WireFrames>,
+}
+
+/// One speaker's frames on the wire, as ticks of the conference's epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireFrames {
+    /// Frames of which at least one copy was handed to the kernel, as inclusive tick runs.
+    pub delivered: Vec<(u64, u64)>,
+    /// Frames offered to the socket of which no copy left (emulated loss, vanish).
+    pub lost: Vec<(u64, u64)>,
+    /// Delivered frames with the RTP marker: the first frame of a talk spurt.
+    pub onsets: Vec<u64>,
+}
+
+impl WireFrames {
+    /// The frames of `ssrc` in a wire log (RTP timestamps are `ts_base + tick × 960`).
+    pub fn from_log(log: &[WirePacket], ssrc: u32, ts_base: u32) -> WireFrames {
+        let tick = |ts: u32| u64::from(ts.wrapping_sub(ts_base) / TS_PER_TICK);
+        let mine = || log.iter().filter(|p| p.ssrc == ssrc);
+        let delivered: BTreeSet<u64> = mine()
+            .filter(|p| p.delivered)
+            .map(|p| tick(p.timestamp))
+            .collect();
+        let lost: BTreeSet<u64> = mine()
+            .filter(|p| !p.delivered)
+            .map(|p| tick(p.timestamp))
+            .filter(|k| !delivered.contains(k))
+            .collect();
+        let onsets: BTreeSet<u64> = mine()
+            .filter(|p| p.delivered && p.marker)
+            .map(|p| tick(p.timestamp))
+            .collect();
+        WireFrames {
+            delivered: runs(&delivered),
+            lost: runs(&lost),
+            onsets: onsets.into_iter().collect(),
+        }
+    }
+}
+
+/// Consecutive ticks as inclusive runs.
+fn runs(ticks: &BTreeSet<u64>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &k in ticks {
+        match out.last_mut() {
+            Some(run) if run.1 + 1 == k => run.1 = k,
+            _ => out.push((k, k)),
+        }
+    }
+    out
 }
 
 /// What the bridge sent, per speaker.
@@ -65,6 +121,13 @@ pub struct SentLog {
 }
 
 impl SentLog {
+    /// Adds to every speaker which of its frames reached the wire, from a netem wire log.
+    pub fn attach_wire(&mut self, log: &[WirePacket]) {
+        for s in &mut self.speakers {
+            s.wire = Some(WireFrames::from_log(log, s.ssrc, s.ts_base));
+        }
+    }
+
     pub fn speaker(&self, endpoint: &str) -> Option<&SentSpeaker> {
         self.speakers.iter().find(|s| s.endpoint == endpoint)
     }
@@ -81,7 +144,7 @@ impl SentLog {
 
 /// Messages from the bridge handle to its sender task.
 pub(crate) enum Control {
-    Add(Live),
+    Add(Box<Live>),
     Remove(String),
     Log(oneshot::Sender<SentLog>),
 }
@@ -102,16 +165,19 @@ pub(crate) struct Live {
 
 impl Live {
     pub(crate) fn new(script: SpeakerScript, ssrc: u32, track: Arc<TrackLocalStaticRTP>) -> Self {
+        let ts_base = ssrc.wrapping_mul(2_654_435_761);
         let log = SentSpeaker {
             endpoint: script.endpoint.clone(),
             ssrc,
+            ts_base,
             windows: Vec::new(),
+            wire: None,
         };
         Self {
             script,
             track,
             seq: (ssrc >> 16) as u16,
-            ts_base: ssrc.wrapping_mul(2_654_435_761),
+            ts_base,
             active: true,
             spurt: None,
             recent: std::collections::VecDeque::new(),
@@ -242,7 +308,7 @@ pub(crate) async fn run_sender(
         tokio::select! {
             biased;
             message = control.recv() => match message {
-                Some(Control::Add(speaker)) => live.push(speaker),
+                Some(Control::Add(speaker)) => live.push(*speaker),
                 Some(Control::Remove(endpoint)) => {
                     for l in live.iter_mut().filter(|l| l.endpoint() == endpoint) {
                         l.active = false;
@@ -372,6 +438,34 @@ mod tests {
             p[0].header.extensions[0].payload[0] & 0x80 != 0,
             "voice flag set"
         );
+    }
+
+    #[test]
+    fn the_wire_log_becomes_delivered_and_lost_tick_runs() {
+        let base = 0xffff_fc00u32; // wraps within the first ticks
+        let p = |k: u32, marker: bool, delivered: bool| WirePacket {
+            ssrc: 9,
+            timestamp: base.wrapping_add(k * 960),
+            marker,
+            delivered,
+        };
+        let mut log = Vec::new();
+        for k in 3..12 {
+            log.push(p(k, k == 3, false));
+            // 6 and 7 are dropped; 9 is offered twice (a retry) and delivered once.
+            if !(6..8).contains(&k) {
+                log.push(p(k, k == 3, true));
+            }
+        }
+        log.push(p(9, false, false));
+        log.push(WirePacket {
+            ssrc: 10,
+            ..p(6, false, true)
+        });
+        let w = WireFrames::from_log(&log, 9, base);
+        assert_eq!(w.delivered, vec![(3, 5), (8, 11)]);
+        assert_eq!(w.lost, vec![(6, 7)]);
+        assert_eq!(w.onsets, vec![3]);
     }
 
     #[test]
