@@ -155,7 +155,10 @@ pub struct SimFigures {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Verification {
     pub files: usize,
+    /// Verified: exact for the whole conference, or (shed) exact up to where jitape ended it
+    /// for overload, with that reason in the sidecar.
     pub verified: usize,
+    pub shed: usize,
     pub all_ok: bool,
 }
 
@@ -515,9 +518,17 @@ impl fmt::Display for BenchReport {
             f,
             "files verified",
             format!(
-                "{} of {} {}",
+                "{} of {}{} {}",
                 self.verification.verified,
                 self.verification.files,
+                if self.verification.shed > 0 {
+                    format!(
+                        " ({} of them shed for overload, exact up to their end)",
+                        self.verification.shed
+                    )
+                } else {
+                    String::new()
+                },
                 if self.verification.all_ok {
                     "(all ok)"
                 } else {

@@ -483,6 +483,11 @@ fn assemble(
         verification: report::Verification {
             files: m,
             verified,
+            shed: d
+                .conferences
+                .iter()
+                .filter(|c| c.verdict.ok() && c.verdict.shed)
+                .count(),
             all_ok: verified == m && m > 0,
         },
         log_warnings: d.log.warnings,

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::sim::analyze::check_recording;
+use crate::conference::machine::EndReason;
+use crate::sim::analyze::{Expected, Tolerances, analyse, decode_flac};
 use crate::sim::world::ConferenceOutcome;
 use crate::sink::{self, Sidecar, sidecar};
 
@@ -35,6 +36,9 @@ pub struct Verdict {
     pub duration_error_ms: f64,
     /// Worst talk-window edge error.
     pub worst_edge_ms: f64,
+    /// jitape ended this recording because it could not carry it (sidecar `end_reason`
+    /// `overload`); the audio is then checked up to that end.
+    pub shed: bool,
     pub problems: Vec<String>,
 }
 
@@ -130,6 +134,7 @@ pub fn verify(dir: &Path, outcome: &ConferenceOutcome, analyse: bool) -> Verdict
         }
     };
     v.file_seconds = sc.total_samples as f64 / f64::from(sc.sample_rate.max(1));
+    v.shed = sc.end_reason == Some(EndReason::Overload.to_string());
     let checked = if analyse {
         check_content(&files.flac, &sc, outcome, &mut v)
     } else {
@@ -148,7 +153,14 @@ fn check_content(
     outcome: &ConferenceOutcome,
     v: &mut Verdict,
 ) -> Result<(), String> {
-    let report = check_recording(flac, sc, outcome)?;
+    let expected = Expected::from_outcome(outcome, sc)?;
+    let expected = if v.shed {
+        // Shed with a reason: what it recorded must be exact, up to where it ended.
+        expected.until(sc.total_samples as f64 / f64::from(sc.sample_rate.max(1)))
+    } else {
+        expected
+    };
+    let report = analyse(&decode_flac(flac)?, &expected, &Tolerances::default());
     v.file_seconds = report.file_duration;
     v.duration_error_ms = (report.file_duration - report.wall_duration) * 1000.0;
     v.worst_edge_ms = report
