@@ -270,9 +270,10 @@ impl Checker {
                     check_sources(sources, what);
                 }
                 Action::UpdateSources(sources) => check_sources(sources, what),
-                Action::Tracks(t) => {
-                    let ssrcs: Vec<u32> = t.iter().map(|x| x.0).collect();
+                Action::Tracks { tracks, at } => {
+                    let ssrcs: Vec<u32> = tracks.iter().map(|x| x.0).collect();
                     check_ssrcs(&ssrcs, what);
+                    assert!(*at <= now, "tracks changed in the future: {what}");
                 }
                 Action::Interruption { start, end, .. } => {
                     assert!(

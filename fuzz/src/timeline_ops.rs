@@ -126,7 +126,7 @@ pub fn run(data: &[u8]) {
                 let ssrc = SSRCS[usize::from(ssrc) % SSRCS.len()];
                 let _ = t.map_source(ssrc, TrackId(u32::from(track % 8)));
             }
-            Op::Unmap { ssrc } => t.unmap_source(SSRCS[usize::from(ssrc) % SSRCS.len()]),
+            Op::Unmap { ssrc } => t.unmap_source(SSRCS[usize::from(ssrc) % SSRCS.len()], now),
             Op::Push {
                 ssrc,
                 seq,

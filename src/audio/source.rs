@@ -108,8 +108,10 @@ impl Frame {
 #[derive(Debug)]
 pub(super) struct Source {
     pub track: TrackId,
-    /// Unmapped: plays what is buffered, accepts nothing new, then goes.
-    pub removed: bool,
+    /// Unmapped (source-remove, owner left) at this timeline position: a packet that reached
+    /// the machine before it is still taken, however late jitape reads it; a later one is
+    /// not. Once the render has passed it and nothing is left to play, the source goes.
+    pub removed_at: Option<f64>,
     p: Params,
     seq: SeqUnwrapper,
     ts: TsUnwrapper,
@@ -141,7 +143,7 @@ impl Source {
     pub fn new(track: TrackId, p: Params) -> Result<Self, AudioError> {
         Ok(Source {
             track,
-            removed: false,
+            removed_at: None,
             p,
             seq: SeqUnwrapper::new(),
             ts: TsUnwrapper::new(),
@@ -222,9 +224,18 @@ impl Source {
         Pushed::Buffered
     }
 
-    /// Nothing left to play after `unmap`.
-    pub fn is_drained(&self) -> bool {
-        self.removed && self.spurt.is_none() && self.buffer.is_empty()
+    /// Whether a packet that reached the machine at timeline position `arrival` is this
+    /// source's to take.
+    pub fn takes(&self, arrival: f64) -> bool {
+        self.removed_at.is_none_or(|at| arrival < at)
+    }
+
+    /// Unmapped, rendered past the moment of its removal (`rendered_until`), nothing left.
+    pub fn is_drained(&self, rendered_until: u64) -> bool {
+        self.removed_at
+            .is_some_and(|at| rendered_until as f64 >= at)
+            && self.spurt.is_none()
+            && self.buffer.is_empty()
     }
 
     /// Forgets everything buffered (after the timeline skipped ahead).

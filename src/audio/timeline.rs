@@ -89,15 +89,20 @@ impl Timeline {
     /// Routes `ssrc` to `track` (from Jingle sources). A new SSRC for a known track continues
     /// that track; an SSRC moved to another track starts afresh.
     pub fn map_source(&mut self, ssrc: u32, track: TrackId) -> Result<(), AudioError> {
-        if self
-            .sources
-            .get(&ssrc)
-            .is_some_and(|s| s.track == track && !s.removed)
+        if let Some(s) = self.sources.get_mut(&ssrc)
+            && s.track == track
         {
+            // Mapped again (possibly after an unmap): it continues, with what it holds.
+            s.removed_at = None;
             return Ok(());
         }
         let source = Source::new(track, self.params)?;
-        self.sources.insert(ssrc, source);
+        if let Some(mut old) = self.sources.insert(ssrc, source) {
+            // Moved to another track: what the old owner sent still plays out as theirs.
+            let now = self.rendered_until as f64;
+            old.removed_at = Some(old.removed_at.map_or(now, |at| at.min(now)));
+            self.retiring.push(old);
+        }
         let cfg = &self.cfg;
         let pos = self.rendered_until;
         self.tracks.entry(track).or_insert_with(|| Track {
@@ -115,11 +120,14 @@ impl Timeline {
         Ok(())
     }
 
-    /// Stops taking packets from `ssrc` (source-remove, owner left); what is already buffered
-    /// still plays out.
-    pub fn unmap_source(&mut self, ssrc: u32) {
+    /// Stops taking packets from `ssrc` that reach the machine from `at` on (source-remove,
+    /// owner left; `at` is when jitape learned it). Packets that arrived before `at` are still
+    /// taken when jitape reads them, however late within the window: the media path is
+    /// slower than the signalling one, and a leaver's last words are on it.
+    pub fn unmap_source(&mut self, ssrc: u32, at: Instant) {
+        let at = self.position_of(at);
         if let Some(source) = self.sources.get_mut(&ssrc) {
-            source.removed = true;
+            source.removed_at = Some(source.removed_at.map_or(at, |was| was.min(at)));
             tracing::debug!(ssrc, track = %source.track, "source unmapped");
         }
     }
@@ -157,7 +165,7 @@ impl Timeline {
     /// what the source did with it, if it reached one.
     fn push_one(&mut self, pkt: &RtpPacket, redundant: bool) -> Option<Pushed> {
         let arrival = self.position_of(pkt.arrival);
-        let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| !s.removed) else {
+        let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| s.takes(arrival)) else {
             self.unknown_ssrc += u64::from(!redundant);
             tracing::trace!(ssrc = pkt.ssrc, "packet of an unknown ssrc dropped");
             return None;
@@ -182,9 +190,10 @@ impl Timeline {
         if pushed == Pushed::Restarted {
             // The old counters' packets still play out; the new ones get a source of their own.
             let mut fresh = Source::new(track_id, self.params).ok()?;
+            fresh.removed_at = source.removed_at;
             pushed = fresh.push(pkt, duration, arrival, false);
             if let Some(mut old) = self.sources.insert(pkt.ssrc, fresh) {
-                old.removed = true;
+                old.removed_at = Some(old.removed_at.map_or(arrival, |at| at.min(arrival)));
                 self.retiring.push(old);
             }
         }
@@ -213,8 +222,8 @@ impl Timeline {
                 source.render(start, &mut track.sum, &mut track.stats);
             }
         }
-        self.sources.retain(|_, s| !s.is_drained());
-        self.retiring.retain(|s| !s.is_drained());
+        self.sources.retain(|_, s| !s.is_drained(end));
+        self.retiring.retain(|s| !s.is_drained(end));
         self.mix_sum.clear();
         self.mix_sum.resize(n, 0);
         let mut speech = std::mem::take(&mut self.pending_speech);
@@ -261,7 +270,7 @@ impl Timeline {
         for source in self.sources.values_mut() {
             source.flush();
         }
-        self.sources.retain(|_, s| !s.is_drained());
+        self.sources.retain(|_, s| !s.is_drained(sample));
         self.retiring.clear();
         for track in self.tracks.values_mut() {
             track.vad.skip(start, n, &mut self.pending_speech);

@@ -163,8 +163,12 @@ pub enum Action {
     /// The remote source set of the current session changed.
     UpdateSources(Vec<Source>),
     StopMedia,
-    /// The SSRC → track mapping for the audio timeline (only recorded participants).
-    Tracks(Vec<(u32, TrackId)>),
+    /// The SSRC → track mapping for the audio timeline (only recorded participants), as of
+    /// `at`: a source no longer listed keeps the packets that reached the machine before it.
+    Tracks {
+        tracks: Vec<(u32, TrackId)>,
+        at: Instant,
+    },
     /// Our occupancy was interrupted from `start` to `end` (link down, kicked, stepped out
     /// while too few others were in): a gap note for the sidecar.
     Interruption {
@@ -408,7 +412,7 @@ impl Machine {
                         // The destroy presence follows; leaving now is harmless.
                         self.membership = Membership::Offline;
                     }
-                    self.end(EndReason::RoomDestroyed, &mut out);
+                    self.end(now, EndReason::RoomDestroyed, &mut out);
                 }
             }
             Input::RecordingStarted { elapsed } => {
@@ -421,7 +425,7 @@ impl Machine {
                 let focus = self.focus_jid();
                 self.sessions
                     .media_ready(&sid, &transport, &self.s.our_jid, &focus, &mut fx);
-                self.apply_effects(fx, &mut out);
+                self.apply_effects(now, fx, &mut out);
             }
             Input::MediaFailed {
                 sid,
@@ -439,7 +443,7 @@ impl Machine {
                 });
                 self.request_restart(now, &sid, &mut out);
             }
-            Input::Stop(reason) => self.end(reason, &mut out),
+            Input::Stop(reason) => self.end(now, reason, &mut out),
             Input::Tick => self.on_timers(now, &mut out),
             Input::Snapshot(_) => {}
         }
@@ -520,7 +524,7 @@ impl Machine {
         )));
         let mut fx = Vec::new();
         self.sessions.drop_session(&mut fx);
-        self.apply_effects(fx, out);
+        self.apply_effects(now, fx, out);
         self.roster.step_out();
         self.timers.remove(&Timer::LoneHold);
         self.membership = Membership::Away;
@@ -573,7 +577,7 @@ impl Machine {
         })));
     }
 
-    fn end(&mut self, reason: EndReason, out: &mut Vec<Action>) {
+    fn end(&mut self, now: Instant, reason: EndReason, out: &mut Vec<Action>) {
         if matches!(
             self.membership,
             Membership::Joined | Membership::Joining { .. }
@@ -586,7 +590,7 @@ impl Machine {
         }
         let mut fx = Vec::new();
         self.sessions.drop_session(&mut fx);
-        self.apply_effects(fx, out);
+        self.apply_effects(now, fx, out);
         self.membership = Membership::Ended;
         self.timers.clear();
         info!(room = %self.s.room, %reason, "recording ends");
@@ -609,7 +613,7 @@ impl Machine {
                         _ => 1,
                     };
                     if attempt > self.s.max_join_attempts {
-                        self.end(EndReason::JoinRefused("timeout".into()), out);
+                        self.end(now, EndReason::JoinRefused("timeout".into()), out);
                         return;
                     }
                     debug!(room = %self.s.room, attempt, "(re)joining");
@@ -617,12 +621,12 @@ impl Machine {
                 }
                 Timer::EmptyGrace => {
                     info!(room = %self.s.room, grace = ?self.s.empty_grace, "no human present for the whole grace period");
-                    self.end(EndReason::Empty, out);
+                    self.end(now, EndReason::Empty, out);
                     return;
                 }
                 Timer::MaxDuration => {
                     info!(room = %self.s.room, "maximum recording duration reached");
-                    self.end(EndReason::MaxDuration, out);
+                    self.end(now, EndReason::MaxDuration, out);
                     return;
                 }
                 Timer::LoneHold => {
@@ -694,7 +698,7 @@ impl Machine {
             RosterChange::Updated { .. } => fx.push(Effect::SourcesChanged),
             RosterChange::Unchanged => {}
         }
-        self.apply_effects(fx, out);
+        self.apply_effects(now, fx, out);
         self.check_company(now, out);
     }
 
@@ -755,7 +759,7 @@ impl Machine {
             self.roster.set_our_nick(&self.s.nick);
         }
         if attempt >= self.s.max_join_attempts {
-            return self.end(EndReason::JoinRefused(condition.to_string()), out);
+            return self.end(now, EndReason::JoinRefused(condition.to_string()), out);
         }
         self.membership = Membership::Joining { attempt };
         self.timers.remove(&Timer::JoinTimeout);
@@ -767,15 +771,15 @@ impl Machine {
     fn on_removed(&mut self, now: Instant, p: &OccupantPresence, out: &mut Vec<Action>) {
         let mut fx = Vec::new();
         self.sessions.drop_session(&mut fx);
-        self.apply_effects(fx, out);
+        self.apply_effects(now, fx, out);
         self.roster.clear(now);
         // We are no longer an occupant, so `end` must not send a leave presence.
         self.membership = Membership::Offline;
         if p.destroyed {
-            return self.end(EndReason::RoomDestroyed, out);
+            return self.end(now, EndReason::RoomDestroyed, out);
         }
         if p.status(301) {
-            return self.end(EndReason::Banned, out);
+            return self.end(now, EndReason::Banned, out);
         }
         // Kicked (307), removed for a server shutdown (332) or an error (333), or
         // anything else: rejoin, bounded by the join attempt limit.
@@ -857,7 +861,7 @@ impl Machine {
                 }
             }
         }
-        self.apply_effects(fx, out);
+        self.apply_effects(now, fx, out);
     }
 
     /// We could not take the focus's offer. Jicofo expires a participant that answers an
@@ -897,7 +901,7 @@ impl Machine {
                 });
                 let mut fx = Vec::new();
                 if self.sessions.accept_refused(&sid, &mut fx) {
-                    self.apply_effects(fx, out);
+                    self.apply_effects(now, fx, out);
                     self.timers
                         .insert(Timer::RestartSession, now + Duration::from_secs(2));
                 }
@@ -924,7 +928,7 @@ impl Machine {
             self.timers
                 .insert(Timer::RestartSession, now + RESTART_RETRY);
         }
-        self.apply_effects(fx, out);
+        self.apply_effects(now, fx, out);
     }
 
     /// Whether we are waiting for a session we asked for.
@@ -953,7 +957,7 @@ impl Machine {
         self.timers.insert(Timer::RestartSession, now + backoff);
     }
 
-    fn apply_effects(&mut self, fx: Vec<Effect>, out: &mut Vec<Action>) {
+    fn apply_effects(&mut self, now: Instant, fx: Vec<Effect>, out: &mut Vec<Action>) {
         let mut sources_changed = false;
         for e in fx {
             match e {
@@ -1017,7 +1021,7 @@ impl Machine {
             }
         }
         if sources_changed {
-            self.sources_changed(out);
+            self.sources_changed(now, out);
         }
     }
 
@@ -1042,8 +1046,9 @@ impl Machine {
         self.pending.insert(id, p);
     }
 
-    /// Recompute the media source set and the SSRC → track mapping, emitting what changed.
-    fn sources_changed(&mut self, out: &mut Vec<Action>) {
+    /// Recompute the media source set and the SSRC → track mapping, emitting what changed;
+    /// `now`, when the change became known, is where a removed source's audio ends.
+    fn sources_changed(&mut self, now: Instant, out: &mut Vec<Action>) {
         let sources = self.sessions.sources();
         let mut tracks = Vec::new();
         for s in &sources {
@@ -1058,7 +1063,7 @@ impl Machine {
         }
         if tracks != self.tracks {
             self.tracks = tracks.clone();
-            out.push(Action::Tracks(tracks));
+            out.push(Action::Tracks { tracks, at: now });
         }
     }
 }

@@ -237,11 +237,11 @@ impl Recording {
     }
 
     /// Apply a new SSRC → track mapping (only the differences reach the timeline).
-    pub fn set_tracks(&mut self, mapping: &[(u32, TrackId)], roster: &Roster) {
+    pub fn set_tracks(&mut self, mapping: &[(u32, TrackId)], at: Instant, roster: &Roster) {
         let new: BTreeMap<u32, TrackId> = mapping.iter().copied().collect();
         for ssrc in self.tracks.keys() {
             if !new.contains_key(ssrc) {
-                self.timeline.unmap_source(*ssrc);
+                self.timeline.unmap_source(*ssrc, at);
             }
         }
         for (ssrc, track) in &new {

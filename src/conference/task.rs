@@ -315,9 +315,9 @@ impl Task {
                     }
                 }
                 Action::StopMedia => self.stop_media().await,
-                Action::Tracks(tracks) => {
+                Action::Tracks { tracks, at } => {
                     if let Some(rec) = &mut self.recording {
-                        rec.set_tracks(&tracks, self.machine.roster());
+                        rec.set_tracks(&tracks, at, self.machine.roster());
                     }
                     self.tracks = tracks;
                 }
@@ -372,7 +372,7 @@ impl Task {
             Ok(mut rec) => {
                 self.ctx.metrics.conferences_started.inc();
                 self.ctx.metrics.conferences_active.add(1);
-                rec.set_tracks(&self.tracks, self.machine.roster());
+                rec.set_tracks(&self.tracks, Instant::now(), self.machine.roster());
                 if let Some((opus, red)) = self.media.as_ref().and_then(|m| m.payload_types) {
                     rec.set_payload_types(opus, red);
                 }

@@ -102,7 +102,7 @@ fn a_new_ssrc_continues_its_track_in_place() {
         .partition(|p| p.arrival < base + ms(2300));
     let mut out = drive(&mut tl, &before, base, ms(2100), ms(20));
     // the participant's source changes: old unmapped, new mapped to the same track
-    tl.unmap_source(1);
+    tl.unmap_source(1, base + ms(2300));
     tl.map_source(2, TrackId(1))
         .unwrap_or_else(|e| panic!("{e}"));
     let rest = drive(&mut tl, &after, base + ms(2300), ms(2000), ms(20));
@@ -144,7 +144,7 @@ fn unmapped_and_unknown_sources_are_not_mixed() {
         .filter(|p| p.ssrc == 9 || p.arrival >= base + ms(1500))
         .count();
     let mut out = drive(&mut tl, &before, base, ms(1300), ms(20));
-    tl.unmap_source(1);
+    tl.unmap_source(1, base + ms(1500));
     let rest = drive(&mut tl, &after, base + ms(1500), ms(1500), ms(20));
     out.mix.extend_from_slice(&rest.mix);
     let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
@@ -156,6 +156,47 @@ fn unmapped_and_unknown_sources_are_not_mixed() {
     assert!(amplitude(&out.mix, 48_000, 400.0, 0, out.mix.len()) < 5.0);
     let st = tl.stats();
     assert_eq!(st.unknown_ssrc, unknown as u64);
+}
+
+/// A leaver's last packets are on the media path, which is slower than the signalling one:
+/// jitape can learn of the leave (source-remove, unavailable presence) before it has read
+/// them. What reached the machine before it learned is kept, to the sample; what arrives
+/// after is not (a stale bridge forwarding a leaver).
+#[test]
+fn a_leavers_packets_read_after_the_leave_are_kept_if_they_arrived_before_it() {
+    let base = Instant::now();
+    let leaver = Sender::new(1, vec![tone(1000.0, 500, 3000)], ms(3000));
+    let packets = Net::clean().apply(leaver.packets(base));
+    let leave = base + ms(2000);
+    for read_lag in [0, 20, 60, 150] {
+        let mut tl = timeline(AudioConfig::default(), base, &[(1, 1)]);
+        // The last packet that reached the machine before the leave was sent at 1980 ms and
+        // holds 1960..1980 ms (presence windows are 5 ms).
+        // Everything up to 1.9 s was read in time; then jitape learns of the leave and only
+        // afterwards reads the packets that reached the machine in the last `read_lag` ms
+        // before it (and those the stale bridge still sends).
+        let lagged = leave - ms(read_lag);
+        let (before, after): (Vec<_>, Vec<_>) =
+            packets.iter().cloned().partition(|p| p.arrival < lagged);
+        let mut out = drive(&mut tl, &before, base, ms(1900), ms(20));
+        tl.unmap_source(1, leave);
+        let rest = drive(&mut tl, &after, base + ms(2000), ms(1000), ms(20));
+        out.mix.extend_from_slice(&rest.mix);
+        let found = runs(&presence(&out.mix, 48_000, 1000.0, 2500.0), 120);
+        assert_eq!(found.len(), 1, "read lag {read_lag} ms: {found:?}");
+        assert_near(
+            &format!("end with a read lag of {read_lag} ms"),
+            found[0].1,
+            1985,
+            8,
+        );
+        let arrived_after = packets.iter().filter(|p| p.arrival >= leave).count();
+        assert_eq!(
+            tl.stats().unknown_ssrc,
+            arrived_after as u64,
+            "read lag {read_lag} ms: only packets that arrived after the leave are refused"
+        );
+    }
 }
 
 #[test]

@@ -248,7 +248,7 @@ fn sent(actions: &[Action]) -> Vec<&Element> {
 
 fn tracks(actions: &[Action]) -> Option<Vec<(u32, TrackId)>> {
     actions.iter().find_map(|a| match a {
-        Action::Tracks(t) => Some(t.clone()),
+        Action::Tracks { tracks, .. } => Some(tracks.clone()),
         _ => None,
     })
 }
