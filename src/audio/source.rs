@@ -416,6 +416,14 @@ impl Source {
         cur
     }
 
+    /// Whether two epochs place RTP time within what slewing absorbs quickly of each other.
+    fn same_clock(&self, a: u32, b: u32) -> bool {
+        match (self.clock.offset(a), self.clock.offset(b)) {
+            (Some(x), Some(y)) => (x - y).abs() <= self.p.slew_fast_above,
+            _ => false,
+        }
+    }
+
     /// How many samples later than its clock says the frame's next sample would be played.
     fn lag(&self, sp: &Spurt, cur: u64) -> Option<f64> {
         let offset = self.clock.offset(sp.epoch)?;
@@ -517,7 +525,15 @@ impl Source {
                 return self.fade_out(sp, false);
             };
             if pkt.epoch != sp.epoch {
-                return self.fade_out(sp, false);
+                // A sender that stalls mid-spurt and then sends what it held in a burst looks
+                // to the clock like a spurt starting late, and gets a new epoch. Once the
+                // burst has caught up, that epoch's clock is the old one: the spurt goes on
+                // (ending it would cost a fade and the decoder's recovery, a 20 ms hole).
+                // Only a clock that really moved ends the spurt here.
+                if !self.same_clock(sp.epoch, pkt.epoch) {
+                    return self.fade_out(sp, false);
+                }
+                sp.epoch = pkt.epoch;
             }
             if seq < sp.next_seq {
                 self.buffer.pop_first();

@@ -427,3 +427,75 @@ fn short_losses_early_in_a_spurt_leave_no_hole() {
         assert!(hole <= 5, "{lost:?} lost: a hole of {hole} ms");
     }
 }
+
+/// The bench's simulated bridge stalls for 110-150 ms now and then (while it sets up another
+/// conference) and then sends what it held in a burst. The first packet of the burst comes
+/// after an arrival gap longer than a spurt gap and far off the clock, so the clock gives it a
+/// new epoch; the burst catches up and the new epoch's clock is the old one. The spurt must go
+/// on: ending and restarting it cost 5-20 ms of audio at every such stall.
+#[test]
+fn a_sender_stalling_mid_spurt_keeps_the_spurt_whole() {
+    let base = Instant::now();
+    let tones = vec![tone(1000.0, 500, 3000)];
+    for (stall_at, stall) in [(1500u64, 150u64), (1504, 130), (1504, 110), (1510, 125)] {
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3400)).packets(base));
+        let (from, to) = (base + ms(stall_at), base + ms(stall_at + stall));
+        for p in &mut packets {
+            if p.arrival >= from && p.arrival < to {
+                p.arrival = to;
+            }
+        }
+        packets.sort_by_key(|p| p.arrival);
+        let mut tl = timeline(48_000, base);
+        let out = drive(&mut tl, &packets, base, ms(4000), ms(20));
+        let present = check_edges(&out.mix, 48_000, &tones, 5, 20);
+        let hole = longest_hole(&present, 525, 2985);
+        let st = tl.stats().total;
+        assert_eq!(
+            hole, 0,
+            "stall {stall} ms at {stall_at}: a hole of {hole} ms"
+        );
+        assert_eq!(
+            st.spurts, 1,
+            "stall {stall} ms at {stall_at}: the spurt was cut: {st:?}"
+        );
+        assert_eq!(st.resyncs, 0, "{st:?}");
+    }
+}
+
+/// A sender that falls further behind skips frames (RTP time passes, sequence numbers stay
+/// contiguous): jitape conceals them like a loss, and the hole is the skipped frames and the
+/// decoder's recovery after them (the analysis's `RECOVERY`), nothing more.
+#[test]
+fn a_sender_skipping_a_frame_after_a_stall_leaves_only_that_frame() {
+    let base = Instant::now();
+    let tones = vec![tone(1000.0, 500, 3000)];
+    for (skip_at, skipped, stall) in [(1500u64, 1usize, 145u64), (1500, 2, 165), (600, 1, 145)] {
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3400)).packets(base));
+        // The sender stalls, skips `skipped` frames (RTP time passes, sequence numbers stay
+        // contiguous) and sends the rest of what fell due in a burst.
+        let i = packets
+            .iter()
+            .position(|p| p.arrival >= base + ms(skip_at))
+            .unwrap_or_else(|| panic!("no packet at {skip_at}"));
+        packets.drain(i..i + skipped);
+        for p in &mut packets[i..] {
+            p.sequence = p.sequence.wrapping_sub(skipped as u16);
+        }
+        let release = base + ms(skip_at - 20 + stall);
+        for p in &mut packets {
+            if p.arrival >= base + ms(skip_at - 20) && p.arrival < release {
+                p.arrival = release;
+            }
+        }
+        packets.sort_by_key(|p| p.arrival);
+        let mut tl = timeline(48_000, base);
+        let out = drive(&mut tl, &packets, base, ms(4000), ms(20));
+        let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
+        let hole = longest_hole(&present, 525, 2985);
+        assert!(
+            hole <= 20 * skipped as u64 + 25,
+            "skip {skipped} at {skip_at}: {hole} ms without the tone"
+        );
+    }
+}
