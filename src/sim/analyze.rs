@@ -197,7 +197,7 @@ pub fn tone_intervals(d: &Decoded, hz: f32) -> Vec<(f64, f64)> {
     };
     let gain = vec![1.0; env.amp.len()];
     let gains = [gain.clone(), gain];
-    measure::check_tone(&t, &env, &gains, &Tolerances::default(), f64::INFINITY).found
+    measure::check_tone(&t, &env, &gains, &Tolerances::default(), f64::INFINITY, &[]).found
 }
 
 /// Analyse decoded audio against an expectation.
@@ -213,8 +213,18 @@ pub fn analyse(d: &Decoded, e: &Expected, tol: &Tolerances) -> Report {
     let speakers: Vec<SpeakerCheck> = e
         .tones
         .iter()
+        .enumerate()
         .zip(&envs)
-        .map(|(t, env)| measure::check_tone(t, env, &gains, tol, e.duration))
+        .map(|((i, t), env)| {
+            let others: Vec<f64> = e
+                .tones
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, o)| o.on.iter().flat_map(|&(a, b)| [a, b]))
+                .collect();
+            measure::check_tone(t, env, &gains, tol, e.duration, &others)
+        })
         .collect();
     let stray = stray_sound(d, e, tol);
     let file_duration = d.samples.len() as f64 / f64::from(d.rate.max(1));

@@ -24,7 +24,7 @@
 //! sidecar keeps the start truncated to the millisecond: the real sample 0 lies in
 //! `[start, start + 1 ms)`, and the model takes its middle (±0.5 ms).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -271,18 +271,30 @@ fn ticks_from(t: Duration) -> u64 {
 
 /// Every frame one session's speaker put on the wire or lost there. Without a wire log (an
 /// external bridge) each window's frames from its first tick count as delivered.
+///
+/// A frame inside a talk window that is neither on the wire nor lost there is one the sender
+/// skipped (it fell behind after a stall: `MAX_BURST` in the simulated bridge's sender). Its
+/// RTP time passes with no packet, the sequence numbers stay contiguous, and a receiver
+/// conceals it like a lost one (jitape's `Source::conceal`), so it counts as lost.
 fn sent_frames(sent: &SentSpeaker) -> Vec<(u64, Frame)> {
     let mut out = Vec::new();
     match &sent.wire {
         Some(wire) => {
+            let mut seen = BTreeSet::new();
             for &(a, b) in &wire.delivered {
                 for k in a..=b {
                     let onset = wire.onsets.binary_search(&k).is_ok();
                     out.push((k, Frame::Delivered { onset }));
+                    seen.insert(k);
                 }
             }
             for &(a, b) in &wire.lost {
                 out.extend((a..=b).map(|k| (k, Frame::Lost)));
+                seen.extend(a..=b);
+            }
+            for w in &sent.windows {
+                let skipped = (w.first_tick..=w.last_tick).filter(|k| !seen.contains(k));
+                out.extend(skipped.map(|k| (k, Frame::Lost)));
             }
         }
         None => {

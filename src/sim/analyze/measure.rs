@@ -135,12 +135,16 @@ pub(super) fn distance_outside(z: &[Zone], pred: impl Fn(Zone) -> bool) -> Vec<u
 
 /// Checks one tone. `gains[1][i]` is the limiter's gain at millisecond `i` (NaN: unknown),
 /// `gains[0]` the same with unknown values held from the last known one (for edges).
+/// `others` are the other tones' edges in seconds: the envelope window sees an abrupt edge of
+/// a tone at another frequency as a short burst at this one (two voices starting together
+/// reach a tenth of a tone's level for a few milliseconds), so silence is not judged there.
 pub(super) fn check_tone(
     t: &ToneExpect,
     env: &Envelope,
     gains: &[Vec<f64>; 2],
     tol: &Tolerances,
     duration: f64,
+    others: &[f64],
 ) -> SpeakerCheck {
     let n = env.amp.len();
     let z = zones(t, n);
@@ -159,7 +163,7 @@ pub(super) fn check_tone(
     edges(t, &held, tol, duration, &mut c);
     holes(&z, &rel, tol, &mut c);
     level_and_pitch(t, &z, &rel, &env.phase, tol, &mut c);
-    stray_tone(&z, &rel, tol, &mut c);
+    stray_tone(&z, &rel, tol, others, &mut c);
     c
 }
 
@@ -401,14 +405,25 @@ fn pitch_error(phase: &[f64], hz: f64) -> f64 {
 
 /// The tone where it must not be: in silence (beyond the edge tolerance, fades and the
 /// window), or louder than itself where concealment is allowed.
-fn stray_tone(z: &[Zone], rel: &[f64], tol: &Tolerances, c: &mut SpeakerCheck) {
+fn stray_tone(z: &[Zone], rel: &[f64], tol: &Tolerances, others: &[f64], c: &mut SpeakerCheck) {
     let outside = distance_outside(z, |x| x == Zone::Off);
     let clear = tol.edge.as_secs_f64() * 1000.0 + FADE_MS + HALF_WINDOW_MS as f64;
+    let mut near_other = vec![false; z.len()];
+    for &edge in others {
+        let (a, b) = (edge * 1000.0 - clear, edge * 1000.0 + clear);
+        let (a, b) = (
+            a.max(0.0).floor() as usize,
+            (b.max(0.0).ceil() as usize).min(z.len()),
+        );
+        for x in near_other.iter_mut().take(b).skip(a) {
+            *x = true;
+        }
+    }
     let loud = 10f64.powf(tol.level_db / 20.0);
     let mut spans: Vec<(usize, usize, bool)> = Vec::new();
     for i in 0..rel.len() {
         let stray = match z[i] {
-            Zone::Off => outside[i] as f64 >= clear && rel[i] > tol.stray_tone,
+            Zone::Off => outside[i] as f64 >= clear && !near_other[i] && rel[i] > tol.stray_tone,
             Zone::Free => rel[i] > loud,
             Zone::On => false,
         };
