@@ -11,6 +11,12 @@
 //! estimate (e.g. a sender that did not advance its RTP clock across a pause), or any packet
 //! more than a second off, starts a new epoch with a fresh window; packets still buffered from
 //! the old epoch keep the old offset.
+//!
+//! A spurt that starts far off is only *suspect* at first: a sender (or bridge) that stalled
+//! and then sends what it held in a burst looks the same for one packet, but its burst comes
+//! back to the estimate within milliseconds. The epoch changes only if the offset is still off
+//! [`CONFIRM`] later (by arrival), and then from the packet that raised the suspicion: the
+//! caller moves the packets it buffered since then into the new epoch.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -25,6 +31,30 @@ const CARRY: Duration = Duration::from_secs(20);
 const FROZEN: usize = 8;
 /// An offset change this large is a jump of the sender's clock even inside a spurt.
 const JUMP_SECONDS: f64 = 1.0;
+/// How long (by arrival) a spurt that started far off the estimate must stay off before it is
+/// a new epoch. A burst after a stall arrives within a few milliseconds and catches up within
+/// it; a sender whose clock really moved sends on in real time (a packet every 20 ms).
+const CONFIRM: Duration = Duration::from_millis(60);
+
+/// What [`ClockEstimator::observe`] made of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Observed {
+    /// The epoch the packet belongs to.
+    pub epoch: u32,
+    /// This packet made the clock suspect a jump (it belongs to `epoch` unless confirmed).
+    pub suspects: bool,
+    /// This packet confirmed the suspicion: `epoch` is new, and it holds every packet since
+    /// the one that raised it.
+    pub confirms: bool,
+}
+
+/// A spurt that started far off the estimate, not yet a new epoch.
+#[derive(Debug, Clone, Copy)]
+struct Suspect {
+    since: Instant,
+    /// The least offset seen since (the new epoch's first estimate if confirmed).
+    v: f64,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -45,6 +75,7 @@ pub(super) struct ClockEstimator {
     tolerance: f64,
     /// Any offset further than this from the estimate is a new epoch.
     jump: f64,
+    suspect: Option<Suspect>,
 }
 
 impl ClockEstimator {
@@ -59,11 +90,12 @@ impl ClockEstimator {
             latest_arrival: None,
             tolerance,
             jump: JUMP_SECONDS * f64::from(rate),
+            suspect: None,
         }
     }
 
     /// Takes one packet's offset into account; returns the epoch the packet belongs to.
-    pub fn observe(&mut self, arrival: Instant, v: f64) -> u32 {
+    pub fn observe(&mut self, arrival: Instant, v: f64) -> Observed {
         let spurt_start = self
             .latest_arrival
             .is_none_or(|latest| arrival.saturating_duration_since(latest) > SPURT_GAP);
@@ -81,10 +113,47 @@ impl ClockEstimator {
                 .filter(|last| latest.saturating_duration_since(last.at) <= CARRY)
                 .map(|last| last.v),
         };
-        if let Some(current) = current {
-            let off = (v - current).abs();
-            if (spurt_start && off > self.tolerance) || off > self.jump {
+        let mut seen = Observed {
+            epoch: self.epoch,
+            suspects: false,
+            confirms: false,
+        };
+        if spurt_start {
+            // The spurt that raised it ended without confirming it: that was a stall.
+            self.suspect = None;
+        }
+        if let (Some(current), Some(sus)) = (current, self.suspect.as_mut()) {
+            if (v - current).abs() <= self.tolerance {
+                // The burst caught up: it was a stall, not a clock that moved.
+                self.suspect = None;
+            } else if arrival.saturating_duration_since(sus.since) >= CONFIRM {
+                let first = Entry {
+                    at: sus.since,
+                    v: sus.v.min(v),
+                };
+                self.suspect = None;
                 self.new_epoch(current);
+                self.window.push_back(first);
+                seen = Observed {
+                    epoch: self.epoch,
+                    suspects: false,
+                    confirms: true,
+                };
+            } else {
+                sus.v = sus.v.min(v);
+                return seen;
+            }
+        }
+        if let Some(current) = current.filter(|_| !seen.confirms) {
+            let off = (v - current).abs();
+            if off > self.jump {
+                self.suspect = None;
+                self.new_epoch(current);
+                seen.epoch = self.epoch;
+            } else if spurt_start && off > self.tolerance {
+                self.suspect = Some(Suspect { since: arrival, v });
+                seen.suspects = true;
+                return seen;
             } else if self.window.is_empty() {
                 // carry the previous estimate into the new window
                 self.window.push_back(Entry {
@@ -103,7 +172,7 @@ impl ClockEstimator {
                 v: front.v,
             });
         }
-        self.epoch
+        seen
     }
 
     fn new_epoch(&mut self, offset: f64) {
@@ -147,7 +216,7 @@ mod tests {
         let delays = [30.0, 12.0, 25.0, 2.0, 40.0, 18.0];
         for (i, d) in delays.iter().enumerate() {
             let at = t0 + Duration::from_millis(20 * i as u64);
-            let epoch = c.observe(at, 1000.0 + d * MS);
+            let epoch = c.observe(at, 1000.0 + d * MS).epoch;
             assert_eq!(epoch, 0);
         }
         assert_eq!(c.offset(0), Some(1000.0 + 2.0 * MS));
@@ -178,19 +247,55 @@ mod tests {
         let mut c = ClockEstimator::new(50.0 * MS, 48_000);
         c.observe(t0, 100.0);
         c.observe(t0 + Duration::from_millis(20), 100.0);
-        // after a 1 s pause the sender's clock did not advance: v is 1 s larger
+        // after a 1 s pause the sender's clock did not advance: v is 1 s larger. The first
+        // packet only raises the suspicion; the sender goes on in real time and the third
+        // packet after it (60 ms later) confirms it, for all of them.
         let later = t0 + Duration::from_millis(1020);
-        assert_eq!(c.observe(later, 100.0 + 1000.0 * MS), 1);
+        let v = 100.0 + 1000.0 * MS;
+        let first = c.observe(later, v);
+        assert_eq!(
+            (first.epoch, first.suspects, first.confirms),
+            (0, true, false)
+        );
+        for k in 1..3u64 {
+            let o = c.observe(later + Duration::from_millis(20 * k), v);
+            assert_eq!((o.epoch, o.suspects, o.confirms), (0, false, false));
+        }
+        let o = c.observe(later + Duration::from_millis(60), v);
+        assert_eq!((o.epoch, o.confirms), (1, true));
         assert_eq!(c.offset(0), Some(100.0));
-        assert_eq!(c.offset(1), Some(100.0 + 1000.0 * MS));
+        assert_eq!(c.offset(1), Some(v));
         // a spurt that starts a little late (network delay) stays in the epoch
         let again = later + Duration::from_millis(500);
-        assert_eq!(c.observe(again, 100.0 + 1030.0 * MS), 1);
-        assert_eq!(c.offset(1), Some(100.0 + 1000.0 * MS));
+        assert_eq!(c.observe(again, 100.0 + 1030.0 * MS).epoch, 1);
+        assert_eq!(c.offset(1), Some(v));
         // a sender clock that leaps ahead by 3 s mid-spurt
         let leap = again + Duration::from_millis(20);
-        assert_eq!(c.observe(leap, 100.0 - 2000.0 * MS), 2);
+        assert_eq!(c.observe(leap, 100.0 - 2000.0 * MS).epoch, 2);
         assert_eq!(c.offset(2), Some(100.0 - 2000.0 * MS));
+    }
+
+    #[test]
+    fn a_burst_after_a_stall_is_no_new_epoch_even_at_a_spurts_end() {
+        // The sender stalls 130 ms; its last two packets of the spurt arrive together, 110 and
+        // 90 ms late, and then nothing (the spurt ended). Nothing came back to the estimate,
+        // but nothing confirmed a jump either: the next spurt, on time, ends the suspicion.
+        let t0 = Instant::now();
+        let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+        for k in 0..20u64 {
+            c.observe(t0 + Duration::from_millis(20 * k), 100.0);
+        }
+        let burst = t0 + Duration::from_millis(20 * 19 + 130);
+        let o = c.observe(burst, 100.0 + 110.0 * MS);
+        assert_eq!((o.epoch, o.suspects), (0, true));
+        let o = c.observe(burst + Duration::from_micros(50), 100.0 + 90.0 * MS);
+        assert_eq!((o.epoch, o.confirms), (0, false));
+        let next = burst + Duration::from_millis(700);
+        let o = c.observe(next, 100.0 + 1.0 * MS);
+        assert_eq!((o.epoch, o.suspects, o.confirms), (0, false, false));
+        let o = c.observe(next + Duration::from_millis(80), 100.0);
+        assert_eq!((o.epoch, o.confirms), (0, false));
+        assert_eq!(c.offset(0), Some(100.0));
     }
 
     #[test]
@@ -199,7 +304,7 @@ mod tests {
         let mut c = ClockEstimator::new(50.0 * MS, 48_000);
         c.observe(t0, 0.0);
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(c.observe(later, 30.0 * MS), 0);
+        assert_eq!(c.observe(later, 30.0 * MS).epoch, 0);
         assert_eq!(c.offset(0), Some(0.0));
         // but not forever
         let much_later = later + Duration::from_secs(60);

@@ -137,6 +137,8 @@ pub(super) struct Source {
     spurt: Option<Spurt>,
     frame: Frame,
     late_run: u32,
+    /// The packet from which the clock suspects a jump (see [`ClockEstimator::observe`]).
+    suspect_from: Option<i64>,
 }
 
 impl Source {
@@ -157,6 +159,7 @@ impl Source {
             spurt: None,
             frame: Frame::default(),
             late_run: 0,
+            suspect_from: None,
         })
     }
 
@@ -197,7 +200,19 @@ impl Source {
         let ts = self.ts.extend(pkt.timestamp);
         let v = arrival_pos - (ts + i64::from(duration_48k)) as f64 * self.p.scale;
         let before = self.clock.epoch();
-        let epoch = self.clock.observe(pkt.arrival, v);
+        let seen = self.clock.observe(pkt.arrival, v);
+        let epoch = seen.epoch;
+        if seen.suspects {
+            self.suspect_from = Some(seq);
+        }
+        if seen.confirms
+            && let Some(from) = self.suspect_from.take()
+        {
+            // The clock did move, from the packet that raised the suspicion on.
+            for (_, b) in self.buffer.range_mut(from..) {
+                b.epoch = epoch;
+            }
+        }
         // Older by its number than what is buffered, yet off the clock: not a reordered
         // packet but a sender that started its counters again (lower, and not colliding).
         if own

@@ -463,6 +463,31 @@ fn a_sender_stalling_mid_spurt_keeps_the_spurt_whole() {
     }
 }
 
+/// The same stall at a spurt's end: the spurt's last packets arrive together, 90-130 ms late,
+/// and nothing follows them to bring the clock back. They stay where their timestamps put
+/// them (a new epoch would have placed them by their late arrival: 90 ms of the spurt's end
+/// moved into the silence after it).
+#[test]
+fn a_sender_stalling_at_a_spurts_end_moves_nothing() {
+    let base = Instant::now();
+    let tones = vec![tone(1000.0, 500, 1500), tone(1000.0, 2000, 3000)];
+    for (stall_from, stall) in [(1450u64, 150u64), (1465, 130), (1470, 120)] {
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3400)).packets(base));
+        let (from, to) = (base + ms(stall_from), base + ms(stall_from + stall));
+        for p in &mut packets {
+            if p.arrival >= from && p.arrival < to {
+                p.arrival = to;
+            }
+        }
+        packets.sort_by_key(|p| p.arrival);
+        let mut tl = timeline(48_000, base);
+        let out = drive(&mut tl, &packets, base, ms(4000), ms(20));
+        check_edges(&out.mix, 48_000, &tones, 5, 8);
+        let st = tl.stats().total;
+        assert_eq!(st.spurts, 2, "stall {stall} ms from {stall_from}: {st:?}");
+    }
+}
+
 /// A sender that falls further behind skips frames (RTP time passes, sequence numbers stay
 /// contiguous): jitape conceals them like a loss, and the hole is the skipped frames and the
 /// decoder's recovery after them (the analysis's `RECOVERY`), nothing more.
