@@ -65,7 +65,8 @@ struct Task {
     recording: Option<Recording>,
     media: Option<Media>,
     tracks: Vec<(u32, TrackId)>,
-    ended: Option<EndReason>,
+    /// Why the conference ended, and when it was decided (where the file ends).
+    ended: Option<(EndReason, Instant)>,
     /// A recording a previous jitape left unfinished: continued instead of a new one.
     resume: Option<Unfinished>,
     /// Jitsi's meeting id, once known.
@@ -339,7 +340,7 @@ impl Task {
                         self.note_deaf(stretch);
                     }
                 }
-                Action::End(reason) => self.ended = Some(reason),
+                Action::End(reason) => self.ended = Some((reason, Instant::now())),
             }
         }
     }
@@ -394,7 +395,7 @@ impl Task {
                     .handle(origin, Input::Stop(EndReason::CannotRecord(e)));
                 for a in actions {
                     match a {
-                        Action::End(r) => self.ended = Some(r),
+                        Action::End(r) => self.ended = Some((r, Instant::now())),
                         Action::Send(el) => {
                             let _ = self.ctx.outbound.send(el).await;
                         }
@@ -574,8 +575,14 @@ impl Task {
     }
 
     async fn finish(mut self) {
+        // The file ends where the end was decided, not after the media session took its time
+        // to close (tens of milliseconds on a busy machine).
+        let (reason, at) = self
+            .ended
+            .take()
+            .unwrap_or_else(|| (EndReason::Shutdown, Instant::now()));
         self.stop_media().await;
-        if let Some(stretch) = self.deaf.finish(Instant::now()) {
+        if let Some(stretch) = self.deaf.finish(at) {
             self.note_deaf(stretch);
         }
         let metrics = Arc::clone(&self.ctx.metrics);
@@ -583,14 +590,13 @@ impl Task {
         if self.counted_deaf {
             metrics.conferences_deaf.add(-1);
         }
-        let reason = self.ended.take().unwrap_or(EndReason::Shutdown);
         let Some(mut rec) = self.recording.take() else {
             return;
         };
         rec.publish(&metrics);
         metrics.conferences_active.add(-1);
         let roster = self.machine.roster().clone();
-        rec.end(Instant::now(), &roster);
+        rec.end(at, &roster);
         let why = reason.to_string();
         let room = self.machine.room().to_string();
         let ctx = Arc::clone(&self.ctx);

@@ -271,7 +271,12 @@ impl AsyncUdpSocket for StampingSocket {
     ) -> Poll<io::Result<usize>> {
         let result = self.inner.poll_recv(cx, bufs, meta);
         if let Poll::Ready(Ok(n)) = &result {
-            let (now, wall_now) = (Instant::now(), SystemTime::now());
+            // Wall clock first: if jitape is preempted between the two reads, the arrival
+            // computed comes out later than it was, never earlier. An early one would pull the
+            // clock estimate (a minimum) and every spurt placed by it earlier by the
+            // preemption (the contention benchmark met 10 ms).
+            let wall_now = SystemTime::now();
+            let now = Instant::now();
             for (buf, m) in bufs.iter().zip(meta.iter()).take(*n) {
                 let at = m.timestamp.and_then(|t| arrival(t, now, wall_now));
                 let len = m.len.min(buf.len());
