@@ -31,9 +31,10 @@ const CARRY: Duration = Duration::from_secs(20);
 const FROZEN: usize = 8;
 /// An offset change this large is a jump of the sender's clock even inside a spurt.
 const JUMP_SECONDS: f64 = 1.0;
-/// How long (by arrival) a spurt that started far off the estimate must stay off before it is
-/// a new epoch. A burst after a stall arrives within a few milliseconds and catches up within
-/// it; a sender whose clock really moved sends on in real time (a packet every 20 ms).
+/// How long (by arrival) a spurt that started far off the estimate must stay off, without
+/// coming down, before it is a new epoch. A burst after a stall arrives faster than real time
+/// and comes down with every packet until it has caught up; a sender whose clock really moved
+/// sends on in real time (a packet every 20 ms) and its offset stays.
 const CONFIRM: Duration = Duration::from_millis(60);
 
 /// What [`ClockEstimator::observe`] made of a packet.
@@ -51,8 +52,11 @@ pub(super) struct Observed {
 /// A spurt that started far off the estimate, not yet a new epoch.
 #[derive(Debug, Clone, Copy)]
 struct Suspect {
+    /// When the offset last came down (by more than [`ClockEstimator::settle`]): a burst
+    /// still draining keeps coming down, a sender in real time holds it.
     since: Instant,
-    /// The least offset seen since (the new epoch's first estimate if confirmed).
+    /// The least offset seen since the suspicion began (the new epoch's first estimate if
+    /// confirmed).
     v: f64,
 }
 
@@ -76,6 +80,8 @@ pub(super) struct ClockEstimator {
     /// Any offset further than this from the estimate is a new epoch.
     jump: f64,
     suspect: Option<Suspect>,
+    /// How far a suspect offset must come down to count as a burst still draining.
+    settle: f64,
 }
 
 impl ClockEstimator {
@@ -91,6 +97,7 @@ impl ClockEstimator {
             tolerance,
             jump: JUMP_SECONDS * f64::from(rate),
             suspect: None,
+            settle: tolerance / 10.0,
         }
     }
 
@@ -126,6 +133,11 @@ impl ClockEstimator {
             if (v - current).abs() <= self.tolerance {
                 // The burst caught up: it was a stall, not a clock that moved.
                 self.suspect = None;
+            } else if v < sus.v - self.settle {
+                // Still coming down: a burst draining (slowly, if its sender is busy too).
+                sus.v = v;
+                sus.since = arrival;
+                return seen;
             } else if arrival.saturating_duration_since(sus.since) >= CONFIRM {
                 let first = Entry {
                     at: sus.since,
@@ -273,6 +285,29 @@ mod tests {
         let leap = again + Duration::from_millis(20);
         assert_eq!(c.observe(leap, 100.0 - 2000.0 * MS).epoch, 2);
         assert_eq!(c.offset(2), Some(100.0 - 2000.0 * MS));
+    }
+
+    #[test]
+    fn a_burst_drained_slowly_is_no_new_epoch() {
+        // The sender is busy too: after a 400 ms stall it sends what it held at two packets
+        // per 20 ms, so the burst takes 400 ms to catch up, and the spurt ends before it does.
+        let t0 = Instant::now();
+        let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+        for k in 0..20u64 {
+            c.observe(t0 + Duration::from_millis(20 * k), 100.0);
+        }
+        let resume = t0 + Duration::from_millis(20 * 19 + 400);
+        let mut late = 400.0;
+        for k in 0..16u64 {
+            let o = c.observe(resume + Duration::from_millis(10 * k), 100.0 + late * MS);
+            assert_eq!(
+                (o.epoch, o.confirms),
+                (0, false),
+                "packet {k}, {late} ms late"
+            );
+            late -= 10.0;
+        }
+        assert_eq!(c.offset(0), Some(100.0));
     }
 
     #[test]
