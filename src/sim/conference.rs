@@ -90,8 +90,6 @@ pub struct SimConference {
     /// The focus is in the room (it leaves when no member is left, as Jicofo does).
     pub(super) focus_in: bool,
     pub(super) room_closed: Vec<Duration>,
-    /// When the plan's end was carried out (after the epoch).
-    pub(super) ended: Option<Duration>,
     /// Unusable offers sent so far (see `ConferencePlan::unusable_offers`).
     pub(super) unusable_sent: u32,
     pub(super) pending_disco: Option<String>,
@@ -169,7 +167,6 @@ impl SimConference {
             recorder_leaves: Vec::new(),
             focus_in: false,
             room_closed: Vec::new(),
-            ended: None,
             unusable_sent: 0,
             pending_disco: None,
             disco_done: false,
@@ -244,7 +241,6 @@ impl SimConference {
             recorder_joins: self.recorder_joins,
             recorder_leaves: self.recorder_leaves,
             room_closed: self.room_closed,
-            ended: self.ended,
             probe_replies: self.probe_replies,
         })
     }
@@ -322,10 +318,7 @@ impl SimConference {
                 self.send(m).await;
             }
             Event::Disrupt(d) => self.disrupt(d).await,
-            Event::End => {
-                self.ended = Some(self.epoch.elapsed());
-                self.destroy().await;
-            }
+            Event::End => self.destroy().await,
         }
     }
 

@@ -80,9 +80,6 @@ pub struct ConferenceOutcome {
     /// Every time the focus left the room because no member was left in it (Jicofo's
     /// `maybeStop`), after the epoch; the room then closes as Prosody destroys empty rooms.
     pub room_closed: Vec<Duration>,
-    /// When the simulation carried out the plan's end (destroyed the room), after the epoch:
-    /// on a busy machine later than `plan.end_at`, and not jitape's doing.
-    pub ended: Option<Duration>,
     /// Replies to probes (malformed Jingle, knocks, P2P offers): `(what was sent, reply
     /// type, error condition or reason)`.
     pub probe_replies: Vec<(String, String, Option<String>)>,
