@@ -181,6 +181,16 @@ async fn dispatcher(
     let mut rooms: HashMap<String, mpsc::Sender<SimInput>> = HashMap::new();
     loop {
         tokio::select! {
+            // Registrations first: a conference registers its room before its focus sends the
+            // join, and the join's echo must not reach the dispatcher before the room does
+            // (an unbiased select, on a busy machine, dropped it as "for no conference" and
+            // the focus timed out creating the room).
+            biased;
+            c = control.recv() => match c {
+                Some(Dispatch::Register { room, inbox }) => { rooms.insert(room, inbox); }
+                Some(Dispatch::Unregister { room }) => { rooms.remove(&room); }
+                None => return,
+            },
             ev = events.recv() => match ev {
                 Some(LinkEvent::Up { .. }) => match up.take() {
                     Some(tx) => {
@@ -207,11 +217,6 @@ async fn dispatcher(
                     }
                 }
                 Some(LinkEvent::Down { .. }) | Some(LinkEvent::Dropped(_)) => {}
-                None => return,
-            },
-            c = control.recv() => match c {
-                Some(Dispatch::Register { room, inbox }) => { rooms.insert(room, inbox); }
-                Some(Dispatch::Unregister { room }) => { rooms.remove(&room); }
                 None => return,
             },
         }
