@@ -428,6 +428,24 @@ fn short_losses_early_in_a_spurt_leave_no_hole() {
     }
 }
 
+/// One sender's packets of `tones`, with every arrival in `[from, to)` held until `to` (a
+/// stall, then a burst).
+fn stalled(
+    tones: &[Tone],
+    base: Instant,
+    from: Instant,
+    to: Instant,
+) -> Vec<crate::media::packet::RtpPacket> {
+    let mut packets = Net::clean().apply(Sender::new(1, tones.to_vec(), ms(3400)).packets(base));
+    for p in &mut packets {
+        if p.arrival >= from && p.arrival < to {
+            p.arrival = to;
+        }
+    }
+    packets.sort_by_key(|p| p.arrival);
+    packets
+}
+
 /// The bench's simulated bridge stalls for 110-150 ms now and then (while it sets up another
 /// conference) and then sends what it held in a burst. The first packet of the burst comes
 /// after an arrival gap longer than a spurt gap and far off the clock, so the clock gives it a
@@ -438,14 +456,12 @@ fn a_sender_stalling_mid_spurt_keeps_the_spurt_whole() {
     let base = Instant::now();
     let tones = vec![tone(1000.0, 500, 3000)];
     for (stall_at, stall) in [(1500u64, 150u64), (1504, 130), (1504, 110), (1510, 125)] {
-        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3400)).packets(base));
-        let (from, to) = (base + ms(stall_at), base + ms(stall_at + stall));
-        for p in &mut packets {
-            if p.arrival >= from && p.arrival < to {
-                p.arrival = to;
-            }
-        }
-        packets.sort_by_key(|p| p.arrival);
+        let packets = stalled(
+            &tones,
+            base,
+            base + ms(stall_at),
+            base + ms(stall_at + stall),
+        );
         let mut tl = timeline(48_000, base);
         let out = drive(&mut tl, &packets, base, ms(4000), ms(20));
         let present = check_edges(&out.mix, 48_000, &tones, 5, 20);
@@ -472,14 +488,12 @@ fn a_sender_stalling_at_a_spurts_end_moves_nothing() {
     let base = Instant::now();
     let tones = vec![tone(1000.0, 500, 1500), tone(1000.0, 2000, 3000)];
     for (stall_from, stall) in [(1450u64, 150u64), (1465, 130), (1470, 120)] {
-        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3400)).packets(base));
-        let (from, to) = (base + ms(stall_from), base + ms(stall_from + stall));
-        for p in &mut packets {
-            if p.arrival >= from && p.arrival < to {
-                p.arrival = to;
-            }
-        }
-        packets.sort_by_key(|p| p.arrival);
+        let packets = stalled(
+            &tones,
+            base,
+            base + ms(stall_from),
+            base + ms(stall_from + stall),
+        );
         let mut tl = timeline(48_000, base);
         let out = drive(&mut tl, &packets, base, ms(4000), ms(20));
         check_edges(&out.mix, 48_000, &tones, 5, 8);
