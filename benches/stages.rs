@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use jitape::bench::micro::{
+use jitape_cli::bench::micro::{
     DecodeBench, FlacBench, LowerBoundBench, MixBench, PipelineBench, SrtpBench,
 };
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use minidom::Element;
 
-use crate::config::Config;
-use crate::xmpp::link::{self, LinkSettings};
-use crate::xmpp::rooms;
-use crate::xmpp::stanza;
+use jitape::config::Config;
+use jitape::xmpp::link::{self, LinkSettings};
+use jitape::xmpp::rooms;
+use jitape::xmpp::stanza;
 
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub async fn live(cfg: &Config) -> Report {
         ping_timeout: Duration::from_secs(5),
         reconnect_min: Duration::from_secs(1),
         reconnect_max: Duration::from_secs(1),
-        limits: crate::xmpp::wire::WireLimits {
+        limits: jitape::xmpp::wire::WireLimits {
             max_stanza: cfg.limits.max_stanza_size,
             ..Default::default()
         },
@@ -175,13 +175,13 @@ fn local_checks(cfg: &Config, r: &mut Report) {
         );
         return;
     }
-    let writable = crate::guard::writable(dir);
+    let writable = jitape::guard::writable(dir);
     r.push(
         writable,
         format!("recording dir {} writable", dir.display()),
         Some("make it writable for the jitape user"),
     );
-    if let Ok(free) = crate::guard::free_bytes(dir) {
+    if let Ok(free) = jitape::guard::free_bytes(dir) {
         r.push(
             free >= cfg.recording.disk_floor,
             format!(

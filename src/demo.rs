@@ -7,10 +7,10 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::sim::analyze::check_recording;
-use crate::sim::loopback::{Loopback, MUC_DOMAIN};
-use crate::sim::plan::ConferencePlan;
-use crate::sink::{self, sidecar};
+use jitape::sink::{self, sidecar};
+use jitape_sim::analyze::check_recording;
+use jitape_sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape_sim::plan::ConferencePlan;
 
 /// Record the demo conference into `out` and print a summary. Fails if the recording does
 /// not match the script.

@@ -1,27 +1,9 @@
-//! jitape: records every Jitsi Meet conference as one continuous FLAC per conference.
-//!
-//! The data flow (see `docs/architecture.md`): Prosody ─XEP-0114─▶ [`xmpp`] link ─▶ router ─▶
-//! one [`conference`] task per room (MUC occupancy, roster, [`jingle`] session) ─▶ [`media`]
-//! (webrtc-rs: ICE/DTLS/SRTP from the videobridge) ─▶ [`audio`] (jitter buffer, Opus,
-//! timeline, mixer) ─▶ [`sink`] (FLAC, sidecar, finalize hook). [`sim`] is the loopback
-//! conference used by `jitape demo`, the benchmarks and the tests.
+//! The `jitape` command's library: what the binary does besides running the component.
+//! `check` (`jitape check-config`: the configuration and the Prosody connection), `demo` (the
+//! loopback conference recorded end to end) and `bench` (the load benchmark and the stage
+//! micro-benchmarks). The product itself is the `jitape` crate; the loopback conference these
+//! run against is `jitape_sim`.
 
-pub mod app;
-pub mod audio;
 pub mod bench;
 pub mod check;
-pub mod conference;
-pub mod config;
 pub mod demo;
-pub mod guard;
-pub mod http;
-pub mod jingle;
-pub mod load;
-pub mod media;
-pub mod memory;
-pub mod metrics;
-pub mod sim;
-pub mod sink;
-pub mod util;
-pub mod xml;
-pub mod xmpp;

@@ -60,7 +60,7 @@ enum Command {
         live: bool,
     },
     /// Measure jitape's cost against a simulated deployment (jitape runs as its own process).
-    Bench(jitape::bench::BenchArgs),
+    Bench(jitape_cli::bench::BenchArgs),
     /// Verify a recording and print its sidecar summary.
     Inspect {
         /// The .flac (or .flac.partial) file.
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
             if !live {
                 return Ok(());
             }
-            let report = runtime()?.block_on(jitape::check::live(&c));
+            let report = runtime()?.block_on(jitape_cli::check::live(&c));
             println!("\n{report}");
             anyhow::ensure!(report.ok(), "the deployment is not ready for jitape");
             Ok(())
@@ -137,7 +137,7 @@ fn main() -> ExitCode {
             sample_rate,
         } => {
             init_logs();
-            runtime().and_then(|rt| rt.block_on(jitape::demo::run(&out, &wavs, sample_rate)))
+            runtime().and_then(|rt| rt.block_on(jitape_cli::demo::run(&out, &wavs, sample_rate)))
         }
     };
     match result {

@@ -6,11 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use jitape::sim::analyze::check_recording;
-use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
-use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, Stint, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
 use jitape::sink::sidecar;
+use jitape_sim::analyze::check_recording;
+use jitape_sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape_sim::plan::{ConferencePlan, Disruption, SpeakerPlan, Stint, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -40,7 +40,7 @@ fn speaker(i: usize, stints: &[(f64, Option<f64>)], talk: &[(f64, f64)]) -> Spea
 async fn record(
     plan: ConferencePlan,
 ) -> (
-    jitape::sim::world::ConferenceOutcome,
+    jitape_sim::world::ConferenceOutcome,
     jitape::sink::FinalizedFiles,
     tempfile::TempDir,
 ) {
@@ -162,7 +162,7 @@ async fn an_xmpp_link_drop_reconnects_rejoins_and_continues() {
     let server = &lb.server;
     let drop = async {
         tokio::time::sleep(secs(6.0)).await;
-        server.drop_component(jitape::sim::loopback::RECORDER_DOMAIN);
+        server.drop_component(jitape_sim::loopback::RECORDER_DOMAIN);
     };
     let (outcome, ()) = tokio::join!(lb.world.run(plan), drop);
     let outcome = outcome.unwrap();

@@ -20,14 +20,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use jitape::sim::analyze::{Decoded, Expected, Tolerances, analyse, decode_flac};
-use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
-use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
-use jitape::sim::world::ConferenceOutcome;
 use jitape::sink::repair::scan;
 use jitape::sink::sidecar::{self, GapKind, Sidecar};
 use jitape::sink::{FinalizedFiles, room_dir_name};
+use jitape_sim::analyze::{Decoded, Expected, Tolerances, analyse, decode_flac};
+use jitape_sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape_sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
+use jitape_sim::world::ConferenceOutcome;
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)

@@ -8,11 +8,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use jitape::config::Secret;
-use jitape::sim::analyze::check_recording;
-use jitape::sim::plan::ConferencePlan;
 use jitape::sink::sidecar;
 use jitape::xmpp::link::{self, Inbound, LinkSettings};
 use jitape::xmpp::wire::WireLimits;
+use jitape_sim::analyze::check_recording;
+use jitape_sim::plan::ConferencePlan;
 use minidom::Element;
 use support::process::{JitapeProcess, wait_for_final};
 use support::prosody::{ComponentDecl, MUC, Prosody, ProsodySpec, RECORDER, SIM, sim_world};

@@ -19,14 +19,14 @@ mod tools;
 
 use std::time::Duration;
 
-use jitape::sim::analyze::check_recording;
-use jitape::sim::bridge::SentLog;
-use jitape::sim::external::ExternalBridgeSpec;
-use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
-use jitape::sim::plan::{ConferencePlan, SpeakerPlan, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
-use jitape::sim::world::ConferenceOutcome;
 use jitape::sink::{FinalizedFiles, sidecar};
+use jitape_sim::analyze::check_recording;
+use jitape_sim::bridge::SentLog;
+use jitape_sim::external::ExternalBridgeSpec;
+use jitape_sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape_sim::plan::{ConferencePlan, SpeakerPlan, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
+use jitape_sim::world::ConferenceOutcome;
 
 /// Bound on a whole test: the conference, the process start-ups and finalizing.
 const TEST_LIMIT: Duration = Duration::from_secs(90);

@@ -8,11 +8,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jitape::sim::analyze::{Expected, Tolerances, analyse, check_recording, decode_flac};
-use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, Stint, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
-use jitape::sim::world::ConferenceOutcome;
 use jitape::sink::sidecar::{self, GapKind};
+use jitape_sim::analyze::{Expected, Tolerances, analyse, check_recording, decode_flac};
+use jitape_sim::plan::{ConferencePlan, Disruption, SpeakerPlan, Stint, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
+use jitape_sim::world::ConferenceOutcome;
 use support::process::{JitapeProcess, idle_counts, thread_names, threads_and_fds, wait_for_final};
 use support::prosody::{self, MUC, Prosody, RECORDER, SIM, sim_world};
 

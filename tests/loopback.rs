@@ -6,13 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use jitape::sim::analyze::{Expected, check_recording, decode_flac};
-use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
-use jitape::sim::netem::NetemConfig;
-use jitape::sim::offer::OfferVariants;
-use jitape::sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
 use jitape::sink::sidecar;
+use jitape_sim::analyze::{Expected, check_recording, decode_flac};
+use jitape_sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape_sim::netem::NetemConfig;
+use jitape_sim::offer::OfferVariants;
+use jitape_sim::plan::{ConferencePlan, Disruption, SpeakerPlan, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -30,7 +30,7 @@ fn speaker(i: usize, join: f64, leave: Option<f64>, talk: &[(f64, f64)]) -> Spea
 }
 
 async fn verify(
-    outcome: &jitape::sim::world::ConferenceOutcome,
+    outcome: &jitape_sim::world::ConferenceOutcome,
     files: &jitape::sink::FinalizedFiles,
 ) {
     support::flac_test(&files.flac);
@@ -74,7 +74,7 @@ async fn demo_conference_is_one_exact_flac() {
 /// Copies of a real recording broken on purpose, each the way a recorder could break it,
 /// decoded, changed and encoded again: the analysis must reject every one, for its reason.
 fn broken_copies_fail(
-    outcome: &jitape::sim::world::ConferenceOutcome,
+    outcome: &jitape_sim::world::ConferenceOutcome,
     files: &jitape::sink::FinalizedFiles,
     dir: &std::path::Path,
 ) {

@@ -431,10 +431,10 @@ fn a_deeply_nested_stanza_does_not_crash_the_process() {
 /// recording still matches the script.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_traffic_mid_conference_leaves_the_recording_intact() {
-    use jitape::sim::analyze::check_recording;
-    use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
-    use jitape::sim::plan::{ConferencePlan, Disruption};
     use jitape::sink::sidecar;
+    use jitape_sim::analyze::check_recording;
+    use jitape_sim::loopback::{Loopback, MUC_DOMAIN};
+    use jitape_sim::plan::{ConferencePlan, Disruption};
 
     support::logs();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -14,11 +14,11 @@ mod support;
 
 use std::time::Duration;
 
-use jitape::sim::analyze::check_recording;
-use jitape::sim::plan::{ConferencePlan, SpeakerPlan, Stint, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
-use jitape::sim::world::ConferenceOutcome;
 use jitape::sink::sidecar::{self, GapKind, Sidecar};
+use jitape_sim::analyze::check_recording;
+use jitape_sim::plan::{ConferencePlan, SpeakerPlan, Stint, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
+use jitape_sim::world::ConferenceOutcome;
 use support::process::{JitapeProcess, wait_for_final};
 use support::prosody::{self, MUC, Prosody, RECORDER, SIM, sim_world};
 

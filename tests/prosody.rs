@@ -7,10 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use jitape::sim::analyze::check_recording;
-use jitape::sim::plan::ConferencePlan;
-use jitape::sim::world::{World, WorldSettings};
 use jitape::sink::sidecar;
+use jitape_sim::analyze::check_recording;
+use jitape_sim::plan::ConferencePlan;
+use jitape_sim::world::{World, WorldSettings};
 use support::process::{JitapeProcess, wait_for_final};
 use support::prosody::{ComponentDecl, MUC, Prosody, ProsodySpec, RECORDER, SIM, sim_world};
 

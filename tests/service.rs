@@ -7,12 +7,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jitape::sim::loopback::{self, Loopback, MUC_DOMAIN};
-use jitape::sim::plan::{ConferencePlan, SpeakerPlan, VoiceSpec, window};
-use jitape::sim::router::{SimServer, SimServerConfig};
-use jitape::sim::voice::default_tone_hz;
-use jitape::sim::world::{World, WorldSettings};
 use jitape::sink::sidecar;
+use jitape_sim::loopback::{self, Loopback, MUC_DOMAIN};
+use jitape_sim::plan::{ConferencePlan, SpeakerPlan, VoiceSpec, window};
+use jitape_sim::router::{SimServer, SimServerConfig};
+use jitape_sim::voice::default_tone_hz;
+use jitape_sim::world::{World, WorldSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn secs(s: f64) -> Duration {
@@ -290,10 +290,10 @@ async fn sigterm_mid_conference_leaves_a_finalized_flac() {
     let sc = sidecar::read(&flacs[0].with_extension("json")).unwrap();
     assert_eq!(sc.end_reason.as_deref(), Some("shutdown"));
     // The first speaker's whole window (1-3 s) and the start of the second's are in it.
-    let d = jitape::sim::analyze::decode_flac(&flacs[0]).unwrap();
+    let d = jitape_sim::analyze::decode_flac(&flacs[0]).unwrap();
     assert!(d.duration() > secs(5.5), "{:?}", d.duration());
     assert_eq!(
-        jitape::sim::analyze::tone_intervals(&d, default_tone_hz(0)).len(),
+        jitape_sim::analyze::tone_intervals(&d, default_tone_hz(0)).len(),
         1
     );
     assert!(outcome.recorder_joins.len() == 1);
@@ -387,7 +387,7 @@ async fn a_full_disk_corrupts_nothing_and_recording_resumes_when_space_returns()
     for (outcome, files) in [(&a, &fa), (&b, &fb)] {
         support::flac_test(&files.flac);
         let sc = sidecar::read(&files.sidecar).unwrap();
-        let d = jitape::sim::analyze::decode_flac(&files.flac).unwrap();
+        let d = jitape_sim::analyze::decode_flac(&files.flac).unwrap();
         let wall = (sc.end.unwrap().utc - sc.start.utc).num_milliseconds() as f64 / 1000.0;
         assert!(
             (d.duration().as_secs_f64() - wall).abs() < 0.1,
@@ -398,7 +398,7 @@ async fn a_full_disk_corrupts_nothing_and_recording_resumes_when_space_returns()
     }
     // The open recording held its audio through the full disk: the tone is unbroken.
     let sc = sidecar::read(&fa.sidecar).unwrap();
-    let report = jitape::sim::analyze::check_recording(&fa.flac, &sc, &a).unwrap();
+    let report = jitape_sim::analyze::check_recording(&fa.flac, &sc, &a).unwrap();
     assert!(report.ok(), "{report}");
 }
 

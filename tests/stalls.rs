@@ -9,10 +9,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jitape::sim::analyze::check_recording;
-use jitape::sim::plan::{ConferencePlan, SpeakerPlan, Stint, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
 use jitape::sink::sidecar;
+use jitape_sim::analyze::check_recording;
+use jitape_sim::plan::{ConferencePlan, SpeakerPlan, Stint, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
 use rustix::process::{Pid, Signal, kill_process};
 use support::process::{JitapeProcess, wait_for_final};
 use support::prosody::{self, MUC, Prosody, RECORDER, SIM, sim_world};

@@ -12,9 +12,9 @@ mod harness;
 use std::time::Duration;
 
 use harness::{Comp, FOCUS, NS_COMPONENT, NS_MUC, RECORDER, has_status, start_prosody, xml};
-use jitape::sim::analyze::check_recording;
-use jitape::sim::plan::ConferencePlan;
 use jitape::sink::sidecar;
+use jitape_sim::analyze::check_recording;
+use jitape_sim::plan::ConferencePlan;
 use minidom::Element;
 use support::process::{JitapeProcess, wait_for_final};
 use support::prosody::{MUC, Prosody, sim_world};
@@ -266,7 +266,7 @@ fn free_port() -> u16 {
 }
 
 /// A direct invitation from the focus naming `room`, sent after `after`.
-fn invite_later(world: &jitape::sim::world::World, room: String, after: Duration) {
+fn invite_later(world: &jitape_sim::world::World, room: String, after: Duration) {
     let out = world.outbound();
     let focus = format!("focus@{}/focus", world.settings().domain);
     let recorder = world.settings().recorder_domain.clone();
@@ -301,7 +301,7 @@ fn conferences_later(http: u16, after: Duration) -> tokio::task::JoinHandle<Stri
 /// Play the demo conference in `room` (internal form) with jitape running; returns what the
 /// recording check needs and jitape's log.
 struct Played {
-    outcome: jitape::sim::world::ConferenceOutcome,
+    outcome: jitape_sim::world::ConferenceOutcome,
     flac: std::path::PathBuf,
     sidecar: sidecar::Sidecar,
     log: String,

@@ -6,13 +6,13 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
-use jitape::sim::analyze::{check_recording, check_stem, decode_flac, tone_intervals};
-use jitape::sim::loopback::{Loopback, MUC_DOMAIN};
-use jitape::sim::netem::NetemConfig;
-use jitape::sim::plan::{ConferencePlan, SpeakerPlan, VoiceSpec, window};
-use jitape::sim::voice::default_tone_hz;
-use jitape::sim::world::ConferenceOutcome;
 use jitape::sink::{FinalizedFiles, sidecar};
+use jitape_sim::analyze::{check_recording, check_stem, decode_flac, tone_intervals};
+use jitape_sim::loopback::{Loopback, MUC_DOMAIN};
+use jitape_sim::netem::NetemConfig;
+use jitape_sim::plan::{ConferencePlan, SpeakerPlan, VoiceSpec, window};
+use jitape_sim::voice::default_tone_hz;
+use jitape_sim::world::ConferenceOutcome;
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -135,7 +135,7 @@ async fn stems_hold_only_their_participant_and_match_the_mix_in_length() {
     ];
     // The second speaker refreshes (new endpoint, same browser): their stem continues.
     plan.speakers[1].stints[0].leave_at = Some(secs(7.0));
-    plan.speakers[1].stints.push(jitape::sim::plan::Stint {
+    plan.speakers[1].stints.push(jitape_sim::plan::Stint {
         endpoint: "d00000ff".into(),
         join_at: secs(9.0),
         leave_at: None,

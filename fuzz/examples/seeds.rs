@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use jitape::sim::voice::Voice;
+use jitape_sim::voice::Voice;
 use jitape::sink::flac::{FlacWriter, WriterOptions};
 use jitape::sink::sidecar::{self, GapKind, Sidecar};
 use jitape_fuzz::machine_ops::{self, Op};

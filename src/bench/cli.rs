@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{BenchError, BenchOptions, LargeShape, micro};
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::config::parse_duration(s)
+    jitape::config::parse_duration(s)
 }
 
 /// Measure jitape's cost on a simulated deployment (or, with `--micro`, its stages).

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::micro::speech_like;
-use crate::audio::{AudioConfig, Timeline, TrackId};
-use crate::media::RtpPacket;
-use crate::media::red::{self, RedBlock};
-use crate::sim::netem::{Fate, Netem, NetemConfig};
-use crate::sim::voice::Voice;
+use jitape::audio::{AudioConfig, Timeline, TrackId};
+use jitape::media::RtpPacket;
+use jitape::media::red::{self, RedBlock};
+use jitape_sim::netem::{Fate, Netem, NetemConfig};
+use jitape_sim::voice::Voice;
 
 const OPUS_PT: u8 = 111;
 const RED_PT: u8 = 112;
@@ -164,7 +164,7 @@ impl Stream {
     }
 
     /// The mix the timeline renders when `lost(k)` packets never arrive, and its counters.
-    fn record(&self, lost: &mut dyn FnMut(usize) -> bool) -> (Vec<i16>, crate::audio::TrackStats) {
+    fn record(&self, lost: &mut dyn FnMut(usize) -> bool) -> (Vec<i16>, jitape::audio::TrackStats) {
         let origin = self
             .packets
             .first()
@@ -193,7 +193,7 @@ impl Stream {
 
     fn measure(
         &self,
-        reference: &(Vec<i16>, crate::audio::TrackStats),
+        reference: &(Vec<i16>, jitape::audio::TrackStats),
         loss: Loss,
         seed: u64,
     ) -> LossResult {

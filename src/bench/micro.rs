@@ -18,10 +18,10 @@ use rtc::shared::marshal::{Marshal, Unmarshal};
 use serde::Serialize;
 
 use super::scenario::{DUTY, talk_windows};
-use crate::audio::{AudioConfig, Timeline, TrackId};
-use crate::media::RtpPacket;
-use crate::sim::voice::{FRAME_SAMPLES, SAMPLE_RATE, Voice};
-use crate::sink::FlacWriter;
+use jitape::audio::{AudioConfig, Timeline, TrackId};
+use jitape::media::RtpPacket;
+use jitape::sink::FlacWriter;
+use jitape_sim::voice::{FRAME_SAMPLES, SAMPLE_RATE, Voice};
 
 /// A speech-like signal: a voiced source (harmonics of a gliding pitch) shaped by a
 /// syllabic envelope, with a little noise; `pitch` in Hz.

@@ -2,7 +2,7 @@
 //!
 //! The simulated Jitsi side (the loopback XMPP server with its MUC, a Jicofo-like focus, the
 //! participants and a webrtc-rs videobridge replaying pre-encoded Opus, all from
-//! [`crate::sim`]) runs in this process; the jitape under test runs as its own process
+//! [`jitape_sim`]) runs in this process; the jitape under test runs as its own process
 //! (`jitape run` on a generated configuration), so only its own cost is measured, from
 //! `/proc/<pid>`. M conferences of N speakers are started over a ramp and played for D
 //! seconds each with realistic talk (see [`scenario`]); or, with `--large`, one audio-only

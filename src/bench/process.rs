@@ -144,7 +144,7 @@ mod tests {
             "conference.localhost",
             48_000,
         );
-        let cfg = crate::config::load(&text, std::iter::empty()).expect("valid config");
+        let cfg = jitape::config::load(&text, std::iter::empty()).expect("valid config");
         assert_eq!(cfg.xmpp.port, 5347);
         assert_eq!(cfg.recording.dir, PathBuf::from("/tmp/x \"y\""));
         assert_eq!(cfg.recording.sample_rate, 48_000);

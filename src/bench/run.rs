@@ -19,17 +19,17 @@ use super::report::{self, BenchReport, ConferenceFigures, RunData, Sample};
 use super::scenario;
 use super::verify::{self, Verdict};
 use super::{BenchError, BenchOptions, procfs};
-use crate::sim::loopback::{
+use jitape_sim::loopback::{
     self, MUC_DOMAIN, RECORDER_DOMAIN, RECORDER_SECRET, SIM_DOMAIN, SIM_SECRET,
 };
-use crate::sim::plan::ConferencePlan;
-use crate::sim::router::SimServer;
-use crate::sim::world::{ConferenceOutcome, World, WorldSettings};
+use jitape_sim::plan::ConferencePlan;
+use jitape_sim::router::SimServer;
+use jitape_sim::world::{ConferenceOutcome, World, WorldSettings};
 
 /// jitape settles this long after connecting before the idle figures are taken, and after the
 /// run before the "after" figures (long enough for the memory trimmer to look twice).
 const SETTLE: Duration =
-    Duration::from_secs(3).saturating_add(crate::memory::CHECK_EVERY.saturating_mul(2));
+    Duration::from_secs(3).saturating_add(jitape::memory::CHECK_EVERY.saturating_mul(2));
 const PROGRESS_EVERY: f64 = 30.0;
 
 fn sim_error(e: impl std::fmt::Display) -> BenchError {

@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::sim::bridge::TalkWindow;
-use crate::sim::loopback::MUC_DOMAIN;
-use crate::sim::plan::{ConferencePlan, SpeakerPlan, Stint, VoiceSpec};
-use crate::sim::voice::default_tone_hz;
+use jitape_sim::bridge::TalkWindow;
+use jitape_sim::loopback::MUC_DOMAIN;
+use jitape_sim::plan::{ConferencePlan, SpeakerPlan, Stint, VoiceSpec};
+use jitape_sim::voice::default_tone_hz;
 
 /// Speakers talk only this long after joining (the source-add must be applied first).
 pub const TALK_AFTER_JOIN: f64 = 3.0;

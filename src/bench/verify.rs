@@ -10,10 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::conference::machine::EndReason;
-use crate::sim::analyze::{Expected, Tolerances, analyse, decode_flac};
-use crate::sim::world::ConferenceOutcome;
-use crate::sink::{self, Sidecar, sidecar};
+use jitape::conference::machine::EndReason;
+use jitape::sink::{self, Sidecar, sidecar};
+use jitape_sim::analyze::{Expected, Tolerances, analyse, decode_flac};
+use jitape_sim::world::ConferenceOutcome;
 
 /// The finalized files of one room.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use jitape::sim::bridge::SentLog;
-use jitape::sim::external::ExternalBridgeSpec;
+use jitape_sim::bridge::SentLog;
+use jitape_sim::external::ExternalBridgeSpec;
 
 const INSTALL: &str = "run scripts/ensure-interop (scripts/test does) to install it";
 

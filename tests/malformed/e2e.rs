@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use jitape::sim::loopback::{MUC_DOMAIN, RECORDER_DOMAIN, SIM_DOMAIN};
-use jitape::sim::router::SimServer;
+use jitape_sim::loopback::{MUC_DOMAIN, RECORDER_DOMAIN, SIM_DOMAIN};
+use jitape_sim::router::SimServer;
 use minidom::Element;
 use tokio::sync::mpsc;
 

@@ -18,8 +18,8 @@ pub const SIM: &str = "sim.localhost";
 
 /// The simulated Jitsi side (focus, bridge, people), connected to the Prosody whose
 /// component port is `port` as the `SIM` component (secret "sim-secret").
-pub async fn sim_world(port: u16) -> jitape::sim::world::World {
-    jitape::sim::world::World::connect(jitape::sim::world::WorldSettings {
+pub async fn sim_world(port: u16) -> jitape_sim::world::World {
+    jitape_sim::world::World::connect(jitape_sim::world::WorldSettings {
         host: "127.0.0.1".into(),
         port,
         domain: SIM.into(),
