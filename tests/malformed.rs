@@ -425,7 +425,7 @@ fn a_deeply_nested_stanza_does_not_crash_the_process() {
 }
 
 /// A whole conference over the loopback deployment: at 3 s the focus sends jitape a burst
-/// of malformed Jingle (`Disruption::MalformedJingle`, the table in `src/sim/focus.rs`) and a
+/// of malformed Jingle (`Disruption::MalformedJingle`, the table in `crates/jitape-sim/src/focus.rs`) and a
 /// hostile participant joins and sends its own garbage. Every focus probe gets its IQ error,
 /// jitape is never kicked and never rejoins, the session is never disturbed, and the
 /// recording still matches the script.

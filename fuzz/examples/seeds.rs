@@ -2,7 +2,7 @@
 //! `cargo run --manifest-path fuzz/Cargo.toml --example seeds [target…]` (from the repository
 //! root; all targets without names).
 //!
-//! In: the reference stanzas (`src/jingle/fixtures/`, and `01-muc-join-and-disco.xml` from the
+//! In: the reference stanzas (`crates/jitape/src/jingle/fixtures/`, and `01-muc-join-and-disco.xml` from the
 //! shared reference when present), jitape's own FLAC writer, sidecar writer and Opus voices.
 //! Out: a few small files per target, in the encodings the targets decode.
 

@@ -1,5 +1,5 @@
 //! A room and its conference [`Machine`], named like the reference stanzas
-//! (`/work/shared/reference/jingle/`, `src/jingle/fixtures/`), so that their stanzas are valid
+//! (`/work/shared/reference/jingle/`, `crates/jitape/src/jingle/fixtures/`), so that their stanzas are valid
 //! input as they are; and the invariants every batch of the machine's actions must satisfy.
 //!
 //! In: [`Input`]s (with the fact whether they came from the room). Out: the actions, after

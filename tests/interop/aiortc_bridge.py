@@ -1,5 +1,5 @@
 """A bridge endpoint on aiortc (aioice ICE, OpenSSL DTLS, libsrtp SRTP), driven by jitape's
-simulated focus over the external-bridge protocol (src/sim/external.rs): JSON lines on stdin
+simulated focus over the external-bridge protocol (crates/jitape-sim/src/external.rs): JSON lines on stdin
 (allocate, accept, start, add, remove, close) and stdout (offer, connected, fact, log, error,
 closed).
 

@@ -1,6 +1,6 @@
 //! What the simulated focus adds to its offers beyond the defaults: the variants Jicofo (and
 //! an older JVB) can put in a session-initiate or transport-replace (docs/protocol.md, "Offer
-//! variants"; one fixture each in `src/jingle/fixtures/jicofo/`).
+//! variants"; one fixture each in `crates/jitape/src/jingle/fixtures/jicofo/`).
 //!
 //! In: the `<jingle>` the focus built from the bridge's offer, the sources it signals and the
 //! plan's [`OfferVariants`]. Out: the synthetic translation sources to signal with them
