@@ -79,7 +79,7 @@ fn strip_ws(el: &Element) -> Element {
 }
 
 fn xml_seeds() {
-    let fixtures = root().join("../src/jingle/fixtures");
+    let fixtures = root().join("../crates/jitape/src/jingle/fixtures");
     let mut files: Vec<PathBuf> = fs::read_dir(&fixtures)
         .expect("fixtures")
         .flatten()

@@ -1,5 +1,5 @@
 // A bridge endpoint on Bouncy Castle's DTLS, driven by jitape's simulated focus over the
-// external-bridge protocol (src/sim/external.rs): JSON lines on stdin (allocate, accept, start,
+// external-bridge protocol (crates/jitape-sim/src/external.rs): JSON lines on stdin (allocate, accept, start,
 // add, remove, close) and stdout (offer, connected, fact, log, error, closed).
 //
 // It plays the videobridge's part towards jitape on one loopback UDP socket: a controlling ICE
