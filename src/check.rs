@@ -12,8 +12,8 @@ use std::time::Duration;
 use minidom::Element;
 
 use jitape::config::Config;
+use jitape::router::rooms;
 use jitape::xmpp::link::{self, LinkSettings};
-use jitape::xmpp::rooms;
 use jitape::xmpp::stanza;
 
 /// One line of the report.

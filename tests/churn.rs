@@ -188,7 +188,7 @@ async fn an_xmpp_link_drop_reconnects_rejoins_and_continues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_jitape_cannot_take_is_a_listed_gap_counted_shown_and_replaced() {
-    use jitape::xmpp::router::Control;
+    use jitape::router::Control;
     support::logs();
     let room = format!("badoffer@{MUC_DOMAIN}");
     let mut plan = ConferencePlan::empty(&room, 14.0);

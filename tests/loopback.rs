@@ -230,7 +230,7 @@ async fn recorded_ssrcs(lb: &Loopback, room: &str) -> Vec<u32> {
     let control = lb.app.as_ref().expect("jitape runs").control();
     let (reply, list) = tokio::sync::oneshot::channel();
     control
-        .send(jitape::xmpp::router::Control::List { reply })
+        .send(jitape::router::Control::List { reply })
         .await
         .expect("router runs");
     let list = list.await.expect("answered");

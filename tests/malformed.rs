@@ -3,7 +3,7 @@
 //! a result, or nothing at all — and the state the conference must be in afterwards (still
 //! joined, still in its session, and a following valid source-add still accepted).
 //!
-//! The pure core is driven directly: `xmpp::classify` (the router's decision) and the
+//! The pure core is driven directly: `router::classify` (the router's decision) and the
 //! conference `Machine`, through the same harness and invariants as the `machine` and
 //! `stanza` fuzz targets (`fuzz/src/room.rs`: never an error to a presence or message, every
 //! IQ request answered exactly once, everything sent stays in the room). The XMPP link is
@@ -34,7 +34,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use jitape::conference::machine::{Action, Input, RoomView};
-use jitape::xmpp::classify::{Route, classify};
+use jitape::router::classify::{Route, classify};
 use jitape::xmpp::stanza::error_condition;
 use minidom::Element;
 

@@ -3,7 +3,7 @@
 //!
 //! In: the fuzzer's bytes. Out: nothing, or a panic when jitape panics or one of the
 //! properties stated here does not hold (libFuzzer records the input as a crash). Every target
-//! drives jitape's real code through its public API: `xmpp::wire`, `xmpp::classify`, the
+//! drives jitape's real code through its public API: `xmpp::wire`, `router::classify`, the
 //! conference `Machine`, `jingle::{parse, build}`, the audio `Timeline`, and the sink's
 //! scanner, repair and sidecar reader.
 //!

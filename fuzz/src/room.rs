@@ -19,7 +19,7 @@ use jitape::jingle::model::{
     AudioOffer, BridgeSession, Candidate, CandidateType, Fingerprint, IceTransport, PayloadType,
     Protocol, RtpDescription, Setup, Source,
 };
-use jitape::xmpp::classify::RouterSettings;
+use jitape::router::classify::RouterSettings;
 use jitape::xmpp::stanza::{Header, Jid, Kind};
 use minidom::Element;
 

@@ -1,5 +1,5 @@
 //! The `stanza` target: any XML element, as the link would deliver it, through the router's
-//! tenant-room normalisation (`xmpp::tenant`) and decision (`xmpp::classify`) and through a conference machine that is joined and in a
+//! tenant-room normalisation (`xmpp::tenant`) and decision (`router::classify`) and through a conference machine that is joined and in a
 //! session.
 //!
 //! In: fuzz bytes (UTF-8 XML; anything else is skipped). Out: nothing; asserts that
@@ -10,7 +10,7 @@
 //! - the machine keeps its [`crate::room`] invariants (for traffic the router sends to the
 //!   room, replies go to the room), and a valid source-add still works afterwards.
 
-use jitape::xmpp::classify::{Route, classify};
+use jitape::router::classify::{Route, classify};
 use jitape::xmpp::stanza::{Header, Jid};
 use jitape::xmpp::tenant::normalize_inbound;
 use minidom::Element;

@@ -1,4 +1,4 @@
-//! The malformed-input table for the router's decision (`xmpp::classify`): module events
+//! The malformed-input table for the router's decision (`router::classify`): module events
 //! with missing or bogus attributes, invitations to foreign domains, traffic for a ghost
 //! resource, stanzas without `from`, for other domains, or that are no stanzas at all.
 //!
@@ -6,7 +6,7 @@
 //! `tests/malformed.rs`: the route is the expected one, an error reply goes only to an IQ
 //! request or (on purpose, so that Prosody kicks it) to traffic for a ghost of ours.
 
-use jitape::xmpp::classify::Route;
+use jitape::router::classify::Route;
 use minidom::Element;
 
 use crate::room::{DOMAIN, MUC, NS, ROOM, el};

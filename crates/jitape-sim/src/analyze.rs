@@ -20,12 +20,9 @@
 //!   loopback, delivered and acted on in a few milliseconds; more is time jitape added or
 //!   dropped).
 
-#[path = "analyze/expect.rs"]
 mod expect;
-#[path = "analyze/measure.rs"]
 mod measure;
 #[cfg(test)]
-#[path = "analyze/tests.rs"]
 mod tests;
 
 use std::fmt;

@@ -48,9 +48,7 @@ use super::external::ExternalBridgeSpec;
 use super::netem::{NetemConfig, NetemCounters, NetemLink, NetemRuntime};
 use super::voice::Voice;
 
-#[path = "bridge/sender.rs"]
 mod sender;
-#[path = "bridge/signal.rs"]
 mod signal;
 
 use sender::{Control, Live, run_sender};

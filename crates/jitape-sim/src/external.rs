@@ -545,5 +545,4 @@ async fn log_stderr(stderr: tokio::process::ChildStderr) {
 }
 
 #[cfg(test)]
-#[path = "external_tests.rs"]
 mod tests;

@@ -191,7 +191,7 @@ impl Loopback {
     }
 
     /// A sender for control messages to jitape's router (record, stop, list).
-    pub fn control(&self) -> Option<tokio::sync::mpsc::Sender<jitape::xmpp::router::Control>> {
+    pub fn control(&self) -> Option<tokio::sync::mpsc::Sender<jitape::router::Control>> {
         self.app.as_ref().map(App::control)
     }
 

@@ -24,14 +24,10 @@ use crate::router::xml::{
     stanza_type, with_attr, with_child,
 };
 
-#[path = "muc_admin.rs"]
 mod admin;
-#[path = "muc_relay.rs"]
 mod relay;
-#[path = "muc_room.rs"]
 mod room;
 #[cfg(test)]
-#[path = "muc_tests.rs"]
 mod tests;
 
 use room::Room;

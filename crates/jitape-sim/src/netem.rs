@@ -499,5 +499,4 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 #[cfg(test)]
-#[path = "netem_tests.rs"]
 mod tests;

@@ -22,16 +22,11 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 pub use crate::muc::{Affiliation, OccupantSnapshot, Role, RoomSnapshot};
 
-#[path = "router_conn.rs"]
 mod conn;
-#[path = "router_route.rs"]
 mod route;
 #[cfg(test)]
-#[path = "router_tests.rs"]
 mod tests;
-#[path = "router_wire.rs"]
 mod wire;
-#[path = "router_xml.rs"]
 pub(crate) mod xml;
 
 use conn::{ConnConfig, ConnEvent};

@@ -14,22 +14,22 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::audio::AudioConfig;
 use crate::conference::machine::Settings;
 use crate::conference::recording::RecordingSettings;
 use crate::conference::roster::Classifier;
-use crate::conference::task::{self, ConferenceContext};
+use crate::conference::task::ConferenceContext;
 use crate::config::Config;
 use crate::guard::{self, GuardSettings};
 use crate::media::MediaConfig;
 use crate::metrics::Metrics;
+use crate::router::classify::RouterSettings;
+use crate::router::{self, Control, RouterOptions, Supervisor};
 use crate::sink;
-use crate::xmpp::classify::RouterSettings;
 use crate::xmpp::link::{self, LinkSettings};
 use crate::xmpp::muc::FEATURE_JIGASI;
-use crate::xmpp::router::{self, Control, RouterOptions, Spawn, StartInfo};
 
 /// Why the component could not start.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +207,6 @@ impl App {
                 ..MediaConfig::default()
             },
             outbound: outbound_tx.clone(),
-            control: control_tx.clone(),
             finished: finished.clone(),
             hook: cfg
                 .hook
@@ -216,7 +215,7 @@ impl App {
             metrics: Arc::clone(&metrics),
             writers: Arc::new(writers),
         });
-        let (ready_tx, ready_rx) = watch::channel(crate::http::Readiness::default());
+        let (ready_tx, ready_rx) = watch::channel(guard::Readiness::default());
         let (disk_tx, disk_rx) = watch::channel(true);
         let (load_tx, load_rx) = watch::channel(true);
         tokio::spawn(crate::load::run(
@@ -254,8 +253,8 @@ impl App {
             }
             None => None,
         };
-        let mut spawner = Supervisor { ctx };
-        let unfinished = unfinished_recordings(&cfg.recording.dir, &mut spawner).await;
+        let mut spawner = Supervisor::new(ctx, control_tx.clone());
+        let unfinished = spawner.unfinished_recordings(&cfg.recording.dir).await;
         let options = RouterOptions {
             settings: RouterSettings {
                 domain: cfg.xmpp.domain.clone(),
@@ -338,84 +337,4 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(3), self.link).await;
         self.router.abort();
     }
-}
-
-/// Spawns conference tasks and watches them: a panicking conference still gets its files
-/// finalized, and the router still learns that it ended.
-struct Supervisor {
-    ctx: Arc<ConferenceContext>,
-}
-
-impl Spawn for Supervisor {
-    fn spawn(&mut self, start: StartInfo) -> crate::conference::inbox::InboxSender {
-        let (tx, rx) = crate::conference::inbox::inbox(1024);
-        let StartInfo {
-            room,
-            generation,
-            resume,
-        } = start;
-        let handle = tokio::spawn(task::run(
-            Arc::clone(&self.ctx),
-            room.clone(),
-            generation,
-            resume,
-            rx,
-        ));
-        let control = self.ctx.control.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle.await
-                && e.is_panic()
-            {
-                // Its recording's writer finalizes the files (reason `internal-error`).
-                error!(%room, "conference task panicked; its recording is finalized by its writer");
-                let _ = control.send(Control::Ended { room, generation }).await;
-            }
-        });
-        tx
-    }
-
-    fn finalize(&mut self, u: sink::Unfinished, reason: &'static str) {
-        tokio::task::spawn_blocking(move || match sink::finalize_unfinished(&u, reason) {
-            Ok(files) => {
-                info!(flac = %files.flac.display(), reason, "unfinished recording finalized")
-            }
-            Err(e) => {
-                error!(dir = %u.paths.dir.display(), error = %e, "could not finalize an unfinished recording")
-            }
-        });
-    }
-}
-
-/// Recordings a previous jitape left unfinished, by room (from their sidecar). Those whose
-/// room cannot be told are finalized at once.
-async fn unfinished_recordings(
-    dir: &std::path::Path,
-    spawner: &mut Supervisor,
-) -> Vec<(String, sink::Unfinished)> {
-    let dir = dir.to_path_buf();
-    let found = match tokio::task::spawn_blocking(move || sink::find_unfinished(&dir)).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(e)) => {
-            warn!(error = %e, "cannot look for unfinished recordings");
-            return Vec::new();
-        }
-        Err(e) => {
-            warn!(error = %e, "looking for unfinished recordings failed");
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    for u in found {
-        let room = sink::sidecar::read(&u.paths.sidecar_partial)
-            .ok()
-            .map(|s| s.room.to_lowercase());
-        match room {
-            Some(room) => {
-                info!(%room, file = %u.paths.flac_partial.display(), "found an unfinished recording; it continues if the conference still runs");
-                out.push((room, u));
-            }
-            None => spawner.finalize(u, "interrupted"),
-        }
-    }
-    out
 }

@@ -18,6 +18,8 @@ pub mod load;
 pub mod media;
 pub mod memory;
 pub mod metrics;
+pub mod room;
+pub mod router;
 pub mod sink;
 pub mod util;
 pub mod xml;

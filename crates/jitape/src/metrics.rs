@@ -72,7 +72,7 @@ pub struct Metrics {
     pub limit_presences: Counter,
     pub disk_free_bytes: Gauge,
     pub disk_low: Gauge,
-    /// Media sessions that could not be set up or kept, by [`MediaProblem`].
+    /// Media sessions that could not be set up or kept, by kind (`conference::machine::MediaProblem`).
     pub media_offer_refused: Counter,
     pub media_failed: Counter,
     pub media_accept_refused: Counter,
@@ -100,8 +100,6 @@ pub struct Metrics {
     pub recordings_write_behind: Gauge,
 }
 
-use crate::conference::machine::MediaProblem;
-
 impl Metrics {
     /// A conference saw packets taken in up to `us` after they arrived (published about
     /// every 100 ms per conference, not per packet).
@@ -112,16 +110,6 @@ impl Metrics {
     /// The worst intake delay since the last call (and start over).
     pub fn take_intake_delay_us(&self) -> u64 {
         self.intake_delay_max_us.swap(0, Relaxed)
-    }
-
-    /// Count one media problem.
-    pub fn media_problem(&self, p: MediaProblem) {
-        match p {
-            MediaProblem::OfferRefused => self.media_offer_refused.inc(),
-            MediaProblem::Failed => self.media_failed.inc(),
-            MediaProblem::AcceptRefused => self.media_accept_refused.inc(),
-            MediaProblem::NoPackets => self.media_no_packets.inc(),
-        }
     }
 }
 
@@ -363,49 +351,4 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_every_metric_with_help_and_type() {
-        let m = Metrics::default();
-        m.conferences_started.add(3);
-        m.conferences_active.set(2);
-        m.participants.add(-1);
-        let text = m.render();
-        assert!(text.contains(
-            "# TYPE jitape_conferences_started_total counter\njitape_conferences_started_total 3\n"
-        ));
-        assert!(text.contains("jitape_conferences_active 2\n"));
-        assert!(text.contains("jitape_participants -1\n"));
-        m.limit_iq_rate.add(2);
-        let text = m.render();
-        assert!(text.contains("jitape_limit_hits_total{limit=\"iq_rate\"} 2\n"));
-        assert!(text.contains("jitape_limit_hits_total{limit=\"conferences\"} 0\n"));
-        assert_eq!(text.matches("# TYPE jitape_limit_hits_total").count(), 1);
-        m.write_dropped_micros.add(2_500_000);
-        m.write_backlog_micros.add(-1_500);
-        let text = m.render();
-        assert!(text.contains("jitape_write_dropped_seconds_total 2.500000\n"));
-        assert!(text.contains("jitape_write_backlog_seconds -0.001500\n"));
-        // Every family is declared once, before its samples.
-        let mut declared = std::collections::HashSet::new();
-        for l in text.lines() {
-            if let Some(rest) = l.strip_prefix("# TYPE ") {
-                assert!(
-                    declared.insert(rest.split(' ').next().unwrap().to_string()),
-                    "{l}"
-                );
-            } else if !l.starts_with('#') {
-                let name = l.split(['{', ' ']).next().unwrap();
-                assert!(declared.contains(name), "{l}");
-            }
-        }
-        // Names follow the Prometheus rules; counters end in _total.
-        for l in text.lines().filter(|l| l.starts_with("# TYPE")) {
-            let parts: Vec<_> = l.split(' ').collect();
-            assert!(parts[2].chars().all(|c| c.is_ascii_lowercase() || c == '_'));
-            assert_eq!(parts[3] == "counter", parts[2].ends_with("_total"), "{l}");
-        }
-    }
-}
+mod tests;

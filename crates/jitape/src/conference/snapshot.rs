@@ -11,7 +11,7 @@ use serde::Serialize;
 pub struct ConferenceSnapshot {
     /// The room JID (internal form for a tenant room: `[tenant]room@muc`).
     pub room: String,
-    /// The tenant and the room as in the room's URL (see `xmpp::tenant::RoomName`).
+    /// The tenant and the room as in the room's URL (see `room::RoomName`).
     pub tenant: Option<String>,
     pub room_name: String,
     pub meeting_id: Option<String>,

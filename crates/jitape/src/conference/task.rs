@@ -4,7 +4,8 @@
 //! and tells the router when it is done.
 //!
 //! In: an inbox of [`Input`]s from the router; media events from its own media session.
-//! Out: stanzas on the link's outbound queue, files on disk, `Control::Ended` to the router.
+//! Out: stanzas on the link's outbound queue, files on disk; the supervisor tells the router
+//! when the task has ended.
 //! Everything about the conference is freed when this task returns.
 
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +28,6 @@ use crate::audio::TrackId;
 use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
 use crate::metrics::Metrics;
 use crate::sink::{Fault, FinalizedFiles, GapKind, HookConfig, HookStatus, Unfinished, WriterPool};
-use crate::xmpp::router::Control;
 
 /// Everything a conference task needs from the process, shared read-only.
 pub struct ConferenceContext {
@@ -36,7 +36,6 @@ pub struct ConferenceContext {
     pub recording: RecordingSettings,
     pub media: MediaConfig,
     pub outbound: mpsc::Sender<Element>,
-    pub control: mpsc::Sender<Control>,
     /// Every finalized recording is announced here (for the admin API, demo and tests).
     pub finished: broadcast::Sender<FinalizedFiles>,
     /// Run after each recording is final.
@@ -99,7 +98,6 @@ struct Task {
 pub async fn run(
     ctx: Arc<ConferenceContext>,
     room: String,
-    generation: u64,
     resume: Option<Unfinished>,
     inbox: Inbox,
 ) {
@@ -107,7 +105,6 @@ pub async fn run(
     let mut settings = ctx.template.clone();
     settings.room = room.clone();
     settings.nick = format!("{}{:08x}", ctx.template.nick, rand::random::<u32>());
-    let control = ctx.control.clone();
     let silence_limit = ctx.media.silence_timeout;
     let task = Task {
         ctx,
@@ -129,7 +126,6 @@ pub async fn run(
         counted_limits: LimitHits::default(),
     };
     task.run(inbox).instrument(span).await;
-    let _ = control.send(Control::Ended { room, generation }).await;
 }
 
 async fn next_media(media: &mut Option<Media>) -> Option<MediaEvent> {
@@ -263,7 +259,7 @@ impl Task {
                 }
                 Action::SourceLimitHit => self.ctx.metrics.limit_sources.inc(),
                 Action::MediaProblem { kind, detail } => {
-                    self.ctx.metrics.media_problem(kind);
+                    kind.count(&self.ctx.metrics);
                     self.media_problem = Some(format!("{}: {detail}", kind.label()));
                 }
                 Action::StartRecording => self.start_recording().await,
@@ -433,7 +429,7 @@ impl Task {
             })
             .collect();
         let rec = self.recording.as_ref();
-        let name = crate::xmpp::tenant::RoomName::of(self.machine.room());
+        let name = crate::room::RoomName::of(self.machine.room());
         ConferenceSnapshot {
             room: self.machine.room().to_string(),
             tenant: name.tenant,

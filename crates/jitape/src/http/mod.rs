@@ -11,15 +11,15 @@ pub mod api;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::config::Secret;
+use crate::guard::Readiness;
 use crate::metrics::Metrics;
-use crate::xmpp::router::Control;
+use crate::router::Control;
 
 /// What the server needs from the rest of jitape.
 #[derive(Clone)]
@@ -29,17 +29,6 @@ pub struct HttpState {
     pub ready: watch::Receiver<Readiness>,
     pub token: Option<Secret>,
     pub muc_domains: Vec<String>,
-}
-
-/// Whether jitape can do its job now, and if not, why.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Readiness {
-    pub ready: bool,
-    pub xmpp_connected: bool,
-    pub recording_dir_writable: bool,
-    pub disk_free_bytes: u64,
-    pub disk_above_floor: bool,
-    pub reasons: Vec<String>,
 }
 
 /// Largest request head we read.
@@ -143,19 +132,4 @@ async fn connection(mut stream: TcpStream, state: &HttpState) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn heads_parse_incrementally_and_refuse_garbage() {
-        let full = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc\r\n\r\n";
-        assert_eq!(parse_head(&full[..20]), Ok(None));
-        let req = parse_head(full).unwrap().unwrap();
-        assert_eq!(
-            (req.method.as_str(), req.path.as_str()),
-            ("GET", "/metrics")
-        );
-        assert_eq!(req.authorization.as_deref(), Some("Bearer abc"));
-        assert!(parse_head(b"\x00\x01 garbage\r\n\r\n").is_err());
-    }
-}
+mod tests;

@@ -515,5 +515,4 @@ pub(super) fn sync_parent(path: &Path) -> Result<(), SinkError> {
 }
 
 #[cfg(test)]
-#[path = "flac_tests.rs"]
 mod tests;

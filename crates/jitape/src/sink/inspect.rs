@@ -285,5 +285,4 @@ fn fmt_sidecar(f: &mut fmt::Formatter<'_>, sc: &Sidecar) -> fmt::Result {
 }
 
 #[cfg(test)]
-#[path = "inspect_tests.rs"]
 mod tests;

@@ -277,5 +277,4 @@ fn note_partial(
 }
 
 #[cfg(test)]
-#[path = "paths_tests.rs"]
 mod tests;

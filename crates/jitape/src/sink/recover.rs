@@ -202,5 +202,4 @@ fn file_name(p: &Path) -> String {
 }
 
 #[cfg(test)]
-#[path = "recover_tests.rs"]
 mod tests;

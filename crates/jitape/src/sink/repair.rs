@@ -252,5 +252,4 @@ pub(super) fn le_bytes(samples: &[i32]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[path = "repair_tests.rs"]
 mod tests;

@@ -575,5 +575,4 @@ const CRC16_TABLE: [u16; 256] = {
 };
 
 #[cfg(test)]
-#[path = "scan_tests.rs"]
 mod tests;

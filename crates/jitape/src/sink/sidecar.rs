@@ -65,7 +65,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SinkError;
 use super::flac::{partial_path, samples_to_duration, sync_parent};
-use crate::xmpp::tenant::RoomName;
+use crate::room::RoomName;
 
 /// The schema this module writes.
 pub const SCHEMA: &str = "jitape.sidecar/1";
@@ -384,5 +384,4 @@ mod utc_millis {
 }
 
 #[cfg(test)]
-#[path = "sidecar_tests.rs"]
 mod tests;

@@ -476,5 +476,4 @@ impl Open {
 }
 
 #[cfg(test)]
-#[path = "writer_tests.rs"]
 mod tests;

@@ -1,13 +1,10 @@
-//! The XMPP side: the component link to Prosody (`link`, over the stanza framing in `wire`),
-//! stanza helpers (`stanza`), MUC presence and self-description (`muc`), the two spellings of
-//! tenant rooms (`tenant`), and the router that hands stanzas to conferences (`router`).
+//! The XMPP link layer: the component connection to Prosody (`link`, over the stanza framing
+//! in `wire`), stanza helpers (`stanza`), MUC presence and self-description (`muc`) and the two
+//! spellings of tenant rooms (`tenant`). It knows nothing of conferences: the router
+//! (`crate::router`) decides where a stanza goes.
 
-pub mod classify;
-pub mod gate;
 pub mod link;
 pub mod muc;
-pub mod rooms;
-pub mod router;
 pub mod stanza;
 pub mod tenant;
 pub mod wire;

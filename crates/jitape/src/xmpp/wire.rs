@@ -482,5 +482,4 @@ fn strip_decl(header: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-#[path = "wire_tests.rs"]
 mod tests;

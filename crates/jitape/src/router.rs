@@ -1,0 +1,680 @@
+//! The router: hands each inbound stanza to the conference it belongs to, learns which
+//! conferences exist (Prosody module events, catch-up queries after every connect,
+//! invitations, the admin API), starts a conference task for every room that has a human in
+//! it (within the room filters), and tells running conferences what it knows of their room.
+//! It owns only each conference's inbox sender, never its state.
+//!
+//! In: link events, control messages. Out: conference inputs, replies and queries on the
+//! link. Every inbound stanza is first put in the internal form of tenant rooms
+//! ([`tenant::normalize_inbound`], pure); the per-stanza decision is
+//! [`classify`](classify::classify) (pure); room knowledge is
+//! [`Rooms`](rooms::Rooms) (pure); this file is the loop around them.
+
+pub mod classify;
+pub mod gate;
+pub mod rooms;
+mod supervisor;
+
+pub use supervisor::Supervisor;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use minidom::Element;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use self::classify::{CATCHUP_ID, Route, RouterSettings, classify};
+use self::gate::IqGate;
+use self::rooms::{Decision, Rooms, domain_of};
+use crate::conference::inbox::{Delivery, InboxSender};
+use crate::conference::machine::{EndReason, Input, RoomView};
+use crate::conference::roster::Classifier;
+use crate::conference::snapshot::ConferenceSnapshot;
+use crate::config::RoomsConfig;
+use crate::sink::Unfinished;
+use crate::xmpp::link::{DropReason, Dropped, LinkEvent};
+use crate::xmpp::stanza::{self, Header, Jid};
+use crate::xmpp::tenant;
+
+/// Messages to the router from the rest of jitape.
+#[derive(Debug)]
+pub enum Control {
+    /// Record this room (admin API, tests).
+    Record {
+        room: String,
+        reply: Option<oneshot::Sender<RecordOutcome>>,
+    },
+    /// Stop recording this room and finalize. The reply says whether it was recording.
+    Stop {
+        room: String,
+        reply: Option<oneshot::Sender<bool>>,
+    },
+    /// Describe every active recording (admin API).
+    List {
+        reply: oneshot::Sender<Vec<ConferenceSnapshot>>,
+    },
+    /// A conference task ended (sent by the task itself).
+    Ended { room: String, generation: u64 },
+    /// Finalize everything and return. The reply is sent when all conferences ended.
+    Shutdown { done: oneshot::Sender<()> },
+    /// jitape cannot carry every conference: end the newest one (reason `overload`).
+    Shed,
+}
+
+/// The answer to [`Control::Record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Started,
+    AlreadyRecording,
+    /// Not started now (disk below its floor, too many conferences, shutting down); the
+    /// text says why. A room refused for space or the conference limit is recorded when
+    /// that clears, if it still has people in it.
+    Refused(String),
+}
+
+/// What a new conference task gets.
+#[derive(Debug)]
+pub struct StartInfo {
+    pub room: String,
+    pub generation: u64,
+    /// An unfinished recording of this room left by a previous jitape: continue it.
+    pub resume: Option<Unfinished>,
+}
+
+/// Starts conference tasks and finalizes recordings nobody continues.
+pub trait Spawn: Send {
+    fn spawn(&mut self, start: StartInfo) -> InboxSender;
+    /// Finalize an unfinished recording whose conference is over (without blocking).
+    fn finalize(&mut self, u: Unfinished, reason: &'static str);
+}
+
+/// Everything the router is configured with.
+pub struct RouterOptions {
+    pub settings: RouterSettings,
+    pub filter: RoomsConfig,
+    pub classifier: Classifier,
+    /// How long to wait for the module's catch-up answer before assuming it is absent.
+    pub catchup_timeout: Duration,
+    /// Unfinished recordings found at start, by room.
+    pub unfinished: Vec<(String, Unfinished)>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// False while the recording filesystem is below its floor (or not writable): no new
+    /// recording starts; when it turns true again, rooms with humans are recorded.
+    pub disk_ok: tokio::sync::watch::Receiver<bool>,
+    /// At most this many conferences at once (`limits.max_conferences`).
+    pub max_conferences: usize,
+    /// False while jitape is strained or overloaded (`crate::load`): no new recording
+    /// starts; when it turns true again, waiting rooms are recorded.
+    pub load_ok: tokio::sync::watch::Receiver<bool>,
+    /// IQ requests per second (and burst) one sender may send (`limits.iq_rate`/`iq_burst`).
+    pub iq_rate: u32,
+    pub iq_burst: u32,
+    /// Jicofo's `min-participants` (see [`crate::conference::machine::Settings`]).
+    pub min_participants: usize,
+}
+
+/// Whether the Prosody module answers on a MUC domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Module {
+    Unknown,
+    Present,
+    Absent,
+}
+
+struct Entry {
+    inbox: InboxSender,
+    generation: u64,
+}
+
+struct Router<S: Spawn> {
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    disk_ok: tokio::sync::watch::Receiver<bool>,
+    load_ok: tokio::sync::watch::Receiver<bool>,
+    /// Rooms refused while the disk was below its floor or at the conference limit:
+    /// recorded when that clears.
+    refused: std::collections::HashSet<String>,
+    max_conferences: usize,
+    iq_gate: IqGate,
+    s: RouterSettings,
+    filter: RoomsConfig,
+    spawner: S,
+    outbound: mpsc::Sender<Element>,
+    conferences: HashMap<String, Entry>,
+    rooms: Rooms,
+    module: HashMap<String, Module>,
+    catchup: HashMap<String, String>,
+    catchup_deadline: Option<Instant>,
+    catchup_timeout: Duration,
+    next_query: u64,
+    unfinished: HashMap<String, Unfinished>,
+    link_up: bool,
+    generation: u64,
+    shutting_down: Option<oneshot::Sender<()>>,
+}
+
+/// The router loop.
+pub async fn run(
+    opts: RouterOptions,
+    mut link: mpsc::Receiver<LinkEvent>,
+    outbound: mpsc::Sender<Element>,
+    mut control: mpsc::Receiver<Control>,
+    spawner: impl Spawn,
+) {
+    let mut r = Router {
+        metrics: opts.metrics,
+        disk_ok: opts.disk_ok,
+        load_ok: opts.load_ok,
+        refused: std::collections::HashSet::new(),
+        max_conferences: opts.max_conferences,
+        iq_gate: IqGate::new(
+            opts.iq_rate,
+            opts.iq_burst,
+            &opts.classifier.focus_nick,
+            &opts.settings.muc_domains,
+        ),
+        module: opts
+            .settings
+            .muc_domains
+            .iter()
+            .map(|d| (d.clone(), Module::Unknown))
+            .collect(),
+        s: opts.settings,
+        filter: opts.filter,
+        spawner,
+        outbound,
+        conferences: HashMap::new(),
+        rooms: Rooms::new(opts.classifier, opts.min_participants),
+        catchup: HashMap::new(),
+        catchup_deadline: None,
+        catchup_timeout: opts.catchup_timeout,
+        next_query: 0,
+        unfinished: opts.unfinished.into_iter().collect(),
+        link_up: false,
+        generation: 0,
+        shutting_down: None,
+    };
+    loop {
+        if r.shutting_down.is_some() && r.conferences.is_empty() {
+            r.finalize_leftovers("shutdown");
+            if let Some(done) = r.shutting_down.take() {
+                let _ = done.send(());
+            }
+            return;
+        }
+        let deadline = r.catchup_deadline;
+        tokio::select! {
+            changed = r.disk_ok.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *r.disk_ok.borrow_and_update() {
+                    r.record_waiting_rooms();
+                }
+            }
+            changed = r.load_ok.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *r.load_ok.borrow_and_update() {
+                    r.record_waiting_rooms();
+                }
+            }
+            ev = link.recv() => match ev {
+                Some(ev) => r.on_link(ev).await,
+                None => return,
+            },
+            c = control.recv() => match c {
+                Some(c) => r.on_control(c),
+                None => return,
+            },
+            _ = sleep_or_forever(deadline) => r.catchup_timed_out(),
+        }
+    }
+}
+
+async fn sleep_or_forever(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<S: Spawn> Router<S> {
+    async fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { generation } => {
+                self.link_up = true;
+                self.metrics.xmpp_connected.set(1);
+                if generation > 1 {
+                    self.metrics.xmpp_reconnects.inc();
+                }
+                self.broadcast(|| Input::LinkUp);
+                self.send_catchup().await;
+            }
+            LinkEvent::Down { .. } => {
+                self.link_up = false;
+                self.metrics.xmpp_connected.set(0);
+                self.catchup.clear();
+                self.catchup_deadline = None;
+                self.broadcast(|| Input::LinkDown);
+            }
+            LinkEvent::Stanza(el) => self.on_stanza(el).await,
+            LinkEvent::Dropped(d) => self.on_dropped(d).await,
+        }
+    }
+
+    /// A stanza the link could not take: count it, say so (rate-limited), and answer it
+    /// if it was an IQ request, so the sender does not wait for a timeout.
+    async fn on_dropped(&mut self, d: Dropped) {
+        self.metrics.stanzas_dropped.inc();
+        if matches!(d.why, DropReason::TooLarge) {
+            self.metrics.limit_stanza_size.inc();
+        }
+        let from = d.head.as_ref().and_then(|h| h.attr("from")).unwrap_or("?");
+        let name = d.head.as_ref().map_or("?", |h| h.name());
+        crate::util::log_limited(
+            "stanza-dropped",
+            format_args!(
+                "dropped a <{name}> from {from} ({} bytes): {}",
+                d.size, d.why
+            ),
+        );
+        let Some(head) = d.head else { return };
+        let head = tenant::normalize_inbound(&self.s.muc_domains, head);
+        if Header::of(&head).is_some_and(|h| h.is_iq_request()) {
+            let (condition, text) = match d.why {
+                DropReason::Malformed(_) => ("bad-request", "not well-formed"),
+                DropReason::TooLarge => ("policy-violation", "stanza too large"),
+                DropReason::TooDeep => ("policy-violation", "stanza nested too deep"),
+            };
+            self.metrics.stanzas_rejected.inc();
+            let _ = self
+                .outbound
+                .send(stanza::iq_error(&head, condition, Some(text)))
+                .await;
+        }
+    }
+
+    async fn on_stanza(&mut self, el: Element) {
+        // Tenant rooms arrive in their virtual form (mod_muc_domain_mapper); from here on
+        // every room JID, and every reply to one, is in the internal form Prosody routes.
+        let el = tenant::normalize_inbound(&self.s.muc_domains, el);
+        if let Some(h) = Header::of(&el)
+            && !self.iq_gate.admit(&h, std::time::Instant::now())
+        {
+            self.metrics.limit_iq_rate.inc();
+            self.metrics.stanzas_rejected.inc();
+            crate::util::log_limited(
+                "iq-rate",
+                format_args!(
+                    "{} sends IQs faster than limits.iq_rate; refusing",
+                    h.from.as_ref().map(Jid::full).unwrap_or_default()
+                ),
+            );
+            let reply = stanza::iq_error(&el, "resource-constraint", Some("too many requests"));
+            let _ = self.outbound.send(reply).await;
+            return;
+        }
+        match classify(&self.s, &el) {
+            Route::Conference(room) => match self.conferences.get(&room) {
+                Some(e) => deliver(&room, &e.inbox, Input::Stanza(el)),
+                None => self.stale(&el).await,
+            },
+            Route::Reply(reply) => {
+                let _ = self.outbound.send(reply).await;
+            }
+            Route::Invitation { room, via } => {
+                if !self.conferences.contains_key(&room) && self.shutting_down.is_none() {
+                    info!(%room, via, "invited; recording");
+                    self.start(&room);
+                }
+            }
+            Route::Module(ev) => {
+                self.module
+                    .insert(domain_of(ev.room()).to_string(), Module::Present);
+                let decisions = self.rooms.on_event(ev);
+                self.apply(decisions);
+            }
+            Route::CatchUp { id, rooms } => self.on_catchup(&id, rooms),
+            Route::Drop(why) => debug!(why, "stanza dropped"),
+        }
+    }
+
+    /// Ask every MUC service for its rooms (answered by the Prosody module, if loaded).
+    async fn send_catchup(&mut self) {
+        for domain in self.s.muc_domains.clone() {
+            self.next_query += 1;
+            let id = format!("{CATCHUP_ID}{}", self.next_query);
+            let iq = stanza::iq("get", &self.s.domain, &domain, &id, rooms::catchup_query());
+            if self.outbound.send(iq).await.is_ok() {
+                self.catchup.insert(id, domain);
+            }
+        }
+        self.catchup_deadline = Some(Instant::now() + self.catchup_timeout);
+    }
+
+    fn on_catchup(&mut self, id: &str, answer: Result<Vec<rooms::RoomReport>, String>) {
+        let Some(domain) = self.catchup.remove(id) else {
+            return;
+        };
+        match answer {
+            Ok(reports) => {
+                self.module.insert(domain.clone(), Module::Present);
+                info!(%domain, rooms = reports.len(), "catch-up: rooms reported by the Prosody module");
+                let reported: Vec<String> = reports.iter().map(|r| r.room.clone()).collect();
+                let decisions = self.rooms.on_catchup(&domain, reports);
+                // Conferences whose room the module does not know: gone (Prosody restart).
+                let gone: Vec<String> = self
+                    .conferences
+                    .keys()
+                    .filter(|r| domain_of(r) == domain && !reported.contains(r))
+                    .cloned()
+                    .collect();
+                for room in gone {
+                    self.status(
+                        &room,
+                        RoomView {
+                            alive: false,
+                            occupancy: Some(Default::default()),
+                            meeting_id: None,
+                        },
+                    );
+                }
+                self.apply(decisions);
+            }
+            Err(why) => self.module_absent(&domain, &why),
+        }
+        self.maybe_round_done();
+    }
+
+    fn catchup_timed_out(&mut self) {
+        self.catchup_deadline = None;
+        let pending: Vec<String> = self.catchup.drain().map(|(_, d)| d).collect();
+        for domain in pending {
+            self.module_absent(&domain, "no answer");
+        }
+        self.maybe_round_done();
+    }
+
+    fn module_absent(&mut self, domain: &str, why: &str) {
+        if self.module.get(domain) != Some(&Module::Absent) {
+            warn!(%domain, why, "the jitape Prosody module does not answer on this MUC domain: only rooms jitape is invited to are recorded there (see config/prosody/README.md)");
+        }
+        self.module.insert(domain.to_string(), Module::Absent);
+        let rooms: Vec<String> = self
+            .conferences
+            .keys()
+            .filter(|r| domain_of(r) == domain)
+            .cloned()
+            .collect();
+        for room in rooms {
+            self.status(
+                &room,
+                RoomView {
+                    alive: true,
+                    occupancy: None,
+                    meeting_id: None,
+                },
+            );
+        }
+    }
+
+    /// After the first complete catch-up round, recordings left by a previous jitape whose
+    /// conference is not running any more are finalized.
+    fn maybe_round_done(&mut self) {
+        if self.catchup.is_empty() {
+            self.catchup_deadline = None;
+            self.finalize_leftovers("ended-while-jitape-was-down");
+        }
+    }
+
+    fn finalize_leftovers(&mut self, reason: &'static str) {
+        for (room, u) in self.unfinished.drain() {
+            info!(%room, "finalizing a recording left unfinished by a previous jitape");
+            self.spawner.finalize(u, reason);
+        }
+    }
+
+    fn apply(&mut self, decisions: Vec<Decision>) {
+        for d in decisions {
+            match d {
+                Decision::Record { room } => {
+                    if self.shutting_down.is_none()
+                        && !self.conferences.contains_key(&room)
+                        && self.filter.records(&room)
+                    {
+                        info!(%room, "people are in the room; recording");
+                        self.start(&room);
+                    }
+                }
+                Decision::Status {
+                    room,
+                    exists,
+                    occupancy,
+                    meeting_id,
+                } => self.status(
+                    &room,
+                    RoomView {
+                        alive: exists,
+                        occupancy: Some(occupancy),
+                        meeting_id,
+                    },
+                ),
+                Decision::Destroyed { room, occupied } => {
+                    self.refused.remove(&room);
+                    if let Some(e) = self.conferences.get(&room) {
+                        deliver(&room, &e.inbox, Input::RoomDestroyed { occupied });
+                    }
+                    if let Some(u) = self.unfinished.remove(&room) {
+                        self.spawner.finalize(u, "room-destroyed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn status(&self, room: &str, view: RoomView) {
+        if let Some(e) = self.conferences.get(room) {
+            deliver(room, &e.inbox, Input::RoomStatus(view));
+        }
+    }
+
+    /// Rooms refused while the disk was full or at the conference limit, and rooms with
+    /// humans not recorded: now (as far as the limit allows).
+    fn record_waiting_rooms(&mut self) {
+        let mut waiting: Vec<String> = self.refused.drain().collect();
+        waiting.extend(self.rooms.recordable_rooms());
+        waiting.sort();
+        waiting.dedup();
+        waiting.retain(|r| !self.conferences.contains_key(r) && self.filter.records(r));
+        let free = self.max_conferences.saturating_sub(self.conferences.len());
+        if waiting.len() > free {
+            // The rest keep waiting for the next free slot (not counted again as refusals).
+            self.refused.extend(waiting.drain(free..));
+        }
+        for room in waiting {
+            info!(%room, "recording a room that was waiting");
+            self.start(&room);
+        }
+    }
+
+    /// Start recording `room`, unless the disk or the conference limit says no (then it is
+    /// remembered and recorded when that clears).
+    fn start(&mut self, room: &str) -> RecordOutcome {
+        let refusal = if !*self.disk_ok.borrow() {
+            Some("the recording filesystem is below its floor or not writable".to_string())
+        } else if !*self.load_ok.borrow() {
+            Some("jitape is overloaded (see jitape_load_level)".to_string())
+        } else if self.conferences.len() >= self.max_conferences {
+            self.metrics.limit_conferences.inc();
+            Some(format!(
+                "{} conferences are being recorded (limits.max_conferences)",
+                self.conferences.len()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            self.metrics.recordings_refused.inc();
+            self.refused.insert(room.to_string());
+            crate::util::log_limited(
+                "recording-refused",
+                format_args!("not recording {room} for now: {why}"),
+            );
+            return RecordOutcome::Refused(why);
+        }
+        self.generation += 1;
+        let resume = self.unfinished.remove(room);
+        let inbox = self.spawner.spawn(StartInfo {
+            room: room.to_string(),
+            generation: self.generation,
+            resume,
+        });
+        // An admin request or an invitation records a room whatever the module says; where
+        // the module sees the room, jitape still enters it only with enough people in it.
+        let occupancy = match self.module.get(domain_of(room)) {
+            Some(Module::Present) => Some(self.rooms.occupancy(room)),
+            _ => None,
+        };
+        let view = RoomView {
+            alive: true,
+            occupancy,
+            meeting_id: self.rooms.meeting_id(room),
+        };
+        deliver(room, &inbox, Input::RoomStatus(view));
+        if self.link_up {
+            deliver(room, &inbox, Input::LinkUp);
+        }
+        self.conferences.insert(
+            room.to_string(),
+            Entry {
+                inbox,
+                generation: self.generation,
+            },
+        );
+        self.refused.remove(room);
+        RecordOutcome::Started
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Record { room, reply } => {
+                let outcome = if self.shutting_down.is_some() {
+                    RecordOutcome::Refused("shutting down".into())
+                } else if self.conferences.contains_key(&room) {
+                    RecordOutcome::AlreadyRecording
+                } else {
+                    info!(%room, "recording on request");
+                    self.start(&room)
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(outcome);
+                }
+            }
+            Control::Stop { room, reply } => {
+                let running = self.conferences.get(&room);
+                if let Some(e) = running {
+                    deliver(&room, &e.inbox, Input::Stop(EndReason::Stopped));
+                }
+                if let Some(r) = reply {
+                    let _ = r.send(running.is_some());
+                }
+            }
+            Control::List { reply } => {
+                let inboxes: Vec<(String, InboxSender)> = self
+                    .conferences
+                    .iter()
+                    .map(|(room, e)| (room.clone(), e.inbox.clone()))
+                    .collect();
+                // Collected in a task of its own: the router never waits on a conference.
+                tokio::spawn(collect_snapshots(inboxes, reply));
+            }
+            Control::Ended { room, generation } => {
+                if self
+                    .conferences
+                    .get(&room)
+                    .is_some_and(|e| e.generation == generation)
+                {
+                    self.conferences.remove(&room);
+                    if !self.refused.is_empty() && self.shutting_down.is_none() {
+                        self.record_waiting_rooms();
+                    }
+                }
+            }
+            Control::Shed => {
+                // The newest conference: the least recorded so far.
+                let newest = self
+                    .conferences
+                    .iter()
+                    .max_by_key(|(_, e)| e.generation)
+                    .map(|(room, e)| (room.clone(), e.inbox.clone()));
+                if let Some((room, inbox)) = newest {
+                    warn!(%room, "overloaded: ending this conference's recording to save the others");
+                    deliver(&room, &inbox, Input::Stop(EndReason::Overload));
+                }
+            }
+            Control::Shutdown { done } => {
+                info!(
+                    conferences = self.conferences.len(),
+                    "shutting down: finalizing every recording"
+                );
+                self.broadcast(|| Input::Stop(EndReason::Shutdown));
+                self.shutting_down = Some(done);
+            }
+        }
+    }
+
+    fn broadcast(&self, input: impl Fn() -> Input) {
+        for (room, e) in &self.conferences {
+            deliver(room, &e.inbox, input());
+        }
+    }
+
+    /// Traffic for a room we do not record (any more): IQ requests get an error so the
+    /// sender (Jicofo) gives up on that session; presences and messages are never answered
+    /// with errors (Prosody kicks occupants that do).
+    async fn stale(&self, el: &Element) {
+        let Some(h) = Header::of(el) else { return };
+        if h.is_iq_request() {
+            let reply = stanza::iq_error(el, "item-not-found", Some("no such conference here"));
+            let _ = self.outbound.send(reply).await;
+        } else {
+            debug!(kind = ?h.kind, from = ?h.from.as_ref().map(Jid::full), "stanza for a room we are not recording");
+        }
+    }
+}
+
+async fn collect_snapshots(
+    inboxes: Vec<(String, InboxSender)>,
+    reply: oneshot::Sender<Vec<ConferenceSnapshot>>,
+) {
+    let mut out = Vec::with_capacity(inboxes.len());
+    for (room, inbox) in inboxes {
+        let (tx, rx) = oneshot::channel();
+        if inbox.deliver(Input::Snapshot(tx)) != Delivery::Delivered {
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_secs(2), rx).await {
+            Ok(Ok(s)) => out.push(s),
+            _ => debug!(%room, "no snapshot"),
+        }
+    }
+    out.sort_by(|a, b| a.room.cmp(&b.room));
+    let _ = reply.send(out);
+}
+
+/// Hand an input to a conference without ever blocking the router on a slow one. Room
+/// traffic for a conference that does not keep up is dropped (and said); control inputs
+/// always get through.
+fn deliver(room: &str, inbox: &InboxSender, input: Input) {
+    match inbox.deliver(input) {
+        Delivery::Delivered => {}
+        Delivery::Full => crate::util::log_limited(
+            "conference-inbox-full",
+            format_args!("conference {room} is not keeping up; a stanza was dropped"),
+        ),
+        Delivery::Closed => debug!(%room, "conference already ended"),
+    }
+}
