@@ -44,7 +44,6 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit}
 
 use jitape::jingle::model::{AUDIO_LEVEL_URI, AudioOffer, BRIDGE_OWNER, IceTransport, Source};
 
-use super::external::ExternalBridgeSpec;
 use super::netem::{NetemConfig, NetemCounters, NetemLink, NetemRuntime};
 use super::voice::Voice;
 
@@ -55,6 +54,14 @@ use sender::{Control, Live, run_sender};
 pub use sender::{SentLog, SentSpeaker, SentWindow, WireFrames};
 pub use signal::jicofo_description;
 use signal::{answer_sdp, transport_from_offer};
+
+/// The command that runs an external bridge process (see [`super::external`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalBridgeSpec {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
 
 /// Opus payload type, as Jicofo configures it.
 pub const OPUS_PT: u8 = 111;

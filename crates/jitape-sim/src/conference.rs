@@ -18,11 +18,71 @@ use super::any_bridge::Bridge;
 use super::bridge::{BridgeConfig, RED_PT, RedSend};
 use super::plan::{ConferencePlan, Disruption};
 use super::voice::Voice;
-use super::world::{ConferenceOutcome, SimError, SimInput, WorldSettings};
 use jitape::jingle::model::BridgeSession;
 use jitape::xml::BuilderExt;
 use jitape::xmpp::muc;
 use jitape::xmpp::stanza::{self, Header, Kind, NS_COMPONENT, NS_MUC};
+
+/// Where the simulated side connects and what it knows about jitape.
+#[derive(Debug, Clone)]
+pub struct WorldSettings {
+    pub host: String,
+    pub port: u16,
+    /// The simulation's component domain.
+    pub domain: String,
+    pub secret: String,
+    pub muc_domain: String,
+    /// jitape's component domain (to recognise its occupants).
+    pub recorder_domain: String,
+}
+
+/// Why a simulated conference could not be played.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("the simulation's XMPP link did not come up within {0:?}")]
+    LinkTimeout(Duration),
+    #[error("the simulation is shut down")]
+    Closed,
+    #[error("voice: {0}")]
+    Voice(#[from] super::voice::VoiceError),
+    #[error("bridge: {0}")]
+    Bridge(#[from] super::bridge::BridgeError),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// What a simulated conference receives.
+#[derive(Debug)]
+pub enum SimInput {
+    Stanza(Element),
+    /// The simulation's link came back after a drop (e.g. the server restarted).
+    Reconnected,
+}
+
+/// What happened in a played conference; tests compare the recording against it.
+#[derive(Debug, Clone)]
+pub struct ConferenceOutcome {
+    pub plan: ConferencePlan,
+    /// The epoch every plan offset refers to, as instant and as wall clock.
+    pub epoch: Instant,
+    pub wall_epoch: SystemTime,
+    /// What each bridge session sent (one per Jingle session).
+    pub sent: Vec<super::bridge::SentLog>,
+    /// How many Jingle sessions jitape accepted.
+    pub sessions: u32,
+    /// When jitape's occupant first appeared, after the epoch.
+    pub recorder_joined: Option<Duration>,
+    /// Every time jitape's occupant (re)appeared, after the epoch.
+    pub recorder_joins: Vec<Duration>,
+    /// Every time jitape's occupant left, after the epoch.
+    pub recorder_leaves: Vec<Duration>,
+    /// Every time the focus left the room because no member was left in it (Jicofo's
+    /// `maybeStop`), after the epoch; the room then closes as Prosody destroys empty rooms.
+    pub room_closed: Vec<Duration>,
+    /// Replies to probes (malformed Jingle, knocks, P2P offers): `(what was sent, reply
+    /// type, error condition or reason)`.
+    pub probe_replies: Vec<(String, String, Option<String>)>,
+}
 
 /// A scheduled step.
 #[derive(Debug, Clone, PartialEq)]

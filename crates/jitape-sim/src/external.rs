@@ -22,7 +22,6 @@
 //! "packets"}]}],"skipped_ticks"}}` in answer to close. Its stderr goes to the log.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +35,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+pub use super::bridge::ExternalBridgeSpec;
 use super::bridge::{BridgeError, SentLog, SentSpeaker, SentWindow, SpeakerScript, TalkWindow};
 use jitape::jingle::model::{
     AudioOffer, BRIDGE_OWNER, Candidate, CandidateType, Fingerprint, IceTransport, Protocol, Setup,
@@ -46,14 +46,6 @@ use jitape::jingle::model::{
 const ALLOCATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long it may take to report what it sent after `close`.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The command that runs an external bridge.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExternalBridgeSpec {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-}
 
 #[derive(Debug, Deserialize)]
 struct OfferFingerprint {

@@ -10,80 +10,18 @@
 //! what a component must address; stanzas that arrive in the virtual form are normalised.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 
-use super::bridge::SentLog;
-use super::conference::SimConference;
+pub use super::conference::{ConferenceOutcome, SimConference, SimError, SimInput, WorldSettings};
 use super::plan::ConferencePlan;
 use jitape::config::Secret;
 use jitape::xmpp::link::{self, LinkEvent, LinkSettings};
 use jitape::xmpp::stanza::{Header, Jid};
 use jitape::xmpp::tenant;
-
-/// Where the simulated side connects and what it knows about jitape.
-#[derive(Debug, Clone)]
-pub struct WorldSettings {
-    pub host: String,
-    pub port: u16,
-    /// The simulation's component domain.
-    pub domain: String,
-    pub secret: String,
-    pub muc_domain: String,
-    /// jitape's component domain (to recognise its occupants).
-    pub recorder_domain: String,
-}
-
-/// Why a simulated conference could not be played.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error("the simulation's XMPP link did not come up within {0:?}")]
-    LinkTimeout(Duration),
-    #[error("the simulation is shut down")]
-    Closed,
-    #[error("voice: {0}")]
-    Voice(#[from] super::voice::VoiceError),
-    #[error("bridge: {0}")]
-    Bridge(#[from] super::bridge::BridgeError),
-    #[error("{0}")]
-    Protocol(String),
-}
-
-/// What a simulated conference receives.
-#[derive(Debug)]
-pub enum SimInput {
-    Stanza(Element),
-    /// The simulation's link came back after a drop (e.g. the server restarted).
-    Reconnected,
-}
-
-/// What happened in a played conference; tests compare the recording against it.
-#[derive(Debug, Clone)]
-pub struct ConferenceOutcome {
-    pub plan: ConferencePlan,
-    /// The epoch every plan offset refers to, as instant and as wall clock.
-    pub epoch: Instant,
-    pub wall_epoch: SystemTime,
-    /// What each bridge session sent (one per Jingle session).
-    pub sent: Vec<SentLog>,
-    /// How many Jingle sessions jitape accepted.
-    pub sessions: u32,
-    /// When jitape's occupant first appeared, after the epoch.
-    pub recorder_joined: Option<Duration>,
-    /// Every time jitape's occupant (re)appeared, after the epoch.
-    pub recorder_joins: Vec<Duration>,
-    /// Every time jitape's occupant left, after the epoch.
-    pub recorder_leaves: Vec<Duration>,
-    /// Every time the focus left the room because no member was left in it (Jicofo's
-    /// `maybeStop`), after the epoch; the room then closes as Prosody destroys empty rooms.
-    pub room_closed: Vec<Duration>,
-    /// Replies to probes (malformed Jingle, knocks, P2P offers): `(what was sent, reply
-    /// type, error condition or reason)`.
-    pub probe_replies: Vec<(String, String, Option<String>)>,
-}
 
 enum Dispatch {
     Register {

@@ -63,7 +63,7 @@ pub fn parse_json_sources(
     let mut out = Vec::with_capacity(total);
     let mut repair_ssrcs = Vec::new();
     for (owner_key, audio) in owners {
-        let owner = super::parse::owner_id(&owner_key);
+        let owner = super::model::owner_id(&owner_key);
         repair_ssrcs.extend(audio.groups.iter().filter_map(fid_repair_ssrc));
         for src in audio.sources {
             let ssrc = json_ssrc(&src.s)?;

@@ -208,3 +208,9 @@ pub struct AudioOffer {
     pub description: RtpDescription,
     pub transport: IceTransport,
 }
+
+/// The endpoint id in an owner value: a bare id (`a1b2c3d4`, `jvb`) or the resource of a full
+/// occupant JID (`room@muc/a1b2c3d4`).
+pub fn owner_id(owner: &str) -> &str {
+    owner.rsplit_once('/').map_or(owner, |(_, id)| id)
+}

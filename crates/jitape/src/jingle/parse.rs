@@ -17,6 +17,7 @@ use super::error::JingleError;
 use super::json_sources::parse_json_sources;
 use super::model::{
     AudioOffer, BridgeSession, HeaderExtension, PayloadType, Reason, RtpDescription, Source,
+    owner_id,
 };
 use super::transport::parse_transport;
 use super::xml::{self, children_named};
@@ -383,10 +384,4 @@ pub fn parse_ssrc(value: &str) -> Result<u32, JingleError> {
     xml::decimal::<u32>(value)
         .filter(|s| *s != 0)
         .ok_or_else(|| JingleError::invalid_ssrc(value))
-}
-
-/// The endpoint id in an owner value: a bare id (`a1b2c3d4`, `jvb`) or the resource of a full
-/// occupant JID (`room@muc/a1b2c3d4`).
-pub fn owner_id(owner: &str) -> &str {
-    owner.rsplit_once('/').map_or(owner, |(_, id)| id)
 }

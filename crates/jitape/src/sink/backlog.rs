@@ -26,10 +26,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::command::{Cmd, Cost, Msg, PoolShared, Progress};
 use super::error::SinkError;
+use super::files::{AudioBlock, Pcm};
 use super::hook::FinalizedFiles;
 use super::sidecar::Sidecar;
-use super::writer::{AudioBlock, Cmd, Cost, Msg, Pcm, PoolShared, Progress};
 
 /// Commands one recording may have with its writer thread at once; more wait here.
 pub const IN_FLIGHT: usize = 8;

@@ -319,7 +319,7 @@ impl FlacWriter {
             self.drop_pending()?;
         }
         let md5 = if self.lost_at_finalize() {
-            super::repair::file_md5(&self.partial)?
+            super::decode::file_md5(&self.partial)?
         } else {
             self.md5.clone().finalize().into()
         };

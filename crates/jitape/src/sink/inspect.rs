@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use md5::Digest;
 
+use super::decode::{decode_file_with, le_bytes};
 use super::error::SinkError;
 use super::flac::{PARTIAL_SUFFIX, samples_to_duration};
-use super::repair::{decode_file_with, le_bytes, scan};
+use super::repair::scan;
 use super::sidecar::{self, Sidecar, Status};
 
 /// The result of the MD5 check.

@@ -30,6 +30,8 @@
 //! [`finalize_recording`] ties them together at the end of a conference.
 
 pub mod backlog;
+mod command;
+mod decode;
 pub mod error;
 pub mod files;
 pub mod flac;

@@ -13,7 +13,7 @@
 
 use std::io::{self, Read};
 
-use super::flac::StreamHeader;
+use super::format::StreamHeader;
 
 /// Why a file cannot be scanned at all.
 #[derive(Debug)]

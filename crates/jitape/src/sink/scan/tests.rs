@@ -103,7 +103,7 @@ fn mutated_files_never_panic_and_accepted_frames_always_decode() {
         assert!(rep.data_end <= rep.file_len, "round {round}");
         assert_eq!(rep.file_len, data.len() as u64, "round {round}");
         std::fs::write(&path, &data).expect("write");
-        let decoded = crate::sink::repair::decode_file(&path, Some(rep.frames))
+        let decoded = crate::sink::decode::decode_file(&path, Some(rep.frames))
             .unwrap_or_else(|e| panic!("round {round}: scanner accepted what claxon rejects: {e}"));
         assert_eq!(decoded.samples, rep.samples, "round {round}");
         accepted_frames += rep.frames;
