@@ -114,7 +114,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { config, live } => load_config(&config).and_then(|c| {
-            println!("{}: ok\n{c:#?}", config.display());
+            let text = std::fs::read_to_string(&config)?;
+            let effective = jitape::config::effective_toml(&text, std::env::vars())?;
+            println!(
+                "# {}: ok. The configuration in effect:\n{effective}",
+                config.display()
+            );
             if !live {
                 return Ok(());
             }

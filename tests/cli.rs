@@ -123,10 +123,13 @@ fn check_config_names_the_bad_key() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(
-        !String::from_utf8_lossy(&run.stdout).contains("change-me"),
-        "secrets are never printed"
-    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(!stdout.contains("change-me"), "secrets are never printed");
+    // The configuration in effect, as TOML a user can read (not a Rust debug dump).
+    let effective: toml::Table = stdout.parse().expect("check-config prints TOML");
+    assert_eq!(effective["xmpp"]["secret"].as_str(), Some("<redacted>"));
+    assert_eq!(effective["xmpp"]["port"].as_integer(), Some(5347));
+    assert!(effective["recording"].get("late_window").is_some());
 }
 
 #[test]

@@ -361,6 +361,46 @@ pub fn load(
     toml_text: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    build(&effective_values(toml_text, env)?)
+}
+
+/// The configuration jitape runs with, as TOML: every key, whether the file, the
+/// environment or the default set it, in the order of [`KEYS`], a section at a time. A
+/// secret that is set shows as `"<redacted>"`. Errors as [`load`] (it validates the same way).
+pub fn effective_toml(
+    toml_text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<String, ConfigError> {
+    let values = effective_values(toml_text, env)?;
+    build(&values)?;
+    let mut out = String::new();
+    let mut section = "";
+    for (s, key, _, _) in KEYS {
+        if *s != section {
+            if !section.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{s}]\n"));
+            section = s;
+        }
+        let name = format!("{s}.{key}");
+        let value = &values[&name];
+        let shown = match value {
+            toml::Value::String(v) if SECRET_KEYS.contains(&name.as_str()) && !v.is_empty() => {
+                "\"<redacted>\"".to_string()
+            }
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{key} = {shown}\n"));
+    }
+    Ok(out)
+}
+
+/// Every key's value: the file's, overridden by the environment, else the default.
+fn effective_values(
+    toml_text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Values, ConfigError> {
     let mut values = parse_file(toml_text)?;
     apply_env(&mut values, env)?;
     check_kinds(&values)?;
@@ -376,7 +416,7 @@ pub fn load(
             }
         }
     }
-    build(&values)
+    Ok(values)
 }
 
 type Values = BTreeMap<String, toml::Value>;

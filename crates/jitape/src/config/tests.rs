@@ -319,3 +319,41 @@ fn writer_and_roster_bounds_have_defaults_and_are_validated() {
     assert_eq!(c.recording.write_backlog, Duration::from_secs(30));
     assert_eq!(c.limits.max_participants, 50);
 }
+
+#[test]
+fn the_effective_configuration_is_toml_with_every_key_and_no_secret() {
+    let text = "[xmpp]\ndomain = \"r.example\"\nsecret = \"hunter2\"\nmuc_domains = [\"m.example\"]\n[recording]\nempty_grace = \"10m\"\n";
+    let env = || {
+        vec![
+            ("JITAPE_HTTP_TOKEN".to_string(), "t0ken".to_string()),
+            ("JITAPE_ROOMS_MIN_PARTICIPANTS".to_string(), "3".to_string()),
+        ]
+    };
+    let out = super::effective_toml(text, env()).expect("valid");
+    assert!(!out.contains("hunter2") && !out.contains("t0ken"), "{out}");
+    let table: toml::Table = out.parse().expect("the output is TOML");
+    for (section, key, _, _) in KEYS {
+        assert!(table[*section].get(*key).is_some(), "{section}.{key}");
+    }
+    assert_eq!(table["xmpp"]["secret"].as_str(), Some("<redacted>"));
+    assert_eq!(table["http"]["token"].as_str(), Some("<redacted>"));
+    // From the environment, the file and the defaults.
+    assert_eq!(table["rooms"]["min_participants"].as_integer(), Some(3));
+    assert_eq!(table["recording"]["empty_grace"].as_str(), Some("10m"));
+    assert_eq!(table["xmpp"]["port"].as_integer(), Some(5347));
+    // With the secrets put back it is the same configuration.
+    let back = out
+        .replace("secret = \"<redacted>\"", "secret = \"hunter2\"")
+        .replace("token = \"<redacted>\"", "token = \"t0ken\"");
+    assert_eq!(
+        load(&back, Vec::new()).expect("loads"),
+        load(text, env()).expect("loads")
+    );
+    // An unset token is shown as it is; a broken file is the same error as for `load`.
+    let plain = super::effective_toml(text, Vec::new()).expect("valid");
+    assert!(plain.contains("token = \"\"\n"), "{plain}");
+    assert_eq!(
+        super::effective_toml("[xmpp]\nport = \"five\"\n", Vec::new()).unwrap_err(),
+        load("[xmpp]\nport = \"five\"\n", Vec::new()).unwrap_err()
+    );
+}
