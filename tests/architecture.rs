@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// what watches and serves them, and `app`, which wires everything.
 const LAYERS: &[&str] = &[
     "util",
+    "types",
     "xml",
     "room",
     "config",

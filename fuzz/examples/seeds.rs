@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use jitape_sim::voice::Voice;
-use jitape::sink::flac::{FlacWriter, WriterOptions};
+use jitape::sink::flac::{FlacWriter, FlacSettings};
 use jitape::sink::sidecar::{self, GapKind, Sidecar};
 use jitape_fuzz::machine_ops::{self, Op};
 use jitape_fuzz::room::{DOMAIN, MUC, NS, ROOM, US};
@@ -250,9 +250,9 @@ fn flac_seeds() {
         ("final-16k", 16_000, 64, 200, true),
     ] {
         let path = dir.path().join(format!("{name}.flac"));
-        let opts = WriterOptions {
+        let opts = FlacSettings {
             block_size: block,
-            ..WriterOptions::default()
+            ..FlacSettings::default()
         };
         let mut w = FlacWriter::create_with(&path, rate, opts).expect("writer");
         let pcm: Vec<i16> = (0..samples)

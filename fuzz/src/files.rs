@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use jitape::sink::flac::{FlacWriter, WriterOptions};
+use jitape::sink::flac::{FlacWriter, FlacSettings};
 use jitape::sink::paths::{RecordingPaths, Unfinished};
 use jitape::sink::scan::{ScanReport, scan_reader};
 use jitape::sink::sidecar::{self, GapKind, Sidecar};
@@ -166,7 +166,7 @@ fn resume_with(data: &[u8]) {
         has_sidecar: true,
         stems: Vec::new(),
     };
-    let opts = WriterOptions::default();
+    let opts = FlacSettings::default();
     if let Ok(r) = resume_recording(&u, "room@muc.example", RESUME_RATE, resume_now(), opts) {
         assert!(r.gap.start <= r.gap.end);
         let done = r.mix.finalize().expect("finalize a resumed recording");

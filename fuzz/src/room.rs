@@ -19,7 +19,7 @@ use jitape::jingle::model::{
     AudioOffer, BridgeSession, Candidate, CandidateType, Fingerprint, IceTransport, PayloadType,
     Protocol, RtpDescription, Setup, Source,
 };
-use jitape::router::classify::RouterSettings;
+use jitape::router::classify::ClassifySettings;
 use jitape::xmpp::stanza::{Header, Jid, Kind};
 use minidom::Element;
 
@@ -56,8 +56,8 @@ pub fn settings() -> Settings {
     }
 }
 
-pub fn router_settings() -> RouterSettings {
-    RouterSettings {
+pub fn router_settings() -> ClassifySettings {
+    ClassifySettings {
         domain: DOMAIN.into(),
         our_jid: US.into(),
         muc_domains: vec![MUC.into()],

@@ -9,7 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use jitape::audio::{AudioConfig, SUPPORTED_RATES, Timeline, TrackId};
+use jitape::audio::{AudioSettings, Timeline, TrackId};
+use jitape::types::SampleRate;
 use jitape::media::packet::RtpPacket;
 
 use crate::bytes::{Reader, Writer};
@@ -103,10 +104,10 @@ pub fn encode(rate_index: u8, stems: bool, origin_sample: u32, ops: &[Op]) -> Ve
 /// The `timeline` target.
 pub fn run(data: &[u8]) {
     let mut r = Reader::new(data);
-    let cfg = AudioConfig {
-        sample_rate: SUPPORTED_RATES[usize::from(r.u8()) % SUPPORTED_RATES.len()],
+    let cfg = AudioSettings {
+        sample_rate: SampleRate::ALL[usize::from(r.u8()) % SampleRate::ALL.len()],
         stems: r.bool(),
-        ..AudioConfig::default()
+        ..AudioSettings::default()
     };
     let origin_sample = u64::from(r.u32());
     let origin = Instant::now();
@@ -163,12 +164,12 @@ pub fn run(data: &[u8]) {
 }
 
 /// The sample the wall clock says `render(now)` reaches, computed from the configuration.
-fn wall_clock_end(cfg: &AudioConfig, origin: Instant, origin_sample: u64, now: Instant) -> u64 {
-    let Some(played) = now.checked_sub(cfg.late_window) else {
+fn wall_clock_end(cfg: &AudioSettings, origin: Instant, origin_sample: u64, now: Instant) -> u64 {
+    let Some(played) = now.checked_sub(cfg.late_window.get()) else {
         return origin_sample;
     };
     let elapsed = played.saturating_duration_since(origin);
-    let samples = elapsed.as_nanos() * u128::from(cfg.sample_rate) / 1_000_000_000;
+    let samples = elapsed.as_nanos() * u128::from(cfg.sample_rate.hz()) / 1_000_000_000;
     origin_sample + u64::try_from(samples).unwrap_or(u64::MAX)
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::micro::speech_like;
-use jitape::audio::{AudioConfig, Timeline, TrackId};
+use jitape::audio::{AudioSettings, Timeline, TrackId};
 use jitape::media::RtpPacket;
 use jitape::media::red::{self, RedBlock};
 use jitape_sim::netem::{Fate, Netem, NetemConfig};
@@ -169,7 +169,7 @@ impl Stream {
             .packets
             .first()
             .map_or_else(Instant::now, |p| p.arrival - DELAY - TICK);
-        let mut tl = Timeline::new(AudioConfig::default(), origin, 0)
+        let mut tl = Timeline::new(AudioSettings::default(), origin, 0)
             .unwrap_or_else(|e| panic!("timeline: {e}"));
         tl.set_payload_types(OPUS_PT, Some(RED_PT));
         let _ = tl.map_source(SSRC, TrackId(0));

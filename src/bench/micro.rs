@@ -18,7 +18,7 @@ use rtc::shared::marshal::{Marshal, Unmarshal};
 use serde::Serialize;
 
 use super::scenario::{DUTY, talk_windows};
-use jitape::audio::{AudioConfig, Timeline, TrackId};
+use jitape::audio::{AudioSettings, Timeline, TrackId};
 use jitape::media::RtpPacket;
 use jitape::sink::FlacWriter;
 use jitape_sim::voice::{FRAME_SAMPLES, SAMPLE_RATE, Voice};
@@ -101,14 +101,14 @@ impl MixBench {
 
     pub fn new() -> Self {
         let origin = Instant::now();
-        let mut timeline = Timeline::new(AudioConfig::default(), origin, 0)
+        let mut timeline = Timeline::new(AudioSettings::default(), origin, 0)
             .unwrap_or_else(|e| panic!("timeline: {e}"));
         for k in 0..4 {
             let _ = timeline.map_source(1000 + k, TrackId(k));
         }
         MixBench {
             timeline,
-            now: origin + AudioConfig::default().late_window,
+            now: origin + AudioSettings::default().late_window.get(),
         }
     }
 
@@ -379,7 +379,7 @@ impl PipelineBench {
     /// One whole conference; returns the samples written.
     pub fn step(&mut self) -> usize {
         let origin = Instant::now();
-        let cfg = AudioConfig::default();
+        let cfg = AudioSettings::default();
         let Ok(mut timeline) = Timeline::new(cfg.clone(), origin, 0) else {
             return 0;
         };
@@ -390,7 +390,7 @@ impl PipelineBench {
         let mut next = 0;
         let render_every = Duration::from_millis(100);
         let mut t = render_every;
-        while t.as_secs_f64() <= Self::SECONDS + cfg.late_window.as_secs_f64() {
+        while t.as_secs_f64() <= Self::SECONDS + cfg.late_window.get().as_secs_f64() {
             while let Some((at, k, payload, seq, ts)) = self.conversation.packets.get(next) {
                 if *at > t {
                     break;

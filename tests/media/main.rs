@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use jitape::jingle::model::{AudioOffer, Source};
-use jitape::media::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaState, RtpPacket};
+use jitape::media::{MediaError, MediaEvent, MediaSession, MediaSettings, MediaState, RtpPacket};
 use jitape_sim::bridge::{BridgeConfig, SimBridge, SpeakerScript, TalkWindow, Wire};
 use jitape_sim::netem::NetemConfig;
 use jitape_sim::voice::{Voice, decode, default_tone_hz, dominant};
@@ -18,8 +18,8 @@ mod red;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-fn media_cfg() -> MediaConfig {
-    MediaConfig {
+fn media_cfg() -> MediaSettings {
+    MediaSettings {
         bind: LOCALHOST,
         advertise: vec![],
         ice_disconnected_timeout: Duration::from_millis(1000),

@@ -16,17 +16,17 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::audio::AudioConfig;
+use crate::audio::AudioSettings;
 use crate::conference::machine::Settings;
 use crate::conference::recording::RecordingSettings;
 use crate::conference::roster::Classifier;
 use crate::conference::task::ConferenceContext;
 use crate::config::Config;
 use crate::guard::{self, GuardSettings};
-use crate::media::MediaConfig;
+use crate::media::MediaSettings;
 use crate::metrics::Metrics;
-use crate::router::classify::RouterSettings;
-use crate::router::{self, Control, RouterOptions, Supervisor};
+use crate::router::classify::ClassifySettings;
+use crate::router::{self, Control, RouterSettings, Supervisor};
 use crate::sink;
 use crate::xmpp::link::{self, LinkSettings};
 use crate::xmpp::muc::FEATURE_JIGASI;
@@ -191,27 +191,27 @@ impl App {
             },
             recording: RecordingSettings {
                 dir: cfg.recording.dir.clone(),
-                audio: AudioConfig {
+                audio: AudioSettings {
                     sample_rate: cfg.recording.sample_rate,
                     late_window: cfg.recording.late_window,
                     stems: cfg.recording.stems,
-                    ..AudioConfig::default()
+                    ..AudioSettings::default()
                 },
             },
-            media: MediaConfig {
+            media: MediaSettings {
                 bind,
                 advertise: cfg.media.advertise.clone(),
                 ice_disconnected_timeout: Duration::from_secs(5),
                 ice_failed_timeout: Duration::from_secs(10),
                 silence_timeout: cfg.media.silence_timeout,
-                ..MediaConfig::default()
+                ..MediaSettings::default()
             },
             outbound: outbound_tx.clone(),
             finished: finished.clone(),
             hook: cfg
                 .hook
                 .as_ref()
-                .map(|h| sink::HookConfig::new(h.command.clone(), h.args.clone(), h.timeout)),
+                .map(|h| sink::HookSettings::new(h.command.clone(), h.args.clone(), h.timeout)),
             metrics: Arc::clone(&metrics),
             writers: Arc::new(writers),
         });
@@ -219,7 +219,7 @@ impl App {
         let (disk_tx, disk_rx) = watch::channel(true);
         let (load_tx, load_rx) = watch::channel(true);
         tokio::spawn(crate::load::run(
-            cfg.recording.late_window,
+            cfg.recording.late_window.get(),
             Arc::clone(&metrics),
             load_tx,
             control_tx.clone(),
@@ -255,8 +255,8 @@ impl App {
         };
         let mut spawner = Supervisor::new(ctx, control_tx.clone());
         let unfinished = spawner.unfinished_recordings(&cfg.recording.dir).await;
-        let options = RouterOptions {
-            settings: RouterSettings {
+        let options = RouterSettings {
+            settings: ClassifySettings {
                 domain: cfg.xmpp.domain.clone(),
                 our_jid: jid.clone(),
                 muc_domains: cfg.xmpp.muc_domains.clone(),

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod room;
 pub mod router;
 pub mod sink;
+pub mod types;
 pub mod util;
 pub mod xml;
 pub mod xmpp;

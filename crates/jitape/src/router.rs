@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use self::classify::{CATCHUP_ID, Route, RouterSettings, classify};
+use self::classify::{CATCHUP_ID, ClassifySettings, Route, classify};
 use self::gate::IqGate;
 use self::rooms::{Decision, Rooms, domain_of};
 use crate::conference::inbox::{Delivery, InboxSender};
@@ -91,8 +91,8 @@ pub trait Spawn: Send {
 }
 
 /// Everything the router is configured with.
-pub struct RouterOptions {
-    pub settings: RouterSettings,
+pub struct RouterSettings {
+    pub settings: ClassifySettings,
     pub filter: RoomsConfig,
     pub classifier: Classifier,
     /// How long to wait for the module's catch-up answer before assuming it is absent.
@@ -137,7 +137,7 @@ struct Router<S: Spawn> {
     refused: std::collections::HashSet<String>,
     max_conferences: usize,
     iq_gate: IqGate,
-    s: RouterSettings,
+    s: ClassifySettings,
     filter: RoomsConfig,
     spawner: S,
     outbound: mpsc::Sender<Element>,
@@ -156,7 +156,7 @@ struct Router<S: Spawn> {
 
 /// The router loop.
 pub async fn run(
-    opts: RouterOptions,
+    opts: RouterSettings,
     mut link: mpsc::Receiver<LinkEvent>,
     outbound: mpsc::Sender<Element>,
     mut control: mpsc::Receiver<Control>,

@@ -15,5 +15,5 @@ fn the_generated_config_passes_jitapes_own_validation() {
     let cfg = jitape::config::load(&text, std::iter::empty()).expect("valid config");
     assert_eq!(cfg.xmpp.port, 5347);
     assert_eq!(cfg.recording.dir, PathBuf::from("/tmp/x \"y\""));
-    assert_eq!(cfg.recording.sample_rate, 48_000);
+    assert_eq!(cfg.recording.sample_rate.hz(), 48_000);
 }

@@ -26,11 +26,10 @@ mod tests;
 
 use std::time::Duration;
 
+use crate::types::{LateWindow, SampleRate};
+
 pub use stats::{AudioStats, TrackStats};
 pub use timeline::Timeline;
-
-/// Sample rates libopus can decode to directly (the RTP clock stays 48 kHz).
-pub const SUPPORTED_RATES: [u32; 5] = [48_000, 24_000, 16_000, 12_000, 8_000];
 
 /// The RTP clock rate of Opus (RFC 7587), whatever the output rate.
 pub const RTP_CLOCK: u32 = 48_000;
@@ -48,14 +47,14 @@ impl std::fmt::Display for TrackId {
 
 /// Settings of the audio stage.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AudioConfig {
-    /// Output sample rate; one of [`SUPPORTED_RATES`] (48000, 24000, 16000 in practice).
-    pub sample_rate: u32,
+pub struct AudioSettings {
+    /// Output sample rate (48000, 24000, 16000 in practice).
+    pub sample_rate: SampleRate,
     /// How far rendering stays behind real time: a packet arriving up to this late is still
     /// placed where it belongs (the jitter buffer's depth), and the time the anchor of a talk
     /// spurt can still be refined before its first sample is rendered. A recorder has no live
     /// listener, so this is seconds, not the tens of milliseconds a call would use.
-    pub late_window: Duration,
+    pub late_window: LateWindow,
     /// Longest loss concealed with FEC/PLC; longer gaps become digital silence.
     pub plc_max: Duration,
     /// Also return one buffer per track ([`Rendered::stems`]).
@@ -80,11 +79,11 @@ pub struct AudioConfig {
     pub limiter_ceiling_dbfs: f32,
 }
 
-impl Default for AudioConfig {
+impl Default for AudioSettings {
     fn default() -> Self {
-        AudioConfig {
-            sample_rate: 48_000,
-            late_window: Duration::from_secs(5),
+        AudioSettings {
+            sample_rate: SampleRate::OPUS,
+            late_window: LateWindow::default(),
             plc_max: Duration::from_millis(100),
             stems: false,
             opus_payload_type: 111,
@@ -101,20 +100,12 @@ impl Default for AudioConfig {
     }
 }
 
-impl AudioConfig {
+impl AudioSettings {
     /// Checks the values a config file can get wrong.
     pub fn validate(&self) -> Result<(), AudioError> {
-        if !SUPPORTED_RATES.contains(&self.sample_rate) {
-            return Err(AudioError::UnsupportedSampleRate(self.sample_rate));
-        }
         let bad = |key: &'static str, reason: &'static str| {
             Err(AudioError::InvalidConfig { key, reason })
         };
-        if self.late_window < Duration::from_millis(20)
-            || self.late_window > Duration::from_secs(10)
-        {
-            return bad("late_window", "must be between 20 ms and 10 s");
-        }
         if self.plc_max > Duration::from_secs(1) {
             return bad("plc_max", "must be at most 1 s");
         }
@@ -135,7 +126,7 @@ impl AudioConfig {
 
     /// A duration in output samples (rounded down).
     pub(crate) fn samples(&self, d: Duration) -> u64 {
-        (d.as_nanos() * u128::from(self.sample_rate) / 1_000_000_000) as u64
+        self.sample_rate.samples_in(d)
     }
 }
 
@@ -143,10 +134,6 @@ impl AudioConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     // -- unsupported / bad configuration
-    #[error(
-        "unsupported output sample rate {0} (libopus decodes to 48000, 24000, 16000, 12000 or 8000)"
-    )]
-    UnsupportedSampleRate(u32),
     #[error("audio setting `{key}` {reason}")]
     InvalidConfig {
         key: &'static str,
@@ -187,7 +174,7 @@ pub struct Rendered {
     pub start_sample: u64,
     /// The mono mix, limited.
     pub mix: Vec<i16>,
-    /// One buffer per known track (only if [`AudioConfig::stems`]), each as long as `mix`.
+    /// One buffer per known track (only if [`AudioSettings::stems`]), each as long as `mix`.
     /// A track appears from the first render after its first `map_source` and in every
     /// render after that (silence once it has gone); the writer pads earlier samples with 0.
     pub stems: Vec<(TrackId, Vec<i16>)>,

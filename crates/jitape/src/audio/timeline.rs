@@ -13,7 +13,7 @@ use super::mixer::{Limiter, to_pcm16};
 use super::source::{Params, Pushed, Source};
 use super::vad::VoiceActivity;
 use super::{
-    AudioConfig, AudioError, AudioStats, RTP_CLOCK, Rendered, SpeechEvent, TrackId, TrackStats,
+    AudioError, AudioSettings, AudioStats, RTP_CLOCK, Rendered, SpeechEvent, TrackId, TrackStats,
 };
 use crate::media::packet::RtpPacket;
 
@@ -28,7 +28,7 @@ struct Track {
 /// The audio timeline of one recording. See the module doc.
 #[derive(Debug)]
 pub struct Timeline {
-    cfg: AudioConfig,
+    cfg: AudioSettings,
     params: Params,
     origin: Instant,
     origin_sample: u64,
@@ -48,9 +48,13 @@ pub struct Timeline {
 impl Timeline {
     /// A timeline whose sample `origin_sample` is the instant `origin` (non-zero when a
     /// recording continues after a restart: the downtime is then silence in the file).
-    pub fn new(cfg: AudioConfig, origin: Instant, origin_sample: u64) -> Result<Self, AudioError> {
+    pub fn new(
+        cfg: AudioSettings,
+        origin: Instant,
+        origin_sample: u64,
+    ) -> Result<Self, AudioError> {
         cfg.validate()?;
-        let rate = cfg.sample_rate;
+        let rate = cfg.sample_rate.hz();
         let ms = |m: u64| (u64::from(rate) * m / 1000) as usize;
         let params = Params {
             rate,
@@ -82,7 +86,7 @@ impl Timeline {
         })
     }
 
-    pub fn config(&self) -> &AudioConfig {
+    pub fn config(&self) -> &AudioSettings {
         &self.cfg
     }
 
@@ -109,7 +113,7 @@ impl Timeline {
             stats: TrackStats::default(),
             vad: VoiceActivity::new(
                 track,
-                cfg.sample_rate,
+                cfg.sample_rate.hz(),
                 cfg.vad_threshold_dbfs,
                 cfg.samples(cfg.vad_hangover),
                 pos,
@@ -307,17 +311,16 @@ impl Timeline {
     /// The timeline sample at which wall instant `now − late_window` lies.
     fn target(&self, now: Instant) -> u64 {
         let elapsed = now
-            .checked_sub(self.cfg.late_window)
+            .checked_sub(self.cfg.late_window.get())
             .and_then(|t| t.checked_duration_since(self.origin))
             .unwrap_or_default();
-        let samples = elapsed.as_nanos() * u128::from(self.cfg.sample_rate) / 1_000_000_000;
         self.origin_sample
-            .saturating_add(u64::try_from(samples).unwrap_or(u64::MAX))
+            .saturating_add(self.cfg.sample_rate.samples_in(elapsed))
     }
 
     /// The (fractional, possibly negative) timeline position of an instant.
     fn position_of(&self, t: Instant) -> f64 {
-        let rate = f64::from(self.cfg.sample_rate);
+        let rate = f64::from(self.cfg.sample_rate.hz());
         let base = self.origin_sample as f64;
         match t.checked_duration_since(self.origin) {
             Some(d) => base + d.as_secs_f64() * rate,

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::roster::{OccupantKind, Roster};
-use crate::audio::{AudioConfig, AudioStats, SpeechEvent, Timeline, TrackId};
+use crate::audio::{AudioSettings, AudioStats, SpeechEvent, Timeline, TrackId};
 use crate::media::RtpPacket;
 use crate::sink::sidecar::{self, GapKind, Presence, Segment, Sidecar};
 use crate::sink::{
@@ -29,7 +29,7 @@ use crate::sink::{
 #[derive(Debug, Clone)]
 pub struct RecordingSettings {
     pub dir: PathBuf,
-    pub audio: AudioConfig,
+    pub audio: AudioSettings,
 }
 
 /// Why a recording could not start.
@@ -398,7 +398,7 @@ impl Recording {
     /// delay is not waited out) and close open speech. The file's length is then exactly the
     /// wall time from start to `now`. Never waits.
     pub fn end(&mut self, now: Instant, roster: &Roster) {
-        let delay = self.timeline.config().late_window;
+        let delay = self.timeline.config().late_window.get();
         self.render(now + delay);
         for ev in self.timeline.finish_speech() {
             self.on_speech(ev);

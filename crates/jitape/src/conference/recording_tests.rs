@@ -10,6 +10,7 @@ use crate::conference::roster::{Classifier, RosterLimits};
 use crate::metrics::Metrics;
 use crate::sink::testutil::{FreezableFs, decode_all, flac_test};
 use crate::sink::{WriterSettings, sidecar::Status};
+use crate::types::LateWindow;
 use crate::xmpp::muc::OccupantPresence;
 
 fn settings(dir: &std::path::Path) -> RecordingSettings {
@@ -17,9 +18,9 @@ fn settings(dir: &std::path::Path) -> RecordingSettings {
         dir: dir.to_path_buf(),
         // Rendering follows arrival closely here, so what the frozen disk holds up is the
         // audio the test times (the default 5 s lateness window would push it past the end).
-        audio: AudioConfig {
-            late_window: Duration::from_millis(200),
-            ..AudioConfig::default()
+        audio: AudioSettings {
+            late_window: LateWindow::try_from(Duration::from_millis(200)).expect("valid"),
+            ..AudioSettings::default()
         },
     }
 }

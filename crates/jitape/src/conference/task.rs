@@ -25,21 +25,23 @@ use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSetti
 use super::roster::{LimitHits, Roster};
 use super::snapshot::{ConferenceSnapshot, ParticipantSnapshot, SourceSnapshot};
 use crate::audio::TrackId;
-use crate::media::{MediaConfig, MediaEvent, MediaSession, MediaState};
+use crate::media::{MediaEvent, MediaSession, MediaSettings, MediaState};
 use crate::metrics::Metrics;
-use crate::sink::{Fault, FinalizedFiles, GapKind, HookConfig, HookStatus, Unfinished, WriterPool};
+use crate::sink::{
+    Fault, FinalizedFiles, GapKind, HookSettings, HookStatus, Unfinished, WriterPool,
+};
 
 /// Everything a conference task needs from the process, shared read-only.
 pub struct ConferenceContext {
     /// Machine settings except the room; `room` is filled per conference.
     pub template: Settings,
     pub recording: RecordingSettings,
-    pub media: MediaConfig,
+    pub media: MediaSettings,
     pub outbound: mpsc::Sender<Element>,
     /// Every finalized recording is announced here (for the admin API, demo and tests).
     pub finished: broadcast::Sender<FinalizedFiles>,
     /// Run after each recording is final.
-    pub hook: Option<HookConfig>,
+    pub hook: Option<HookSettings>,
     pub metrics: Arc<Metrics>,
     /// The writer threads every recording's files live on.
     pub writers: Arc<WriterPool>,
@@ -661,7 +663,7 @@ async fn finalize(ctx: Arc<ConferenceContext>, rec: Recording, why: String) {
 }
 
 /// The operator's finalize hook, in its own task: it never holds up any conference.
-async fn run_hook(hook: HookConfig, files: FinalizedFiles, metrics: Arc<Metrics>) {
+async fn run_hook(hook: HookSettings, files: FinalizedFiles, metrics: Arc<Metrics>) {
     metrics.hook_runs.inc();
     let outcome = crate::sink::run_hook(&hook, &files).await;
     let stdout = &outcome.stdout;

@@ -12,6 +12,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::types::{LateWindow, SampleRate};
+
 /// What kind of value a key takes; decides how an environment string is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -88,10 +90,10 @@ const SECRET_KEYS: &[&str] = &["xmpp.secret", "http.token"];
 #[derive(Clone, PartialEq)]
 pub struct Config {
     pub xmpp: XmppConfig,
-    pub media: MediaSettings,
+    pub media: MediaConfig,
     pub recording: RecordingConfig,
     pub rooms: RoomsConfig,
-    pub hook: Option<HookSettings>,
+    pub hook: Option<HookConfig>,
     pub http: HttpConfig,
     pub limits: LimitsConfig,
 }
@@ -150,7 +152,7 @@ impl fmt::Debug for HttpConfig {
 
 /// `[hook]`: a command run after each conference's files are final.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HookSettings {
+pub struct HookConfig {
     pub command: PathBuf,
     pub args: Vec<String>,
     pub timeout: Duration,
@@ -182,7 +184,7 @@ pub struct XmppConfig {
 
 /// `[media]`: where ICE listens.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MediaSettings {
+pub struct MediaConfig {
     /// IP for ICE host candidates; `None` means "auto": the local address that routes to
     /// the XMPP host, resolved at start.
     pub bind: Option<IpAddr>,
@@ -199,8 +201,8 @@ pub struct MediaSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordingConfig {
     pub dir: PathBuf,
-    pub sample_rate: u32,
-    pub late_window: Duration,
+    pub sample_rate: SampleRate,
+    pub late_window: LateWindow,
     /// Also write one FLAC per participant on the same timeline.
     pub stems: bool,
     /// Below this many free bytes no new recording starts (open ones keep writing).
@@ -690,7 +692,7 @@ fn valid_domain(name: &str, d: &str) -> Result<String, ConfigError> {
     Ok(d)
 }
 
-fn hook(r: &Reader<'_>) -> Result<Option<HookSettings>, ConfigError> {
+fn hook(r: &Reader<'_>) -> Result<Option<HookConfig>, ConfigError> {
     let command = r.str("hook.command")?;
     if command.trim().is_empty() {
         return Ok(None);
@@ -699,7 +701,7 @@ fn hook(r: &Reader<'_>) -> Result<Option<HookSettings>, ConfigError> {
     if timeout < Duration::from_secs(1) {
         return Err(invalid("hook.timeout", "must be at least 1s"));
     }
-    Ok(Some(HookSettings {
+    Ok(Some(HookConfig {
         command: PathBuf::from(command.trim()),
         args: r.list("hook.args")?,
         timeout,
@@ -806,19 +808,10 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
         .map(|s| r.ip("media.advertise", s))
         .collect::<Result<Vec<_>, _>>()?;
     let sample_rate = r.int("recording.sample_rate", 8000..=48000)? as u32;
-    if ![8000, 12000, 16000, 24000, 48000].contains(&sample_rate) {
-        return Err(invalid(
-            "recording.sample_rate",
-            "Opus decodes at 8000, 12000, 16000, 24000 or 48000 Hz only",
-        ));
-    }
-    let late_window = r.duration("recording.late_window")?;
-    if late_window < Duration::from_millis(20) || late_window > Duration::from_secs(10) {
-        return Err(invalid(
-            "recording.late_window",
-            "must be between 20ms and 10s",
-        ));
-    }
+    let sample_rate = SampleRate::try_from(sample_rate)
+        .map_err(|e| invalid("recording.sample_rate", e.to_string()))?;
+    let late_window = LateWindow::try_from(r.duration("recording.late_window")?)
+        .map_err(|e| invalid("recording.late_window", e.to_string()))?;
     let dir = r.nonempty("recording.dir")?;
     let empty_grace = r.duration("recording.empty_grace")?;
     let max_duration = r.duration("recording.max_duration")?;
@@ -852,7 +845,7 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         xmpp,
-        media: MediaSettings {
+        media: MediaConfig {
             bind,
             advertise,
             opus_red: r.boolean("media.opus_red")?,

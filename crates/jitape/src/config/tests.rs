@@ -25,8 +25,8 @@ fn minimal_file_gets_documented_defaults() {
     assert_eq!(c.xmpp.port, 5347);
     assert_eq!(c.xmpp.domain, "jitape.meet.jitsi");
     assert_eq!(c.xmpp.secret.expose(), "s3cret");
-    assert_eq!(c.recording.sample_rate, 48000);
-    assert_eq!(c.recording.late_window, Duration::from_secs(5));
+    assert_eq!(c.recording.sample_rate.hz(), 48000);
+    assert_eq!(c.recording.late_window.get(), Duration::from_secs(5));
     assert_eq!(c.media.bind, None);
     assert_eq!(c.xmpp.ping_interval, Duration::from_secs(20));
 }
@@ -134,7 +134,7 @@ fn environment_overrides_every_kind() {
     assert_eq!(c.xmpp.port, 15347);
     assert_eq!(c.xmpp.muc_domains, vec!["muc.a", "breakout.a"]);
     assert_eq!(
-        c.recording.late_window,
+        c.recording.late_window.get(),
         Duration::from_millis(300),
         "the old name (playout_delay) still works"
     );

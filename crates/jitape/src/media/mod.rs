@@ -38,7 +38,7 @@ pub use session::MediaSession;
 
 /// How media sessions bind and time out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaConfig {
+pub struct MediaSettings {
     /// The local IP for ICE host candidates (a fresh ephemeral UDP port per session).
     /// `0.0.0.0` binds every non-loopback interface.
     pub bind: IpAddr,
@@ -63,7 +63,7 @@ pub struct MediaConfig {
     pub recv_buffer: usize,
 }
 
-impl Default for MediaConfig {
+impl Default for MediaSettings {
     fn default() -> Self {
         Self {
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),

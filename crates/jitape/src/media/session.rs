@@ -31,7 +31,7 @@ use super::rtp::{Counters, MediaCounters, SsrcGate, to_packet};
 use super::sdp::{LocalTransport, OfferTemplate, slot_of_track};
 use super::slots::SlotTable;
 use super::stamp::{ArrivalBook, StampingRuntime};
-use super::{MediaConfig, MediaError, MediaEvent, MediaState};
+use super::{MediaError, MediaEvent, MediaSettings, MediaState};
 
 /// A receive-only audio session with the bridge. Owned by one conference task.
 pub struct MediaSession {
@@ -64,7 +64,7 @@ impl MediaSession {
     /// session and our transport for session-accept (ufrag, pwd, sha-256 fingerprint with
     /// `setup` active, UDP host candidates for `cfg.bind` and `cfg.advertise`).
     pub async fn start(
-        cfg: &MediaConfig,
+        cfg: &MediaSettings,
         offer: &AudioOffer,
         sources: &[Source],
         events: mpsc::Sender<MediaEvent>,
@@ -186,7 +186,7 @@ impl MediaSession {
 
     async fn first_negotiation(
         &mut self,
-        cfg: &MediaConfig,
+        cfg: &MediaSettings,
         gathered: &mut watch::Receiver<bool>,
     ) -> Result<LocalTransport, MediaError> {
         self.negotiate().await?;
@@ -279,7 +279,7 @@ fn media_ssrcs(sources: &[Source]) -> Vec<u32> {
 }
 
 async fn build_peer_connection(
-    cfg: &MediaConfig,
+    cfg: &MediaSettings,
     template: &OfferTemplate,
     shared: Arc<Shared>,
 ) -> Result<Arc<dyn PeerConnection>, MediaError> {

@@ -18,7 +18,7 @@ use crate::xmpp::stanza::{
 
 /// What the router needs to know to classify stanzas.
 #[derive(Debug, Clone)]
-pub struct RouterSettings {
+pub struct ClassifySettings {
     /// Our component domain.
     pub domain: String,
     /// Our full JID in rooms (`rec@domain/instance`).
@@ -51,16 +51,16 @@ pub enum Route {
     Drop(&'static str),
 }
 
-fn on_muc_domain(s: &RouterSettings, jid: &Jid) -> bool {
+fn on_muc_domain(s: &ClassifySettings, jid: &Jid) -> bool {
     jid.node().is_some() && s.muc_domains.iter().any(|d| d == jid.domain())
 }
 
-fn is_muc_service(s: &RouterSettings, jid: &Jid) -> bool {
+fn is_muc_service(s: &ClassifySettings, jid: &Jid) -> bool {
     jid.node().is_none() && s.muc_domains.iter().any(|d| d == jid.domain())
 }
 
 /// Classify one inbound stanza. Pure.
-pub fn classify(s: &RouterSettings, el: &Element) -> Route {
+pub fn classify(s: &ClassifySettings, el: &Element) -> Route {
     let Some(h) = Header::of(el) else {
         return Route::Drop("not a stanza");
     };
@@ -115,7 +115,7 @@ fn answer_component_iq(el: &Element, opus_red: bool) -> Option<Element> {
 /// Traffic for an occupant JID of ours that is not this process's (`user@domain/other`):
 /// a ghost a crashed jitape left in a room. Answer with an error so Prosody kicks it (a
 /// presence error from an occupant always does) and Jicofo drops its session.
-fn ghost(s: &RouterSettings, h: &Header, to: &Jid, el: &Element) -> Option<Route> {
+fn ghost(s: &ClassifySettings, h: &Header, to: &Jid, el: &Element) -> Option<Route> {
     let ours = Jid::parse(&s.our_jid)?;
     let is_ghost = to.resource.is_some() && to.bare == ours.bare && to.resource != ours.resource;
     if !is_ghost || h.is_type("error") || h.is_type("result") || h.is_type("unavailable") {
@@ -152,7 +152,7 @@ fn ghost(s: &RouterSettings, h: &Header, to: &Jid, el: &Element) -> Option<Route
 }
 
 /// Module events (messages from a MUC service) and answers to our catch-up queries.
-fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
+fn from_module(s: &ClassifySettings, h: &Header, el: &Element) -> Option<Route> {
     let from = h.from.as_ref()?;
     if !is_muc_service(s, from) {
         return None;
@@ -187,7 +187,7 @@ fn from_module(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
 }
 
 /// XEP-0249 direct invitations and XEP-0045 mediated invitations.
-fn invitation(s: &RouterSettings, h: &Header, el: &Element) -> Option<Route> {
+fn invitation(s: &ClassifySettings, h: &Header, el: &Element) -> Option<Route> {
     if h.is_type("error") {
         return None;
     }

@@ -11,10 +11,11 @@ use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::error::SinkError;
-use super::flac::{FlacWriter, WriterOptions};
+use super::flac::{FlacSettings, FlacWriter};
 use super::paths::{RecordingPaths, Unfinished, safe_component, unused_recording_paths};
 use super::recover::resume_recording;
 use super::sidecar::{self, Sidecar, Status};
+use crate::types::SampleRate;
 
 /// PCM for a file: samples, or a run of digital silence (free to hold while the disk is slow).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,12 +113,13 @@ impl OpenFiles {
     pub fn create(
         dir: &std::path::Path,
         room: &str,
-        sample_rate: u32,
+        sample_rate: SampleRate,
         start_utc: DateTime<Utc>,
     ) -> Result<OpenFiles, SinkError> {
+        let sample_rate = sample_rate.hz();
         let paths = unused_recording_paths(dir, room, start_utc)?;
         paths.create_dir()?;
-        let mix = FlacWriter::create_with(&paths.flac, sample_rate, WriterOptions::default())?;
+        let mix = FlacWriter::create_with(&paths.flac, sample_rate, FlacSettings::default())?;
         let file = paths
             .flac
             .file_name()
@@ -139,10 +141,10 @@ impl OpenFiles {
     pub fn resume(
         u: &Unfinished,
         room: &str,
-        sample_rate: u32,
+        sample_rate: SampleRate,
         now: DateTime<Utc>,
     ) -> Result<OpenFiles, SinkError> {
-        let resumed = resume_recording(u, room, sample_rate, now, WriterOptions::default())?;
+        let resumed = resume_recording(u, room, sample_rate.hz(), now, FlacSettings::default())?;
         let mut sidecar = resumed.sidecar;
         sidecar.status = Status::Recording;
         sidecar::write_atomic(&u.paths.sidecar_partial, &sidecar)?;

@@ -11,7 +11,7 @@
 //!
 //! Write failures (disk full, EIO, read-only) never leave a torn frame: bytes are written with
 //! positioned writes, the file is cut back to the last frame that got in whole, and the frames
-//! not yet written stay in memory (up to [`WriterOptions::max_pending_bytes`]) and are retried by
+//! not yet written stay in memory (up to [`FlacSettings::max_pending_bytes`]) and are retried by
 //! the next `write`/`flush`. Beyond that bound, incoming audio is replaced by digital silence
 //! (which costs a few bytes per frame) so the timeline keeps its length; those samples are
 //! counted in [`FlacWriter::samples_lost`] and their ranges in [`FlacWriter::lost_ranges`].
@@ -35,7 +35,7 @@ use super::format::{FrameEncoder, STREAMINFO_OFFSET, check_format};
 
 /// Tuning of a [`FlacWriter`].
 #[derive(Debug, Clone)]
-pub struct WriterOptions {
+pub struct FlacSettings {
     /// Samples per frame (16..=65535).
     pub block_size: u16,
     /// Encoded bytes kept in memory while the disk refuses them; beyond it audio becomes silence.
@@ -44,9 +44,9 @@ pub struct WriterOptions {
     pub flush_bytes: usize,
 }
 
-impl Default for WriterOptions {
+impl Default for FlacSettings {
     fn default() -> Self {
-        WriterOptions {
+        FlacSettings {
             block_size: DEFAULT_BLOCK_SIZE,
             max_pending_bytes: 8 << 20,
             flush_bytes: 64 << 10,
@@ -98,7 +98,7 @@ pub struct FlacWriter {
     final_path: PathBuf,
     file: File,
     header: StreamHeader,
-    opts: WriterOptions,
+    opts: FlacSettings,
     encoder: FrameEncoder,
     /// Samples of the block being filled (< block size).
     block: Vec<i32>,
@@ -127,14 +127,14 @@ pub struct FlacWriter {
 impl FlacWriter {
     /// Creates `<final_path>.partial` (which must not exist) with default options.
     pub fn create(final_path: &Path, sample_rate: u32) -> Result<FlacWriter, SinkError> {
-        Self::create_with(final_path, sample_rate, WriterOptions::default())
+        Self::create_with(final_path, sample_rate, FlacSettings::default())
     }
 
     /// Creates `<final_path>.partial` (which must not exist), writes and fsyncs the header.
     pub fn create_with(
         final_path: &Path,
         sample_rate: u32,
-        opts: WriterOptions,
+        opts: FlacSettings,
     ) -> Result<FlacWriter, SinkError> {
         let partial = partial_path(final_path);
         check_format(&partial, sample_rate, opts.block_size)?;
@@ -173,7 +173,7 @@ impl FlacWriter {
     }
 
     /// Builds a writer around an open file positioned after `committed_len` whole frames.
-    pub(super) fn from_state(s: ResumeState, opts: WriterOptions) -> Result<Self, SinkError> {
+    pub(super) fn from_state(s: ResumeState, opts: FlacSettings) -> Result<Self, SinkError> {
         let block_size = s.header.block_size;
         let encoder = FrameEncoder::new(s.header.sample_rate, block_size)
             .map_err(|r| SinkError::unsupported(&s.partial, r))?;

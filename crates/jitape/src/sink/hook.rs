@@ -1,6 +1,6 @@
 //! The finalize hook: an operator's command run after a conference's files are final.
 //!
-//! In: a [`HookConfig`] (program, arguments, timeout) and the [`FinalizedFiles`]. Out: a
+//! In: a [`HookSettings`] (program, arguments, timeout) and the [`FinalizedFiles`]. Out: a
 //! [`HookOutcome`] (exit status, bounded stdout/stderr, time taken). The command gets the
 //! configured arguments followed by the FLAC path, the sidecar path and the stem paths, and the
 //! environment variables `JITAPE_FLAC`, `JITAPE_SIDECAR`, `JITAPE_ROOM`, `JITAPE_ROOM_DIR`,
@@ -25,7 +25,7 @@ const PIPE_GRACE: Duration = Duration::from_millis(500);
 
 /// The configured hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookConfig {
+pub struct HookSettings {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub timeout: Duration,
@@ -33,9 +33,9 @@ pub struct HookConfig {
     pub max_output: usize,
 }
 
-impl HookConfig {
+impl HookSettings {
     pub fn new(program: impl Into<PathBuf>, args: Vec<String>, timeout: Duration) -> Self {
-        HookConfig {
+        HookSettings {
             program: program.into(),
             args,
             timeout,
@@ -89,7 +89,7 @@ impl HookOutcome {
 }
 
 /// Runs the hook for `files` (see the module doc).
-pub async fn run_hook(cfg: &HookConfig, files: &FinalizedFiles) -> HookOutcome {
+pub async fn run_hook(cfg: &HookSettings, files: &FinalizedFiles) -> HookOutcome {
     let started = Instant::now();
     let inherited = std::env::vars_os().map(|(k, _)| k);
     let mut child = match command(cfg, files, inherited).spawn() {
@@ -132,7 +132,7 @@ pub async fn run_hook(cfg: &HookConfig, files: &FinalizedFiles) -> HookOutcome {
 
 /// The hook's command; `inherited` are the names of the variables of jitape's environment.
 fn command(
-    cfg: &HookConfig,
+    cfg: &HookSettings,
     files: &FinalizedFiles,
     inherited: impl Iterator<Item = OsString>,
 ) -> Command {
@@ -227,7 +227,7 @@ async fn collect(task: tokio::task::JoinHandle<(Vec<u8>, bool)>) -> (String, boo
     }
 }
 
-fn log_outcome(cfg: &HookConfig, o: &HookOutcome) {
+fn log_outcome(cfg: &HookSettings, o: &HookOutcome) {
     let ms = o.elapsed.as_millis() as u64;
     match &o.status {
         HookStatus::Success => tracing::info!(elapsed_ms = ms, "finalize hook succeeded"),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::error::SinkError;
-use super::flac::{FlacWriter, WriterOptions, final_path_of};
+use super::flac::{FlacSettings, FlacWriter, final_path_of};
 use super::hook::FinalizedFiles;
 use super::paths::Unfinished;
 use super::repair::{ResumeReport, finalize_partial, scan};
@@ -48,7 +48,7 @@ pub fn resume_recording(
     room_jid: &str,
     sample_rate: u32,
     now: DateTime<Utc>,
-    opts: WriterOptions,
+    opts: FlacSettings,
 ) -> Result<Resumed, SinkError> {
     let paths = &u.paths;
     let mut sc = load_sidecar(u, room_jid, sample_rate)?;

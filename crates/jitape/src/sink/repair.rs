@@ -19,7 +19,7 @@ use md5::Digest;
 
 use super::decode::{decode_file, le_bytes};
 use super::error::SinkError;
-use super::flac::{Finalized, FlacWriter, ResumeState, WriterOptions};
+use super::flac::{Finalized, FlacSettings, FlacWriter, ResumeState};
 use super::format::{STREAMINFO_OFFSET, StreamHeader, check_format, final_path_of};
 use super::scan::{ScanFail, ScanReport, scan_reader};
 
@@ -56,7 +56,7 @@ pub(super) fn scan_error(path: &Path, f: ScanFail) -> SinkError {
 
 /// Repairs a `.partial` and finalizes it (for a recording that is over).
 pub fn finalize_partial(partial: &Path) -> Result<Finalized, SinkError> {
-    let (writer, report) = reopen(partial, None, WriterOptions::default())?;
+    let (writer, report) = reopen(partial, None, FlacSettings::default())?;
     tracing::info!(path = %partial.display(), samples = report.samples_kept,
         bytes_cut = report.bytes_cut, "finalizing an interrupted recording");
     writer.finalize()
@@ -68,14 +68,14 @@ impl FlacWriter {
         partial: &Path,
         sample_rate: u32,
     ) -> Result<(FlacWriter, ResumeReport), SinkError> {
-        Self::resume_with(partial, sample_rate, WriterOptions::default())
+        Self::resume_with(partial, sample_rate, FlacSettings::default())
     }
 
     /// [`FlacWriter::resume`] with options; the block size always comes from the file.
     pub fn resume_with(
         partial: &Path,
         sample_rate: u32,
-        opts: WriterOptions,
+        opts: FlacSettings,
     ) -> Result<(FlacWriter, ResumeReport), SinkError> {
         let (writer, report) = reopen(partial, Some(sample_rate), opts)?;
         tracing::info!(path = %partial.display(), samples = report.samples_kept,
@@ -87,7 +87,7 @@ impl FlacWriter {
 fn reopen(
     partial: &Path,
     sample_rate: Option<u32>,
-    mut opts: WriterOptions,
+    mut opts: FlacSettings,
 ) -> Result<(FlacWriter, ResumeReport), SinkError> {
     let final_path = final_path_of(partial)
         .ok_or_else(|| SinkError::unsupported(partial, "not a .partial file name"))?;

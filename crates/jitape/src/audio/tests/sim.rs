@@ -264,7 +264,7 @@ pub fn drive(
         start_sample: tl.rendered_until(),
         ..Output::default()
     };
-    let last = base + until + tl.config().late_window;
+    let last = base + until + tl.config().late_window.get();
     let mut next = 0;
     let mut now = base;
     loop {

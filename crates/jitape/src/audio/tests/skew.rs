@@ -10,7 +10,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::sim::*;
-use crate::audio::{AudioConfig, Timeline, TrackId};
+use crate::audio::{AudioSettings, Timeline, TrackId};
+use crate::types::SampleRate;
 
 /// Steady packets of 500 Hz, then `marker` packets of 1000 Hz as the encoder produced them.
 fn payloads(marker: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
@@ -37,9 +38,9 @@ fn run(frames: u64, ppm: f64, rate: u32) -> (f64, crate::audio::AudioStats) {
     let marker = 250u64;
     let (steady, marks) = payloads(marker as usize);
     let base = Instant::now();
-    let cfg = AudioConfig {
-        sample_rate: rate,
-        ..AudioConfig::default()
+    let cfg = AudioSettings {
+        sample_rate: SampleRate::try_from(rate).expect("supported"),
+        ..AudioSettings::default()
     };
     let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
     tl.map_source(7, TrackId(1))

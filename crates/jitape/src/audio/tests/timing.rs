@@ -7,14 +7,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::sim::*;
-use crate::audio::{AudioConfig, Timeline, TrackId};
+use crate::audio::{AudioSettings, Timeline, TrackId};
+use crate::types::SampleRate;
 
 const T: TrackId = TrackId(1);
 
 fn timeline(rate: u32, base: Instant) -> Timeline {
-    let cfg = AudioConfig {
-        sample_rate: rate,
-        ..AudioConfig::default()
+    let cfg = AudioSettings {
+        sample_rate: SampleRate::try_from(rate).expect("supported"),
+        ..AudioSettings::default()
     };
     let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
     tl.map_source(1, T).unwrap_or_else(|e| panic!("{e}"));
@@ -249,11 +250,11 @@ fn render_length_is_exactly_the_elapsed_wall_time() {
     .apply(Sender::new(1, vec![tone(600.0, 0, 5000)], ms(5000)).packets(base));
     let mut rng = StdRng::seed_from_u64(3);
     for (rate, origin_sample) in [(48_000u32, 0u64), (16_000, 7_777_777)] {
-        let cfg = AudioConfig {
-            sample_rate: rate,
-            ..AudioConfig::default()
+        let cfg = AudioSettings {
+            sample_rate: SampleRate::try_from(rate).expect("supported"),
+            ..AudioSettings::default()
         };
-        let delay = cfg.late_window;
+        let delay = cfg.late_window.get();
         let mut tl = Timeline::new(cfg, base, origin_sample).unwrap_or_else(|e| panic!("{e}"));
         tl.map_source(1, T).unwrap_or_else(|e| panic!("{e}"));
         let mut now = base;
@@ -290,7 +291,7 @@ fn skip_to_drops_buffered_audio_and_moves_on() {
     assert_eq!(first.mix.len(), 600 * 48);
     assert_eq!(tl.skip_to(48_000 * 10), 48_000 * 10 - 600 * 48);
     assert_eq!(tl.skip_to(5), 0);
-    let later = tl.render(base + Duration::from_secs(11) + tl.config().late_window);
+    let later = tl.render(base + Duration::from_secs(11) + tl.config().late_window.get());
     assert_eq!((later.start_sample, later.mix.len()), (480_000, 48_000));
     assert!(later.mix.iter().all(|&x| x == 0));
 }

@@ -4,10 +4,10 @@
 use std::time::Instant;
 
 use super::sim::*;
-use crate::audio::{AudioConfig, SpeechEvent, Timeline, TrackId};
+use crate::audio::{AudioSettings, SpeechEvent, Timeline, TrackId};
 use crate::media::packet::RtpPacket;
 
-fn timeline(cfg: AudioConfig, base: Instant, map: &[(u32, u32)]) -> Timeline {
+fn timeline(cfg: AudioSettings, base: Instant, map: &[(u32, u32)]) -> Timeline {
     let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
     for &(ssrc, track) in map {
         tl.map_source(ssrc, TrackId(track))
@@ -22,10 +22,10 @@ fn merged(streams: Vec<Vec<RtpPacket>>) -> Vec<RtpPacket> {
     all
 }
 
-fn stems_cfg() -> AudioConfig {
-    AudioConfig {
+fn stems_cfg() -> AudioSettings {
+    AudioSettings {
         stems: true,
-        ..AudioConfig::default()
+        ..AudioSettings::default()
     }
 }
 
@@ -134,7 +134,7 @@ fn unmapped_and_unknown_sources_are_not_mixed() {
         Net::clean().apply(a.packets(base)),
         Net::clean().apply(b.packets(base)),
     ]);
-    let mut tl = timeline(AudioConfig::default(), base, &[(1, 1)]);
+    let mut tl = timeline(AudioSettings::default(), base, &[(1, 1)]);
     let (before, after): (Vec<_>, Vec<_>) = packets
         .into_iter()
         .partition(|p| p.arrival < base + ms(1500));
@@ -169,7 +169,7 @@ fn a_leavers_packets_read_after_the_leave_are_kept_if_they_arrived_before_it() {
     let packets = Net::clean().apply(leaver.packets(base));
     let leave = base + ms(2000);
     for read_lag in [0, 20, 60, 150] {
-        let mut tl = timeline(AudioConfig::default(), base, &[(1, 1)]);
+        let mut tl = timeline(AudioSettings::default(), base, &[(1, 1)]);
         // The last packet that reached the machine before the leave was sent at 1980 ms and
         // holds 1960..1980 ms (presence windows are 5 ms).
         // Everything up to 1.9 s was read in time; then jitape learns of the leave and only
@@ -223,7 +223,7 @@ fn speaking_segments_match_the_speech_windows() {
         net.apply(s1.packets(base)),
         Net { seed: 5, ..net }.apply(s2.packets(base)),
     ]);
-    let mut tl = timeline(AudioConfig::default(), base, &[(1, 1), (2, 2)]);
+    let mut tl = timeline(AudioSettings::default(), base, &[(1, 1), (2, 2)]);
     let mut out = drive(&mut tl, &packets, base, ms(6000), ms(20));
     out.speech.extend(tl.finish_speech());
     let segments = |track: u32| -> Vec<(u64, u64)> {

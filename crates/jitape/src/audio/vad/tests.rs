@@ -80,7 +80,7 @@ fn a_long_pause_splits_and_a_skip_ends_a_segment() {
 /// not.)
 #[test]
 fn the_default_hangover_decides_the_same_wherever_the_block_grid_falls() {
-    let cfg = crate::audio::AudioConfig::default();
+    let cfg = crate::audio::AudioSettings::default();
     let rate = 48_000u32;
     let hangover = cfg.samples(cfg.vad_hangover);
     let ms = |m: usize| m * rate as usize / 1000;

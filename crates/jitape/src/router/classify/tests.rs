@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn settings() -> RouterSettings {
-    RouterSettings {
+fn settings() -> ClassifySettings {
+    ClassifySettings {
         domain: "rec.example".into(),
         our_jid: "rec@rec.example/i1".into(),
         muc_domains: vec!["muc.example".into()],
@@ -219,7 +219,7 @@ fn traffic_for_a_ghost_of_a_previous_process_is_refused() {
 
 /// What the router does with an inbound stanza: tenant rooms to their internal form, then
 /// classify. Returns the stanza as the conference would get it, and the route.
-fn inbound(s: &RouterSettings, xml: &str) -> (Element, Route) {
+fn inbound(s: &ClassifySettings, xml: &str) -> (Element, Route) {
     let el = crate::xmpp::tenant::normalize_inbound(&s.muc_domains, el(xml));
     let route = classify(s, &el);
     (el, route)

@@ -7,10 +7,10 @@ use super::*;
 use crate::sink::repair::scan;
 use crate::sink::testutil::{TinyFs, decode_all, flac_test, flac_test_lenient, speech_like};
 
-fn opts(block_size: u16) -> WriterOptions {
-    WriterOptions {
+fn opts(block_size: u16) -> FlacSettings {
+    FlacSettings {
         block_size,
-        ..WriterOptions::default()
+        ..FlacSettings::default()
     }
 }
 
@@ -172,7 +172,7 @@ fn with_silence(audio: &[i16], lost: &[Range<u64>]) -> Vec<i16> {
 fn disk_full_keeps_the_file_valid_and_recording_continues_when_space_returns() {
     let fs = TinyFs::mount(4 << 20);
     let path = fs.path.join("x.flac");
-    let opts = WriterOptions {
+    let opts = FlacSettings {
         block_size: 1024,
         max_pending_bytes: 48 << 10,
         flush_bytes: 2048,
@@ -232,7 +232,7 @@ fn disk_full_keeps_the_file_valid_and_recording_continues_when_space_returns() {
 fn finalize_on_a_full_disk_keeps_what_got_in_and_a_matching_streaminfo() {
     let fs = TinyFs::mount(512 << 10);
     let path = fs.path.join("x.flac");
-    let opts = WriterOptions {
+    let opts = FlacSettings {
         block_size: 4096,
         max_pending_bytes: 8 << 20,
         flush_bytes: 4096,

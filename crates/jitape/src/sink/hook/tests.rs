@@ -13,8 +13,8 @@ fn files() -> FinalizedFiles {
     }
 }
 
-fn sh(script: &str, timeout: Duration) -> HookConfig {
-    HookConfig::new(
+fn sh(script: &str, timeout: Duration) -> HookSettings {
+    HookSettings::new(
         "/bin/sh",
         vec!["-c".into(), script.into(), "hook".into()],
         timeout,
@@ -82,7 +82,7 @@ async fn output_is_bounded() {
 
 #[tokio::test]
 async fn missing_program_is_a_spawn_failure() {
-    let cfg = HookConfig::new("/nonexistent/hook", vec![], Duration::from_secs(1));
+    let cfg = HookSettings::new("/nonexistent/hook", vec![], Duration::from_secs(1));
     let o = run_hook(&cfg, &files()).await;
     assert!(matches!(o.status, HookStatus::SpawnFailed(_)), "{o:?}");
 }

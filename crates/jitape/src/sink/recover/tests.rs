@@ -47,7 +47,7 @@ fn a_running_conference_continues_with_its_downtime_as_silence() {
     let found = find_unfinished(root.path()).expect("find");
     assert_eq!(found.len(), 1);
     let now = start() + chrono::Duration::seconds(10);
-    let mut r = resume_recording(&found[0], "lesson@muc", RATE, now, WriterOptions::default())
+    let mut r = resume_recording(&found[0], "lesson@muc", RATE, now, FlacSettings::default())
         .expect("resume");
     assert_eq!(r.gap, kept.len() as u64..10 * u64::from(RATE));
     assert_eq!(r.stems.len(), 1);
@@ -126,7 +126,7 @@ fn resuming_at_another_sample_rate_is_refused() {
         "lesson@muc",
         48_000,
         start(),
-        WriterOptions::default(),
+        FlacSettings::default(),
     )
     .expect_err("rate change");
     assert_eq!(err.fault(), crate::sink::Fault::Unsupported);
@@ -143,7 +143,7 @@ fn a_recording_older_than_the_resume_span_is_not_padded_but_refused() {
     let before = std::fs::read(&paths.flac_partial).expect("partial");
     let found = find_unfinished(root.path()).expect("find");
     let now = start() + chrono::Duration::days(365);
-    let err = resume_recording(&found[0], "lesson@muc", RATE, now, WriterOptions::default())
+    let err = resume_recording(&found[0], "lesson@muc", RATE, now, FlacSettings::default())
         .expect_err("a year of downtime");
     assert_eq!(err.fault(), crate::sink::Fault::Unsupported);
     assert_eq!(

@@ -13,9 +13,9 @@ use crate::sink::testutil::{decode_all, flac_test, flac_test_lenient, speech_lik
 /// as after a crash), and its bytes.
 fn crashed_partial(dir: &Path, audio: &[i16], block: u16) -> (PathBuf, Vec<u8>) {
     let path = dir.join("src.flac");
-    let opts = WriterOptions {
+    let opts = FlacSettings {
         block_size: block,
-        ..WriterOptions::default()
+        ..FlacSettings::default()
     };
     let mut w = FlacWriter::create_with(&path, 48_000, opts).expect("create");
     w.write(audio).expect("write");

@@ -67,11 +67,11 @@ fn garbage_after_header_is_torn_tail() {
 
 #[test]
 fn mutated_files_never_panic_and_accepted_frames_always_decode() {
-    use crate::sink::flac::{FlacWriter, WriterOptions};
+    use crate::sink::flac::{FlacSettings, FlacWriter};
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = WriterOptions {
+    let opts = FlacSettings {
         block_size: 512,
-        ..WriterOptions::default()
+        ..FlacSettings::default()
     };
     let mut w = FlacWriter::create_with(&dir.path().join("x.flac"), 48_000, opts).expect("create");
     w.write(&crate::sink::testutil::speech_like(512 * 12, 48_000, 51))

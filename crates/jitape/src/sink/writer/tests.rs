@@ -27,7 +27,13 @@ fn pool(threads: usize, backlog: Duration, total: usize, metrics: &Arc<Metrics>)
 }
 
 fn open(dir: &Path, room: &str) -> (OpenFiles, Sidecar) {
-    let files = OpenFiles::create(dir, room, RATE, chrono::Utc::now()).expect("open");
+    let files = OpenFiles::create(
+        dir,
+        room,
+        crate::types::SampleRate::OPUS,
+        chrono::Utc::now(),
+    )
+    .expect("open");
     let sc = files.sidecar.clone();
     (files, sc)
 }
