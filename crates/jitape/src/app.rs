@@ -16,18 +16,15 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::audio::AudioSettings;
 use crate::conference::machine::Settings;
 use crate::conference::recording::RecordingSettings;
-use crate::conference::roster::Classifier;
 use crate::conference::task::ConferenceContext;
 use crate::config::Config;
 use crate::guard::{self, GuardSettings};
 use crate::media::MediaSettings;
 use crate::metrics::Metrics;
-use crate::router::classify::ClassifySettings;
-use crate::router::{self, Control, RouterSettings, Supervisor};
-use crate::sink;
+use crate::router::{self, Control, RouterInputs, RouterSettings, Supervisor};
+use crate::sink::{self, HookSettings, WriterSettings};
 use crate::xmpp::link::{self, LinkSettings};
 use crate::xmpp::muc::FEATURE_JIGASI;
 
@@ -130,33 +127,12 @@ impl App {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (finished, _) = broadcast::channel(64);
         let metrics = Arc::new(Metrics::default());
-        let writers = sink::WriterPool::start(
-            sink::WriterSettings {
-                threads: cfg.recording.writer_threads,
-                backlog: cfg.recording.write_backlog,
-                backlog_total: cfg.recording.write_backlog_total,
-            },
-            Arc::clone(&metrics),
-        )
-        .map_err(AppError::Writers)?;
+        let writers =
+            sink::WriterPool::start(WriterSettings::new(&cfg.recording), Arc::clone(&metrics))
+                .map_err(AppError::Writers)?;
 
-        let link_settings = LinkSettings {
-            host: cfg.xmpp.host.clone(),
-            port: cfg.xmpp.port,
-            domain: cfg.xmpp.domain.clone(),
-            secret: cfg.xmpp.secret.clone(),
-            ping_target: cfg.xmpp.muc_domains.first().cloned().unwrap_or_default(),
-            ping_interval: cfg.xmpp.ping_interval,
-            ping_timeout: cfg.xmpp.ping_timeout,
-            reconnect_min: cfg.xmpp.reconnect_min,
-            reconnect_max: cfg.xmpp.reconnect_max,
-            limits: crate::xmpp::wire::WireLimits {
-                max_stanza: cfg.limits.max_stanza_size,
-                ..Default::default()
-            },
-        };
         let link = tokio::spawn(link::run(
-            link_settings,
+            LinkSettings::new(&cfg.xmpp, &cfg.limits),
             outbound_rx,
             events_tx,
             shutdown_rx.clone(),
@@ -189,29 +165,11 @@ impl App {
                     max_presences: cfg.limits.max_presences,
                 },
             },
-            recording: RecordingSettings {
-                dir: cfg.recording.dir.clone(),
-                audio: AudioSettings {
-                    sample_rate: cfg.recording.sample_rate,
-                    late_window: cfg.recording.late_window,
-                    stems: cfg.recording.stems,
-                    ..AudioSettings::default()
-                },
-            },
-            media: MediaSettings {
-                bind,
-                advertise: cfg.media.advertise.clone(),
-                ice_disconnected_timeout: Duration::from_secs(5),
-                ice_failed_timeout: Duration::from_secs(10),
-                silence_timeout: cfg.media.silence_timeout,
-                ..MediaSettings::default()
-            },
+            recording: RecordingSettings::new(&cfg.recording),
+            media: MediaSettings::new(&cfg.media, bind),
             outbound: outbound_tx.clone(),
             finished: finished.clone(),
-            hook: cfg
-                .hook
-                .as_ref()
-                .map(|h| sink::HookSettings::new(h.command.clone(), h.args.clone(), h.timeout)),
+            hook: cfg.hook.as_ref().map(HookSettings::from_config),
             metrics: Arc::clone(&metrics),
             writers: Arc::new(writers),
         });
@@ -226,11 +184,7 @@ impl App {
         ));
         crate::memory::spawn(Arc::clone(&metrics)).map_err(AppError::Trimmer)?;
         tokio::spawn(guard::run(
-            GuardSettings {
-                dir: cfg.recording.dir.clone(),
-                floor: cfg.recording.disk_floor,
-                retention: cfg.recording.retention,
-            },
+            GuardSettings::new(&cfg.recording),
             Arc::clone(&metrics),
             ready_tx,
             disk_tx,
@@ -255,32 +209,14 @@ impl App {
         };
         let mut spawner = Supervisor::new(ctx, control_tx.clone());
         let unfinished = spawner.unfinished_recordings(&cfg.recording.dir).await;
-        let options = RouterSettings {
-            settings: ClassifySettings {
-                domain: cfg.xmpp.domain.clone(),
-                our_jid: jid.clone(),
-                muc_domains: cfg.xmpp.muc_domains.clone(),
-                opus_red: cfg.media.opus_red,
-            },
-            filter: cfg.rooms.clone(),
-            classifier: Classifier {
-                our_nick: String::new(),
-                our_domain: cfg.xmpp.domain.clone(),
-                focus_nick: cfg.xmpp.focus_nick.clone(),
-                service_domains: cfg.xmpp.service_domains.clone(),
-            },
-            catchup_timeout: Duration::from_secs(10),
-            unfinished,
-            metrics: Arc::clone(&metrics),
-            disk_ok: disk_rx,
-            load_ok: load_rx,
-            max_conferences: cfg.limits.max_conferences,
-            iq_rate: cfg.limits.iq_rate,
-            iq_burst: cfg.limits.iq_burst,
-            min_participants: cfg.rooms.min_participants,
-        };
         let router = tokio::spawn(router::run(
-            options,
+            RouterSettings::new(cfg, &jid),
+            RouterInputs {
+                unfinished,
+                metrics: Arc::clone(&metrics),
+                disk_ok: disk_rx,
+                load_ok: load_rx,
+            },
             events_rx,
             outbound_tx,
             control_rx,

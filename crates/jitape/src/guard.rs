@@ -152,6 +152,17 @@ pub struct GuardSettings {
     pub retention: Option<Duration>,
 }
 
+impl GuardSettings {
+    /// The guard's settings from `[recording]`.
+    pub fn new(recording: &crate::config::RecordingConfig) -> Self {
+        GuardSettings {
+            dir: recording.dir.clone(),
+            floor: recording.disk_floor,
+            retention: recording.retention,
+        }
+    }
+}
+
 /// Run the guard until the process stops.
 pub async fn run(
     s: GuardSettings,

@@ -32,7 +32,7 @@ use crate::conference::inbox::{Delivery, InboxSender};
 use crate::conference::machine::{EndReason, Input, RoomView};
 use crate::conference::roster::Classifier;
 use crate::conference::snapshot::ConferenceSnapshot;
-use crate::config::RoomsConfig;
+use crate::config::{Config, RoomsConfig};
 use crate::sink::Unfinished;
 use crate::xmpp::link::{DropReason, Dropped, LinkEvent};
 use crate::xmpp::stanza::{self, Header, Jid};
@@ -90,29 +90,60 @@ pub trait Spawn: Send {
     fn finalize(&mut self, u: Unfinished, reason: &'static str);
 }
 
-/// Everything the router is configured with.
+/// What the router is configured with.
+#[derive(Debug, Clone)]
 pub struct RouterSettings {
-    pub settings: ClassifySettings,
+    pub classify: ClassifySettings,
     pub filter: RoomsConfig,
     pub classifier: Classifier,
     /// How long to wait for the module's catch-up answer before assuming it is absent.
     pub catchup_timeout: Duration,
+    /// At most this many conferences at once (`limits.max_conferences`).
+    pub max_conferences: usize,
+    /// IQ requests per second (and burst) one sender may send (`limits.iq_rate`/`iq_burst`).
+    pub iq_rate: u32,
+    pub iq_burst: u32,
+    /// Jicofo's `min-participants` (see [`crate::conference::machine::Settings`]).
+    pub min_participants: usize,
+}
+
+impl RouterSettings {
+    /// The router's settings from the configuration; `our_jid` is this process's full JID.
+    pub fn new(cfg: &Config, our_jid: &str) -> Self {
+        RouterSettings {
+            classify: ClassifySettings {
+                domain: cfg.xmpp.domain.clone(),
+                our_jid: our_jid.to_string(),
+                muc_domains: cfg.xmpp.muc_domains.clone(),
+                opus_red: cfg.media.opus_red,
+            },
+            filter: cfg.rooms.clone(),
+            classifier: Classifier {
+                our_nick: String::new(),
+                our_domain: cfg.xmpp.domain.clone(),
+                focus_nick: cfg.xmpp.focus_nick.clone(),
+                service_domains: cfg.xmpp.service_domains.clone(),
+            },
+            catchup_timeout: Duration::from_secs(10),
+            max_conferences: cfg.limits.max_conferences,
+            iq_rate: cfg.limits.iq_rate,
+            iq_burst: cfg.limits.iq_burst,
+            min_participants: cfg.rooms.min_participants,
+        }
+    }
+}
+
+/// What the router watches and starts with, besides its settings.
+pub struct RouterInputs {
     /// Unfinished recordings found at start, by room.
     pub unfinished: Vec<(String, Unfinished)>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// False while the recording filesystem is below its floor (or not writable): no new
     /// recording starts; when it turns true again, rooms with humans are recorded.
     pub disk_ok: tokio::sync::watch::Receiver<bool>,
-    /// At most this many conferences at once (`limits.max_conferences`).
-    pub max_conferences: usize,
     /// False while jitape is strained or overloaded (`crate::load`): no new recording
     /// starts; when it turns true again, waiting rooms are recorded.
     pub load_ok: tokio::sync::watch::Receiver<bool>,
-    /// IQ requests per second (and burst) one sender may send (`limits.iq_rate`/`iq_burst`).
-    pub iq_rate: u32,
-    pub iq_burst: u32,
-    /// Jicofo's `min-participants` (see [`crate::conference::machine::Settings`]).
-    pub min_participants: usize,
 }
 
 /// Whether the Prosody module answers on a MUC domain.
@@ -157,30 +188,31 @@ struct Router<S: Spawn> {
 /// The router loop.
 pub async fn run(
     opts: RouterSettings,
+    inputs: RouterInputs,
     mut link: mpsc::Receiver<LinkEvent>,
     outbound: mpsc::Sender<Element>,
     mut control: mpsc::Receiver<Control>,
     spawner: impl Spawn,
 ) {
     let mut r = Router {
-        metrics: opts.metrics,
-        disk_ok: opts.disk_ok,
-        load_ok: opts.load_ok,
+        metrics: inputs.metrics,
+        disk_ok: inputs.disk_ok,
+        load_ok: inputs.load_ok,
         refused: std::collections::HashSet::new(),
         max_conferences: opts.max_conferences,
         iq_gate: IqGate::new(
             opts.iq_rate,
             opts.iq_burst,
             &opts.classifier.focus_nick,
-            &opts.settings.muc_domains,
+            &opts.classify.muc_domains,
         ),
         module: opts
-            .settings
+            .classify
             .muc_domains
             .iter()
             .map(|d| (d.clone(), Module::Unknown))
             .collect(),
-        s: opts.settings,
+        s: opts.classify,
         filter: opts.filter,
         spawner,
         outbound,
@@ -190,7 +222,7 @@ pub async fn run(
         catchup_deadline: None,
         catchup_timeout: opts.catchup_timeout,
         next_query: 0,
-        unfinished: opts.unfinished.into_iter().collect(),
+        unfinished: inputs.unfinished.into_iter().collect(),
         link_up: false,
         generation: 0,
         shutting_down: None,

@@ -101,6 +101,16 @@ impl Default for AudioSettings {
 }
 
 impl AudioSettings {
+    /// The audio stage's settings from `[recording]` (the rest are defaults).
+    pub fn new(recording: &crate::config::RecordingConfig) -> Self {
+        AudioSettings {
+            sample_rate: recording.sample_rate,
+            late_window: recording.late_window,
+            stems: recording.stems,
+            ..AudioSettings::default()
+        }
+    }
+
     /// Checks the values a config file can get wrong.
     pub fn validate(&self) -> Result<(), AudioError> {
         let bad = |key: &'static str, reason: &'static str| {

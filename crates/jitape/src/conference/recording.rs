@@ -32,6 +32,16 @@ pub struct RecordingSettings {
     pub audio: AudioSettings,
 }
 
+impl RecordingSettings {
+    /// Where and how conferences are recorded, from `[recording]`.
+    pub fn new(recording: &crate::config::RecordingConfig) -> Self {
+        RecordingSettings {
+            dir: recording.dir.clone(),
+            audio: AudioSettings::new(recording),
+        }
+    }
+}
+
 /// Why a recording could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {

@@ -63,6 +63,21 @@ pub struct MediaSettings {
     pub recv_buffer: usize,
 }
 
+impl MediaSettings {
+    /// The media settings from `[media]`, binding `bind` (the configured address, or the
+    /// one towards Prosody when the configuration says `auto`).
+    pub fn new(media: &crate::config::MediaConfig, bind: IpAddr) -> Self {
+        MediaSettings {
+            bind,
+            advertise: media.advertise.clone(),
+            ice_disconnected_timeout: Duration::from_secs(5),
+            ice_failed_timeout: Duration::from_secs(10),
+            silence_timeout: media.silence_timeout,
+            ..MediaSettings::default()
+        }
+    }
+}
+
 impl Default for MediaSettings {
     fn default() -> Self {
         Self {

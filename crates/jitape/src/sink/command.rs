@@ -26,6 +26,17 @@ pub struct WriterSettings {
     pub backlog_total: usize,
 }
 
+impl WriterSettings {
+    /// The writer pool's settings from `[recording]`.
+    pub fn new(recording: &crate::config::RecordingConfig) -> Self {
+        WriterSettings {
+            threads: recording.writer_threads,
+            backlog: recording.write_backlog,
+            backlog_total: recording.write_backlog_total,
+        }
+    }
+}
+
 impl Default for WriterSettings {
     fn default() -> Self {
         WriterSettings {

@@ -34,6 +34,11 @@ pub struct HookSettings {
 }
 
 impl HookSettings {
+    /// The hook from `[hook]`.
+    pub fn from_config(hook: &crate::config::HookConfig) -> Self {
+        Self::new(hook.command.clone(), hook.args.clone(), hook.timeout)
+    }
+
     pub fn new(program: impl Into<PathBuf>, args: Vec<String>, timeout: Duration) -> Self {
         HookSettings {
             program: program.into(),

@@ -44,6 +44,27 @@ pub struct LinkSettings {
     pub limits: WireLimits,
 }
 
+impl LinkSettings {
+    /// The link's settings from `[xmpp]` and `[limits]`.
+    pub fn new(xmpp: &crate::config::XmppConfig, limits: &crate::config::LimitsConfig) -> Self {
+        LinkSettings {
+            host: xmpp.host.clone(),
+            port: xmpp.port,
+            domain: xmpp.domain.clone(),
+            secret: xmpp.secret.clone(),
+            ping_target: xmpp.muc_domains.first().cloned().unwrap_or_default(),
+            ping_interval: xmpp.ping_interval,
+            ping_timeout: xmpp.ping_timeout,
+            reconnect_min: xmpp.reconnect_min,
+            reconnect_max: xmpp.reconnect_max,
+            limits: WireLimits {
+                max_stanza: limits.max_stanza_size,
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// What the link reports.
 #[derive(Debug)]
 pub enum LinkEvent {
