@@ -2,7 +2,7 @@
 //! bridge moves, transport-replace, an ICE failure, a kick, and a browser's P2P offer —
 //! each must continue the same timeline in the same file, with silence for any gap.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The `jitape` command line as users run it.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::process::Command;
 

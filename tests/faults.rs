@@ -13,7 +13,7 @@
 //! `.tmp`) plus, for cut files, the torn bytes repair dropped.
 //! (Prosody killed and restarted is in `tests/lifecycle.rs`.)
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

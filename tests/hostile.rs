@@ -3,7 +3,7 @@
 //! `jitape run` process) must keep its link, answer what deserves an answer, count what it
 //! refused, never log its secret, and record the conference as if nothing happened.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::time::{Duration, Instant};
 
@@ -140,7 +140,11 @@ async fn a_hostile_occupant_costs_only_its_own_stanzas() {
     let port = prosody.component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir, ""),
+        tmp.path(),
+    );
     let world = sim_world(port).await;
     let room = format!("lesson@{MUC}");
     let mut plan = ConferencePlan::demo(&room);
@@ -307,7 +311,7 @@ async fn a_client_cycling_through_ten_thousand_nicknames_is_capped_and_counted()
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
     let toml = jitape_toml(port, &rec_dir, "max_participants = 40\nmax_presences = 20");
-    let mut jitape = JitapeProcess::spawn(&toml, tmp.path());
+    let mut jitape = JitapeProcess::spawn(env!("CARGO_BIN_EXE_jitape"), &toml, tmp.path());
     let world = sim_world(port).await;
     let room = format!("cycling@{MUC}");
     let mut plan = ConferencePlan::demo(&room);

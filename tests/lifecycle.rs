@@ -3,7 +3,7 @@
 //! lobby and password rooms, Jicofo's session churn, a Prosody restart, a `kill -9` of
 //! jitape, and no leaked threads or descriptors after many churning rooms.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -135,7 +135,11 @@ async fn a_three_minute_lesson_with_every_blip_is_one_flac() {
     let port = prosody.lock().unwrap().component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir, ""),
+        tmp.path(),
+    );
     let world = sim_world(port).await;
 
     let room = format!("lesson@{MUC}");
@@ -231,7 +235,11 @@ async fn rooms_are_joined_promptly_at_start_and_while_running() {
     let later = tokio::spawn(async move { w.run(during).await });
     tokio::time::sleep(secs(1.0)).await;
     let jitape_started = Instant::now();
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir, ""),
+        tmp.path(),
+    );
     let early = early.await.unwrap().unwrap();
     let later = later.await.unwrap().unwrap();
     let a = wait_for_final(&rec_dir, &format!("early@{MUC}"), secs(20.0)).await;
@@ -273,7 +281,11 @@ async fn kill_9_mid_conference_then_restart_continues_the_one_flac() {
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
     let late = format!("late_window = \"{LATE_WINDOW_S}s\"");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, &late), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir, &late),
+        tmp.path(),
+    );
     let world = sim_world(port).await;
 
     let room = format!("crash@{MUC}");
@@ -378,7 +390,11 @@ async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
     let port = prosody.component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir, ""),
+        tmp.path(),
+    );
     let world = Arc::new(sim_world(port).await);
     tokio::time::sleep(secs(2.0)).await;
     let pid = jitape.pid().unwrap();
@@ -436,7 +452,11 @@ async fn a_prosody_restart_mid_conference_continues_the_file() {
     let port = prosody.lock().unwrap().component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir, ""), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir, ""),
+        tmp.path(),
+    );
     let world = sim_world(port).await;
     let room = format!("restart@{MUC}");
     let mut plan = ConferencePlan::empty(&room, 26.0);

@@ -2,7 +2,7 @@
 //! component, a simulated focus and bridge on webrtc-rs. Each test checks the FLAC with
 //! `flac -t` and by decoding it independently against what the simulation sent.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 //!   in the same file with the stretch listed as an `away` gap;
 //! - one person left alone keeps jitape's company only for `lone_hold`.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::time::Duration;
 
@@ -95,7 +95,11 @@ async fn play(
     let port = prosody.component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir),
+        tmp.path(),
+    );
     let world = sim_world(port).await;
     let room = plan.room.clone();
     let outcome = world.run(plan).await.expect("conference played");

@@ -3,7 +3,7 @@
 //! connect to Prosody as another component, and the recording is checked like the
 //! loopback ones.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::time::Duration;
 
@@ -60,8 +60,11 @@ async fn demo_conference_through_real_prosody_and_jitape_run() {
     let prosody = Prosody::start(&spec());
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape =
-        JitapeProcess::spawn(&jitape_toml(prosody.component_port, &rec_dir), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(prosody.component_port, &rec_dir),
+        tmp.path(),
+    );
     let world = sim_world(prosody.component_port).await;
 
     let room = format!("weeklysync@{MUC}");

@@ -1,7 +1,7 @@
 //! Running jitape as a service: health, readiness and Prometheus metrics, the admin API,
 //! the token, SIGTERM mid-conference, a full disk, and the compose overlay for docker-jitsi-meet.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::path::Path;
 use std::process::Command;
@@ -261,6 +261,7 @@ async fn sigterm_mid_conference_leaves_a_finalized_flac() {
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("rec");
     let mut jitape = support::process::JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
         &jitape_toml(server.component_addr().port(), &rec, ""),
         tmp.path(),
     );

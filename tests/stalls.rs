@@ -4,7 +4,7 @@
 //! the kernel received them, and the lateness window (5 s) still has room for them, so every
 //! recording is exact: nothing lost, nothing moved.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +82,11 @@ async fn freezing_jitape_for_up_to_three_seconds_loses_and_moves_nothing() {
     let port = prosody.component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
-    let mut jitape = JitapeProcess::spawn(&jitape_toml(port, &rec_dir), tmp.path());
+    let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
+        &jitape_toml(port, &rec_dir),
+        tmp.path(),
+    );
     let world = Arc::new(sim_world(port).await);
     let pid = Pid::from_raw(jitape.pid().expect("jitape runs") as i32).expect("a pid");
 

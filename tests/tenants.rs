@@ -4,10 +4,9 @@
 //! (docs/protocol.md, "Tenant rooms"). First the module's behaviour as a component and a
 //! browser (c2s) see it; then `jitape run` recording a tenant room, named in either spelling.
 
-mod support;
+use jitape_sim::harness as support;
 
-#[path = "prosody_module/harness.rs"]
-mod harness;
+use jitape_sim::harness::components as harness;
 
 use std::time::Duration;
 
@@ -314,6 +313,7 @@ async fn play(prosody: &Prosody, room: &str, invitation: Option<String>) -> Play
     let rec_dir = tmp.path().join("recordings");
     let http = free_port();
     let mut jitape = JitapeProcess::spawn(
+        env!("CARGO_BIN_EXE_jitape"),
         &jitape_toml(prosody.component_port, http, &rec_dir),
         tmp.path(),
     );

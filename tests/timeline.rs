@@ -2,7 +2,7 @@
 //! bad network, silence-dropping between talk spurts, speaking segments, stems, other sample
 //! rates, hidden participants and identities in the sidecar, and the finalize hook.
 
-mod support;
+use jitape_sim::harness as support;
 
 use std::time::{Duration, SystemTime};
 

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use jitape_sim::voice::Voice;
 use jitape::sink::flac::{FlacWriter, FlacSettings};
 use jitape::sink::sidecar::{self, GapKind, Sidecar};
-use jitape_fuzz::machine_ops::{self, Op};
-use jitape_fuzz::room::{DOMAIN, MUC, NS, ROOM, US};
-use jitape_fuzz::timeline_ops::{self, Op as TOp};
+use jitape_sim::fuzz::machine_ops::{self, Op};
+use jitape_sim::fuzz::room::{DOMAIN, MUC, NS, ROOM, US};
+use jitape_sim::fuzz::timeline_ops::{self, Op as TOp};
 use minidom::Element;
 
 fn root() -> PathBuf {
@@ -294,7 +294,7 @@ fn sidecar_seeds() {
 }
 
 /// The `wire` target's input: `[mode, stanza, depth, n, size × n, rest…]` (see
-/// `jitape_fuzz::wire`).
+/// `jitape_sim::fuzz::wire`).
 fn wire_input(structured: bool, stanza: u8, depth: u8, sizes: &[u8], rest: &[u8]) -> Vec<u8> {
     let mut v = vec![u8::from(structured), stanza, depth, (sizes.len() as u8).saturating_sub(1)];
     v.extend_from_slice(sizes);

@@ -1,4 +1,4 @@
-//! Fuzz target `flac_repair`: see `jitape_fuzz::files` for what it drives and asserts.
+//! Fuzz target `flac_repair`: see `jitape_sim::fuzz::files` for what it drives and asserts.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| jitape_fuzz::files::flac_repair(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| jitape_sim::fuzz::files::flac_repair(data));

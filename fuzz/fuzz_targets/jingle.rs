@@ -1,4 +1,4 @@
-//! Fuzz target `jingle`: see `jitape_fuzz::jingle_rt` for what it drives and asserts.
+//! Fuzz target `jingle`: see `jitape_sim::fuzz::jingle_rt` for what it drives and asserts.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| jitape_fuzz::jingle_rt::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| jitape_sim::fuzz::jingle_rt::run(data));

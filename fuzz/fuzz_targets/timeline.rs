@@ -1,4 +1,4 @@
-//! Fuzz target `timeline`: see `jitape_fuzz::timeline_ops` for what it drives and asserts.
+//! Fuzz target `timeline`: see `jitape_sim::fuzz::timeline_ops` for what it drives and asserts.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| jitape_fuzz::timeline_ops::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| jitape_sim::fuzz::timeline_ops::run(data));

@@ -11,6 +11,8 @@ pub mod bridge;
 pub mod conference;
 pub mod external;
 mod focus;
+pub mod fuzz;
+pub mod harness;
 pub mod loopback;
 pub mod muc;
 pub mod netem;

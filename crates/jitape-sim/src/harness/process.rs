@@ -1,5 +1,4 @@
 //! `jitape run` as a separate process, the way operators run it.
-#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,17 +8,20 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process};
 
 pub struct JitapeProcess {
+    /// The `jitape` binary (a test passes `env!("CARGO_BIN_EXE_jitape")`).
+    bin: PathBuf,
     child: Option<Child>,
     pub config: PathBuf,
     pub log: PathBuf,
 }
 
 impl JitapeProcess {
-    /// Write `config_text` next to `log_dir` and start `jitape run --config` on it.
-    pub fn spawn(config_text: &str, log_dir: &Path) -> JitapeProcess {
+    /// Write `config_text` next to `log_dir` and start `bin run --config` on it.
+    pub fn spawn(bin: &str, config_text: &str, log_dir: &Path) -> JitapeProcess {
         let config = log_dir.join("jitape.toml");
         fs::write(&config, config_text).unwrap();
         let mut p = JitapeProcess {
+            bin: PathBuf::from(bin),
             child: None,
             config,
             log: log_dir.join("jitape.log"),
@@ -35,7 +37,7 @@ impl JitapeProcess {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_jitape"))
+        let child = Command::new(&self.bin)
             .arg("run")
             .arg("--config")
             .arg(&self.config)

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use jitape::sink::flac::{FlacWriter, FlacSettings};
+use jitape::sink::flac::{FlacSettings, FlacWriter};
 use jitape::sink::paths::{RecordingPaths, Unfinished};
 use jitape::sink::scan::{ScanReport, scan_reader};
 use jitape::sink::sidecar::{self, GapKind, Sidecar};
@@ -66,7 +66,11 @@ fn check_decodes(path: &Path, total: u64, md5: [u8; 16]) {
         .unwrap_or_else(|e| panic!("claxon refuses a finished file: {e}"));
     let info = reader.streaminfo();
     // FLAC reads a total of 0 as "unknown" (an empty recording).
-    assert_eq!(info.samples, (total > 0).then_some(total), "STREAMINFO total");
+    assert_eq!(
+        info.samples,
+        (total > 0).then_some(total),
+        "STREAMINFO total"
+    );
     assert_eq!(info.md5sum, md5, "STREAMINFO MD5");
     let mut digest = Md5::new();
     let mut count = 0u64;
@@ -90,7 +94,9 @@ pub fn flac_repair(data: &[u8]) {
     let rate = scanned.as_ref().map_or(48_000, |r| r.header.sample_rate);
     let partial = fresh("rec.flac.partial", data);
     if let Ok((mut w, report)) = FlacWriter::resume(&partial, rate) {
-        let rep = scanned.as_ref().expect("resume accepted what the scanner refused");
+        let rep = scanned
+            .as_ref()
+            .expect("resume accepted what the scanner refused");
         assert!(report.frames_kept <= rep.frames && report.samples_kept <= rep.samples);
         assert_eq!(w.samples_written(), report.samples_kept);
         let tone: Vec<i16> = (0..300).map(|i| ((i * 37) % 2000) as i16 - 1000).collect();
@@ -101,7 +107,9 @@ pub fn flac_repair(data: &[u8]) {
     }
     let partial = fresh("rec.flac.partial", data);
     if let Ok(done) = finalize_partial(&partial) {
-        let rep = scanned.as_ref().expect("finalize accepted what the scanner refused");
+        let rep = scanned
+            .as_ref()
+            .expect("finalize accepted what the scanner refused");
         assert!(done.total_samples <= rep.samples);
         check_decodes(&done.path, done.total_samples, done.md5);
     }
@@ -143,9 +151,17 @@ pub fn sidecar(data: &[u8]) {
     sidecar::write_atomic(&once, &sc).expect("write a sidecar that was read");
     let normal = sidecar::read(&once).expect("read back");
     sidecar::write_atomic(&once, &normal).expect("write again");
-    assert_eq!(sidecar::read(&once).expect("read again"), normal, "not stable");
+    assert_eq!(
+        sidecar::read(&once).expect("read again"),
+        normal,
+        "not stable"
+    );
     let mut sc = normal;
-    let _ = (sc.duration(), sc.at_sample(sc.total_samples), sc.at_sample(u64::MAX));
+    let _ = (
+        sc.duration(),
+        sc.at_sample(sc.total_samples),
+        sc.at_sample(u64::MAX),
+    );
     sc.add_gap(0, u64::MAX, GapKind::Other, None);
     sc.participant_mut("fuzz").nicks.push("n".into());
     sc.finish(sc.total_samples, "fuzz");

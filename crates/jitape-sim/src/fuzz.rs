@@ -1,5 +1,6 @@
-//! The harness behind jitape's fuzz targets (`fuzz_targets/*.rs`), kept in a library so the
-//! seed generator (`examples/seeds.rs`) encodes exactly what the targets decode.
+//! The harness behind jitape's fuzz targets (`fuzz/fuzz_targets/*.rs`), kept in a library so
+//! the seed generator (`fuzz/examples/seeds.rs`) encodes exactly what the targets decode, and
+//! the malformed-input tests (`tests/malformed.rs`) drive the same rooms and stream splitter.
 //!
 //! In: the fuzzer's bytes. Out: nothing, or a panic when jitape panics or one of the
 //! properties stated here does not hold (libFuzzer records the input as a crash). Every target

@@ -10,7 +10,7 @@ use jitape::jingle::model::{BridgeSession, Reason, Setup, Source};
 use jitape::jingle::{Action, Jingle, parse, parse_header};
 use minidom::Element;
 
-use crate::room::xml_bytes;
+use super::room::xml_bytes;
 
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -49,7 +49,11 @@ fn reparse(built: &Element) -> Jingle {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("built element does not reparse: {text:?}"));
-    assert_eq!(parse(&again).as_ref(), Ok(&direct), "text round trip differs");
+    assert_eq!(
+        parse(&again).as_ref(),
+        Ok(&direct),
+        "text round trip differs"
+    );
     direct
 }
 

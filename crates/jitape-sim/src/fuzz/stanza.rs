@@ -7,7 +7,7 @@
 //!   presence or message happens only for a ghost resource of ours (which is meant to make
 //!   Prosody kick it); no error or result is ever answered;
 //! - rooms named by a route are bare JIDs on the configured MUC domain;
-//! - the machine keeps its [`crate::room`] invariants (for traffic the router sends to the
+//! - the machine keeps its [`super::room`] invariants (for traffic the router sends to the
 //!   room, replies go to the room), and a valid source-add still works afterwards.
 
 use jitape::router::classify::{Route, classify};
@@ -15,7 +15,7 @@ use jitape::xmpp::stanza::{Header, Jid};
 use jitape::xmpp::tenant::normalize_inbound;
 use minidom::Element;
 
-use crate::room::{DOMAIN, MUC, ROOM, Room, US, router_settings};
+use super::room::{DOMAIN, MUC, ROOM, Room, US, router_settings};
 
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -51,7 +51,10 @@ fn check_route(el: &Element, route: &Route) {
     match route {
         Route::Reply(r) => check_reply(el, h.as_ref(), r),
         Route::Conference(room) | Route::Invitation { room, .. } => {
-            assert!(on_muc(room), "route to a room outside the MUC domain: {room:?}");
+            assert!(
+                on_muc(room),
+                "route to a room outside the MUC domain: {room:?}"
+            );
         }
         Route::Module(_) | Route::CatchUp { .. } | Route::Drop(_) => {}
     }
@@ -71,7 +74,11 @@ fn check_reply(el: &Element, h: Option<&Header>, reply: &Element) {
         assert_eq!(reply.attr("id"), Some(el.attr("id").unwrap_or_default()));
         return;
     }
-    assert_eq!(reply.attr("type"), Some("error"), "non-error reply to a non-IQ");
+    assert_eq!(
+        reply.attr("type"),
+        Some("error"),
+        "non-error reply to a non-IQ"
+    );
     let to = h.to.as_ref();
     let ours = Jid::parse(US);
     let ghost = to.is_some_and(|t| {
@@ -79,7 +86,13 @@ fn check_reply(el: &Element, h: Option<&Header>, reply: &Element) {
             && t.resource.is_some()
             && t.resource != ours.as_ref().and_then(|o| o.resource.clone())
     });
-    assert!(ghost, "error reply to a presence/message that is not for a ghost");
+    assert!(
+        ghost,
+        "error reply to a presence/message that is not for a ghost"
+    );
     let from = reply.attr("from").and_then(Jid::parse);
-    assert!(from.is_some_and(|f| f.domain() == DOMAIN), "ghost reply not from our domain");
+    assert!(
+        from.is_some_and(|f| f.domain() == DOMAIN),
+        "ghost reply not from our domain"
+    );
 }

@@ -1,6 +1,5 @@
 //! A real Prosody (Debian's package) for the tests: its own config, ports, data and log in a
 //! temp directory, listening on 127.0.0.1 only, stopped when dropped.
-#![allow(dead_code)]
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -18,8 +17,8 @@ pub const SIM: &str = "sim.localhost";
 
 /// The simulated Jitsi side (focus, bridge, people), connected to the Prosody whose
 /// component port is `port` as the `SIM` component (secret "sim-secret").
-pub async fn sim_world(port: u16) -> jitape_sim::world::World {
-    jitape_sim::world::World::connect(jitape_sim::world::WorldSettings {
+pub async fn sim_world(port: u16) -> crate::world::World {
+    crate::world::World::connect(crate::world::WorldSettings {
         host: "127.0.0.1".into(),
         port,
         domain: SIM.into(),
@@ -208,7 +207,7 @@ pub fn with_module(
     sim: &str,
     sim_secret: &str,
 ) -> ProsodySpec {
-    let plugins = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prosody");
+    let plugins = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/prosody");
     ProsodySpec {
         components: vec![
             ComponentDecl {

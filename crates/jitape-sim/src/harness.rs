@@ -1,6 +1,8 @@
-//! Helpers shared by the scenario tests.
-#![allow(dead_code)]
+//! What the scenario tests (`tests/` of the `jitape` command) share: a real Prosody on
+//! loopback ports (`prosody`), `jitape run` as its own process (`process`), test logging,
+//! Debian's `flac -t` as the independent verifier, and finding a recording's files.
 
+pub mod components;
 pub mod process;
 pub mod prosody;
 

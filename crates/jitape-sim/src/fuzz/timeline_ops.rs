@@ -10,16 +10,21 @@
 use std::time::{Duration, Instant};
 
 use jitape::audio::{AudioSettings, Timeline, TrackId};
-use jitape::types::SampleRate;
 use jitape::media::packet::RtpPacket;
+use jitape::types::SampleRate;
 
-use crate::bytes::{Reader, Writer};
+use super::bytes::{Reader, Writer};
 
 /// One timeline operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Map { ssrc: u8, track: u8 },
-    Unmap { ssrc: u8 },
+    Map {
+        ssrc: u8,
+        track: u8,
+    },
+    Unmap {
+        ssrc: u8,
+    },
     /// A packet arriving `arrival_ms` after (negative: before) the current instant.
     Push {
         ssrc: u8,
@@ -31,9 +36,13 @@ pub enum Op {
         payload: Vec<u8>,
     },
     /// Advance the clock by `ms` and render.
-    Render { ms: u16 },
+    Render {
+        ms: u16,
+    },
     /// Jump ahead by `samples`.
-    Skip { samples: u32 },
+    Skip {
+        samples: u32,
+    },
     FinishSpeech,
 }
 
@@ -136,7 +145,15 @@ pub fn run(data: &[u8]) {
                 marker,
                 arrival_ms,
                 payload,
-            } => t.push(&packet(ssrc, seq, ts, pt, marker, arrival(now, arrival_ms), payload)),
+            } => t.push(&packet(
+                ssrc,
+                seq,
+                ts,
+                pt,
+                marker,
+                arrival(now, arrival_ms),
+                payload,
+            )),
             Op::Render { ms } => {
                 // At most 250 ms per render keeps an input cheap; `Skip` covers long jumps.
                 now += Duration::from_millis(u64::from(ms % 250));

@@ -3,10 +3,9 @@
 //! members-only rooms, and how it fails when misconfigured. Two components connect through
 //! jitape's own link: `recorder.localhost` plays jitape, `sim.localhost` the Jitsi side.
 
-mod support;
+use jitape_sim::harness as support;
 
-#[path = "prosody_module/harness.rs"]
-mod harness;
+use jitape_sim::harness::components as harness;
 
 use harness::{
     Comp, Event, FOCUS, MUC, NS, NS_COMPONENT, NS_MUC, Occ, RECORDER, error_lines, has_status,

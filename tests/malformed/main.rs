@@ -9,25 +9,17 @@
 //! IQ request answered exactly once, everything sent stays in the room). The XMPP link is
 //! tested against a fake server on 127.0.0.1 (tests/malformed/link.rs), and a whole loopback
 //! conference takes a burst of hostile Jingle from the focus and hostile traffic from a
-//! participant while it records. The stream splitter's fuzz property (`fuzz/src/wire.rs`) runs
+//! participant while it records. The stream splitter's fuzz property (`jitape_sim::fuzz::wire`) runs
 //! here too, on its seeds and on generated input.
 
-#[path = "malformed/e2e.rs"]
 mod e2e;
-#[path = "malformed/hostile.rs"]
 mod hostile;
-#[path = "malformed/link.rs"]
 mod link;
-#[allow(dead_code)]
-#[path = "../fuzz/src/room.rs"]
-mod room;
-#[path = "malformed/router.rs"]
+use jitape_sim::fuzz::room;
 mod router;
-mod support;
-#[path = "malformed/table.rs"]
+use jitape_sim::harness as support;
 mod table;
-#[path = "../fuzz/src/wire.rs"]
-mod wire_fuzz;
+use jitape_sim::fuzz::wire as wire_fuzz;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

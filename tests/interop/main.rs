@@ -13,8 +13,7 @@
 //! elsewhere. The tools come from
 //! `scripts/ensure-interop`; a missing one fails the test.
 
-mod support;
-#[path = "interop/tools.rs"]
+use jitape_sim::harness as support;
 mod tools;
 
 use std::time::Duration;

@@ -1,10 +1,10 @@
-//! Test side of `config/prosody/mod_jitape.lua`: a real Prosody with the module loaded, and
+//! Test side of `config/prosody/mod_jitape.lua` (for `tests/prosody_module` and
+//! `tests/tenants.rs`): a real Prosody with the module loaded, and
 //! XEP-0114 components connected through jitape's own link (`jitape::xmpp::link`) that play
 //! jitape (`recorder.localhost`) and the Jitsi world (`sim.localhost`: focus and participants).
 //!
 //! In: what the tests send (joins, leaves, room configuration, IQs). Out: the stanzas Prosody
 //! delivers, consumed in arrival order with bounded waits.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use minidom::Element;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::support::prosody::{ComponentDecl, Prosody, ProsodySpec};
+use super::prosody::{ComponentDecl, Prosody, ProsodySpec};
 
 pub const MUC: &str = "conference.localhost";
 pub const RECORDER: &str = "recorder.localhost";
@@ -32,7 +32,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 /// `config/prosody` (the module) and `tests/prosody_module` (test-only modules).
 pub fn plugin_paths() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     format!(
         "plugin_paths = {{ \"{}\", \"{}\" }}\n",
         root.join("config/prosody").display(),

@@ -14,8 +14,8 @@ use jitape::conference::machine::{EndReason, Input, Occupancy, RoomView};
 use jitape::jingle::model::Reason;
 use minidom::Element;
 
-use crate::bytes::{Reader, Writer};
-use crate::room::{
+use super::bytes::{Reader, Writer};
+use super::room::{
     FOCUS, FOCUS_REAL, HUMANS, NS, ROOM, Room, US, bridge_session, el, iq_from, local_transport,
     offer, presence, source,
 };
@@ -24,7 +24,11 @@ use crate::room::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// `who` picks a nick (0 = ours, 1 = the focus), `kind` what the presence says.
-    Presence { who: u8, kind: u8, extra: u8 },
+    Presence {
+        who: u8,
+        kind: u8,
+        extra: u8,
+    },
     /// A Jingle IQ set; `shape` bits: 1 JSON sources, 2 drop the transport, 4 restart.
     Jingle {
         from: u8,
@@ -35,19 +39,45 @@ pub enum Op {
         sources: Vec<(u32, u8)>,
     },
     /// A result or error for one of the IQs the machine sent (`which` indexes them).
-    Answer { which: u8, error: bool, condition: u8 },
-    Iq { from: u8, kind: u8 },
-    Message { from: u8, kind: u8 },
+    Answer {
+        which: u8,
+        error: bool,
+        condition: u8,
+    },
+    Iq {
+        from: u8,
+        kind: u8,
+    },
+    Message {
+        from: u8,
+        kind: u8,
+    },
     LinkUp,
     LinkDown,
-    RoomStatus { alive: bool, humans: u8 },
-    RoomDestroyed { occupied: bool },
-    MediaReady { sid: u8 },
-    MediaFailed { sid: u8 },
-    RecordingStarted { elapsed_s: u16 },
-    Stop { reason: u8 },
+    RoomStatus {
+        alive: bool,
+        humans: u8,
+    },
+    RoomDestroyed {
+        occupied: bool,
+    },
+    MediaReady {
+        sid: u8,
+    },
+    MediaFailed {
+        sid: u8,
+    },
+    RecordingStarted {
+        elapsed_s: u16,
+    },
+    Stop {
+        reason: u8,
+    },
     /// Advance the clock by `ms` milliseconds (seconds when `seconds`) and tick.
-    Tick { ms: u16, seconds: bool },
+    Tick {
+        ms: u16,
+        seconds: bool,
+    },
 }
 
 const OPS: u8 = 14;
@@ -130,14 +160,10 @@ impl Op {
                 alive: r.bool(),
                 humans: r.u8(),
             },
-            8 => Op::RoomDestroyed {
-                occupied: r.bool(),
-            },
+            8 => Op::RoomDestroyed { occupied: r.bool() },
             9 => Op::MediaReady { sid: r.u8() },
             10 => Op::MediaFailed { sid: r.u8() },
-            11 => Op::RecordingStarted {
-                elapsed_s: r.u16(),
-            },
+            11 => Op::RecordingStarted { elapsed_s: r.u16() },
             12 => Op::Stop { reason: r.u8() },
             _ => Op::Tick {
                 ms: r.u16(),
@@ -335,7 +361,12 @@ fn presence_op(room: &Room, who: u8, kind: u8, extra: u8) -> Element {
             "",
             &format!(r#"<status code="301"/>{self_code}"#),
         ),
-        4 => presence(&nick, Some("unavailable"), "", &format!("<destroy/>{self_code}")),
+        4 => presence(
+            &nick,
+            Some("unavailable"),
+            "",
+            &format!("<destroy/>{self_code}"),
+        ),
         5 => el(&format!(
             r#"<presence xmlns="{NS}" type="error" from="{ROOM}/{nick}" to="{US}"><error type="cancel"><{cond} xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></presence>"#
         )),
@@ -358,7 +389,10 @@ fn presence_op(room: &Room, who: u8, kind: u8, extra: u8) -> Element {
         _ => presence(
             &nick,
             None,
-            &format!(r#"<stats-id>stats{}</stats-id><nick xmlns="http://jabber.org/protocol/nick">N{extra}</nick>"#, extra % 3),
+            &format!(
+                r#"<stats-id>stats{}</stats-id><nick xmlns="http://jabber.org/protocol/nick">N{extra}</nick>"#,
+                extra % 3
+            ),
             self_code,
         ),
     }
@@ -415,7 +449,9 @@ fn jingle_op(room: &Room, op: &Op) -> Element {
             &offer().description,
             &local_transport(),
         ),
-        "transport-accept" => jitape::jingle::transport_accept(&sid, FOCUS_REAL, &local_transport()),
+        "transport-accept" => {
+            jitape::jingle::transport_accept(&sid, FOCUS_REAL, &local_transport())
+        }
         other => el(&format!(
             r#"<jingle xmlns="urn:xmpp:jingle:1" action="{other}" sid="{sid}"/>"#
         )),
@@ -464,7 +500,9 @@ fn iq_op(nick: &str, kind: u8) -> Element {
         1 => format!(
             r#"<iq {head} type="get"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>"#
         ),
-        2 => format!(r#"<iq {head} type="set"><mute xmlns="http://jitsi.org/jitmeet/audio">true</mute></iq>"#),
+        2 => format!(
+            r#"<iq {head} type="set"><mute xmlns="http://jitsi.org/jitmeet/audio">true</mute></iq>"#
+        ),
         3 => format!(r#"<iq {head} type="set"><unknown xmlns="urn:example:x"/></iq>"#),
         4 => format!(r#"<iq {head} type="get"/>"#),
         5 => format!(
