@@ -5,7 +5,7 @@
 //!
 //! The pure core is driven directly: `router::classify` (the router's decision) and the
 //! conference `Machine`, through the same harness and invariants as the `machine` and
-//! `stanza` fuzz targets (`fuzz/src/room.rs`: never an error to a presence or message, every
+//! `stanza` fuzz targets (`jitape_sim::fuzz::room`: never an error to a presence or message, every
 //! IQ request answered exactly once, everything sent stays in the room). The XMPP link is
 //! tested against a fake server on 127.0.0.1 (tests/malformed/link.rs), and a whole loopback
 //! conference takes a burst of hostile Jingle from the focus and hostile traffic from a
@@ -485,7 +485,7 @@ async fn hostile_traffic_mid_conference_leaves_the_recording_intact() {
     assert_eq!(support::files_with_suffix(dir.path(), ".flac").len(), 1);
 }
 
-/// The `wire` fuzz target's property (`fuzz/src/wire.rs`) on its committed seeds and on
+/// The `wire` fuzz target's property (`jitape_sim::fuzz::wire`) on its committed seeds and on
 /// seeded random input: raw bytes over the lexer's alphabet and generated streams, each fed
 /// whole, byte by byte and in chunks of the input's choosing.
 #[test]
