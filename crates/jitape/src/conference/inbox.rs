@@ -140,4 +140,21 @@ mod tests {
         drop(tx);
         assert!(rx.recv().await.is_none());
     }
+
+    #[tokio::test]
+    async fn a_snapshot_request_is_control_and_never_reaches_the_machine() {
+        let (tx, mut rx) = inbox(1);
+        assert_eq!(tx.deliver(stanza()), Delivery::Delivered);
+        assert_eq!(tx.deliver(stanza()), Delivery::Full);
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        assert_eq!(tx.snapshot(reply), Delivery::Delivered);
+        assert!(matches!(rx.recv().await, Some(Mail::Snapshot(_))));
+        assert!(matches!(
+            rx.recv().await,
+            Some(Mail::Input(Input::Stanza(_)))
+        ));
+        drop(rx);
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        assert_eq!(tx.snapshot(reply), Delivery::Closed);
+    }
 }

@@ -714,3 +714,6 @@ async fn sleep_or_forever(deadline: Option<Instant>) {
         None => pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
