@@ -685,7 +685,7 @@ async fn collect_snapshots(
     let mut out = Vec::with_capacity(inboxes.len());
     for (room, inbox) in inboxes {
         let (tx, rx) = oneshot::channel();
-        if inbox.deliver(Input::Snapshot(tx)) != Delivery::Delivered {
+        if inbox.snapshot(tx) != Delivery::Delivered {
             continue;
         }
         match tokio::time::timeout(Duration::from_secs(2), rx).await {

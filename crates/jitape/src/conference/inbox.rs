@@ -3,24 +3,37 @@
 //! the room, stop, shutdown, snapshot requests), which is never dropped: a conference that
 //! cannot keep up with its room still hears that it must stop.
 //!
-//! In: [`Input`]s from the router. Out: the same, control first, to the conference task.
+//! In: [`Input`]s and snapshot requests from the router. Out: [`Mail`], control first, to
+//! the conference task.
 
-use tokio::sync::mpsc;
+use minidom::Element;
+use tokio::sync::{mpsc, oneshot};
 
 use super::machine::Input;
+use super::snapshot::ConferenceSnapshot;
+
+/// What the conference task receives.
+#[derive(Debug)]
+pub enum Mail {
+    /// For the machine.
+    Input(Input),
+    /// The admin API asks what this conference is doing (the task answers; the machine
+    /// never sees it).
+    Snapshot(oneshot::Sender<ConferenceSnapshot>),
+}
 
 /// The router's end.
 #[derive(Debug, Clone)]
 pub struct InboxSender {
-    stanzas: mpsc::Sender<Input>,
-    control: mpsc::UnboundedSender<Input>,
+    stanzas: mpsc::Sender<Element>,
+    control: mpsc::UnboundedSender<Mail>,
 }
 
 /// The conference task's end.
 #[derive(Debug)]
 pub struct Inbox {
-    stanzas: mpsc::Receiver<Input>,
-    control: mpsc::UnboundedReceiver<Input>,
+    stanzas: mpsc::Receiver<Element>,
+    control: mpsc::UnboundedReceiver<Mail>,
 }
 
 /// What became of a delivery.
@@ -51,26 +64,35 @@ impl InboxSender {
     /// to the control lane, which always takes it.
     pub fn deliver(&self, input: Input) -> Delivery {
         match input {
-            Input::Stanza(_) => match self.stanzas.try_send(input) {
+            Input::Stanza(el) => match self.stanzas.try_send(el) {
                 Ok(()) => Delivery::Delivered,
                 Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
                 Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
             },
-            other => match self.control.send(other) {
-                Ok(()) => Delivery::Delivered,
-                Err(_) => Delivery::Closed,
-            },
+            other => self.control(Mail::Input(other)),
+        }
+    }
+
+    /// Asks for the conference's snapshot (on the control lane): answered on `reply`.
+    pub fn snapshot(&self, reply: oneshot::Sender<ConferenceSnapshot>) -> Delivery {
+        self.control(Mail::Snapshot(reply))
+    }
+
+    fn control(&self, mail: Mail) -> Delivery {
+        match self.control.send(mail) {
+            Ok(()) => Delivery::Delivered,
+            Err(_) => Delivery::Closed,
         }
     }
 }
 
 impl Inbox {
-    /// The next input, control first. `None` once every sender is gone.
-    pub async fn recv(&mut self) -> Option<Input> {
+    /// The next mail, control first. `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Mail> {
         tokio::select! {
             biased;
             Some(c) = self.control.recv() => Some(c),
-            Some(s) = self.stanzas.recv() => Some(s),
+            Some(s) = self.stanzas.recv() => Some(Mail::Input(Input::Stanza(s))),
             else => None,
         }
     }
@@ -103,13 +125,36 @@ mod tests {
         assert_eq!(tx.deliver(Input::LinkDown), Delivery::Delivered);
         assert!(matches!(
             rx.recv().await,
-            Some(Input::Stop(EndReason::Stopped))
+            Some(Mail::Input(Input::Stop(EndReason::Stopped)))
         ));
-        assert!(matches!(rx.recv().await, Some(Input::LinkDown)));
+        assert!(matches!(
+            rx.recv().await,
+            Some(Mail::Input(Input::LinkDown))
+        ));
         for _ in 0..4 {
-            assert!(matches!(rx.recv().await, Some(Input::Stanza(_))));
+            assert!(matches!(
+                rx.recv().await,
+                Some(Mail::Input(Input::Stanza(_)))
+            ));
         }
         drop(tx);
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_request_is_control_and_never_reaches_the_machine() {
+        let (tx, mut rx) = inbox(1);
+        assert_eq!(tx.deliver(stanza()), Delivery::Delivered);
+        assert_eq!(tx.deliver(stanza()), Delivery::Full);
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        assert_eq!(tx.snapshot(reply), Delivery::Delivered);
+        assert!(matches!(rx.recv().await, Some(Mail::Snapshot(_))));
+        assert!(matches!(
+            rx.recv().await,
+            Some(Mail::Input(Input::Stanza(_)))
+        ));
+        drop(rx);
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        assert_eq!(tx.snapshot(reply), Delivery::Closed);
     }
 }

@@ -19,7 +19,7 @@ use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::deaf::{DeafStretch, Deafness};
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Mail};
 use super::machine::{Action, EndReason, Input, Machine, RoomView, Settings};
 use super::recording::{CHECKPOINT_EVERY, RENDER_EVERY, Recording, RecordingSettings, SYNC_EVERY};
 use super::roster::{LimitHits, Roster};
@@ -141,48 +141,31 @@ impl Task {
     async fn run(mut self, mut inbox: Inbox) {
         let mut render = interval(RENDER_EVERY);
         render.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last_checkpoint = Instant::now();
-        let mut last_sync = Instant::now();
+        let mut last_checkpoint = task_now();
+        let mut last_sync = task_now();
         while self.ended.is_none() {
             let deadline = self.machine.next_deadline().map(|(at, _)| at);
-            let input = tokio::select! {
-                input = inbox.recv() => Some(input.unwrap_or(Input::Stop(EndReason::Shutdown))),
-                ev = next_media(&mut self.media) => self.on_media(ev),
+            let mail = tokio::select! {
+                mail = inbox.recv() => {
+                    Some(mail.unwrap_or(Mail::Input(Input::Stop(EndReason::Shutdown))))
+                }
+                ev = next_media(&mut self.media) => self.on_media(ev).map(Mail::Input),
                 _ = render.tick() => {
-                    let now = Instant::now();
-                    let delay = std::mem::take(&mut self.intake_delay);
-                    if !delay.is_zero() {
-                        self.ctx.metrics.note_intake_delay_us(delay.as_micros() as u64);
-                    }
-                    if let Some(input) = self.check_silence(now) {
-                        let actions = self.machine.handle(now, input);
-                        self.execute(actions).await;
-                    }
-                    if let Some(rec) = &mut self.recording {
-                        rec.render(now);
-                        if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
-                            rec.checkpoint(self.machine.roster());
-                            rec.publish(&self.ctx.metrics);
-                            last_checkpoint = now;
-                        }
-                        if now.duration_since(last_sync) >= SYNC_EVERY {
-                            rec.sync();
-                            last_sync = now;
-                        }
-                    }
+                    self.on_render(&mut last_checkpoint, &mut last_sync).await;
                     None
                 },
-                _ = sleep_or_forever(deadline) => Some(Input::Tick),
+                _ = sleep_or_forever(deadline) => Some(Mail::Input(Input::Tick)),
             };
             self.count_humans();
             self.count_deaf();
             self.count_limits();
-            let input = match input {
-                Some(Input::Snapshot(reply)) => {
+            let input = match mail {
+                Some(Mail::Snapshot(reply)) => {
                     let _ = reply.send(self.snapshot());
                     None
                 }
-                other => other,
+                Some(Mail::Input(input)) => Some(input),
+                None => None,
             };
             if let Some(input) = input {
                 if let Input::RoomStatus(RoomView {
@@ -195,11 +178,39 @@ impl Task {
                         rec.set_meeting_id(m);
                     }
                 }
-                let actions = self.machine.handle(Instant::now(), input);
+                let actions = self.machine.handle(task_now(), input);
                 self.execute(actions).await;
             }
         }
         self.finish().await;
+    }
+
+    /// The render tick: publish the intake delay, look for a silent session, render the
+    /// timeline, and checkpoint and sync the recording when due.
+    async fn on_render(&mut self, last_checkpoint: &mut Instant, last_sync: &mut Instant) {
+        let now = task_now();
+        let delay = std::mem::take(&mut self.intake_delay);
+        if !delay.is_zero() {
+            self.ctx
+                .metrics
+                .note_intake_delay_us(delay.as_micros() as u64);
+        }
+        if let Some(input) = self.check_silence(now) {
+            let actions = self.machine.handle(now, input);
+            self.execute(actions).await;
+        }
+        if let Some(rec) = &mut self.recording {
+            rec.render(now);
+            if now.duration_since(*last_checkpoint) >= CHECKPOINT_EVERY {
+                rec.checkpoint(self.machine.roster());
+                rec.publish(&self.ctx.metrics);
+                *last_checkpoint = now;
+            }
+            if now.duration_since(*last_sync) >= SYNC_EVERY {
+                rec.sync();
+                *last_sync = now;
+            }
+        }
     }
 
     fn on_media(&mut self, ev: Option<MediaEvent>) -> Option<Input> {
@@ -212,6 +223,7 @@ impl Task {
         };
         match ev {
             MediaEvent::Rtp(pkt) => {
+                // Against the kernel's arrival time: the real delay, whatever the task's clock.
                 let delay = Instant::now().saturating_duration_since(pkt.arrival);
                 self.intake_delay = self.intake_delay.max(delay);
                 self.last_packet.insert(pkt.ssrc, pkt.arrival);
@@ -225,10 +237,11 @@ impl Task {
                 // Traffic had stopped at least this long ago (ICE calls a session
                 // disconnected after this much silence, failed later), and no earlier than
                 // the last RTP packet.
-                let now = Instant::now();
+                let now = task_now();
                 let mut silent_for = self.ctx.media.ice_disconnected_timeout;
                 if let Some(last) = self.last_packet.values().max() {
-                    silent_for = silent_for.min(now.saturating_duration_since(*last));
+                    // Arrival times are the kernel's: measured on the real clock.
+                    silent_for = silent_for.min(Instant::now().saturating_duration_since(*last));
                 }
                 if let Some(stretch) = self.deaf.on_state(state, now, silent_for) {
                     self.note_deaf(stretch);
@@ -288,7 +301,7 @@ impl Task {
                                     sid: sid.clone(),
                                     events: rx,
                                     payload_types,
-                                    quiet: (0, Instant::now()),
+                                    quiet: (0, task_now()),
                                 });
                                 Input::MediaReady { sid, transport }
                             }
@@ -301,7 +314,7 @@ impl Task {
                                 }
                             }
                         };
-                    queue.extend(self.machine.handle(Instant::now(), input));
+                    queue.extend(self.machine.handle(task_now(), input));
                 }
                 Action::UpdateSources(sources) => {
                     if let Some(m) = &mut self.media {
@@ -334,17 +347,17 @@ impl Task {
                     }
                 }
                 Action::SteppedOut => {
-                    if let Some(stretch) = self.deaf.on_away(Instant::now()) {
+                    if let Some(stretch) = self.deaf.on_away(task_now()) {
                         self.note_deaf(stretch);
                     }
                 }
-                Action::End(reason) => self.ended = Some((reason, Instant::now())),
+                Action::End(reason) => self.ended = Some((reason, task_now())),
             }
         }
     }
 
     async fn start_recording(&mut self) {
-        let origin = Instant::now();
+        let origin = task_now();
         let now = chrono::Utc::now();
         let room = self.machine.room().to_string();
         let settings = self.ctx.recording.clone();
@@ -371,7 +384,7 @@ impl Task {
             Ok(mut rec) => {
                 self.ctx.metrics.conferences_started.inc();
                 self.ctx.metrics.conferences_active.add(1);
-                rec.set_tracks(&self.tracks, Instant::now(), self.machine.roster());
+                rec.set_tracks(&self.tracks, task_now(), self.machine.roster());
                 if let Some((opus, red)) = self.media.as_ref().and_then(|m| m.payload_types) {
                     rec.set_payload_types(opus, red);
                 }
@@ -380,10 +393,10 @@ impl Task {
                 }
                 let elapsed = rec.elapsed();
                 self.recording = Some(rec);
-                self.deaf.on_started(Instant::now());
+                self.deaf.on_started(task_now());
                 let actions = self
                     .machine
-                    .handle(Instant::now(), Input::RecordingStarted { elapsed });
+                    .handle(task_now(), Input::RecordingStarted { elapsed });
                 debug_assert!(actions.is_empty());
             }
             Err(e) => {
@@ -393,7 +406,7 @@ impl Task {
                     .handle(origin, Input::Stop(EndReason::CannotRecord(e)));
                 for a in actions {
                     match a {
-                        Action::End(r) => self.ended = Some((r, Instant::now())),
+                        Action::End(r) => self.ended = Some((r, task_now())),
                         Action::Send(el) => {
                             let _ = self.ctx.outbound.send(el).await;
                         }
@@ -405,7 +418,9 @@ impl Task {
     }
 
     fn snapshot(&self) -> ConferenceSnapshot {
-        let now = Instant::now();
+        let now = task_now();
+        // Packet arrivals are the kernel's: their age is measured on the real clock.
+        let real_now = Instant::now();
         let roster = self.machine.roster();
         let occupants: Vec<ParticipantSnapshot> = roster
             .participants()
@@ -427,7 +442,7 @@ impl Task {
                 last_packet_ms: self
                     .last_packet
                     .get(&s.ssrc)
-                    .map(|t| now.duration_since(*t).as_millis() as u64),
+                    .map(|t| real_now.saturating_duration_since(*t).as_millis() as u64),
             })
             .collect();
         let rec = self.recording.as_ref();
@@ -497,7 +512,7 @@ impl Task {
     /// for longer than a normal session setup).
     fn count_deaf(&mut self) {
         let deaf = self.deaf.current().is_some_and(|(since, _)| {
-            Instant::now().saturating_duration_since(since) >= super::deaf::MIN_DEAF
+            task_now().saturating_duration_since(since) >= super::deaf::MIN_DEAF
         });
         if deaf != self.counted_deaf {
             self.ctx
@@ -548,7 +563,7 @@ impl Task {
                 .add(m.session.counters().dropped_full);
         }
         if let Some(m) = self.media.take() {
-            self.deaf.on_closed(Instant::now());
+            self.deaf.on_closed(task_now());
             debug!(sid = %m.sid, "closing media session");
             m.session.close().await;
         }
@@ -578,7 +593,7 @@ impl Task {
         let (reason, at) = self
             .ended
             .take()
-            .unwrap_or_else(|| (EndReason::Shutdown, Instant::now()));
+            .unwrap_or_else(|| (EndReason::Shutdown, task_now()));
         self.stop_media().await;
         if let Some(stretch) = self.deaf.finish(at) {
             self.note_deaf(stretch);
@@ -629,7 +644,7 @@ async fn finalize_when_writable(
     why: String,
     roster: Roster,
 ) {
-    let waiting = Instant::now();
+    let waiting = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(DISK_RETRY).await;
         match rec.ready_to_finish(&roster).await {
@@ -684,9 +699,19 @@ async fn run_hook(hook: HookSettings, files: FinalizedFiles, metrics: Arc<Metric
     }
 }
 
+/// The task's clock: tokio's, so that tests run conferences on paused time. The same as
+/// `std::time::Instant::now()` outside such tests, which the kernel's packet arrival times
+/// (and the audio timeline placing them) rely on.
+fn task_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 async fn sleep_or_forever(deadline: Option<Instant>) {
     match deadline {
         Some(at) => sleep_until(at.into()).await,
         None => pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

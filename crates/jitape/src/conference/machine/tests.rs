@@ -1,10 +1,14 @@
 //! The room lifecycle driven with synthetic time and hand-built stanzas.
 
+use std::time::Duration;
+
 use super::*;
+use crate::conference::roster::RosterLimits;
 use crate::jingle::model::{
-    BridgeSession, Candidate, CandidateType, Fingerprint, PayloadType, Protocol, RtpDescription,
-    Setup,
+    AudioOffer, BridgeSession, Candidate, CandidateType, Fingerprint, IceTransport, PayloadType,
+    Protocol, RtpDescription, Setup,
 };
+use crate::xmpp::stanza;
 
 const ROOM: &str = "weeklysync@muc.example";
 const US: &str = "rec@rec.example/i1";
