@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 
 use super::*;
-use crate::audio::AudioConfig;
+use crate::audio::AudioSettings;
 use crate::conference::inbox::{self, InboxSender};
 use crate::sink::writer::WriterSettings;
 
@@ -47,7 +47,6 @@ struct Conference {
     finished: broadcast::Receiver<FinalizedFiles>,
     /// Our nick, once the task sent its join.
     nick: String,
-    _control: mpsc::Receiver<Control>,
     _dir: tempfile::TempDir,
     /// When the test started, by the real clock.
     real_start: std::time::Instant,
@@ -59,30 +58,27 @@ impl Conference {
         let metrics = Arc::new(Metrics::default());
         let writers = WriterPool::start(WriterSettings::default(), Arc::clone(&metrics)).unwrap();
         let (outbound_tx, outbound) = mpsc::channel(256);
-        let (control_tx, control) = mpsc::channel(16);
         let (finished_tx, finished) = broadcast::channel(4);
         let ctx = Arc::new(ConferenceContext {
             template,
             recording: RecordingSettings {
                 dir: dir.path().to_path_buf(),
-                audio: AudioConfig::default(),
+                audio: AudioSettings::default(),
             },
-            media: MediaConfig::default(),
+            media: MediaSettings::default(),
             outbound: outbound_tx,
-            control: control_tx,
             finished: finished_tx,
             hook: None,
             metrics,
             writers: Arc::new(writers),
         });
         let (tx, rx) = inbox::inbox(64);
-        tokio::spawn(run(ctx, ROOM.into(), 1, None, rx));
+        tokio::spawn(run(ctx, ROOM.into(), None, rx));
         Conference {
             inbox: tx,
             outbound,
             finished,
             nick: String::new(),
-            _control: control,
             _dir: dir,
             real_start: std::time::Instant::now(),
         }
