@@ -438,5 +438,4 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 pub const SYNC_EVERY: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
-#[path = "recording_tests.rs"]
 mod tests;

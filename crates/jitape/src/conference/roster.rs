@@ -488,5 +488,4 @@ impl Roster {
 }
 
 #[cfg(test)]
-#[path = "roster_tests.rs"]
 mod tests;

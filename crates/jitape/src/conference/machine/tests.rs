@@ -895,7 +895,5 @@ fn the_echo_of_our_own_leave_before_a_rejoin_is_not_a_kick() {
     assert!(h.m.timers.contains_key(&Timer::Rejoin));
 }
 
-#[path = "limit_tests.rs"]
-mod limit_tests;
-#[path = "membership_tests.rs"]
-mod membership_tests;
+mod limits;
+mod membership;
