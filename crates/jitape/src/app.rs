@@ -26,7 +26,6 @@ use crate::metrics::Metrics;
 use crate::router::{self, Control, RouterInputs, RouterSettings, Supervisor};
 use crate::sink::{self, HookSettings, WriterSettings};
 use crate::xmpp::link::{self, LinkSettings};
-use crate::xmpp::muc::FEATURE_JIGASI;
 
 /// Why the component could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,32 +138,7 @@ impl App {
         ));
 
         let ctx = Arc::new(ConferenceContext {
-            template: Settings {
-                room: String::new(),
-                our_jid: jid.clone(),
-                nick: cfg.xmpp.nick_prefix.clone(),
-                focus_nick: cfg.xmpp.focus_nick.clone(),
-                display_name: cfg.xmpp.display_name.clone(),
-                // Only `jigasi`: browsers then never offer P2P to jitape, and (from a
-                // trusted domain) Jicofo never makes it moderator nor force-mutes it.
-                // `transcriber` would make Jicofo refuse real Jigasi transcription in every
-                // room jitape is in (docs/protocol.md, "Presence features").
-                presence_features: vec![FEATURE_JIGASI.into()],
-                service_domains: cfg.xmpp.service_domains.clone(),
-                join_timeout: Duration::from_secs(10),
-                max_join_attempts: 6,
-                empty_grace: cfg.recording.empty_grace,
-                min_participants: cfg.rooms.min_participants,
-                lone_hold: cfg.rooms.lone_hold,
-                max_duration: cfg.recording.max_duration,
-                room_status_timeout: Duration::from_secs(15),
-                max_sources: cfg.limits.max_sources,
-                opus_red: cfg.media.opus_red,
-                roster_limits: crate::conference::roster::RosterLimits {
-                    max_participants: cfg.limits.max_participants,
-                    max_presences: cfg.limits.max_presences,
-                },
-            },
+            template: Settings::new(cfg, &jid),
             recording: RecordingSettings::new(&cfg.recording),
             media: MediaSettings::new(&cfg.media, bind),
             outbound: outbound_tx.clone(),

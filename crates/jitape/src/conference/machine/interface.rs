@@ -47,6 +47,39 @@ pub struct Settings {
     pub roster_limits: RosterLimits,
 }
 
+impl Settings {
+    /// What every conference of this process is set up with (the room is filled in per
+    /// conference), from the configuration; `our_jid` is this process's full JID.
+    pub fn new(cfg: &crate::config::Config, our_jid: &str) -> Self {
+        Settings {
+            room: String::new(),
+            our_jid: our_jid.to_string(),
+            nick: cfg.xmpp.nick_prefix.clone(),
+            focus_nick: cfg.xmpp.focus_nick.clone(),
+            display_name: cfg.xmpp.display_name.clone(),
+            // Only `jigasi`: browsers then never offer P2P to jitape, and (from a trusted
+            // domain) Jicofo never makes it moderator nor force-mutes it. `transcriber` would
+            // make Jicofo refuse real Jigasi transcription in every room jitape is in
+            // (docs/protocol.md, "Presence features").
+            presence_features: vec![crate::xmpp::muc::FEATURE_JIGASI.into()],
+            service_domains: cfg.xmpp.service_domains.clone(),
+            join_timeout: Duration::from_secs(10),
+            max_join_attempts: 6,
+            empty_grace: cfg.recording.empty_grace,
+            min_participants: cfg.rooms.min_participants,
+            lone_hold: cfg.rooms.lone_hold,
+            max_duration: cfg.recording.max_duration,
+            room_status_timeout: Duration::from_secs(15),
+            max_sources: cfg.limits.max_sources,
+            opus_red: cfg.media.opus_red,
+            roster_limits: RosterLimits {
+                max_participants: cfg.limits.max_participants,
+                max_presences: cfg.limits.max_presences,
+            },
+        }
+    }
+}
+
 /// Why a recording ended; becomes the sidecar's `end_reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
