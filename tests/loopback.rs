@@ -235,7 +235,7 @@ async fn recorded_ssrcs(lb: &Loopback, room: &str) -> Vec<u32> {
         .expect("router runs");
     let list = list.await.expect("answered");
     let conf = list.iter().find(|c| c.room == room).expect("recording");
-    let mut ssrcs: Vec<u32> = conf.sources.iter().map(|s| s.ssrc).collect();
+    let mut ssrcs: Vec<u32> = conf.sources.iter().map(|s| s.ssrc.0).collect();
     ssrcs.sort_unstable();
     ssrcs
 }

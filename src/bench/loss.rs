@@ -18,12 +18,13 @@ use super::micro::speech_like;
 use jitape::audio::{AudioSettings, Timeline, TrackId};
 use jitape::media::RtpPacket;
 use jitape::media::red::{self, RedBlock};
+use jitape::types::Ssrc;
 use jitape_sim::netem::{Fate, Netem, NetemConfig};
 use jitape_sim::voice::Voice;
 
 const OPUS_PT: u8 = 111;
 const RED_PT: u8 = 112;
-const SSRC: u32 = 0x5eed;
+const SSRC: Ssrc = Ssrc(0x5eed);
 const TICK: Duration = Duration::from_millis(20);
 /// The network's one-way delay (constant: only loss is measured).
 const DELAY: Duration = Duration::from_millis(30);

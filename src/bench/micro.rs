@@ -104,7 +104,7 @@ impl MixBench {
         let mut timeline = Timeline::new(AudioSettings::default(), origin, 0)
             .unwrap_or_else(|e| panic!("timeline: {e}"));
         for k in 0..4 {
-            let _ = timeline.map_source(1000 + k, TrackId(k));
+            let _ = timeline.map_source(jitape::types::Ssrc(1000 + k), TrackId(k));
         }
         MixBench {
             timeline,
@@ -308,7 +308,7 @@ impl SrtpBench {
             .find(|e| e.id == 1)
             .and_then(|e| e.payload.first().copied());
         let out = RtpPacket {
-            ssrc: p.header.ssrc,
+            ssrc: jitape::types::Ssrc(p.header.ssrc),
             sequence: p.header.sequence_number,
             timestamp: p.header.timestamp,
             payload_type: p.header.payload_type,
@@ -384,7 +384,7 @@ impl PipelineBench {
             return 0;
         };
         for k in 0..self.conversation.speakers {
-            let _ = timeline.map_source(1000 + k as u32, TrackId(k as u32));
+            let _ = timeline.map_source(jitape::types::Ssrc(1000 + k as u32), TrackId(k as u32));
         }
         let mut written = 0;
         let mut next = 0;
@@ -396,7 +396,7 @@ impl PipelineBench {
                     break;
                 }
                 timeline.push(&RtpPacket {
-                    ssrc: 1000 + *k as u32,
+                    ssrc: jitape::types::Ssrc(1000 + *k as u32),
                     sequence: *seq,
                     timestamp: *ts,
                     payload_type: 111,

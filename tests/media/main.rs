@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use jitape::jingle::model::{AudioOffer, Source};
 use jitape::media::{MediaError, MediaEvent, MediaSession, MediaSettings, MediaState, RtpPacket};
+use jitape::types::Ssrc;
 use jitape_sim::bridge::{BridgeConfig, SimBridge, SpeakerScript, TalkWindow, Wire};
 use jitape_sim::netem::NetemConfig;
 use jitape_sim::voice::{Voice, decode, default_tone_hz, dominant};
@@ -101,15 +102,15 @@ async fn collect(
     (packets, states)
 }
 
-fn by_ssrc(packets: &[RtpPacket]) -> BTreeMap<u32, Vec<&RtpPacket>> {
-    let mut map: BTreeMap<u32, Vec<&RtpPacket>> = BTreeMap::new();
+fn by_ssrc(packets: &[RtpPacket]) -> BTreeMap<Ssrc, Vec<&RtpPacket>> {
+    let mut map: BTreeMap<Ssrc, Vec<&RtpPacket>> = BTreeMap::new();
     for p in packets {
         map.entry(p.ssrc).or_default().push(p);
     }
     map
 }
 
-fn media_ssrcs(sources: &[Source]) -> HashSet<u32> {
+fn media_ssrcs(sources: &[Source]) -> HashSet<Ssrc> {
     sources
         .iter()
         .filter(|s| !s.is_bridge())
@@ -132,7 +133,7 @@ async fn three_speakers_arrive_with_their_ssrcs_payloads_and_levels() {
     let sent = l.bridge.sent().await;
 
     let got = by_ssrc(&packets);
-    let keys: HashSet<u32> = got.keys().copied().collect();
+    let keys: HashSet<Ssrc> = got.keys().copied().collect();
     assert_eq!(keys, media_ssrcs(&l.sources), "exactly the announced SSRCs");
     for (i, voice) in voices.iter().enumerate() {
         let endpoint = format!("ep{i}");
@@ -324,7 +325,7 @@ async fn removed_sources_stop_others_continue_and_m_lines_are_recycled() {
 
     // Churn: 200 join/leave cycles of phantom sources, two at a time.
     let phantom = |i: u32| Source {
-        ssrc: 50_000 + i,
+        ssrc: Ssrc(50_000 + i),
         name: None,
         owner: format!("ph{i}"),
         msid: None,
@@ -389,7 +390,7 @@ async fn sixty_sources_with_renegotiation() {
     l.bridge.start(epoch).expect("start");
     let (packets, _) = collect(&mut l.rx, epoch + ms(1000)).await;
     let got = by_ssrc(&packets);
-    let keys: HashSet<u32> = got.keys().copied().collect();
+    let keys: HashSet<Ssrc> = got.keys().copied().collect();
     assert_eq!(keys, media_ssrcs(&l.sources));
     assert_eq!(keys.len(), 60);
     for rx in got.values() {
@@ -475,7 +476,7 @@ async fn netem_drops_duplicates_and_reorders_as_counted() {
         n.dropped > 0 && n.duplicated > 0 && n.reordered > 0,
         "{n:?}"
     );
-    let distinct: HashSet<(u32, u16)> = packets.iter().map(|p| (p.ssrc, p.sequence)).collect();
+    let distinct: HashSet<(Ssrc, u16)> = packets.iter().map(|p| (p.ssrc, p.sequence)).collect();
     assert_eq!(distinct.len() as u64, n.seen - n.dropped, "{n:?}");
     // SRTP replay protection discards the duplicated copies before they reach us.
     assert_eq!(

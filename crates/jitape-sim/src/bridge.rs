@@ -272,7 +272,7 @@ impl SimBridge {
         };
         // Jicofo gives the bridge's feedback source this msid (docs/protocol.md).
         let mut sources = vec![Source {
-            ssrc: fresh_ssrc(),
+            ssrc: jitape::types::Ssrc(fresh_ssrc()),
             name: Some("jvb-a0".into()),
             owner: BRIDGE_OWNER.into(),
             msid: Some("mixedmslabel mixedlabelaudio0".into()),
@@ -362,7 +362,7 @@ impl SimBridge {
             .ok_or(BridgeError::NoFreeSlot(max))?;
         slot.speaker = Some(script.endpoint.clone());
         let source = Source {
-            ssrc: slot.ssrc,
+            ssrc: jitape::types::Ssrc(slot.ssrc),
             name: Some(format!("{}-a0", script.endpoint)),
             owner: script.endpoint.clone(),
             msid: Some(format!("{0}-audio-0-1 {0}-track", script.endpoint)),
@@ -375,7 +375,7 @@ impl SimBridge {
             None => self.pending.push(live),
         }
         self.sources.insert(source.owner.clone(), source.clone());
-        debug!(ssrc = source.ssrc, "speaker announced");
+        debug!(ssrc = %source.ssrc, "speaker announced");
         Ok(source)
     }
 

@@ -182,7 +182,7 @@ impl ExternalBridge {
             failed: false,
         };
         let mut sources = vec![Source {
-            ssrc: bridge.fresh_ssrc(),
+            ssrc: jitape::types::Ssrc(bridge.fresh_ssrc()),
             name: Some("jvb-a0".into()),
             owner: BRIDGE_OWNER.into(),
             msid: None,
@@ -242,7 +242,7 @@ impl ExternalBridge {
             .map(|w| [w.start.as_secs_f64(), w.end.as_secs_f64()])
             .collect();
         let source = Source {
-            ssrc,
+            ssrc: jitape::types::Ssrc(ssrc),
             name: Some(format!("{}-a0", script.endpoint)),
             owner: script.endpoint.clone(),
             msid: Some(format!("{0}-audio-0-1 {0}-track", script.endpoint)),

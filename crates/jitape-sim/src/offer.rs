@@ -42,7 +42,7 @@ pub fn synthetic_sources(
         let Some(name) = &s.name else { continue };
         for lang in &v.translations {
             out.push(Source {
-                ssrc: next_ssrc(),
+                ssrc: jitape::types::Ssrc(next_ssrc()),
                 name: Some(format!("{name}.{lang}")),
                 owner: s.owner.clone(),
                 msid: None,

@@ -31,6 +31,13 @@ impl fmt::Display for Ssrc {
     }
 }
 
+/// An SSRC is compared with the number the wire carries.
+impl PartialEq<u32> for Ssrc {
+    fn eq(&self, other: &u32) -> bool {
+        self.0 == *other
+    }
+}
+
 impl From<u32> for Ssrc {
     fn from(v: u32) -> Self {
         Ssrc(v)

@@ -30,7 +30,11 @@ pub fn run(data: &[u8]) {
     assert_eq!((h.action, h.sid.as_str()), (j.action, j.sid.as_str()));
     assert_eq!(Action::from_attr(j.action.as_str()), Some(j.action));
     assert!(!j.sid.is_empty());
-    assert!(j.sources.iter().all(|s| s.ssrc != 0 && !s.owner.is_empty()));
+    assert!(
+        j.sources
+            .iter()
+            .all(|s| s.ssrc.0 != 0 && !s.owner.is_empty())
+    );
     round_trip(&j);
 }
 

@@ -105,7 +105,7 @@ pub fn iq_from(nick: &str, id: &str, payload: Element) -> Element {
 
 pub fn source(ssrc: u32, owner: &str) -> Source {
     Source {
-        ssrc,
+        ssrc: jitape::types::Ssrc(ssrc),
         name: Some(format!("{owner}-a0")),
         owner: owner.into(),
         msid: None,
@@ -271,7 +271,7 @@ impl Checker {
                 }
                 Action::UpdateSources(sources) => check_sources(sources, what),
                 Action::Tracks { tracks, at } => {
-                    let ssrcs: Vec<u32> = tracks.iter().map(|x| x.0).collect();
+                    let ssrcs: Vec<u32> = tracks.iter().map(|x| x.0.0).collect();
                     check_ssrcs(&ssrcs, what);
                     assert!(*at <= now, "tracks changed in the future: {what}");
                 }
@@ -336,7 +336,7 @@ fn check_sources(sources: &[Source], what: &str) {
         sources.iter().all(|s| !s.is_bridge()),
         "bridge source given to media: {what}"
     );
-    let ssrcs: Vec<u32> = sources.iter().map(|s| s.ssrc).collect();
+    let ssrcs: Vec<u32> = sources.iter().map(|s| s.ssrc.0).collect();
     check_ssrcs(&ssrcs, what);
 }
 

@@ -134,9 +134,12 @@ pub fn run(data: &[u8]) {
         match Op::decode(&mut r) {
             Op::Map { ssrc, track } => {
                 let ssrc = SSRCS[usize::from(ssrc) % SSRCS.len()];
-                let _ = t.map_source(ssrc, TrackId(u32::from(track % 8)));
+                let _ = t.map_source(jitape::types::Ssrc(ssrc), TrackId(u32::from(track % 8)));
             }
-            Op::Unmap { ssrc } => t.unmap_source(SSRCS[usize::from(ssrc) % SSRCS.len()], now),
+            Op::Unmap { ssrc } => t.unmap_source(
+                jitape::types::Ssrc(SSRCS[usize::from(ssrc) % SSRCS.len()]),
+                now,
+            ),
             Op::Push {
                 ssrc,
                 seq,
@@ -209,7 +212,7 @@ fn packet(
     payload: Vec<u8>,
 ) -> RtpPacket {
     RtpPacket {
-        ssrc: SSRCS[usize::from(ssrc) % SSRCS.len()],
+        ssrc: jitape::types::Ssrc(SSRCS[usize::from(ssrc) % SSRCS.len()]),
         sequence: seq,
         timestamp: ts,
         // Mostly Opus (111) or RED (112), sometimes anything.

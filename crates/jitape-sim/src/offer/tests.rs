@@ -7,7 +7,7 @@ use jitape::jingle::{self, parse};
 
 fn source(ssrc: u32, owner: &str) -> Source {
     Source {
-        ssrc,
+        ssrc: jitape::types::Ssrc(ssrc),
         name: Some(format!("{owner}-a0")),
         owner: owner.into(),
         msid: Some(format!("{owner}-audio-0-1 t")),
@@ -22,7 +22,7 @@ fn a_decorated_offer_carries_every_variant_and_parses() {
         extras: true,
     };
     let jvb = Source {
-        ssrc: 9,
+        ssrc: jitape::types::Ssrc(9),
         name: Some("jvb-a0".into()),
         owner: "jvb".into(),
         msid: Some("mixedmslabel mixedlabelaudio0".into()),
@@ -85,7 +85,7 @@ fn a_decorated_offer_carries_every_variant_and_parses() {
         assert_eq!(d.header_extensions.len(), 3);
         let t = &j.audio.as_ref().expect("audio").transport;
         assert_eq!(t.candidates.last().map(|c| c.protocol), Some(Protocol::Tcp));
-        let media: Vec<u32> = j.media_sources().map(|s| s.ssrc).collect();
+        let media: Vec<u32> = j.media_sources().map(|s| s.ssrc.0).collect();
         assert_eq!(media, [1, 2]);
         let synthetic = j
             .sources

@@ -16,6 +16,7 @@ use super::{
     AudioError, AudioSettings, AudioStats, RTP_CLOCK, Rendered, SpeechEvent, TrackId, TrackStats,
 };
 use crate::media::packet::RtpPacket;
+use crate::types::Ssrc;
 
 #[derive(Debug)]
 struct Track {
@@ -33,7 +34,7 @@ pub struct Timeline {
     origin: Instant,
     origin_sample: u64,
     rendered_until: u64,
-    sources: HashMap<u32, Source>,
+    sources: HashMap<Ssrc, Source>,
     /// Sources replaced after their sender restarted its counters: they play out what they
     /// hold, then go.
     retiring: Vec<Source>,
@@ -92,7 +93,7 @@ impl Timeline {
 
     /// Routes `ssrc` to `track` (from Jingle sources). A new SSRC for a known track continues
     /// that track; an SSRC moved to another track starts afresh.
-    pub fn map_source(&mut self, ssrc: u32, track: TrackId) -> Result<(), AudioError> {
+    pub fn map_source(&mut self, ssrc: Ssrc, track: TrackId) -> Result<(), AudioError> {
         if let Some(s) = self.sources.get_mut(&ssrc)
             && s.track == track
         {
@@ -120,7 +121,7 @@ impl Timeline {
             ),
             sum: Vec::new(),
         });
-        tracing::debug!(ssrc, %track, "source mapped");
+        tracing::debug!(%ssrc, %track, "source mapped");
         Ok(())
     }
 
@@ -128,11 +129,11 @@ impl Timeline {
     /// owner left; `at` is when jitape learned it). Packets that arrived before `at` are still
     /// taken when jitape reads them, however late within the window: the media path is
     /// slower than the signalling one, and a leaver's last words are on it.
-    pub fn unmap_source(&mut self, ssrc: u32, at: Instant) {
+    pub fn unmap_source(&mut self, ssrc: Ssrc, at: Instant) {
         let at = self.position_of(at);
         if let Some(source) = self.sources.get_mut(&ssrc) {
             source.removed_at = Some(source.removed_at.map_or(at, |was| was.min(at)));
-            tracing::debug!(ssrc, track = %source.track, "source unmapped");
+            tracing::debug!(%ssrc, track = %source.track, "source unmapped");
         }
     }
 
@@ -159,7 +160,7 @@ impl Timeline {
                     }
                     return;
                 }
-                Err(e) => tracing::trace!(ssrc = pkt.ssrc, error = %e, "unreadable RED packet"),
+                Err(e) => tracing::trace!(ssrc = %pkt.ssrc, error = %e, "unreadable RED packet"),
             }
         }
         self.push_one(pkt, false);
@@ -171,7 +172,7 @@ impl Timeline {
         let arrival = self.position_of(pkt.arrival);
         let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| s.takes(arrival)) else {
             self.unknown_ssrc += u64::from(!redundant);
-            tracing::trace!(ssrc = pkt.ssrc, "packet of an unknown ssrc dropped");
+            tracing::trace!(ssrc = %pkt.ssrc, "packet of an unknown ssrc dropped");
             return None;
         };
         let track_id = source.track;
@@ -183,7 +184,7 @@ impl Timeline {
         let Some(duration) = duration else {
             st.decode_errors += u64::from(!redundant);
             tracing::trace!(
-                ssrc = pkt.ssrc,
+                ssrc = %pkt.ssrc,
                 pt = pkt.payload_type,
                 len = pkt.payload.len(),
                 "not a valid opus packet"

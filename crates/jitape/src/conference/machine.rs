@@ -16,6 +16,7 @@ use super::session::Sessions;
 use crate::audio::TrackId;
 use crate::jingle::model::Source;
 use crate::sink::GapKind;
+use crate::types::Ssrc;
 use crate::xmpp::muc;
 use crate::xmpp::stanza::{Header, Jid, Kind, NS_COMPONENT};
 
@@ -50,7 +51,7 @@ pub struct Machine {
     timers: BTreeMap<Timer, Instant>,
     pending: HashMap<String, Pending>,
     next_id: u64,
-    tracks: Vec<(u32, TrackId)>,
+    tracks: Vec<(Ssrc, TrackId)>,
     /// Rejoins made to get a session the focus never sent (reset when one comes).
     rejoins_for_session: u32,
 }

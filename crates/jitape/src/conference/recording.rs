@@ -24,6 +24,7 @@ use crate::sink::{
     AudioBlock, FinalizedFiles, OpenFiles, Pcm, RecordingPaths, RecordingWriter, SinkError,
     Unfinished, WriterPool,
 };
+use crate::types::Ssrc;
 
 /// What a recording needs from the configuration.
 #[derive(Debug, Clone)]
@@ -76,7 +77,7 @@ pub struct Recording {
     origin: Instant,
     files: RecordingWriter,
     sidecar: Sidecar,
-    tracks: BTreeMap<u32, TrackId>,
+    tracks: BTreeMap<Ssrc, TrackId>,
     /// Track → participant key, for speech segments and stems.
     keys: HashMap<TrackId, String>,
     open_speech: HashMap<TrackId, u64>,
@@ -247,8 +248,8 @@ impl Recording {
     }
 
     /// Apply a new SSRC → track mapping (only the differences reach the timeline).
-    pub fn set_tracks(&mut self, mapping: &[(u32, TrackId)], at: Instant, roster: &Roster) {
-        let new: BTreeMap<u32, TrackId> = mapping.iter().copied().collect();
+    pub fn set_tracks(&mut self, mapping: &[(Ssrc, TrackId)], at: Instant, roster: &Roster) {
+        let new: BTreeMap<Ssrc, TrackId> = mapping.iter().copied().collect();
         for ssrc in self.tracks.keys() {
             if !new.contains_key(ssrc) {
                 self.timeline.unmap_source(*ssrc, at);
@@ -258,7 +259,7 @@ impl Recording {
             if self.tracks.get(ssrc) != Some(track)
                 && let Err(e) = self.timeline.map_source(*ssrc, *track)
             {
-                warn!(ssrc, error = %e, "source not mapped");
+                warn!(%ssrc, error = %e, "source not mapped");
             }
         }
         self.tracks = new;

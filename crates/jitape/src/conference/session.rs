@@ -15,6 +15,7 @@ use crate::jingle::model::{
     AudioOffer, BridgeSession, IceTransport, Reason, RtpDescription, Source,
 };
 use crate::jingle::{Action as JAction, Header as JingleHeader, Jingle};
+use crate::types::Ssrc;
 
 /// What a session event asks the machine to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +84,7 @@ const RECENT_SIDS: usize = 8;
 #[derive(Debug)]
 pub struct Sessions {
     pub state: SessionState,
-    sources: BTreeMap<u32, Source>,
+    sources: BTreeMap<Ssrc, Source>,
     recent: VecDeque<String>,
     restarts: VecDeque<Instant>,
     max_sources: usize,

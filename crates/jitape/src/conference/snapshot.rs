@@ -4,6 +4,7 @@
 //! server. Personal data (display names) appears here only because the admin API is an
 //! operator's tool behind a token or on loopback.
 
+use crate::types::Ssrc;
 use serde::Serialize;
 
 /// One active recording.
@@ -47,7 +48,7 @@ pub struct ParticipantSnapshot {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceSnapshot {
-    pub ssrc: u32,
+    pub ssrc: Ssrc,
     pub owner: String,
     /// Milliseconds since its last packet (`None`: none yet).
     pub last_packet_ms: Option<u64>,

@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::sink::{
     Fault, FinalizedFiles, GapKind, HookSettings, HookStatus, Unfinished, WriterPool,
 };
+use crate::types::Ssrc;
 
 /// Everything a conference task needs from the process, shared read-only.
 pub struct ConferenceContext {
@@ -65,7 +66,7 @@ struct Task {
     machine: Machine,
     recording: Option<Recording>,
     media: Option<Media>,
-    tracks: Vec<(u32, TrackId)>,
+    tracks: Vec<(Ssrc, TrackId)>,
     /// Why the conference ended, and when it was decided (where the file ends).
     ended: Option<(EndReason, Instant)>,
     /// A recording a previous jitape left unfinished: continued instead of a new one.
@@ -75,7 +76,7 @@ struct Task {
     /// Humans this conference has counted into the `participants` gauge.
     counted_humans: i64,
     /// When each SSRC's last packet arrived (for the admin API).
-    last_packet: HashMap<u32, Instant>,
+    last_packet: HashMap<Ssrc, Instant>,
     media_state: Option<MediaState>,
     /// Stretches with no working media session, for the sidecar.
     deaf: Deafness,

@@ -57,7 +57,7 @@ pub enum JingleError {
     InvalidSsrc(String),
     /// A source without `ssrc-info owner` (or with an empty owner).
     #[error("source {ssrc} has no owner")]
-    MissingOwner { ssrc: u32 },
+    MissingOwner { ssrc: crate::types::Ssrc },
     /// An offer (session-initiate, transport-replace) or answer without an audio content that
     /// carries an ICE-UDP transport.
     #[error("no audio content with an ICE-UDP transport")]

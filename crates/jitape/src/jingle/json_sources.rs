@@ -16,7 +16,7 @@ use serde_json::Value;
 use serde_json::error::Category;
 
 use super::error::{JingleError, shorten};
-use super::model::Source;
+use super::model::{Source, Ssrc};
 use super::xml;
 
 /// Longest serde message quoted in an error.
@@ -28,7 +28,7 @@ pub struct JsonSources {
     /// Every owner's audio sources, in document order.
     pub sources: Vec<Source>,
     /// The second SSRC of every audio `["f", primary, repair]` group.
-    pub repair_ssrcs: Vec<u32>,
+    pub repair_ssrcs: Vec<Ssrc>,
 }
 
 /// Parses a `json-message` body into its audio sources and the repair SSRCs of its audio
@@ -86,7 +86,7 @@ pub fn parse_json_sources(
 }
 
 /// The repair SSRC of a JSON group `["f", primary, repair]`, if it is one.
-fn fid_repair_ssrc(group: &Value) -> Option<u32> {
+fn fid_repair_ssrc(group: &Value) -> Option<Ssrc> {
     match group.as_array()?.as_slice() {
         [kind, primary, repair] if kind.as_str() == Some("f") => {
             json_ssrc(primary).ok()?;
@@ -97,7 +97,7 @@ fn fid_repair_ssrc(group: &Value) -> Option<u32> {
 }
 
 /// SSRC from `"s"`: a JSON number (what Jicofo writes) or a decimal string.
-fn json_ssrc(v: &Value) -> Result<u32, JingleError> {
+fn json_ssrc(v: &Value) -> Result<Ssrc, JingleError> {
     let ssrc = match v {
         Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
         Value::String(s) => xml::decimal::<u32>(s),
@@ -109,7 +109,7 @@ fn json_ssrc(v: &Value) -> Result<u32, JingleError> {
         }
     };
     match ssrc {
-        Some(s) if s != 0 => Ok(s),
+        Some(s) if s != 0 => Ok(Ssrc(s)),
         _ => Err(JingleError::invalid_ssrc(&match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),

@@ -160,7 +160,7 @@ pub struct Jingle {
     /// (XML first).
     pub sources: Vec<Source>,
     /// The second SSRC of every audio `FID` `ssrc-group` (XML) or `["f", a, b]` group (JSON).
-    pub repair_ssrcs: Vec<u32>,
+    pub repair_ssrcs: Vec<model::Ssrc>,
     pub bridge_session: Option<BridgeSession>,
     /// session-terminate: the `<reason>`.
     pub reason: Option<Reason>,

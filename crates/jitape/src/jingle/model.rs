@@ -6,6 +6,8 @@
 
 use std::net::IpAddr;
 
+pub use crate::types::Ssrc;
+
 /// The endpoint id that owns a source. It equals the owner's MUC nick and its JVB endpoint id.
 /// The bridge's own feedback sources are owned by [`BRIDGE_OWNER`].
 pub type EndpointId = String;
@@ -147,7 +149,7 @@ impl RtpDescription {
 /// One remote media source: an SSRC and the endpoint that owns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    pub ssrc: u32,
+    pub ssrc: Ssrc,
     /// Source name, e.g. `a1b2c3d4-a0`.
     pub name: Option<String>,
     /// Owning endpoint id (the resource part if the stanza carried a full occupant JID).

@@ -16,7 +16,7 @@ use minidom::Element;
 use super::error::JingleError;
 use super::json_sources::parse_json_sources;
 use super::model::{
-    AudioOffer, BridgeSession, HeaderExtension, PayloadType, Reason, RtpDescription, Source,
+    AudioOffer, BridgeSession, HeaderExtension, PayloadType, Reason, RtpDescription, Source, Ssrc,
     owner_id,
 };
 use super::transport::parse_transport;
@@ -304,7 +304,7 @@ fn collect_sources(
     jingle: &Element,
     descriptions: &[&Element],
     limits: &Limits,
-) -> Result<(Vec<Source>, Vec<u32>), JingleError> {
+) -> Result<(Vec<Source>, Vec<Ssrc>), JingleError> {
     let mut all = Vec::new();
     let mut repair = Vec::new();
     for d in descriptions {
@@ -333,7 +333,7 @@ fn collect_sources(
     all.retain(|s| {
         let new = seen.insert(s.ssrc);
         if !new {
-            tracing::debug!(ssrc = s.ssrc, "duplicate source in one stanza ignored");
+            tracing::debug!(ssrc = %s.ssrc, "duplicate source in one stanza ignored");
         }
         new
     });
@@ -342,7 +342,7 @@ fn collect_sources(
 
 /// The repair SSRC of an `<ssrc-group semantics='FID'>`: its second `<source ssrc>`. Groups
 /// are optional information: one that is not a well-formed FID pair is ignored.
-fn fid_repair_ssrc(group: &Element) -> Option<u32> {
+fn fid_repair_ssrc(group: &Element) -> Option<Ssrc> {
     if group.attr("semantics") != Some("FID") {
         return None;
     }
@@ -380,8 +380,9 @@ pub fn parse_source(el: &Element) -> Result<Source, JingleError> {
 }
 
 /// An SSRC: decimal, fits in u32, not 0.
-pub fn parse_ssrc(value: &str) -> Result<u32, JingleError> {
+pub fn parse_ssrc(value: &str) -> Result<Ssrc, JingleError> {
     xml::decimal::<u32>(value)
         .filter(|s| *s != 0)
+        .map(Ssrc)
         .ok_or_else(|| JingleError::invalid_ssrc(value))
 }

@@ -3,10 +3,12 @@
 
 use std::time::Instant;
 
+use crate::types::Ssrc;
+
 /// One received audio RTP packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpPacket {
-    pub ssrc: u32,
+    pub ssrc: Ssrc,
     pub sequence: u16,
     pub timestamp: u32,
     pub payload_type: u8,

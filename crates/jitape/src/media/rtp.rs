@@ -57,7 +57,7 @@ pub(crate) fn audio_level(header: &rtp::Header, id: u8) -> Option<(u8, bool)> {
 pub(crate) fn to_packet(p: &rtp::Packet, level_id: Option<u8>, arrival: Instant) -> RtpPacket {
     let level = level_id.and_then(|id| audio_level(&p.header, id));
     RtpPacket {
-        ssrc: p.header.ssrc,
+        ssrc: crate::types::Ssrc(p.header.ssrc),
         sequence: p.header.sequence_number,
         timestamp: p.header.timestamp,
         payload_type: p.header.payload_type,

@@ -274,7 +274,7 @@ fn media_ssrcs(sources: &[Source]) -> Vec<u32> {
     sources
         .iter()
         .filter(|s| !s.is_bridge())
-        .map(|s| s.ssrc)
+        .map(|s| s.ssrc.0)
         .collect()
 }
 

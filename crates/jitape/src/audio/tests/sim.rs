@@ -164,7 +164,7 @@ pub fn packet(
     arrival: Instant,
 ) -> RtpPacket {
     RtpPacket {
-        ssrc,
+        ssrc: crate::types::Ssrc(ssrc),
         sequence,
         timestamp,
         payload_type: PT,

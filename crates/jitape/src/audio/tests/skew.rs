@@ -43,7 +43,7 @@ fn run(frames: u64, ppm: f64, rate: u32) -> (f64, crate::audio::AudioStats) {
         ..AudioSettings::default()
     };
     let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
-    tl.map_source(7, TrackId(1))
+    tl.map_source(crate::types::Ssrc(7), TrackId(1))
         .unwrap_or_else(|e| panic!("{e}"));
     let frame_wall = 0.02 / (1.0 + ppm * 1e-6);
     let mut rng = StdRng::seed_from_u64(9);

@@ -18,7 +18,8 @@ fn timeline(rate: u32, base: Instant) -> Timeline {
         ..AudioSettings::default()
     };
     let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
-    tl.map_source(1, T).unwrap_or_else(|e| panic!("{e}"));
+    tl.map_source(crate::types::Ssrc(1), T)
+        .unwrap_or_else(|e| panic!("{e}"));
     tl
 }
 
@@ -256,7 +257,8 @@ fn render_length_is_exactly_the_elapsed_wall_time() {
         };
         let delay = cfg.late_window.get();
         let mut tl = Timeline::new(cfg, base, origin_sample).unwrap_or_else(|e| panic!("{e}"));
-        tl.map_source(1, T).unwrap_or_else(|e| panic!("{e}"));
+        tl.map_source(crate::types::Ssrc(1), T)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut now = base;
         let mut total = 0u64;
         let mut next = 0;

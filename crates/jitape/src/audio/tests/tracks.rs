@@ -10,7 +10,7 @@ use crate::media::packet::RtpPacket;
 fn timeline(cfg: AudioSettings, base: Instant, map: &[(u32, u32)]) -> Timeline {
     let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
     for &(ssrc, track) in map {
-        tl.map_source(ssrc, TrackId(track))
+        tl.map_source(crate::types::Ssrc(ssrc), TrackId(track))
             .unwrap_or_else(|e| panic!("{e}"));
     }
     tl
@@ -102,8 +102,8 @@ fn a_new_ssrc_continues_its_track_in_place() {
         .partition(|p| p.arrival < base + ms(2300));
     let mut out = drive(&mut tl, &before, base, ms(2100), ms(20));
     // the participant's source changes: old unmapped, new mapped to the same track
-    tl.unmap_source(1, base + ms(2300));
-    tl.map_source(2, TrackId(1))
+    tl.unmap_source(crate::types::Ssrc(1), base + ms(2300));
+    tl.map_source(crate::types::Ssrc(2), TrackId(1))
         .unwrap_or_else(|e| panic!("{e}"));
     let rest = drive(&mut tl, &after, base + ms(2300), ms(2000), ms(20));
     out.mix.extend_from_slice(&rest.mix);
@@ -144,7 +144,7 @@ fn unmapped_and_unknown_sources_are_not_mixed() {
         .filter(|p| p.ssrc == 9 || p.arrival >= base + ms(1500))
         .count();
     let mut out = drive(&mut tl, &before, base, ms(1300), ms(20));
-    tl.unmap_source(1, base + ms(1500));
+    tl.unmap_source(crate::types::Ssrc(1), base + ms(1500));
     let rest = drive(&mut tl, &after, base + ms(1500), ms(1500), ms(20));
     out.mix.extend_from_slice(&rest.mix);
     let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
@@ -179,7 +179,7 @@ fn a_leavers_packets_read_after_the_leave_are_kept_if_they_arrived_before_it() {
         let (before, after): (Vec<_>, Vec<_>) =
             packets.iter().cloned().partition(|p| p.arrival < lagged);
         let mut out = drive(&mut tl, &before, base, ms(1900), ms(20));
-        tl.unmap_source(1, leave);
+        tl.unmap_source(crate::types::Ssrc(1), leave);
         let rest = drive(&mut tl, &after, base + ms(2000), ms(1000), ms(20));
         out.mix.extend_from_slice(&rest.mix);
         let found = runs(&presence(&out.mix, 48_000, 1000.0, 2500.0), 120);

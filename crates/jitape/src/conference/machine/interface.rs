@@ -8,6 +8,7 @@ use crate::audio::TrackId;
 use crate::conference::roster::RosterLimits;
 use crate::jingle::model::{AudioOffer, IceTransport, Source};
 use crate::sink::GapKind;
+use crate::types::Ssrc;
 
 /// Fixed facts about this conference and who we are in it.
 #[derive(Debug, Clone)]
@@ -186,7 +187,7 @@ pub enum Action {
     /// The SSRC → track mapping for the audio timeline (only recorded participants), as of
     /// `at`: a source no longer listed keeps the packets that reached the machine before it.
     Tracks {
-        tracks: Vec<(u32, TrackId)>,
+        tracks: Vec<(Ssrc, TrackId)>,
         at: Instant,
     },
     /// Our occupancy was interrupted from `start` to `end` (link down, kicked, stepped out

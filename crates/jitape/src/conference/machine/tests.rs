@@ -73,7 +73,7 @@ fn iq_from(nick: &str, id: &str, payload: Element) -> Element {
 
 fn src(ssrc: u32, owner: &str) -> Source {
     Source {
-        ssrc,
+        ssrc: crate::types::Ssrc(ssrc),
         name: Some(format!("{owner}-a0")),
         owner: owner.into(),
         msid: None,
@@ -250,7 +250,7 @@ fn sent(actions: &[Action]) -> Vec<&Element> {
         .collect()
 }
 
-fn tracks(actions: &[Action]) -> Option<Vec<(u32, TrackId)>> {
+fn tracks(actions: &[Action]) -> Option<Vec<(Ssrc, TrackId)>> {
     actions.iter().find_map(|a| match a {
         Action::Tracks { tracks, .. } => Some(tracks.clone()),
         _ => None,
@@ -327,7 +327,7 @@ fn source_add_and_leave_update_media_and_tracks() {
     let a = h.stanza(iq_from("focus", "add1", add));
     assert_eq!(sent(&a)[0].attr("type"), Some("result"));
     let update = a.iter().find_map(|x| match x {
-        Action::UpdateSources(s) => Some(s.iter().map(|s| s.ssrc).collect::<Vec<_>>()),
+        Action::UpdateSources(s) => Some(s.iter().map(|s| s.ssrc.0).collect::<Vec<_>>()),
         _ => None,
     });
     assert_eq!(update, Some(vec![1, 2, 3]));
@@ -336,7 +336,7 @@ fn source_add_and_leave_update_media_and_tracks() {
     // Jicofo sends no source-remove when someone leaves: their presence removes the sources.
     let a = h.stanza(unavailable("e5f6a7b8", ""));
     let update = a.iter().find_map(|x| match x {
-        Action::UpdateSources(s) => Some(s.iter().map(|s| s.ssrc).collect::<Vec<_>>()),
+        Action::UpdateSources(s) => Some(s.iter().map(|s| s.ssrc.0).collect::<Vec<_>>()),
         _ => None,
     });
     assert_eq!(update, Some(vec![1, 3]));
@@ -454,7 +454,7 @@ fn terminate_then_reinvite_continues_without_ending() {
     );
     // The same participant keeps its track across sessions.
     let t = tracks(&a).unwrap();
-    assert_eq!(t, vec![(7, TrackId(1))]);
+    assert_eq!(t, vec![(crate::types::Ssrc(7), TrackId(1))]);
 }
 
 #[test]

@@ -47,7 +47,7 @@ fn tone_packets(ssrc: u32, t0: Instant, seconds: u32) -> Vec<RtpPacket> {
                 })
                 .collect();
             RtpPacket {
-                ssrc,
+                ssrc: crate::types::Ssrc(ssrc),
                 sequence: k as u16,
                 timestamp: k * 960,
                 payload_type: 111,
@@ -75,7 +75,11 @@ async fn rendering_never_waits_for_a_frozen_disk_and_audio_beyond_the_bound_is_a
     let mut rec = Recording::start(&settings(&fs.path), &pool, "r@muc.example", t0, Utc::now())
         .expect("started");
     let roster = Roster::new(Classifier::default());
-    rec.set_tracks(&[(0xabc, TrackId(0))], Instant::now(), &roster);
+    rec.set_tracks(
+        &[(crate::types::Ssrc(0xabc), TrackId(0))],
+        Instant::now(),
+        &roster,
+    );
     let packets = tone_packets(0xabc, t0, 6);
     let mut next = 0;
     let mut slowest = Duration::ZERO;

@@ -21,7 +21,7 @@ fn parsed(xml: &str, n: usize) -> Jingle {
 
 fn source(ssrc: u32, name: &str, owner: &str, msid: Option<&str>) -> Source {
     Source {
-        ssrc,
+        ssrc: crate::types::Ssrc(ssrc),
         name: Some(name.to_owned()),
         owner: owner.to_owned(),
         msid: msid.map(str::to_owned),

@@ -144,9 +144,9 @@ fn envelope_and_source_cases() -> Vec<Case> {
         bad("ssrc hex", with_source("0x10", "a"), Ssrc("0x10")),
         bad("ssrc missing", with_source("", "a"), Missing("source", "ssrc")),
         bad("ssrc huge", with_source(&"9".repeat(500), "a"), Matches(|e| matches!(e, E::InvalidSsrc(v) if v.chars().count() == 65))),
-        bad("no owner", edited(r#"<ssrc-info xmlns="http://jitsi.org/jitmeet" owner="a"/>"#, ""), Is(E::MissingOwner { ssrc: 5 })),
-        bad("empty owner", with_source("5", ""), Is(E::MissingOwner { ssrc: 5 })),
-        bad("owner JID without resource", with_source("5", "room@muc/"), Is(E::MissingOwner { ssrc: 5 })),
+        bad("no owner", edited(r#"<ssrc-info xmlns="http://jitsi.org/jitmeet" owner="a"/>"#, ""), Is(E::MissingOwner { ssrc: crate::types::Ssrc(5) })),
+        bad("empty owner", with_source("5", ""), Is(E::MissingOwner { ssrc: crate::types::Ssrc(5) })),
+        bad("owner JID without resource", with_source("5", "room@muc/"), Is(E::MissingOwner { ssrc: crate::types::Ssrc(5) })),
         bad("content without name", edited(r#"name="audio""#, ""), Missing("content", "name")),
         bad("bridge-session without id", edited(r#"id="b1""#, ""), Missing("bridge-session", "id")),
         bad("reason without condition", el(r#"<jingle xmlns="urn:xmpp:jingle:1" action="session-terminate" sid="s"><reason><text>x</text></reason></jingle>"#), Matches(|e| matches!(e, E::MissingElement { parent: "reason", .. }))),
@@ -224,7 +224,7 @@ fn json_and_limit_cases() -> Vec<Case> {
         bad("json s is 2^32", json_ssrc("4294967296"), Ssrc("4294967296")),
         bad("json s is 1.5", json_ssrc("1.5"), Ssrc("1.5")),
         bad("json s is text", json_ssrc(r#""abc""#), Ssrc("abc")),
-        bad("json empty owner", with_json(r#"{"sources":{"":[[],[],[{"s":1}]]}}"#), Is(E::MissingOwner { ssrc: 1 })),
+        bad("json empty owner", with_json(r#"{"sources":{"":[[],[],[{"s":1}]]}}"#), Is(E::MissingOwner { ssrc: crate::types::Ssrc(1) })),
     ]
 }
 

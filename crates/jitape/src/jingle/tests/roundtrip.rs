@@ -111,8 +111,8 @@ fn description() -> RtpDescription {
 
 /// Sources grouped by owner (the JSON form groups them), with odd names and missing fields.
 fn sources() -> Vec<Source> {
-    let s = |ssrc, name: Option<&str>, owner: &str, msid: Option<&str>| Source {
-        ssrc,
+    let s = |ssrc: u32, name: Option<&str>, owner: &str, msid: Option<&str>| Source {
+        ssrc: crate::types::Ssrc(ssrc),
         name: name.map(str::to_owned),
         owner: owner.to_owned(),
         msid: msid.map(str::to_owned),

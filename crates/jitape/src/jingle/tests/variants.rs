@@ -154,13 +154,13 @@ fn check(name: &str, el: &Element, j: &Jingle, want: &Want) {
     assert_eq!(j.action, want.action, "{name}");
     let kept: Vec<(u32, &str)> = j
         .media_sources()
-        .map(|s| (s.ssrc, s.owner.as_str()))
+        .map(|s| (s.ssrc.0, s.owner.as_str()))
         .collect();
     assert_eq!(kept, want.kept, "{name}: recorded sources");
     let mut ignored: Vec<(u32, &str, Ignored)> = j
         .sources
         .iter()
-        .filter_map(|s| j.ignored(s).map(|why| (s.ssrc, s.owner.as_str(), why)))
+        .filter_map(|s| j.ignored(s).map(|why| (s.ssrc.0, s.owner.as_str(), why)))
         .collect();
     ignored.sort_by_key(|(ssrc, ..)| *ssrc);
     let mut want_ignored = want.ignored.to_vec();

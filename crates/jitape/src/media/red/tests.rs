@@ -14,7 +14,7 @@ fn block(pt: u8, ts_offset: u32, data: &[u8]) -> RedBlock<'_> {
 
 fn packet(payload: Vec<u8>) -> RtpPacket {
     RtpPacket {
-        ssrc: 7,
+        ssrc: crate::types::Ssrc(7),
         sequence: 1,
         timestamp: 1000,
         payload_type: 112,
