@@ -1,7 +1,51 @@
-//! A room's names: the tenant and the room as users see them in the meeting's URL, from the
-//! room's JID in the internal form (`[tenant]room@muc.<base>`, see `xmpp::tenant`).
+//! A room's identity: its JID ([`RoomJid`], the name of a conference from the router through
+//! the conference task to its recording), and its names as users see them in the meeting's
+//! URL ([`RoomName`]: the tenant and the room), from the JID in the internal form
+//! (`[tenant]room@muc.<base>`, see `xmpp::tenant`).
 //!
-//! In: a room JID. Out: a [`RoomName`]. Pure; no I/O, no configuration.
+//! In: a room JID. Out: a [`RoomJid`], a [`RoomName`]. Pure; no I/O, no configuration.
+
+use std::fmt;
+
+/// A room's bare JID in the internal form, lowercased (`weekly@muc.meet.jitsi`,
+/// `[acme]weekly@muc.meet.jitsi`): how jitape names a conference everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoomJid(String);
+
+impl RoomJid {
+    /// A room JID from `jid` (bare or with a resource, which is dropped): a non-empty node
+    /// and domain; `None` for anything else.
+    pub fn parse(jid: &str) -> Option<RoomJid> {
+        let bare = jid.split('/').next()?;
+        let (node, domain) = bare.split_once('@')?;
+        let well_formed = !node.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !bare.chars().any(char::is_whitespace);
+        well_formed.then(|| RoomJid(bare.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The tenant and the room as users see them.
+    pub fn name(&self) -> RoomName {
+        RoomName::of(&self.0)
+    }
+}
+
+impl fmt::Display for RoomJid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for RoomJid {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A room as users name it: the tenant (the URL's first path segment, as the deployment
 /// spelled it in the MUC domain) and the room (the last segment, percent-decoded).

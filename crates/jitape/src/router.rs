@@ -33,6 +33,7 @@ use crate::conference::machine::{EndReason, Input, RoomView};
 use crate::conference::roster::Classifier;
 use crate::conference::snapshot::ConferenceSnapshot;
 use crate::config::{Config, RoomsConfig};
+use crate::room::RoomJid;
 use crate::sink::Unfinished;
 use crate::xmpp::link::{DropReason, Dropped, LinkEvent};
 use crate::xmpp::stanza::{self, Header, Jid};
@@ -77,7 +78,7 @@ pub enum RecordOutcome {
 /// What a new conference task gets.
 #[derive(Debug)]
 pub struct StartInfo {
-    pub room: String,
+    pub room: RoomJid,
     pub generation: u64,
     /// An unfinished recording of this room left by a previous jitape: continue it.
     pub resume: Option<Unfinished>,
@@ -557,10 +558,14 @@ impl<S: Spawn> Router<S> {
             );
             return RecordOutcome::Refused(why);
         }
+        let Some(jid) = RoomJid::parse(room) else {
+            warn!(%room, "not a room JID; not recorded");
+            return RecordOutcome::Refused(format!("{room} is not a room JID"));
+        };
         self.generation += 1;
         let resume = self.unfinished.remove(room);
         let inbox = self.spawner.spawn(StartInfo {
-            room: room.to_string(),
+            room: jid,
             generation: self.generation,
             resume,
         });

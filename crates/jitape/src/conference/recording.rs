@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use super::roster::{OccupantKind, Roster};
 use crate::audio::{AudioSettings, AudioStats, SpeechEvent, Timeline, TrackId};
 use crate::media::RtpPacket;
+use crate::room::RoomJid;
 use crate::sink::sidecar::{self, GapKind, Presence, Segment, Sidecar};
 use crate::sink::{
     AudioBlock, FinalizedFiles, OpenFiles, Pcm, RecordingPaths, RecordingWriter, SinkError,
@@ -96,7 +97,7 @@ impl Recording {
     pub fn start(
         s: &RecordingSettings,
         pool: &WriterPool,
-        room: &str,
+        room: &RoomJid,
         origin: Instant,
         start_utc: DateTime<Utc>,
     ) -> Result<Recording, RecordingError> {
@@ -111,7 +112,7 @@ impl Recording {
     pub fn resume(
         s: &RecordingSettings,
         pool: &WriterPool,
-        room: &str,
+        room: &RoomJid,
         u: &Unfinished,
         origin: Instant,
         now: DateTime<Utc>,

@@ -27,6 +27,7 @@ use super::snapshot::{ConferenceSnapshot, ParticipantSnapshot, SourceSnapshot};
 use crate::audio::TrackId;
 use crate::media::{MediaEvent, MediaSession, MediaSettings, MediaState};
 use crate::metrics::Metrics;
+use crate::room::RoomJid;
 use crate::sink::{
     Fault, FinalizedFiles, GapKind, HookSettings, HookStatus, Unfinished, WriterPool,
 };
@@ -62,6 +63,7 @@ struct Media {
 }
 
 struct Task {
+    room: RoomJid,
     ctx: Arc<ConferenceContext>,
     machine: Machine,
     recording: Option<Recording>,
@@ -100,16 +102,17 @@ struct Task {
 /// the files (see [`crate::sink::RecordingWriter`]).
 pub async fn run(
     ctx: Arc<ConferenceContext>,
-    room: String,
+    room: RoomJid,
     resume: Option<Unfinished>,
     inbox: Inbox,
 ) {
     let span = info_span!("conference", %room);
     let mut settings = ctx.template.clone();
-    settings.room = room.clone();
+    settings.room = room.to_string();
     settings.nick = format!("{}{:08x}", ctx.template.nick, rand::random::<u32>());
     let silence_limit = ctx.media.silence_timeout;
     let task = Task {
+        room,
         ctx,
         machine: Machine::new(settings),
         recording: None,
@@ -360,7 +363,7 @@ impl Task {
     async fn start_recording(&mut self) {
         let origin = task_now();
         let now = chrono::Utc::now();
-        let room = self.machine.room().to_string();
+        let room = self.room.clone();
         let settings = self.ctx.recording.clone();
         let pool = Arc::clone(&self.ctx.writers);
         let resume = self.resume.take();

@@ -33,3 +33,23 @@ fn room_names_are_the_urls() {
     );
     assert_eq!(RoomName::of("weekly@muc.meet.jitsi").to_string(), "weekly");
 }
+
+#[test]
+fn a_room_jid_is_a_bare_lowercased_node_at_domain() {
+    let j = RoomJid::parse("WeeklySync@MUC.meet.jitsi/focus").expect("a room");
+    assert_eq!(j.as_str(), "weeklysync@muc.meet.jitsi");
+    assert_eq!(j.to_string(), "weeklysync@muc.meet.jitsi");
+    let t = RoomJid::parse("[acme]caf%c3%a9@muc.meet.jitsi").expect("a tenant room");
+    assert_eq!(t.name().to_string(), "acme/café");
+    for bad in [
+        "",
+        "muc.meet.jitsi",
+        "@muc.meet.jitsi",
+        "room@",
+        "a@b@c",
+        "a b@muc",
+        "/r",
+    ] {
+        assert_eq!(RoomJid::parse(bad), None, "{bad:?}");
+    }
+}

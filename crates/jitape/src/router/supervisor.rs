@@ -81,6 +81,7 @@ impl Spawn for Supervisor {
                 // Its recording's writer finalizes the files (reason `internal-error`).
                 error!(%room, "conference task panicked; its recording is finalized by its writer");
             }
+            let room = room.to_string();
             let _ = control.send(Control::Ended { room, generation }).await;
         });
         tx

@@ -15,6 +15,7 @@ use super::flac::{FlacSettings, FlacWriter};
 use super::paths::{RecordingPaths, Unfinished, safe_component, unused_recording_paths};
 use super::recover::resume_recording;
 use super::sidecar::{self, Sidecar, Status};
+use crate::room::RoomJid;
 use crate::types::SampleRate;
 
 /// PCM for a file: samples, or a run of digital silence (free to hold while the disk is slow).
@@ -112,11 +113,11 @@ impl OpenFiles {
     /// `.flac.partial` and a first `.json.partial`. Blocking (creates, writes, fsyncs).
     pub fn create(
         dir: &std::path::Path,
-        room: &str,
+        room: &RoomJid,
         sample_rate: SampleRate,
         start_utc: DateTime<Utc>,
     ) -> Result<OpenFiles, SinkError> {
-        let sample_rate = sample_rate.hz();
+        let (room, sample_rate) = (room.as_str(), sample_rate.hz());
         let paths = unused_recording_paths(dir, room, start_utc)?;
         paths.create_dir()?;
         let mix = FlacWriter::create_with(&paths.flac, sample_rate, FlacSettings::default())?;
@@ -140,10 +141,11 @@ impl OpenFiles {
     /// downtime is silence and a `jitape-restart` gap). Blocking (repairs, decodes, writes).
     pub fn resume(
         u: &Unfinished,
-        room: &str,
+        room: &RoomJid,
         sample_rate: SampleRate,
         now: DateTime<Utc>,
     ) -> Result<OpenFiles, SinkError> {
+        let room = room.as_str();
         let resumed = resume_recording(u, room, sample_rate.hz(), now, FlacSettings::default())?;
         let mut sidecar = resumed.sidecar;
         sidecar.status = Status::Recording;

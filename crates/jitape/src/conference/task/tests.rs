@@ -73,7 +73,7 @@ impl Conference {
             writers: Arc::new(writers),
         });
         let (tx, rx) = inbox::inbox(64);
-        tokio::spawn(run(ctx, ROOM.into(), None, rx));
+        tokio::spawn(run(ctx, RoomJid::parse(ROOM).expect("a room"), None, rx));
         Conference {
             inbox: tx,
             outbound,

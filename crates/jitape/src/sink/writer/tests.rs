@@ -27,9 +27,10 @@ fn pool(threads: usize, backlog: Duration, total: usize, metrics: &Arc<Metrics>)
 }
 
 fn open(dir: &Path, room: &str) -> (OpenFiles, Sidecar) {
+    let room = crate::room::RoomJid::parse(room).expect("a room JID");
     let files = OpenFiles::create(
         dir,
-        room,
+        &room,
         crate::types::SampleRate::OPUS,
         chrono::Utc::now(),
     )
