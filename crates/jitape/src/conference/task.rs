@@ -364,6 +364,7 @@ impl Task {
         let origin = task_now();
         let now = chrono::Utc::now();
         let room = self.room.clone();
+        let continued = self.resume.is_some();
         let settings = self.ctx.recording.clone();
         let pool = Arc::clone(&self.ctx.writers);
         let resume = self.resume.take();
@@ -395,7 +396,14 @@ impl Task {
                 if let Some(m) = &self.meeting_id {
                     rec.set_meeting_id(m);
                 }
-                let elapsed = rec.elapsed();
+                // A continued recording started when a previous jitape started it (the wall
+                // clock says how long ago); a new one when we began opening it (the task's
+                // clock, the one the machine's timers run on).
+                let elapsed = if continued {
+                    rec.elapsed()
+                } else {
+                    task_now().saturating_duration_since(origin)
+                };
                 self.recording = Some(rec);
                 self.deaf.on_started(task_now());
                 let actions = self

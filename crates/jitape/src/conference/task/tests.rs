@@ -224,9 +224,7 @@ async fn the_recording_ends_at_max_duration_with_people_still_in_the_room() {
     c.human_joins();
     c.quiet_until(joined + max - Duration::from_secs(1)).await;
     let left = c.left().await;
-    // The recording says how long ago it started by the wall clock (it may continue one a
-    // previous jitape started), which ran on by the real time opening the files took.
-    assert_within(left, joined + max, Duration::from_millis(500), "leave");
+    assert_at(left, joined + max, "leave");
     assert_eq!(c.end_reason().await, "max-duration");
     c.ran_on_virtual_time();
 }
