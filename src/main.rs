@@ -31,6 +31,7 @@ enum Command {
         )]
         config: PathBuf,
         /// How long SIGTERM waits for recordings to be finalized before exiting anyway.
+        // = jitape::app::DEFAULT_DRAIN (tests/operations.rs checks the two agree).
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         drain: Duration,
     },

@@ -59,6 +59,15 @@ pub enum AppError {
     Trimmer(std::io::Error),
 }
 
+/// How long `jitape run` waits by default (its `--drain`) after SIGTERM for every recording to
+/// be finalized before it exits anyway. A service manager's stop timeout must exceed it plus
+/// [`LEAVE_GRACE`] and [`LINK_CLOSE`] (`config/jitape.service`, `TimeoutStopSec=`).
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+/// After the drain: the time the rooms' leave presences get to go out before the link closes.
+pub const LEAVE_GRACE: Duration = Duration::from_millis(100);
+/// After that: the longest [`App::shutdown`] waits for the XMPP link to close.
+pub const LINK_CLOSE: Duration = Duration::from_secs(3);
+
 /// A running jitape.
 pub struct App {
     control: mpsc::Sender<Control>,
@@ -242,9 +251,9 @@ impl App {
             );
         }
         // Let the leave presences go out before the link closes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(LEAVE_GRACE).await;
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.link).await;
+        let _ = tokio::time::timeout(LINK_CLOSE, self.link).await;
         self.router.abort();
     }
 }
