@@ -1,8 +1,9 @@
 //! The operations files against what jitape really does: the systemd unit
 //! (`config/jitape.service`: hardening, the recording directory, the stop timeout against the
-//! drain, the command line, and `systemd-analyze verify`).
+//! drain, the command line, and `systemd-analyze verify`) and the Grafana dashboard
+//! (`config/grafana/jitape.json`: every metric it queries is one jitape exports).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -361,4 +362,213 @@ fn systemd_analyze_verify_accepts_the_unit_without_a_warning() {
         said.contains("Unknown key"),
         "systemd-analyze verify:\n{said}"
     );
+}
+
+// ------------------------------------------------------------------------------ the dashboard
+
+fn dashboard() -> serde_json::Value {
+    serde_json::from_str(&read("config/grafana/jitape.json")).expect("the dashboard is JSON")
+}
+
+/// Every panel, rows' nested panels included.
+fn all_panels(dash: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&serde_json::Value> = dash["panels"].as_array().unwrap().iter().collect();
+    while let Some(p) = stack.pop() {
+        if let Some(nested) = p["panels"].as_array() {
+            stack.extend(nested);
+        }
+        out.push(p);
+    }
+    out
+}
+
+fn exprs(panel: &serde_json::Value) -> Vec<&str> {
+    panel["targets"]
+        .as_array()
+        .map(|ts| ts.iter().filter_map(|t| t["expr"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The `jitape_*` identifiers of a PromQL expression.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = expr.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+    let mut i = 0;
+    while i < bytes.len() {
+        if word(bytes[i]) && (i == 0 || !word(bytes[i - 1])) {
+            let start = i;
+            while i < bytes.len() && word(bytes[i]) {
+                i += 1;
+            }
+            if expr[start..].starts_with("jitape_") {
+                names.insert(expr[start..i].to_owned());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// The sample names of jitape's Prometheus exposition (`GET /metrics`).
+fn exported_samples() -> HashSet<String> {
+    let text = jitape::metrics::Metrics::default().render();
+    let names: HashSet<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let first = l.split_whitespace().next().unwrap();
+            first.split('{').next().unwrap().to_owned()
+        })
+        .collect();
+    assert!(names.len() > 20, "{text}");
+    names
+}
+
+#[test]
+fn the_dashboard_is_grafana_json() {
+    let dash = dashboard();
+    for key in ["title", "uid"] {
+        assert!(
+            dash[key].as_str().is_some_and(|s| !s.is_empty()),
+            "dashboard {key}"
+        );
+    }
+    assert!(
+        dash["uid"].as_str().unwrap().len() <= 40,
+        "Grafana uids are <= 40 chars"
+    );
+    assert!(
+        dash["schemaVersion"].as_u64().is_some_and(|v| v >= 36),
+        "schemaVersion of Grafana 9+: {}",
+        dash["schemaVersion"]
+    );
+    // The datasource is a template variable, so the file imports (UI or provisioning) into any
+    // Grafana with a Prometheus.
+    let vars = dash["templating"]["list"].as_array().unwrap();
+    let ds = vars
+        .iter()
+        .find(|v| v["type"] == "datasource")
+        .expect("a datasource variable");
+    assert_eq!(ds["query"], "prometheus");
+    let ds_ref = format!("${{{}}}", ds["name"].as_str().unwrap());
+    let panels = all_panels(&dash);
+    assert!(!panels.is_empty());
+    let mut ids = HashSet::new();
+    for p in &panels {
+        let title = p["title"].as_str().unwrap_or_default();
+        assert!(!title.is_empty(), "a panel without a title: {p}");
+        assert!(
+            ids.insert(p["id"].as_u64().unwrap()),
+            "panel id twice: {title}"
+        );
+        let g = &p["gridPos"];
+        let (x, w) = (g["x"].as_u64().unwrap(), g["w"].as_u64().unwrap());
+        assert!(
+            g["h"].as_u64().unwrap() > 0 && w > 0 && x + w <= 24,
+            "{title}: {g}"
+        );
+        assert!(g["y"].is_u64(), "{title}: {g}");
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], ds_ref.as_str(), "{title}");
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title} has no query");
+        let refs: HashSet<&str> = targets
+            .iter()
+            .map(|t| t["refId"].as_str().unwrap())
+            .collect();
+        assert_eq!(refs.len(), targets.len(), "{title}: refIds repeat");
+        for t in targets {
+            assert_eq!(t["datasource"]["uid"], ds_ref.as_str(), "{title}");
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_queries_only_metrics_jitape_exports() {
+    let dash = dashboard();
+    let exported = exported_samples();
+    let mut used = BTreeSet::new();
+    for p in all_panels(&dash) {
+        for expr in exprs(p) {
+            let names = metric_names(expr);
+            assert!(
+                !names.is_empty(),
+                "{}: {expr} names no jitape metric",
+                p["title"]
+            );
+            // A counter is only meaningful as a rate or an increase.
+            if names.iter().any(|n| n.ends_with("_total")) {
+                assert!(
+                    expr.contains("rate(") || expr.contains("increase("),
+                    "{}: a raw counter in {expr}",
+                    p["title"]
+                );
+            }
+            used.extend(names);
+        }
+    }
+    for var in dash["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = var["definition"].as_str() {
+            used.extend(metric_names(q));
+        }
+    }
+    let unknown: Vec<&String> = used.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries metrics jitape does not export: {unknown:?}"
+    );
+    assert!(used.len() >= 20, "{used:?}");
+}
+
+#[test]
+fn the_dashboard_has_a_panel_for_each_operational_question() {
+    let dash = dashboard();
+    let panels = all_panels(&dash);
+    // (a word of the panel's title, the metrics that panel must query)
+    let wanted: &[(&str, &[&str])] = &[
+        ("conferences active", &["jitape_conferences_active"]),
+        (
+            "started",
+            &[
+                "jitape_conferences_started_total",
+                "jitape_conferences_finished_total",
+            ],
+        ),
+        ("participants", &["jitape_participants"]),
+        ("packets received", &["jitape_packets_received_total"]),
+        (
+            "lost",
+            &["jitape_packets_lost_total", "jitape_packets_late_total"],
+        ),
+        ("disk free", &["jitape_disk_free_bytes"]),
+        (
+            "hook",
+            &["jitape_hook_runs_total", "jitape_hook_failures_total"],
+        ),
+        ("reconnect", &["jitape_xmpp_reconnects_total"]),
+        ("xmpp connected", &["jitape_xmpp_connected"]),
+        ("load level", &["jitape_load_level"]),
+        ("disk low", &["jitape_disk_low"]),
+        ("behind", &["jitape_recordings_write_behind"]),
+        (
+            "backlog",
+            &["jitape_write_backlog_seconds", "jitape_write_backlog_bytes"],
+        ),
+    ];
+    for (word, metrics) in wanted {
+        let found = panels.iter().any(|p| {
+            let title = p["title"].as_str().unwrap_or_default().to_lowercase();
+            let used: BTreeSet<String> = exprs(p).into_iter().flat_map(metric_names).collect();
+            title.contains(word) && metrics.iter().all(|m| used.contains(*m))
+        });
+        assert!(
+            found,
+            "no panel titled with {word:?} that queries {metrics:?}"
+        );
+    }
 }
