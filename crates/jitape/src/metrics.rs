@@ -1,13 +1,20 @@
-//! Process-wide counters and gauges, rendered in the Prometheus text format for
-//! `GET /metrics`.
+//! Process-wide counters and gauges, rendered in the OpenMetrics text format (by the
+//! `prometheus-client` crate, from a table of the families) for `GET /metrics`.
 //!
 //! The one piece of state shared across tasks, on purpose: each field is an atomic that any
 //! task may bump (relaxed ordering; they are statistics, not synchronisation). Conference
 //! tasks publish their per-packet numbers in batches (once per checkpoint), so nothing on the
 //! per-packet path touches a shared cache line.
 
-use std::fmt::Write;
+use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -113,242 +120,341 @@ impl Metrics {
     }
 }
 
-struct Line<'a> {
-    name: &'a str,
-    /// `{key="value"}` or empty.
-    labels: &'a str,
-    kind: &'a str,
-    help: &'a str,
-    value: i128,
-    /// The value is in millionths of the unit the name says (seconds).
-    micro: bool,
-}
+/// The content type of [`Metrics::render`]: the OpenMetrics text format, which Prometheus
+/// asks for and reads.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 impl Metrics {
-    fn lines(&self) -> Vec<Line<'static>> {
-        let c = |name, help, v: &Counter| Line {
-            name,
-            labels: "",
-            kind: "counter",
-            help,
-            value: i128::from(v.get()),
-            micro: false,
-        };
-        let limit = |labels, v: &Counter| Line {
-            name: "jitape_limit_hits_total",
-            labels,
-            kind: "counter",
-            help: "Times a configured limit refused something ([limits] in the config).",
-            value: i128::from(v.get()),
-            micro: false,
-        };
-        let media = |labels, v: &Counter| Line {
-            name: "jitape_media_failures_total",
-            labels,
-            kind: "counter",
-            help: "Media sessions that could not be set up or kept; jitape asked for a new one each time.",
-            value: i128::from(v.get()),
-            micro: false,
-        };
-        let g = |name, help, v: &Gauge| Line {
-            name,
-            labels: "",
-            kind: "gauge",
-            help,
-            value: i128::from(v.get()),
-            micro: false,
-        };
-        let seconds = |line: Line<'static>| Line {
-            micro: true,
-            ..line
-        };
-        vec![
-            g(
-                "jitape_conferences_active",
-                "Conferences being recorded now.",
-                &self.conferences_active,
-            ),
-            c(
-                "jitape_conferences_started_total",
-                "Recordings started.",
-                &self.conferences_started,
-            ),
-            c(
-                "jitape_conferences_finished_total",
-                "Recordings finalized.",
-                &self.conferences_finished,
-            ),
-            c(
-                "jitape_recordings_refused_total",
-                "Recordings not started (disk below the floor, limits).",
-                &self.recordings_refused,
-            ),
-            g(
-                "jitape_participants",
-                "Humans present in the recorded conferences.",
-                &self.participants,
-            ),
-            c(
-                "jitape_packets_received_total",
-                "RTP packets received from the bridge.",
-                &self.packets_received,
-            ),
-            c(
-                "jitape_packets_lost_total",
-                "RTP packets never received (sequence gaps).",
-                &self.packets_lost,
-            ),
-            c(
-                "jitape_packets_concealed_total",
-                "Lost packets concealed with Opus FEC or PLC.",
-                &self.packets_concealed,
-            ),
-            c(
-                "jitape_packets_late_total",
-                "Packets that arrived after their playout time.",
-                &self.packets_late,
-            ),
-            c(
-                "jitape_packets_dropped_total",
-                "Packets jitape itself dropped (queue full).",
-                &self.packets_dropped,
-            ),
-            c(
-                "jitape_bytes_written_total",
-                "FLAC bytes written.",
-                &self.bytes_written,
-            ),
-            c(
-                "jitape_hook_runs_total",
-                "Finalize hook runs.",
-                &self.hook_runs,
-            ),
-            c(
-                "jitape_hook_failures_total",
-                "Finalize hook runs that failed, timed out or could not start.",
-                &self.hook_failures,
-            ),
-            c(
-                "jitape_hook_timeouts_total",
-                "Finalize hook runs killed after their timeout.",
-                &self.hook_timeouts,
-            ),
-            g(
-                "jitape_xmpp_connected",
-                "1 while the component link to Prosody is up.",
-                &self.xmpp_connected,
-            ),
-            c(
-                "jitape_xmpp_reconnects_total",
-                "Component link (re)connections after the first.",
-                &self.xmpp_reconnects,
-            ),
-            c(
-                "jitape_stanzas_rejected_total",
-                "Stanzas jitape refused with an error reply (malformed, unexpected, over a limit).",
-                &self.stanzas_rejected,
-            ),
-            c(
-                "jitape_stanzas_dropped_total",
-                "Inbound stanzas dropped at the wire: too large, too deep or not well-formed.",
-                &self.stanzas_dropped,
-            ),
-            limit("{limit=\"conferences\"}", &self.limit_conferences),
-            limit("{limit=\"sources\"}", &self.limit_sources),
-            limit("{limit=\"iq_rate\"}", &self.limit_iq_rate),
-            limit("{limit=\"stanza_size\"}", &self.limit_stanza_size),
-            limit("{limit=\"participants\"}", &self.limit_participants),
-            limit("{limit=\"presences\"}", &self.limit_presences),
-            g(
-                "jitape_disk_free_bytes",
-                "Free bytes on the recording filesystem.",
-                &self.disk_free_bytes,
-            ),
-            g(
-                "jitape_disk_low",
-                "1 while free space is below the floor (no new recording starts).",
-                &self.disk_low,
-            ),
-            media("{reason=\"offer-refused\"}", &self.media_offer_refused),
-            media("{reason=\"ice-dtls-failed\"}", &self.media_failed),
-            media("{reason=\"accept-refused\"}", &self.media_accept_refused),
-            media("{reason=\"no-packets\"}", &self.media_no_packets),
-            g(
-                "jitape_intake_delay_ms",
-                "Worst delay over the last second between a packet's arrival (kernel) and its conference taking it in.",
-                &self.intake_delay_ms,
-            ),
-            g(
-                "jitape_load_level",
-                "0 normal, 1 strained (no new recording starts), 2 overloaded (conferences are shed, newest first).",
-                &self.load_level,
-            ),
-            c(
-                "jitape_conferences_shed_total",
-                "Conferences ended (finalized, reason overload) because jitape could not carry them.",
-                &self.conferences_shed,
-            ),
-            g(
-                "jitape_conferences_deaf",
-                "Conferences being recorded without a working media session (silence, listed as a gap).",
-                &self.conferences_deaf,
-            ),
-            g(
-                "jitape_write_backlog_bytes",
-                "PCM bytes waiting for the writer threads (a slow disk), all recordings together.",
-                &self.write_backlog_bytes,
-            ),
-            seconds(g(
-                "jitape_write_backlog_seconds",
-                "Audio waiting for the writer threads, all recordings together.",
-                &self.write_backlog_micros,
-            )),
-            c(
-                "jitape_write_stalls_total",
-                "Times a recording's writer fell behind and its audio waited in memory.",
-                &self.write_stalls,
-            ),
-            seconds(c(
-                "jitape_write_dropped_seconds_total",
-                "Audio replaced by silence (a disk-backlog gap) because the disk was too slow for the backlog bounds.",
-                &self.write_dropped_micros,
-            )),
-            g(
-                "jitape_recordings_write_behind",
-                "Recordings whose audio waits more than 10 s (or half of recording.write_backlog) for the disk.",
-                &self.recordings_write_behind,
-            ),
-        ]
-    }
-
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The OpenMetrics text exposition of every metric, ending in `# EOF`.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut previous = "";
-        for l in self.lines() {
-            if l.name != previous {
-                let _ = writeln!(out, "# HELP {} {}", l.name, l.help);
-                let _ = writeln!(out, "# TYPE {} {}", l.name, l.kind);
-                previous = l.name;
-            }
-            if l.micro {
-                let sign = if l.value < 0 { "-" } else { "" };
-                let v = l.value.unsigned_abs();
-                let _ = writeln!(
-                    out,
-                    "{}{} {sign}{}.{:06}",
-                    l.name,
-                    l.labels,
-                    v / 1_000_000,
-                    v % 1_000_000
-                );
-            } else {
-                let _ = writeln!(out, "{}{} {}", l.name, l.labels, l.value);
-            }
-        }
-        out
+        // A registry's collectors live as long as it does, so this one holds the values read
+        // now rather than a borrow of `self`.
+        let scrape = Scrape(FAMILIES.iter().map(|f| (f, f.read(self))).collect());
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
+        let mut body = String::new();
+        // Neither writing to a String nor the collector can fail.
+        let written = text::encode(&mut body, &registry);
+        debug_assert!(written.is_ok(), "{written:?}");
+        body
     }
 }
 
+/// Where a sample's value is, which also gives its family's type.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Count(fn(&Metrics) -> &Counter),
+    Level(fn(&Metrics) -> &Gauge),
+    /// A count of microseconds, shown in seconds.
+    CountMicros(fn(&Metrics) -> &Counter),
+    /// A level in microseconds, shown in seconds.
+    LevelMicros(fn(&Metrics) -> &Gauge),
+}
+
+// The rows of `FAMILIES` name them bare.
+use Read::{Count, CountMicros, Level, LevelMicros};
+
+/// A sample's value at the scrape (the `F`s in seconds).
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Count(u64),
+    Level(i64),
+    CountF(f64),
+    LevelF(f64),
+}
+
+impl Read {
+    fn kind(self) -> MetricType {
+        match self {
+            Count(_) | CountMicros(_) => MetricType::Counter,
+            Level(_) | LevelMicros(_) => MetricType::Gauge,
+        }
+    }
+
+    fn value(self, m: &Metrics) -> Value {
+        match self {
+            Count(f) => Value::Count(f(m).get()),
+            Level(f) => Value::Level(f(m).get()),
+            CountMicros(f) => Value::CountF(f(m).get() as f64 / 1e6),
+            LevelMicros(f) => Value::LevelF(f(m).get() as f64 / 1e6),
+        }
+    }
+}
+
+impl Value {
+    fn encode(self, e: MetricEncoder) -> fmt::Result {
+        match self {
+            Value::Count(v) => ConstCounter::new(v).encode(e),
+            Value::Level(v) => ConstGauge::new(v).encode(e),
+            Value::CountF(v) => ConstCounter::new(v).encode(e),
+            Value::LevelF(v) => ConstGauge::new(v).encode(e),
+        }
+    }
+}
+
+/// A family's samples: one without labels, or one per value of a label (each always shown,
+/// zeros included).
+#[derive(Debug)]
+enum Samples {
+    One(Read),
+    By(&'static str, &'static [(&'static str, Read)]),
+}
+
+/// A metric family, a row of [`FAMILIES`].
+#[derive(Debug)]
+struct Family {
+    /// As the `# TYPE` line names it: a counter's without the `_total` the encoder appends to
+    /// its samples; ending in the unit (`_seconds`, `_bytes`) if it has one.
+    name: &'static str,
+    help: &'static str,
+    unit: Option<&'static Unit>,
+    samples: Samples,
+}
+
+static SECONDS: Unit = Unit::Seconds;
+static BYTES: Unit = Unit::Bytes;
+
+const fn one(name: &'static str, help: &'static str, read: Read) -> Family {
+    Family {
+        name,
+        help,
+        unit: None,
+        samples: Samples::One(read),
+    }
+}
+
+impl Family {
+    const fn in_unit(self, unit: &'static Unit) -> Family {
+        Family {
+            unit: Some(unit),
+            ..self
+        }
+    }
+
+    fn kind(&self) -> MetricType {
+        match self.samples {
+            Samples::One(r) => r.kind(),
+            Samples::By(_, children) => children[0].1.kind(),
+        }
+    }
+
+    /// The name without the unit, which the encoder appends.
+    fn base_name(&self) -> &'static str {
+        let base = |u: &Unit| self.name.strip_suffix(u.as_str())?.strip_suffix('_');
+        self.unit.and_then(base).unwrap_or(self.name)
+    }
+
+    fn read(&self, m: &Metrics) -> Vec<Value> {
+        match self.samples {
+            Samples::One(r) => vec![r.value(m)],
+            Samples::By(_, children) => children.iter().map(|(_, r)| r.value(m)).collect(),
+        }
+    }
+}
+
+/// One scrape: each family with the values its samples had.
+#[derive(Debug)]
+struct Scrape(Vec<(&'static Family, Vec<Value>)>);
+
+impl Collector for Scrape {
+    fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
+        for (family, values) in &self.0 {
+            let name = family.base_name();
+            let mut e = out.encode_descriptor(name, family.help, family.unit, family.kind())?;
+            match family.samples {
+                Samples::One(_) => values[0].encode(e)?,
+                Samples::By(key, children) => {
+                    for ((label, _), value) in children.iter().zip(values) {
+                        value.encode(e.encode_family(&[(key, *label)])?)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every metric, in the order of the exposition.
+static FAMILIES: &[Family] = &[
+    one(
+        "jitape_conferences_active",
+        "Conferences being recorded now.",
+        Level(|m| &m.conferences_active),
+    ),
+    one(
+        "jitape_conferences_started",
+        "Recordings started.",
+        Count(|m| &m.conferences_started),
+    ),
+    one(
+        "jitape_conferences_finished",
+        "Recordings finalized.",
+        Count(|m| &m.conferences_finished),
+    ),
+    one(
+        "jitape_recordings_refused",
+        "Recordings not started (disk below the floor, limits).",
+        Count(|m| &m.recordings_refused),
+    ),
+    one(
+        "jitape_participants",
+        "Humans present in the recorded conferences.",
+        Level(|m| &m.participants),
+    ),
+    one(
+        "jitape_packets_received",
+        "RTP packets received from the bridge.",
+        Count(|m| &m.packets_received),
+    ),
+    one(
+        "jitape_packets_lost",
+        "RTP packets never received (sequence gaps).",
+        Count(|m| &m.packets_lost),
+    ),
+    one(
+        "jitape_packets_concealed",
+        "Lost packets concealed with Opus FEC or PLC.",
+        Count(|m| &m.packets_concealed),
+    ),
+    one(
+        "jitape_packets_late",
+        "Packets that arrived after their playout time.",
+        Count(|m| &m.packets_late),
+    ),
+    one(
+        "jitape_packets_dropped",
+        "Packets jitape itself dropped (queue full).",
+        Count(|m| &m.packets_dropped),
+    ),
+    one(
+        "jitape_bytes_written",
+        "FLAC bytes written.",
+        Count(|m| &m.bytes_written),
+    ),
+    one(
+        "jitape_hook_runs",
+        "Finalize hook runs.",
+        Count(|m| &m.hook_runs),
+    ),
+    one(
+        "jitape_hook_failures",
+        "Finalize hook runs that failed, timed out or could not start.",
+        Count(|m| &m.hook_failures),
+    ),
+    one(
+        "jitape_hook_timeouts",
+        "Finalize hook runs killed after their timeout.",
+        Count(|m| &m.hook_timeouts),
+    ),
+    one(
+        "jitape_xmpp_connected",
+        "1 while the component link to Prosody is up.",
+        Level(|m| &m.xmpp_connected),
+    ),
+    one(
+        "jitape_xmpp_reconnects",
+        "Component link (re)connections after the first.",
+        Count(|m| &m.xmpp_reconnects),
+    ),
+    one(
+        "jitape_stanzas_rejected",
+        "Stanzas jitape refused with an error reply (malformed, unexpected, over a limit).",
+        Count(|m| &m.stanzas_rejected),
+    ),
+    one(
+        "jitape_stanzas_dropped",
+        "Inbound stanzas dropped at the wire: too large, too deep or not well-formed.",
+        Count(|m| &m.stanzas_dropped),
+    ),
+    Family {
+        name: "jitape_limit_hits",
+        help: "Times a configured limit refused something ([limits] in the config).",
+        unit: None,
+        samples: Samples::By(
+            "limit",
+            &[
+                ("conferences", Count(|m| &m.limit_conferences)),
+                ("sources", Count(|m| &m.limit_sources)),
+                ("iq_rate", Count(|m| &m.limit_iq_rate)),
+                ("stanza_size", Count(|m| &m.limit_stanza_size)),
+                ("participants", Count(|m| &m.limit_participants)),
+                ("presences", Count(|m| &m.limit_presences)),
+            ],
+        ),
+    },
+    one(
+        "jitape_disk_free_bytes",
+        "Free bytes on the recording filesystem.",
+        Level(|m| &m.disk_free_bytes),
+    )
+    .in_unit(&BYTES),
+    one(
+        "jitape_disk_low",
+        "1 while free space is below the floor (no new recording starts).",
+        Level(|m| &m.disk_low),
+    ),
+    Family {
+        name: "jitape_media_failures",
+        help: "Media sessions that could not be set up or kept; jitape asked for a new one each time.",
+        unit: None,
+        samples: Samples::By(
+            "reason",
+            &[
+                ("offer-refused", Count(|m| &m.media_offer_refused)),
+                ("ice-dtls-failed", Count(|m| &m.media_failed)),
+                ("accept-refused", Count(|m| &m.media_accept_refused)),
+                ("no-packets", Count(|m| &m.media_no_packets)),
+            ],
+        ),
+    },
+    one(
+        "jitape_intake_delay_ms",
+        "Worst delay over the last second between a packet's arrival (kernel) and its conference taking it in.",
+        Level(|m| &m.intake_delay_ms),
+    ),
+    one(
+        "jitape_load_level",
+        "0 normal, 1 strained (no new recording starts), 2 overloaded (conferences are shed, newest first).",
+        Level(|m| &m.load_level),
+    ),
+    one(
+        "jitape_conferences_shed",
+        "Conferences ended (finalized, reason overload) because jitape could not carry them.",
+        Count(|m| &m.conferences_shed),
+    ),
+    one(
+        "jitape_conferences_deaf",
+        "Conferences being recorded without a working media session (silence, listed as a gap).",
+        Level(|m| &m.conferences_deaf),
+    ),
+    one(
+        "jitape_write_backlog_bytes",
+        "PCM bytes waiting for the writer threads (a slow disk), all recordings together.",
+        Level(|m| &m.write_backlog_bytes),
+    )
+    .in_unit(&BYTES),
+    one(
+        "jitape_write_backlog_seconds",
+        "Audio waiting for the writer threads, all recordings together.",
+        LevelMicros(|m| &m.write_backlog_micros),
+    )
+    .in_unit(&SECONDS),
+    one(
+        "jitape_write_stalls",
+        "Times a recording's writer fell behind and its audio waited in memory.",
+        Count(|m| &m.write_stalls),
+    ),
+    one(
+        "jitape_write_dropped_seconds",
+        "Audio replaced by silence (a disk-backlog gap) because the disk was too slow for the backlog bounds.",
+        CountMicros(|m| &m.write_dropped_micros),
+    )
+    .in_unit(&SECONDS),
+    one(
+        "jitape_recordings_write_behind",
+        "Recordings whose audio waits more than 10 s (or half of recording.write_backlog) for the disk.",
+        Level(|m| &m.recordings_write_behind),
+    ),
+];
 #[cfg(test)]
 mod tests;
