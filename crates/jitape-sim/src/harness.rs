@@ -1,7 +1,10 @@
 //! What the scenario tests (`tests/` of the `jitape` command) share: a real Prosody on
 //! loopback ports (`prosody`), `jitape run` as its own process (`process`), test logging,
-//! Debian's `flac -t` as the independent verifier, and finding a recording's files.
+//! Debian's `flac -t` as the independent verifier, and finding a recording's files; with the
+//! `browser` feature, a headless Chromium driven over WebDriver (`browser`).
 
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod components;
 pub mod process;
 pub mod prosody;
