@@ -26,10 +26,12 @@
 //! - [`sidecar`]: the JSON document and its atomic writes;
 //! - [`hook`]: the operator's command run after finalize;
 //! - [`inspect`]: `jitape inspect`, verify a file and summarize its sidecar.
+//! - [`catalog`]: the finished recordings, for the recordings page; safe name-to-path.
 //!
 //! [`finalize_recording`] ties them together at the end of a conference.
 
 pub mod backlog;
+pub mod catalog;
 mod command;
 mod decode;
 pub mod error;
