@@ -188,6 +188,16 @@ impl Recording {
     }
 
     /// Audio waiting for the disk (sent to the writer thread or still held here).
+    /// The participants (sidecar keys) speaking right now.
+    pub fn speaking_now(&self) -> Vec<String> {
+        self.open_speech.keys().map(|t| self.key_of(*t)).collect()
+    }
+
+    /// Writes the disk refused so far.
+    pub fn write_failures(&self) -> u64 {
+        self.files.write_failures()
+    }
+
     pub fn write_backlog(&self) -> Duration {
         let rate = u64::from(self.sidecar.sample_rate.max(1));
         Duration::from_micros(self.files.samples_waiting().saturating_mul(1_000_000) / rate)

@@ -36,14 +36,22 @@ pub struct ConferenceSnapshot {
     /// The last media problem (`offer-refused`, `ice-dtls-failed`, `accept-refused`) and
     /// its detail.
     pub media_problem: Option<String>,
+    /// Writes of this recording the disk refused (the audio became silence, a gap).
+    pub write_failures: u64,
+    /// Audio waiting for the disk, in milliseconds.
+    pub write_backlog_ms: u64,
     pub sources: Vec<SourceSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParticipantSnapshot {
+    /// The participant's key in the sidecar.
+    pub key: String,
     pub nick: String,
     pub display_name: Option<String>,
     pub present: bool,
+    /// Speaking right now (an open speaking segment).
+    pub speaking: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -434,11 +434,15 @@ impl Task {
         // Packet arrivals are the kernel's: their age is measured on the real clock.
         let real_now = Instant::now();
         let roster = self.machine.roster();
+        let rec = self.recording.as_ref();
+        let speaking = rec.map(Recording::speaking_now).unwrap_or_default();
         let occupants: Vec<ParticipantSnapshot> = roster
             .participants()
             .iter()
             .filter(|p| p.kind == crate::conference::roster::OccupantKind::Human)
             .map(|p| ParticipantSnapshot {
+                key: p.key.clone(),
+                speaking: speaking.contains(&p.key),
                 nick: p.nicks.last().cloned().unwrap_or_default(),
                 display_name: p.display_name.clone(),
                 present: p.present(),
@@ -457,7 +461,6 @@ impl Task {
                     .map(|t| real_now.saturating_duration_since(*t).as_millis() as u64),
             })
             .collect();
-        let rec = self.recording.as_ref();
         let name = crate::room::RoomName::of(self.machine.room());
         ConferenceSnapshot {
             room: self.machine.room().to_string(),
@@ -483,6 +486,8 @@ impl Task {
                 .map(|(since, _)| now.saturating_duration_since(since).as_millis() as u64),
             deaf_why: self.deaf.current().map(|(_, why)| why.to_string()),
             media_problem: self.media_problem.clone(),
+            write_failures: rec.map_or(0, Recording::write_failures),
+            write_backlog_ms: rec.map_or(0, |r| r.write_backlog().as_millis() as u64),
             sources,
         }
     }
