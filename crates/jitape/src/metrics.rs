@@ -105,6 +105,10 @@ pub struct Metrics {
     pub write_dropped_micros: Counter,
     /// Recordings whose writer is far behind (a `/ready` reason).
     pub recordings_write_behind: Gauge,
+    /// Recording files (mix, sidecar, stems) served by the recordings page: whole, or a
+    /// range of them (a player seeking).
+    pub http_file_whole: Counter,
+    pub http_file_ranges: Counter,
 }
 
 impl Metrics {
@@ -455,6 +459,18 @@ static FAMILIES: &[Family] = &[
         "Recordings whose audio waits more than 10 s (or half of recording.write_backlog) for the disk.",
         Level(|m| &m.recordings_write_behind),
     ),
+    Family {
+        name: "jitape_http_file_responses",
+        help: "Recording files served by the recordings page, whole or a byte range (players seeking).",
+        unit: None,
+        samples: Samples::By(
+            "answer",
+            &[
+                ("whole", Count(|m| &m.http_file_whole)),
+                ("range", Count(|m| &m.http_file_ranges)),
+            ],
+        ),
+    },
 ];
 #[cfg(test)]
 mod tests;
