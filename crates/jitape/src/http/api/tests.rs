@@ -1,91 +1,150 @@
-//! Unit tests of `api`.
+//! Unit tests of `api`: the room a path names (pure), and every endpoint driven through the
+//! whole app in process.
 
 use super::*;
-
-fn req(method: &str, path: &str, auth: Option<&str>) -> Request {
-    Request {
-        method: method.into(),
-        path: path.into(),
-        authorization: auth.map(str::to_string),
-    }
-}
+use crate::http::tests::{TOKEN, authed, send, state};
 
 #[test]
-fn routes() {
+fn rooms_are_read_from_the_raw_segment() {
     let mucs = vec!["muc.example".to_string()];
-    let r = |m, p| route(&req(m, p, None), None, &mucs);
-    assert_eq!(r("GET", "/health"), Route::Health);
-    assert_eq!(r("GET", "/ready"), Route::Ready);
-    assert_eq!(r("GET", "/metrics?x=1"), Route::Metrics);
-    assert_eq!(r("GET", "/conferences"), Route::List);
+    let room = |raw| parse_room(raw, &mucs);
+    assert_eq!(room("Lesson@muc.example"), Ok("lesson@muc.example".into()));
     assert_eq!(
-        r("POST", "/conferences/Lesson@muc.example"),
-        Route::Record("lesson@muc.example".into())
-    );
-    assert_eq!(
-        r("DELETE", "/conferences/%5Bt1%5Droom@muc.example"),
-        Route::Stop("[t1]room@muc.example".into())
+        room("%5Bt1%5Droom@muc.example"),
+        Ok("[t1]room@muc.example".into())
     );
     // A tenant room in the spelling of its URL's MUC domain is the same room.
     assert_eq!(
-        r("POST", "/conferences/room@muc.t1.example"),
-        Route::Record("[t1]room@muc.example".into())
+        room("room@muc.t1.example"),
+        Ok("[t1]room@muc.example".into())
     );
-    assert_eq!(r("POST", "/health"), Route::MethodNotAllowed);
-    assert_eq!(
-        r("PUT", "/conferences/a@muc.example"),
-        Route::MethodNotAllowed
-    );
-    assert_eq!(r("GET", "/nope"), Route::NotFound);
     for bad in [
-        "/conferences/a@other.example",
-        "/conferences/muc.example",
-        "/conferences/a@muc.example%2Fx",
-        "/conferences/%zz",
-        "/conferences/a%00@muc.example",
+        "a@other.example",
+        "muc.example",
+        "a@muc.example%2Fx",
+        "a@muc.example/x",
+        "%zz",
+        "a%00@muc.example",
+        "",
     ] {
-        assert!(matches!(r("POST", bad), Route::BadRoom(_)), "{bad}");
+        assert_eq!(room(bad), Err(BadRoom(bad.into())), "{bad}");
+    }
+    assert_eq!(room(&"x".repeat(300)), Err(BadRoom("x".repeat(200))));
+}
+
+#[tokio::test]
+async fn the_endpoints_answer() {
+    let s = state(Some(TOKEN));
+    let health = send(&s, authed("GET", "/health")).await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    assert_eq!(
+        health.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let ready = send(&s, authed("GET", "/ready")).await;
+    assert_eq!(ready.status, 503, "nothing connected yet");
+    assert_eq!(ready.header("content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_str(&ready.body).expect("json");
+    assert_eq!(json["xmpp_connected"], false);
+    let metrics = send(&s, authed("GET", "/metrics?x=1")).await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(metrics.body.contains("jitape_conferences_active"));
+    for path in ["/conferences", "/conferences/"] {
+        let list = send(&s, authed("GET", path)).await;
+        assert_eq!((list.status, list.body.as_str()), (200, "[]\n"), "{path}");
     }
 }
 
-#[test]
-fn the_token_is_required_when_set() {
-    let mucs = vec![];
+#[tokio::test]
+async fn rooms_are_recorded_and_stopped() {
+    let s = state(Some(TOKEN));
+    let json = |body: &str| serde_json::from_str::<serde_json::Value>(body).expect("json");
+    let started = send(&s, authed("POST", "/conferences/Lesson@muc.example")).await;
+    assert_eq!(started.status, 202);
+    let body = json(&started.body);
     assert_eq!(
-        route(&req("GET", "/metrics", None), Some("s3"), &mucs),
-        Route::Unauthorized
+        (body["room"].as_str(), body["status"].as_str()),
+        (Some("lesson@muc.example"), Some("recording"))
     );
-    assert_eq!(
-        route(
-            &req("GET", "/metrics", Some("Bearer s4")),
-            Some("s3"),
-            &mucs
-        ),
-        Route::Unauthorized
-    );
-    assert_eq!(
-        route(
-            &req("GET", "/metrics", Some("Bearer s3x")),
-            Some("s3"),
-            &mucs
-        ),
-        Route::Unauthorized
-    );
-    assert_eq!(
-        route(
-            &req("GET", "/metrics", Some("Bearer s3")),
-            Some("s3"),
-            &mucs
-        ),
-        Route::Metrics
-    );
+    let tenant = send(&s, authed("POST", "/conferences/%5Bt1%5Droom@muc.example")).await;
+    assert_eq!(tenant.status, 202);
+    assert_eq!(json(&tenant.body)["room"], "[t1]room@muc.example");
+    let again = send(&s, authed("POST", "/conferences/busy@muc.example")).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(json(&again.body)["status"], "already recording");
+    let stop = send(&s, authed("DELETE", "/conferences/lesson@muc.example")).await;
+    assert_eq!(stop.status, 404);
+    assert_eq!(json(&stop.body)["status"], "not recording");
 }
 
-#[test]
-fn responses_are_well_formed_http() {
-    let bytes = Response::text(401, "no\n").to_bytes();
-    let text = String::from_utf8(bytes).unwrap();
-    assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
-    assert!(text.contains("Content-Length: 3\r\n") && text.contains("WWW-Authenticate: Bearer"));
-    assert!(text.ends_with("\r\n\r\nno\n"));
+#[tokio::test]
+async fn bad_rooms_are_400_with_the_segment_as_it_came() {
+    let s = state(Some(TOKEN));
+    for raw in [
+        "a@other.example",
+        "a@muc.example%2Fx",
+        "a@muc.example/x",
+        "%zz",
+        "a%00@muc.example",
+    ] {
+        let answer = send(&s, authed("POST", &format!("/conferences/{raw}"))).await;
+        assert_eq!(answer.status, 400, "{raw}");
+        assert_eq!(
+            answer.body,
+            format!("`{raw}` is not a room on a configured MUC domain (room@muc.domain)\n")
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_plain_text() {
+    let s = state(Some(TOKEN));
+    for path in ["/nope", "/health/x", "/conference", "/"] {
+        let answer = send(&s, authed("GET", path)).await;
+        assert_eq!((answer.status, answer.body.as_str()), (404, "not found\n"));
+    }
+    for (method, path) in [
+        ("POST", "/health"),
+        ("DELETE", "/metrics"),
+        ("POST", "/conferences"),
+        ("POST", "/conferences/"),
+        ("PUT", "/conferences/a@muc.example"),
+        ("GET", "/conferences/a@muc.example"),
+        ("PUT", "/login"),
+    ] {
+        let answer = send(&s, authed(method, path)).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (405, "method not allowed\n"),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_answer_is_cached() {
+    let s = state(Some(TOKEN));
+    let anonymous = |path: &str| {
+        axum::http::Request::builder()
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .expect("request")
+    };
+    for (req, status) in [
+        (authed("GET", "/health"), 200),
+        (authed("GET", "/ready"), 503),
+        (authed("GET", "/nope"), 404),
+        (authed("POST", "/health"), 405),
+        (authed("POST", "/conferences/%2F"), 400),
+        (anonymous("/health"), 401),
+        (anonymous("/login"), 200),
+    ] {
+        let answer = send(&s, req).await;
+        assert_eq!(answer.status, status);
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{status}");
+    }
 }
