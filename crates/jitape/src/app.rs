@@ -184,6 +184,7 @@ impl App {
                     ready: ready_rx,
                     token: cfg.http.token.clone(),
                     muc_domains: cfg.xmpp.muc_domains.clone(),
+                    recordings: cfg.recording.dir.clone(),
                 };
                 tokio::spawn(crate::http::serve(listener, state, shutdown_rx.clone()));
                 local

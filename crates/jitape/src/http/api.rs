@@ -31,6 +31,7 @@ use axum::routing::{any, get};
 use tokio::sync::oneshot;
 
 use super::HttpState;
+use crate::conference::snapshot::ConferenceSnapshot;
 use crate::guard::Readiness;
 use crate::router::{Control, RecordOutcome};
 use crate::xmpp::stanza::Jid;
@@ -132,23 +133,28 @@ fn readiness(state: &HttpState) -> Readiness {
 
 async fn metrics(State(state): State<HttpState>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()
 }
 
 async fn list(State(state): State<HttpState>) -> Response {
-    match ask(&state, |reply| Control::List { reply }).await {
-        Ok(Some(list)) => json(StatusCode::OK, &list),
-        Ok(None) => text(
+    match conferences(&state).await {
+        Ok(list) => json(StatusCode::OK, &list),
+        Err(answer) => answer,
+    }
+}
+
+/// Every conference being recorded, as the router reports them (or the 503 to answer).
+pub(super) async fn conferences(state: &HttpState) -> Result<Vec<ConferenceSnapshot>, Response> {
+    match ask(state, |reply| Control::List { reply }).await {
+        Ok(Some(list)) => Ok(list),
+        Ok(None) => Err(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "no answer from the conferences\n",
-        ),
-        Err(closed) => closed,
+        )),
+        Err(closed) => Err(closed),
     }
 }
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tracing::debug;
 
 use super::HttpState;
+use super::pages::html::{self, Nav, esc};
 
 /// The cookie that carries the token.
 pub const COOKIE: &str = "jitape_token";
@@ -142,40 +143,21 @@ fn cookie(token: &str) -> String {
 
 /// The login form, returning to `next` (a local path).
 fn page(status: StatusCode, next: &str) -> Response {
-    let body = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>jitape: sign in</title></head>
-<body><h1>jitape</h1>
-<form method="post" action="/login">
-<label>Token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
+    let form = format!(
+        r#"<form method="post" action="/login" class="login">
+<h1>Sign in</h1><p class="muted">The token from jitape's <code>[http] token</code>.</p>
+<p><label>Token <input type="password" name="token" autocomplete="current-password" required autofocus></label></p>
 <input type="hidden" name="next" value="{}">
 <button type="submit">Sign in</button>
-</form></body></html>
-"#,
-        escape(next)
+</form>"#,
+        esc(next)
     );
+    let body = html::page("Sign in", Nav::SignIn, &form);
     if status == StatusCode::UNAUTHORIZED {
         (status, [(header::WWW_AUTHENTICATE, "Bearer")], Html(body)).into_response()
     } else {
         (status, Html(body)).into_response()
     }
-}
-
-/// Text for an HTML attribute value.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

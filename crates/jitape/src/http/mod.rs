@@ -14,7 +14,9 @@
 pub mod api;
 pub mod auth;
 mod conn;
+pub mod pages;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +44,8 @@ pub struct HttpState {
     pub ready: watch::Receiver<Readiness>,
     pub token: Option<Secret>,
     pub muc_domains: Vec<String>,
+    /// The recording directory (`recording.dir`), which the recordings page reads.
+    pub recordings: PathBuf,
 }
 
 /// Connections served at once; more are refused (dropped).
@@ -64,7 +68,7 @@ const WRITE_STALL: Duration = Duration::from_secs(10);
 /// Routes that need the token are merged into `guarded`; `open` ones (the login form) are
 /// reachable without it. Every answer carries `Cache-Control: no-store`.
 pub fn app(state: HttpState) -> Router {
-    let guarded = bounded(Router::new().merge(api::routes()))
+    let guarded = bounded(Router::new().merge(api::routes()).merge(pages::routes()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

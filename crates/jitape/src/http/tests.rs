@@ -47,6 +47,7 @@ pub(super) fn state(token: Option<&str>) -> HttpState {
         ready,
         token: token.map(Secret::new),
         muc_domains: vec!["muc.example".into()],
+        recordings: std::path::PathBuf::from("/nonexistent/jitape-test-recordings"),
     }
 }
 

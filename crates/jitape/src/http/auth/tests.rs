@@ -90,7 +90,7 @@ async fn a_browser_without_the_token_gets_the_login_form() {
     assert!(
         answer
             .body
-            .contains(r#"<form method="post" action="/login">"#)
+            .contains(r#"<form method="post" action="/login""#)
     );
     assert!(answer.body.contains(r#"name="next" value="/conferences""#));
     assert!(!answer.body.contains("leak"), "the query is not echoed");
@@ -135,7 +135,7 @@ async fn a_wrong_login_gets_the_form_again() {
         assert!(
             answer
                 .body
-                .contains(r#"<form method="post" action="/login">"#)
+                .contains(r#"<form method="post" action="/login""#)
         );
         assert!(!answer.body.contains("s3"), "the token is not echoed");
     }
@@ -195,9 +195,23 @@ async fn a_large_login_body_is_refused() {
     assert_eq!(send(&s, post_login(&big)).await.status, 413);
 }
 
-#[test]
-fn form_values_are_escaped() {
-    assert_eq!(escape(r#"/a"b<c>&'"#), "/a&quot;b&lt;c&gt;&amp;&#39;");
+#[tokio::test]
+async fn form_values_are_escaped() {
     // A local path may hold such characters; the form escapes them.
     assert_eq!(local_path(r#"/a"><script>"#), r#"/a"><script>"#);
+    let s = state(Some(TOKEN));
+    let req = Request::builder()
+        .uri("/live/a'b&c")
+        .header("accept", "text/html")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(&s, req).await;
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer
+            .body
+            .contains(r#"name="next" value="/live/a&#39;b&amp;c""#),
+        "{}",
+        answer.body
+    );
 }
