@@ -222,19 +222,20 @@ impl Browser {
     /// Resize the window so that the page's viewport (and a screenshot) is `width`×`height`
     /// CSS pixels, e.g. 390×844 for a phone.
     pub async fn set_viewport(&self, width: u32, height: u32) -> Result<()> {
-        let frame = self
-            .eval(
-                "[window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]",
-            )
-            .await?;
-        let border = |i: usize| frame[i].as_u64().unwrap_or(0) as u32;
+        // The window's frame, from the window's size as WebDriver set it (`outerWidth` is
+        // not reliable once the window is narrower than headless Chromium's minimum).
+        let (outer_w, outer_h) = self.client().get_window_size().await?;
+        let inner = self.eval("[window.innerWidth, window.innerHeight]").await?;
+        let frame =
+            |i: usize, outer: u64| outer.saturating_sub(inner[i].as_u64().unwrap_or(0)) as u32;
+        let (fw, fh) = (frame(0, outer_w), frame(1, outer_h));
         self.client()
-            .set_window_size(width + border(0), height + border(1))
+            .set_window_size(width + fw, height + fh)
             .await?;
         let inner = self.eval("[window.innerWidth, window.innerHeight]").await?;
         if inner != json!([width, height]) {
             return Err(BrowserError::Unexpected(format!(
-                "the viewport is {inner}, not [{width}, {height}] (window frame {frame})"
+                "the viewport is {inner}, not [{width}, {height}] (window frame [{fw}, {fh}])"
             )));
         }
         Ok(())
