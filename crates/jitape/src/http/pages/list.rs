@@ -94,11 +94,14 @@ pub fn status(l: &Listing) -> String {
                         / f64::from(s.sample_rate.max(1))
                 })
                 .sum();
+            let mut kinds: Vec<String> = s.gaps.iter().map(super::recording::gap_kind).collect();
+            kinds.dedup();
             format!(
-                "<span class=\"gaps\">{} gap{} ({})</span>",
+                "<span class=\"gaps\">{} gap{} ({})</span><br><small>{}</small>",
                 s.gaps.len(),
                 if s.gaps.len() == 1 { "" } else { "s" },
-                clock(missing)
+                clock(missing),
+                esc(&kinds.join("; "))
             )
         }
     }

@@ -84,20 +84,10 @@ fn timeline(
     total: f64,
     at: impl Fn(&TimePoint) -> f64,
 ) -> String {
-    let mut out =
-        format!("<section class=\"timeline\" data-duration=\"{total:.3}\"><div class=\"axis\">");
-    let step = tick_step(total);
-    let mut t = 0.0;
-    while t <= total {
-        let _ = write!(
-            out,
-            "<span style=\"left:{:.3}%\">{}</span>",
-            t / total * 100.0,
-            clock(t)
-        );
-        t += step;
-    }
-    out.push_str("</div>\n");
+    let mut out = format!(
+        "<section class=\"timeline\" data-duration=\"{total:.3}\">{}",
+        axis(total)
+    );
     let gap_marks: String = gaps
         .iter()
         .map(|g| {
@@ -140,6 +130,24 @@ fn timeline(
     out
 }
 
+/// The time axis above the lanes.
+fn axis(total: f64) -> String {
+    let mut out = String::from("<div class=\"axis\">");
+    let step = tick_step(total);
+    let mut t = 0.0;
+    while t <= total {
+        let _ = write!(
+            out,
+            "<span style=\"left:{:.3}%\">{}</span>",
+            t / total * 100.0,
+            clock(t)
+        );
+        t += step;
+    }
+    out.push_str("</div>\n");
+    out
+}
+
 /// Ticks at a round step that gives about eight of them.
 fn tick_step(total: f64) -> f64 {
     [1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0]
@@ -176,7 +184,8 @@ fn segments(people: &[&Participant], at: impl Fn(&TimePoint) -> f64) -> String {
     format!("<h2>Who spoke when</h2><ol class=\"segments\">{items}</ol>\n")
 }
 
-fn gap_kind(g: &Gap) -> String {
+/// A gap's cause and detail, as one line.
+pub(super) fn gap_kind(g: &Gap) -> String {
     let kind = serde_json::to_value(g.kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

@@ -100,7 +100,7 @@ fn the_recording_page_draws_every_speaking_segment_where_it_was_spoken() {
 fn the_list_says_whether_a_recording_is_complete() {
     let (listing, mut sc) = recorded();
     let page = list::render(std::slice::from_ref(&listing), &Default::default());
-    assert!(page.contains("1 gap (0:02)"));
+    assert!(page.contains("1 gap (0:02)</span><br><small>media-session: bridge moved</small>"));
     assert!(page.contains("Alice, Bob &lt;script&gt;"));
     assert!(page.contains("href=\"/recordings/_acme_lesson%40muc.example~abc/20261206T100000Z\">2026-12-06 10:00:00</a>"));
     sc.gaps.clear();
