@@ -414,3 +414,82 @@ fn figures_for_the_architecture_page() {
     fns.sort_by(|a, b| b.cmp(a));
     println!("product functions over 60 lines: {fns:?}");
 }
+
+/// The packages a build of `package` links (`cargo tree`, normal dependencies only, from the
+/// lock file without the network).
+fn linked(package: &str) -> BTreeSet<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            package,
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_product_links_no_test_support_and_the_binary_no_browser() {
+    let product = linked("jitape");
+    assert!(
+        product.contains("tokio") && product.contains("axum"),
+        "{product:?}"
+    );
+    for test_only in [
+        "jitape-sim",
+        "hound",
+        "tokio-xmpp",
+        "clap",
+        "tracing-subscriber",
+        "fantoccini",
+        "prometheus-parse",
+    ] {
+        assert!(
+            !product.contains(test_only),
+            "the product crate links {test_only}"
+        );
+    }
+    let binary = linked("jitape-cli");
+    assert!(
+        binary.contains("jitape-sim"),
+        "the demo's simulation: {binary:?}"
+    );
+    for test_only in ["fantoccini", "webdriver"] {
+        assert!(
+            !binary.contains(test_only),
+            "the jitape binary links {test_only}"
+        );
+    }
+}
+
+#[test]
+fn no_source_file_is_included_by_path() {
+    let mut files = Vec::new();
+    for dir in ["crates", "src", "tests", "benches"] {
+        rust_files(&repo().join(dir), &mut files);
+    }
+    assert!(files.len() > 100, "{} files", files.len());
+    let marker = concat!("#[", "path");
+    let by_path: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| fs::read_to_string(f).is_ok_and(|s| s.contains(marker)))
+        .collect();
+    assert!(by_path.is_empty(), "{by_path:?}");
+}

@@ -2,6 +2,7 @@
 
 use super::html::{Nav, clock, esc, page, room_title, seg, size};
 use crate::sink::catalog::{Filter, Listing};
+use crate::sink::sidecar::Gap;
 
 /// The whole list page for `filter` (echoed into the form).
 pub fn render(listings: &[Listing], filter: &Filter) -> String {
@@ -94,7 +95,7 @@ pub fn status(l: &Listing) -> String {
                         / f64::from(s.sample_rate.max(1))
                 })
                 .sum();
-            let mut kinds: Vec<String> = s.gaps.iter().map(super::recording::gap_kind).collect();
+            let mut kinds: Vec<String> = s.gaps.iter().map(gap_kind).collect();
             kinds.dedup();
             format!(
                 "<span class=\"gaps\">{} gap{} ({})</span><br><small>{}</small>",
@@ -104,5 +105,17 @@ pub fn status(l: &Listing) -> String {
                 esc(&kinds.join("; "))
             )
         }
+    }
+}
+
+/// A gap's cause and detail, as one line.
+pub(super) fn gap_kind(g: &Gap) -> String {
+    let kind = serde_json::to_value(g.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match &g.detail {
+        Some(d) => format!("{kind}: {d}"),
+        None => kind,
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::html::{Nav, clock, esc, page, room_title, seg, size};
-use super::list::{href, status};
+use super::list::{gap_kind, href, status};
 use crate::sink::catalog::Listing;
 use crate::sink::sidecar::{Gap, Participant, Sidecar, TimePoint};
 
@@ -182,18 +182,6 @@ fn segments(people: &[&Participant], at: impl Fn(&TimePoint) -> f64) -> String {
         })
         .collect();
     format!("<h2>Who spoke when</h2><ol class=\"segments\">{items}</ol>\n")
-}
-
-/// A gap's cause and detail, as one line.
-pub(super) fn gap_kind(g: &Gap) -> String {
-    let kind = serde_json::to_value(g.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    match &g.detail {
-        Some(d) => format!("{kind}: {d}"),
-        None => kind,
-    }
 }
 
 fn gaps(gaps: &[Gap], at: impl Fn(&TimePoint) -> f64) -> String {
