@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tracing::debug;
 
 use super::HttpState;
-use super::pages::html::{self, Nav, esc};
+use super::pages::html::{self, Nav, esc, seg};
 
 /// The cookie that carries the token.
 pub const COOKIE: &str = "jitape_token";
@@ -126,19 +126,10 @@ pub fn local_path(next: &str) -> &str {
     if local { next } else { "/" }
 }
 
-/// The `Set-Cookie` value for the token: bytes a cookie value cannot hold (and `%`) are
-/// `%XX`-escaped, which [`presented`] undoes.
+/// The `Set-Cookie` value for the token: anything but unreserved characters is
+/// `%XX`-escaped (a cookie value cannot hold spaces, `;`, `"`, ...), which [`presented`] undoes.
 fn cookie(token: &str) -> String {
-    let mut value = String::with_capacity(token.len());
-    for b in token.bytes() {
-        let plain = b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\' | b'%');
-        if plain {
-            value.push(char::from(b));
-        } else {
-            value.push_str(&format!("%{b:02X}"));
-        }
-    }
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict")
+    format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", seg(token))
 }
 
 /// The login form, returning to `next` (a local path).

@@ -34,7 +34,7 @@ use tower_http::services::ServeFile;
 
 use super::HttpState;
 use super::api::conferences;
-use crate::sink::catalog::{self, FileKind, Filter, Refusal};
+use crate::sink::catalog::{self, FileKind, Filter};
 
 /// Recordings listed at most on one page.
 const LIST_LIMIT: usize = 200;
@@ -114,7 +114,7 @@ async fn recording_page(
             Err(why) => recording::render_without_sidecar(&listing, why),
         })
         .into_response(),
-        _ => not_found(),
+        _ => super::not_found().await,
     }
 }
 
@@ -153,9 +153,9 @@ async fn file(
     let root = state.recordings.clone();
     let path =
         tokio::task::spawn_blocking(move || catalog::resolve(&root, &room, &name, &kind)).await;
-    let path = match path {
-        Ok(Ok(path)) => path,
-        Ok(Err(Refusal::BadName | Refusal::Missing)) | Err(_) => return not_found(),
+    // Names jitape does not write and files that are not there (or are links) alike.
+    let Ok(Ok(path)) = path else {
+        return super::not_found().await;
     };
     match ServeFile::new(path).oneshot(req).await {
         Ok(mut answer) => {
@@ -173,10 +173,6 @@ async fn file(
         }
         Err(never) => match never {},
     }
-}
-
-fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
 #[cfg(test)]
