@@ -178,7 +178,8 @@ pub fn is_recording_name(s: &str) -> bool {
         && b[8] == b'T'
         && b[9..15].iter().all(u8::is_ascii_digit)
         && b[15] == b'Z';
-    let suffix = &s[s.len().min(16)..];
+    // `get`: a hostile name may have a multi-byte character across byte 16.
+    let suffix = s.get(16..).unwrap_or("");
     stamp
         && (suffix.is_empty()
             || suffix.strip_prefix('-').is_some_and(|n| {

@@ -116,6 +116,8 @@ fn resolves_only_jitapes_own_files_under_the_root() {
         (rd, "20261201T100000Z-1234"),
         (rd, "2026120XT100000Z"),
         ("%2e%2e", n),
+        (rd, "aéééééééé"),
+        (rd, "20261201T10000éZ"),
     ] {
         assert_eq!(
             resolve(&root, room_dir, name, &FileKind::Mix),
