@@ -13,6 +13,7 @@
 pub mod classify;
 pub mod gate;
 pub mod rooms;
+mod shed;
 mod supervisor;
 
 pub use supervisor::Supervisor;
@@ -60,8 +61,9 @@ pub enum Control {
     Ended { room: String, generation: u64 },
     /// Finalize everything and return. The reply is sent when all conferences ended.
     Shutdown { done: oneshot::Sender<()> },
-    /// jitape cannot carry every conference: end the newest one (reason `overload`).
-    Shed,
+    /// jitape cannot carry every conference: end this share of them, newest first (reason
+    /// `overload`; see [`crate::load`]).
+    Shed { percent: u32 },
 }
 
 /// The answer to [`Control::Record`].
@@ -158,7 +160,13 @@ enum Module {
 struct Entry {
     inbox: InboxSender,
     generation: u64,
+    /// Ended for overload; still finalizing.
+    shed: bool,
 }
+
+/// Waiting rooms started at most this many at a time (about once per second while the load
+/// allows): a burst of admissions is a ramp the load guard sees only after the fact.
+const ADMIT_AT_ONCE: usize = 8;
 
 struct Router<S: Spawn> {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -167,6 +175,9 @@ struct Router<S: Spawn> {
     /// Rooms refused while the disk was below its floor or at the conference limit:
     /// recorded when that clears.
     refused: std::collections::HashSet<String>,
+    /// Rooms whose recording was ended for overload: not recorded again on their own while
+    /// the room lives (that would bring the load straight back); an admin request may.
+    shed: std::collections::HashSet<String>,
     max_conferences: usize,
     iq_gate: IqGate,
     s: ClassifySettings,
@@ -200,6 +211,7 @@ pub async fn run(
         disk_ok: inputs.disk_ok,
         load_ok: inputs.load_ok,
         refused: std::collections::HashSet::new(),
+        shed: std::collections::HashSet::new(),
         max_conferences: opts.max_conferences,
         iq_gate: IqGate::new(
             opts.iq_rate,
@@ -359,7 +371,10 @@ impl<S: Spawn> Router<S> {
                 let _ = self.outbound.send(reply).await;
             }
             Route::Invitation { room, via } => {
-                if !self.conferences.contains_key(&room) && self.shutting_down.is_none() {
+                if !self.conferences.contains_key(&room)
+                    && !self.shed.contains(&room)
+                    && self.shutting_down.is_none()
+                {
                     info!(%room, via, "invited; recording");
                     self.start(&room);
                 }
@@ -397,6 +412,9 @@ impl<S: Spawn> Router<S> {
                 self.module.insert(domain.clone(), Module::Present);
                 info!(%domain, rooms = reports.len(), "catch-up: rooms reported by the Prosody module");
                 let reported: Vec<String> = reports.iter().map(|r| r.room.clone()).collect();
+                // A shed room that is gone: its next meeting is recorded again.
+                self.shed
+                    .retain(|r| domain_of(r) != domain || reported.contains(r));
                 let decisions = self.rooms.on_catchup(&domain, reports);
                 // Conferences whose room the module does not know: gone (Prosody restart).
                 let gone: Vec<String> = self
@@ -476,6 +494,7 @@ impl<S: Spawn> Router<S> {
                 Decision::Record { room } => {
                     if self.shutting_down.is_none()
                         && !self.conferences.contains_key(&room)
+                        && !self.shed.contains(&room)
                         && self.filter.records(&room)
                     {
                         info!(%room, "people are in the room; recording");
@@ -497,6 +516,7 @@ impl<S: Spawn> Router<S> {
                 ),
                 Decision::Destroyed { room, occupied } => {
                     self.refused.remove(&room);
+                    self.shed.remove(&room);
                     if let Some(e) = self.conferences.get(&room) {
                         deliver(&room, &e.inbox, Input::RoomDestroyed { occupied });
                     }
@@ -521,10 +541,16 @@ impl<S: Spawn> Router<S> {
         waiting.extend(self.rooms.recordable_rooms());
         waiting.sort();
         waiting.dedup();
-        waiting.retain(|r| !self.conferences.contains_key(r) && self.filter.records(r));
-        let free = self.max_conferences.saturating_sub(self.conferences.len());
+        waiting.retain(|r| {
+            !self.conferences.contains_key(r) && !self.shed.contains(r) && self.filter.records(r)
+        });
+        let free = self
+            .max_conferences
+            .saturating_sub(self.conferences.len())
+            .min(ADMIT_AT_ONCE);
         if waiting.len() > free {
-            // The rest keep waiting for the next free slot (not counted again as refusals).
+            // The rest keep waiting for the next free slot or the next round (not counted
+            // again as refusals).
             self.refused.extend(waiting.drain(free..));
         }
         for room in waiting {
@@ -589,9 +615,11 @@ impl<S: Spawn> Router<S> {
             Entry {
                 inbox,
                 generation: self.generation,
+                shed: false,
             },
         );
         self.refused.remove(room);
+        self.shed.remove(room);
         RecordOutcome::Started
     }
 
@@ -640,16 +668,25 @@ impl<S: Spawn> Router<S> {
                     }
                 }
             }
-            Control::Shed => {
-                // The newest conference: the least recorded so far.
-                let newest = self
-                    .conferences
-                    .iter()
-                    .max_by_key(|(_, e)| e.generation)
-                    .map(|(room, e)| (room.clone(), e.inbox.clone()));
-                if let Some((room, inbox)) = newest {
-                    warn!(%room, "overloaded: ending this conference's recording to save the others");
-                    deliver(&room, &inbox, Input::Stop(EndReason::Overload));
+            Control::Shed { percent } => {
+                let rooms = shed::choose(
+                    self.conferences
+                        .iter()
+                        .map(|(room, e)| (room.as_str(), e.generation, e.shed)),
+                    percent,
+                );
+                warn!(
+                    conferences = rooms.len(),
+                    percent, "overloaded: ending the newest recordings to save the others"
+                );
+                for room in rooms {
+                    if let Some(e) = self.conferences.get_mut(&room) {
+                        e.shed = true;
+                        self.metrics.conferences_shed.inc();
+                        info!(%room, "ending this conference's recording for overload");
+                        deliver(&room, &e.inbox, Input::Stop(EndReason::Overload));
+                    }
+                    self.shed.insert(room);
                 }
             }
             Control::Shutdown { done } => {
