@@ -91,6 +91,10 @@ const LOOKAHEAD_PERIODS: f64 = 3.0;
 const TARGET_SHARE: f64 = 0.85;
 /// Periods after a shed before the next one.
 const SHED_COOLDOWN: u32 = 2;
+/// At most this share at once: a growth judged over a few periods can also be a stall of
+/// the whole machine (a burst of other work, a frozen disk), and a conference ended cannot
+/// be taken back. A real overload that needs more gets it at the next step.
+const MAX_SHED_PERCENT: f64 = 34.0;
 
 impl Guard {
     pub fn new(window: Duration) -> Self {
@@ -173,7 +177,9 @@ impl Guard {
             // that much. A backlog that stands still still has to drain.
             let keep = TARGET_SHARE / (1.0 + growth.max(0.0));
             // (Less a hair, so that 15.000000000000002 % is 15 %.)
-            shed_percent = ((1.0 - keep) * 100.0 - 1e-9).ceil().clamp(1.0, 100.0) as u32;
+            shed_percent = ((1.0 - keep) * 100.0 - 1e-9)
+                .ceil()
+                .clamp(1.0, MAX_SHED_PERCENT) as u32;
             self.cooldown = SHED_COOLDOWN;
         }
         Step {
