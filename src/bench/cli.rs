@@ -127,7 +127,9 @@ impl BenchArgs {
             Ok(())
         } else {
             Err(BenchError::Failed(
-                report.verification.files - report.verification.verified,
+                report.verification.files
+                    - report.verification.verified
+                    - report.verification.refused,
             ))
         }
     }

@@ -1,7 +1,8 @@
 //! Reading what jitape logged during a benchmark run: the audio totals of every finalized
 //! recording (`audio totals packets=… lost=…`, info), every source renegotiation with its
 //! duration and m-line count (`sources renegotiated … m_lines=… took_us=…`, debug in
-//! `jitape::media::session`), and the warnings and errors.
+//! `jitape::media::session`), the rooms jitape refused to record, and the warnings and
+//! errors.
 //!
 //! In: the text of jitape's log (tracing's default format, no colours). Out: a [`LogScan`].
 //! Pure. When the totals line carries no `room=` (it is logged from a blocking thread that
@@ -38,6 +39,9 @@ pub struct LogScan {
     pub errors: u64,
     /// The first few warning/error lines, for the report.
     pub first_problems: Vec<String>,
+    /// Rooms (lower case) jitape said it would not record for now (`not recording this
+    /// room for now`, with the reason): its refusals, by name.
+    pub refused: std::collections::BTreeSet<String>,
 }
 
 /// The value of `key=` in `line` (up to a space, `}` or `,`).
@@ -114,6 +118,10 @@ pub fn scan(log: &str) -> LogScan {
             if let Some(t) = unattributed.pop_front() {
                 out.totals.entry(room.to_lowercase()).or_default().add(&t);
             }
+        } else if line.contains("not recording this room for now")
+            && let Some(room) = field(line, "room")
+        {
+            out.refused.insert(room.to_lowercase());
         } else if line.contains("sources renegotiated") && field(line, "took_us").is_some() {
             out.renegotiations.push(Renegotiation {
                 m_lines: number(line, "m_lines"),

@@ -159,6 +159,9 @@ pub struct Verification {
     /// for overload, with that reason in the sidecar.
     pub verified: usize,
     pub shed: usize,
+    /// Not recorded, and jitape said why (a refusal it logged and counted): not damaged.
+    pub refused: usize,
+    /// Every conference verified or refused with a reason, and at least one verified.
     pub all_ok: bool,
 }
 
@@ -518,13 +521,21 @@ impl fmt::Display for BenchReport {
             f,
             "files verified",
             format!(
-                "{} of {}{} {}",
+                "{} of {}{}{} {}",
                 self.verification.verified,
                 self.verification.files,
                 if self.verification.shed > 0 {
                     format!(
                         " ({} of them shed for overload, exact up to their end)",
                         self.verification.shed
+                    )
+                } else {
+                    String::new()
+                },
+                if self.verification.refused > 0 {
+                    format!(
+                        "; {} not recorded, refused with a reason",
+                        self.verification.refused
                     )
                 } else {
                     String::new()
@@ -536,7 +547,12 @@ impl fmt::Display for BenchReport {
                 }
             ),
         )?;
-        for c in self.conferences.iter().filter(|c| !c.verdict.ok()).take(5) {
+        for c in self
+            .conferences
+            .iter()
+            .filter(|c| !c.verdict.ok() && !c.verdict.refused)
+            .take(5)
+        {
             writeln!(f, "  FAILED {}: {}", c.room, c.verdict.problems.join("; "))?;
         }
         Ok(())

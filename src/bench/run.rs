@@ -287,7 +287,8 @@ fn figures(played: &[Played], verdicts: Vec<Verdict>, log: &LogScan) -> Vec<Conf
     played
         .iter()
         .zip(verdicts)
-        .map(|((room, r), verdict)| {
+        .map(|((room, r), mut verdict)| {
+            verdict.refused = verdict.flac.is_none() && log.refused.contains(&room.to_lowercase());
             let (sent, skipped, wall) = r.as_ref().map_or((0, 0, 0.0), |o| {
                 (
                     o.sent.iter().map(|l| l.packets()).sum(),
@@ -437,6 +438,7 @@ fn assemble(
     let (cpus, cpu_model, mem_kib) = procfs::machine();
     let m = d.conferences.len();
     let verified = d.conferences.iter().filter(|c| c.verdict.ok()).count();
+    let refused = d.conferences.iter().filter(|c| c.verdict.refused).count();
     BenchReport {
         schema: "jitape.bench/1",
         started_utc,
@@ -488,7 +490,8 @@ fn assemble(
                 .iter()
                 .filter(|c| c.verdict.ok() && c.verdict.shed)
                 .count(),
-            all_ok: verified == m && m > 0,
+            refused,
+            all_ok: verified + refused == m && verified > 0,
         },
         log_warnings: d.log.warnings,
         log_errors: d.log.errors,

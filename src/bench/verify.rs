@@ -39,6 +39,9 @@ pub struct Verdict {
     /// jitape ended this recording because it could not carry it (sidecar `end_reason`
     /// `overload`); the audio is then checked up to that end.
     pub shed: bool,
+    /// No recording, and jitape said why (`not recording this room for now`, counted in
+    /// `jitape_recordings_refused_total`): refused, not damaged.
+    pub refused: bool,
     pub problems: Vec<String>,
 }
 

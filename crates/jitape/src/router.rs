@@ -576,12 +576,11 @@ impl<S: Spawn> Router<S> {
             None
         };
         if let Some(why) = refusal {
-            self.metrics.recordings_refused.inc();
-            self.refused.insert(room.to_string());
-            crate::util::log_limited(
-                "recording-refused",
-                format_args!("not recording {room} for now: {why}"),
-            );
+            // Said and counted once per room while it waits (each join asks again).
+            if self.refused.insert(room.to_string()) {
+                self.metrics.recordings_refused.inc();
+                warn!(%room, reason = %why, "not recording this room for now");
+            }
             return RecordOutcome::Refused(why);
         }
         let Some(jid) = RoomJid::parse(room) else {

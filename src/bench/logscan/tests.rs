@@ -52,3 +52,18 @@ fn fields_match_whole_keys_only() {
     assert_eq!(field(line, "nothing"), None);
     assert_eq!(number("k=notanumber", "k"), 0);
 }
+
+#[test]
+fn refused_rooms_are_listed_by_name() {
+    let log = "\
+2026-12-06T22:02:51.540281Z  WARN jitape::router: not recording this room for now room=Lesson@conference.localhost reason=jitape is overloaded (see jitape_load_level)
+2026-12-06T22:02:52.540281Z  WARN jitape::router: not recording this room for now room=other@conference.localhost reason=the recording filesystem is below its floor or not writable
+2026-12-06T22:02:53.540281Z  INFO jitape::router: recording a room that was waiting room=lesson@conference.localhost
+";
+    let s = scan(log);
+    assert_eq!(
+        s.refused.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["lesson@conference.localhost", "other@conference.localhost"]
+    );
+    assert_eq!(s.warnings, 2);
+}
