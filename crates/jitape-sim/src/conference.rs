@@ -79,6 +79,9 @@ pub struct ConferenceOutcome {
     /// Every time the focus left the room because no member was left in it (Jicofo's
     /// `maybeStop`), after the epoch; the room then closes as Prosody destroys empty rooms.
     pub room_closed: Vec<Duration>,
+    /// When the simulation sent the room's destruction, after the epoch: the plan's end
+    /// plus the simulation's own lateness on a busy machine, which is not the recorder's.
+    pub ended: Option<Duration>,
     /// Replies to probes (malformed Jingle, knocks, P2P offers): `(what was sent, reply
     /// type, error condition or reason)`.
     pub probe_replies: Vec<(String, String, Option<String>)>,
@@ -150,6 +153,7 @@ pub struct SimConference {
     /// The focus is in the room (it leaves when no member is left, as Jicofo does).
     pub(super) focus_in: bool,
     pub(super) room_closed: Vec<Duration>,
+    pub(super) ended: Option<Duration>,
     /// Unusable offers sent so far (see `ConferencePlan::unusable_offers`).
     pub(super) unusable_sent: u32,
     pub(super) pending_disco: Option<String>,
@@ -227,6 +231,7 @@ impl SimConference {
             recorder_leaves: Vec::new(),
             focus_in: false,
             room_closed: Vec::new(),
+            ended: None,
             unusable_sent: 0,
             pending_disco: None,
             disco_done: false,
@@ -301,6 +306,7 @@ impl SimConference {
             recorder_joins: self.recorder_joins,
             recorder_leaves: self.recorder_leaves,
             room_closed: self.room_closed,
+            ended: self.ended,
             probe_replies: self.probe_replies,
         })
     }

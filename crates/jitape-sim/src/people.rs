@@ -299,6 +299,7 @@ impl SimConference {
             .append(Element::builder("destroy", NS_MUC_OWNER).build())
             .build();
         let iq = stanza::iq("set", &self.focus_jid, &self.room, &id, q);
+        self.ended = Some(self.epoch.elapsed());
         self.send(iq).await;
         info!(room = %self.room, "simulated conference ends (room destroyed)");
     }

@@ -288,6 +288,7 @@ fn outcome(wire: WireFrames) -> (ConferenceOutcome, jitape::sink::Sidecar) {
         recorder_joins: Vec::new(),
         recorder_leaves: Vec::new(),
         room_closed: Vec::new(),
+        ended: None,
         probe_replies: Vec::new(),
     };
     let sc = jitape::sink::Sidecar::new("r@muc", "r", "f.flac", RATE, wall_epoch.into());
@@ -347,6 +348,24 @@ fn frames_a_stalled_sender_skipped_count_as_lost() {
         !want.tones[0].free.is_empty(),
         "the loss leaves room for concealment"
     );
+}
+
+#[test]
+fn the_room_ends_when_the_simulation_destroyed_it_not_when_the_plan_said() {
+    let (mut o, sc) = outcome(wire(&[]));
+    let planned = Expected::from_outcome(&o, &sc).expect("expected");
+    // 0.5 ms less than the epoch's offset: the sidecar keeps whole milliseconds.
+    assert!(
+        (planned.duration - 4.9995).abs() < 1e-9,
+        "{}",
+        planned.duration
+    );
+    // The simulation's event loop, on a busy machine, destroyed the room 40 ms late: the
+    // recorder cannot end its file before it is told.
+    o.ended = Some(Duration::from_millis(5040));
+    let late = Expected::from_outcome(&o, &sc).expect("expected");
+    assert!((late.duration - 5.0395).abs() < 1e-9, "{}", late.duration);
+    assert_eq!(late.tones, planned.tones, "only the end moves");
 }
 
 #[test]
