@@ -10,7 +10,9 @@
 //! the windowed minimum drifts with it. A talk spurt whose first packet is far off the
 //! estimate (e.g. a sender that did not advance its RTP clock across a pause), or any packet
 //! more than a second off, starts a new epoch with a fresh window; packets still buffered from
-//! the old epoch keep the old offset.
+//! the old epoch keep the old offset. A packet that directly continues the one before it (next
+//! sequence number, timestamp right after that frame, no marker) never does: the sender's
+//! clock ran between the two, so however late it comes, that is delay.
 //!
 //! A spurt that starts far off is only *suspect* at first: a sender (or bridge) that stalled
 //! and then sends what it held in a burst looks the same for one packet, but its burst comes
@@ -29,7 +31,8 @@ const SPURT_GAP: Duration = Duration::from_millis(100);
 const CARRY: Duration = Duration::from_secs(20);
 /// How many past epochs keep their offset (for packets buffered across an epoch change).
 const FROZEN: usize = 8;
-/// An offset change this large is a jump of the sender's clock even inside a spurt.
+/// An offset change this large is a jump of the sender's clock even inside a spurt (unless
+/// the packet continues the one before it).
 const JUMP_SECONDS: f64 = 1.0;
 /// How long (by arrival) a spurt that started far off the estimate must stay off, without
 /// coming down, before it is a new epoch. A burst after a stall arrives faster than real time
@@ -102,10 +105,15 @@ impl ClockEstimator {
     }
 
     /// Takes one packet's offset into account; returns the epoch the packet belongs to.
-    pub fn observe(&mut self, arrival: Instant, v: f64) -> Observed {
-        let spurt_start = self
-            .latest_arrival
-            .is_none_or(|latest| arrival.saturating_duration_since(latest) > SPURT_GAP);
+    /// `continues`: the packet directly follows one already seen, by its sequence number and
+    /// timestamp, and starts no talk spurt (no marker): the sender's clock ran on between
+    /// them, so however late it arrives (a sender or bridge fallen behind, a packet whose
+    /// arrival was stamped late) its offset is delay, never a new epoch.
+    pub fn observe(&mut self, arrival: Instant, v: f64, continues: bool) -> Observed {
+        let spurt_start = !continues
+            && self
+                .latest_arrival
+                .is_none_or(|latest| arrival.saturating_duration_since(latest) > SPURT_GAP);
         let latest = self.latest_arrival.map_or(arrival, |l| l.max(arrival));
         self.latest_arrival = Some(latest);
         if let Some(horizon) = latest.checked_sub(WINDOW) {
@@ -158,7 +166,7 @@ impl ClockEstimator {
         }
         if let Some(current) = current.filter(|_| !seen.confirms) {
             let off = (v - current).abs();
-            if off > self.jump {
+            if off > self.jump && !continues {
                 self.suspect = None;
                 self.new_epoch(current);
                 seen.epoch = self.epoch;
