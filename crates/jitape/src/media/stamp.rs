@@ -42,7 +42,7 @@ const BOOK_SLOTS: usize = 1 << 14;
 /// counters ran in step: in about one session of six (4 speakers, random SSRCs and sequence
 /// numbers) 8-24 % of the stamps were lost with jitape 1.4 s behind, each such packet then
 /// stamped when read, seconds late.
-const WAYS: usize = 8;
+const WAYS: usize = 16;
 /// A kernel timestamp further back than this is not believed (a clock step): the packet
 /// counts as arriving when it was read.
 const MAX_AGE: Duration = Duration::from_secs(60);

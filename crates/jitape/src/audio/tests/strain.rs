@@ -222,3 +222,47 @@ fn a_packet_stamped_when_read_after_a_loss_moves_nothing() {
     }
     assert_all(failures);
 }
+
+/// A source whose first packets arrive 10-50 ms late (the machine busy starting many rooms)
+/// and then on time: its first spurts land where they were sent, like the later ones.
+#[test]
+fn a_source_starting_on_a_busy_machine_lands_on_time() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let tones = vec![
+        tone(1000.0, 200, 900),
+        tone(1000.0, 1300, 2000),
+        tone(1000.0, 2600, 3300),
+        tone(1000.0, 4000, 4600),
+    ];
+    let mut failures = Vec::new();
+    for (busy, min, max, seed) in [
+        (1000u64, 10u64, 50u64, 1u64),
+        (2500, 10, 50, 2),
+        (4000, 10, 50, 3),
+        (2500, 10, 14, 4),
+        (2500, 20, 50, 5),
+    ] {
+        let base = Instant::now();
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4800)).packets(base));
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut prev = base;
+        for p in &mut packets {
+            if p.arrival < base + ms(busy) {
+                p.arrival += ms(rng.random_range(min..=max));
+            }
+            p.arrival = p.arrival.max(prev);
+            prev = p.arrival;
+        }
+        let read: Vec<_> = packets.iter().map(|p| p.arrival).collect();
+        let mut tl = timeline(base);
+        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
+        failures.extend(check(
+            &out,
+            &tones,
+            &format!("busy {busy} ms, {min}-{max} ms late"),
+            &tl,
+        ));
+    }
+    assert_all(failures);
+}
