@@ -212,6 +212,11 @@ impl Source {
         if seen.suspects {
             self.suspect_from = Some(seq);
         }
+        if let Some(undone) = seen.reverts {
+            for b in self.buffer.values_mut().filter(|b| b.epoch == undone) {
+                b.epoch = epoch;
+            }
+        }
         if seen.confirms
             && let Some(from) = self.suspect_from.take()
         {

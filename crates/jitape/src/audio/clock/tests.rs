@@ -102,6 +102,39 @@ fn a_packet_that_continues_the_one_before_is_delay_however_late() {
 }
 
 #[test]
+fn a_jump_undone_by_the_next_packet_on_the_old_clock() {
+    // A lone packet stamped 1.3 s late that continues nothing (the one before it was lost):
+    // a jump at first; the next packet is back on the clock, and the jump is undone.
+    let t0 = Instant::now();
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    for k in 0..20u64 {
+        c.observe(
+            t0 + Duration::from_millis(20 * k),
+            100.0 + (k % 3) as f64,
+            k > 0,
+        );
+    }
+    let o = c.observe(t0 + Duration::from_millis(1720), 100.0 + 1300.0 * MS, false);
+    assert_eq!((o.epoch, o.reverts), (1, None));
+    let o = c.observe(t0 + Duration::from_millis(445), 100.0 + 4.0 * MS, false);
+    assert_eq!((o.epoch, o.reverts), (0, Some(1)));
+    assert_eq!(c.offset(0), Some(100.0));
+    assert_eq!(c.offset(1), None);
+    // a jump that holds for CONFIRM stays (a sender whose clock leapt)
+    let leap = t0 + Duration::from_millis(1800);
+    let v = 100.0 - 2000.0 * MS;
+    assert_eq!(c.observe(leap, v, false).epoch, 1);
+    for k in 1..4u64 {
+        let o = c.observe(leap + Duration::from_millis(20 * k), v, true);
+        assert_eq!((o.epoch, o.reverts), (1, None));
+    }
+    // a packet of the old clock now is something else (a stray): no going back
+    let o = c.observe(leap + Duration::from_millis(90), 100.0, false);
+    assert_eq!((o.epoch, o.reverts), (2, None));
+    assert_eq!(c.offset(1), Some(v));
+}
+
+#[test]
 fn a_burst_drained_slowly_is_no_new_epoch() {
     // The sender is busy too: after a 400 ms stall it sends what it held at two packets
     // per 20 ms, so the burst takes 400 ms to catch up, and the spurt ends before it does.

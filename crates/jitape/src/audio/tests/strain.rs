@@ -200,6 +200,8 @@ fn a_packet_stamped_when_read_after_a_loss_moves_nothing() {
         (1500u64, 2900u64, 77u16),
         (1500, 2700, 101),
         (2000, 3400, 120),
+        // the last packet of the spurt: nothing continues it either
+        (2450, 3800, 124),
     ] {
         let base = Instant::now();
         let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4400)).packets(base));
