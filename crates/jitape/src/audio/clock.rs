@@ -188,15 +188,7 @@ impl ClockEstimator {
         if let Some(current) = current.filter(|_| !seen.confirms) {
             let off = (v - current).abs();
             if off > self.jump && !continues {
-                self.suspect = None;
-                let left = Jumped {
-                    epoch: self.epoch,
-                    window: self.window.clone(),
-                    last: self.last,
-                    at: arrival,
-                };
-                self.new_epoch(current);
-                self.jumped = Some(left);
+                self.jump(current, arrival);
                 seen.epoch = self.epoch;
             } else if spurt_start && off > self.tolerance {
                 self.suspect = Some(Suspect { since: arrival, v });
@@ -221,6 +213,19 @@ impl ClockEstimator {
             });
         }
         seen
+    }
+
+    /// A new epoch at once, keeping the one left until the jump is confirmed.
+    fn jump(&mut self, current: f64, arrival: Instant) {
+        self.suspect = None;
+        let left = Jumped {
+            epoch: self.epoch,
+            window: self.window.clone(),
+            last: self.last,
+            at: arrival,
+        };
+        self.new_epoch(current);
+        self.jumped = Some(left);
     }
 
     /// Undoes the last jump if `v` is back on the clock it left (before [`CONFIRM`] has passed
