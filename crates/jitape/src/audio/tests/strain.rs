@@ -47,7 +47,8 @@ fn drive_read(
 }
 
 /// Where `tones` must be (edges within 5 ms of where they were sent, 5 ms of network
-/// delay), and nothing late or lost: what is wrong, if anything.
+/// delay), exact digital silence from 25 ms away from them on (no concealment running on past
+/// a spurt's end), and nothing late or lost: what is wrong, if anything.
 fn check(out: &Output, tones: &[Tone], what: &str, tl: &Timeline) -> Option<String> {
     let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
     let found = runs(&present, 0);
@@ -61,8 +62,13 @@ fn check(out: &Output, tones: &[Tone], what: &str, tl: &Timeline) -> Option<Stri
             .iter()
             .zip(&expected)
             .all(|(f, e)| f.0.abs_diff(e.0) <= 5 && f.1.abs_diff(e.1) <= 5);
+    let stray = out.mix.iter().enumerate().find(|&(i, &x)| {
+        let t = i as u64 / 48;
+        x != 0 && !expected.iter().any(|e| t + 25 >= e.0 && t < e.1 + 25)
+    });
     let whole = (st.late, st.lost, st.spurts, st.resyncs) == (0, 0, tones.len() as u64, 0);
-    (!placed || !whole).then(|| format!("{what}: found {found:?}, expected {expected:?}; {st:?}"))
+    (!placed || !whole || stray.is_some())
+        .then(|| format!("{what}: found {found:?}, expected {expected:?}, stray {stray:?}; {st:?}"))
 }
 
 fn assert_all(failures: Vec<String>) {
