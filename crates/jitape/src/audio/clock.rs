@@ -10,7 +10,11 @@
 //! the windowed minimum drifts with it. A talk spurt whose first packet is far off the
 //! estimate (e.g. a sender that did not advance its RTP clock across a pause), or any packet
 //! more than a second off, starts a new epoch with a fresh window; packets still buffered from
-//! the old epoch keep the old offset.
+//! the old epoch keep the old offset. A packet that directly continues the one before it (next
+//! sequence number, timestamp right after that frame, no marker) never does: the sender's
+//! clock ran between the two, so however late it comes, that is delay. A jump is undone if a
+//! packet comes back to the old clock before [`CONFIRM`] has passed: the packet that made it
+//! was late, not the clock (one stamped when jitape read it, seconds after it arrived).
 //!
 //! A spurt that starts far off is only *suspect* at first: a sender (or bridge) that stalled
 //! and then sends what it held in a burst looks the same for one packet, but its burst comes
@@ -29,7 +33,8 @@ const SPURT_GAP: Duration = Duration::from_millis(100);
 const CARRY: Duration = Duration::from_secs(20);
 /// How many past epochs keep their offset (for packets buffered across an epoch change).
 const FROZEN: usize = 8;
-/// An offset change this large is a jump of the sender's clock even inside a spurt.
+/// An offset change this large is a jump of the sender's clock even inside a spurt (unless
+/// the packet continues the one before it).
 const JUMP_SECONDS: f64 = 1.0;
 /// How long (by arrival) a spurt that started far off the estimate must stay off, without
 /// coming down, before it is a new epoch. A burst after a stall arrives faster than real time
@@ -47,6 +52,20 @@ pub(super) struct Observed {
     /// This packet confirmed the suspicion: `epoch` is new, and it holds every packet since
     /// the one that raised it.
     pub confirms: bool,
+    /// This packet undid the jump to the epoch given here: the packets in it belong to
+    /// `epoch` again.
+    pub reverts: Option<u32>,
+}
+
+/// The epoch a jump left, kept until the jump is confirmed: a packet back on its clock undoes
+/// the jump (the one that made it was late, e.g. stamped when jitape read it, not when it
+/// reached the machine).
+#[derive(Debug, Clone)]
+struct Jumped {
+    epoch: u32,
+    window: VecDeque<Entry>,
+    last: Option<Entry>,
+    at: Instant,
 }
 
 /// A spurt that started far off the estimate, not yet a new epoch.
@@ -82,6 +101,7 @@ pub(super) struct ClockEstimator {
     suspect: Option<Suspect>,
     /// How far a suspect offset must come down to count as a burst still draining.
     settle: f64,
+    jumped: Option<Jumped>,
 }
 
 impl ClockEstimator {
@@ -98,16 +118,23 @@ impl ClockEstimator {
             jump: JUMP_SECONDS * f64::from(rate),
             suspect: None,
             settle: tolerance / 10.0,
+            jumped: None,
         }
     }
 
     /// Takes one packet's offset into account; returns the epoch the packet belongs to.
-    pub fn observe(&mut self, arrival: Instant, v: f64) -> Observed {
-        let spurt_start = self
-            .latest_arrival
-            .is_none_or(|latest| arrival.saturating_duration_since(latest) > SPURT_GAP);
+    /// `continues`: the packet directly follows one already seen, by its sequence number and
+    /// timestamp, and starts no talk spurt (no marker): the sender's clock ran on between
+    /// them, so however late it arrives (a sender or bridge fallen behind, a packet whose
+    /// arrival was stamped late) its offset is delay, never a new epoch.
+    pub fn observe(&mut self, arrival: Instant, v: f64, continues: bool) -> Observed {
+        let spurt_start = !continues
+            && self
+                .latest_arrival
+                .is_none_or(|latest| arrival.saturating_duration_since(latest) > SPURT_GAP);
         let latest = self.latest_arrival.map_or(arrival, |l| l.max(arrival));
         self.latest_arrival = Some(latest);
+        let reverts = self.revert(arrival, v);
         if let Some(horizon) = latest.checked_sub(WINDOW) {
             while self.window.front().is_some_and(|e| e.at < horizon) {
                 self.window.pop_front();
@@ -124,6 +151,7 @@ impl ClockEstimator {
             epoch: self.epoch,
             suspects: false,
             confirms: false,
+            reverts,
         };
         if spurt_start {
             // The spurt that raised it ended without confirming it: that was a stall.
@@ -150,6 +178,7 @@ impl ClockEstimator {
                     epoch: self.epoch,
                     suspects: false,
                     confirms: true,
+                    reverts: None,
                 };
             } else {
                 sus.v = sus.v.min(v);
@@ -158,9 +187,8 @@ impl ClockEstimator {
         }
         if let Some(current) = current.filter(|_| !seen.confirms) {
             let off = (v - current).abs();
-            if off > self.jump {
-                self.suspect = None;
-                self.new_epoch(current);
+            if off > self.jump && !continues {
+                self.jump(current, arrival);
                 seen.epoch = self.epoch;
             } else if spurt_start && off > self.tolerance {
                 self.suspect = Some(Suspect { since: arrival, v });
@@ -185,6 +213,41 @@ impl ClockEstimator {
             });
         }
         seen
+    }
+
+    /// A new epoch at once, keeping the one left until the jump is confirmed.
+    fn jump(&mut self, current: f64, arrival: Instant) {
+        self.suspect = None;
+        let left = Jumped {
+            epoch: self.epoch,
+            window: self.window.clone(),
+            last: self.last,
+            at: arrival,
+        };
+        self.new_epoch(current);
+        self.jumped = Some(left);
+    }
+
+    /// Undoes the last jump if `v` is back on the clock it left (before [`CONFIRM`] has passed
+    /// by arrival); returns the epoch undone.
+    fn revert(&mut self, arrival: Instant, v: f64) -> Option<u32> {
+        let left = self.jumped.as_ref()?;
+        let before = left.window.front().or(left.last.as_ref()).map(|e| e.v);
+        if before.is_none_or(|b| (v - b).abs() > self.tolerance) {
+            if arrival.saturating_duration_since(left.at) >= CONFIRM {
+                self.jumped = None;
+            }
+            return None;
+        }
+        let left = self.jumped.take()?;
+        tracing::trace!(epoch = self.epoch, "source clock jump undone");
+        let undone = self.epoch;
+        self.frozen.retain(|(e, _)| *e != left.epoch);
+        self.epoch = left.epoch;
+        self.window = left.window;
+        self.last = left.last;
+        self.suspect = None;
+        Some(undone)
     }
 
     fn new_epoch(&mut self, offset: f64) {

@@ -139,6 +139,8 @@ pub(super) struct Source {
     late_run: u32,
     /// The packet from which the clock suspects a jump (see [`ClockEstimator::observe`]).
     suspect_from: Option<i64>,
+    /// The highest sequence number taken so far and the RTP time right after its frame.
+    newest: Option<(i64, i64)>,
 }
 
 impl Source {
@@ -160,6 +162,7 @@ impl Source {
             frame: Frame::default(),
             late_run: 0,
             suspect_from: None,
+            newest: None,
         })
     }
 
@@ -199,11 +202,20 @@ impl Source {
         }
         let ts = self.ts.extend(pkt.timestamp);
         let v = arrival_pos - (ts + i64::from(duration_48k)) as f64 * self.p.scale;
+        let continues = !pkt.marker && self.newest == Some((seq - 1, ts));
+        if self.newest.is_none_or(|(newest, _)| seq > newest) {
+            self.newest = Some((seq, ts + i64::from(duration_48k)));
+        }
         let before = self.clock.epoch();
-        let seen = self.clock.observe(pkt.arrival, v);
+        let seen = self.clock.observe(pkt.arrival, v, continues);
         let epoch = seen.epoch;
         if seen.suspects {
             self.suspect_from = Some(seq);
+        }
+        if let Some(undone) = seen.reverts {
+            for b in self.buffer.values_mut().filter(|b| b.epoch == undone) {
+                b.epoch = epoch;
+            }
         }
         if seen.confirms
             && let Some(from) = self.suspect_from.take()

@@ -2,5 +2,6 @@
 
 mod sim;
 mod skew;
+mod strain;
 mod timing;
 mod tracks;

@@ -11,7 +11,7 @@ fn minimum_delay_wins() {
     let delays = [30.0, 12.0, 25.0, 2.0, 40.0, 18.0];
     for (i, d) in delays.iter().enumerate() {
         let at = t0 + Duration::from_millis(20 * i as u64);
-        let epoch = c.observe(at, 1000.0 + d * MS).epoch;
+        let epoch = c.observe(at, 1000.0 + d * MS, false).epoch;
         assert_eq!(epoch, 0);
     }
     assert_eq!(c.offset(0), Some(1000.0 + 2.0 * MS));
@@ -25,7 +25,7 @@ fn window_follows_a_slow_clock() {
     let mut c = ClockEstimator::new(50.0 * MS, 48_000);
     for i in 0..1000u64 {
         let at = t0 + Duration::from_millis(20 * i);
-        c.observe(at, i as f64 * 0.2);
+        c.observe(at, i as f64 * 0.2, false);
     }
     let estimate = c.offset(0).unwrap_or(f64::NAN);
     let newest = 999.0 * 0.2;
@@ -40,34 +40,98 @@ fn window_follows_a_slow_clock() {
 fn late_spurt_start_is_a_new_epoch_and_old_epoch_is_kept() {
     let t0 = Instant::now();
     let mut c = ClockEstimator::new(50.0 * MS, 48_000);
-    c.observe(t0, 100.0);
-    c.observe(t0 + Duration::from_millis(20), 100.0);
+    c.observe(t0, 100.0, false);
+    c.observe(t0 + Duration::from_millis(20), 100.0, false);
     // after a 1 s pause the sender's clock did not advance: v is 1 s larger. The first
     // packet only raises the suspicion; the sender goes on in real time and the third
     // packet after it (60 ms later) confirms it, for all of them.
     let later = t0 + Duration::from_millis(1020);
     let v = 100.0 + 1000.0 * MS;
-    let first = c.observe(later, v);
+    let first = c.observe(later, v, false);
     assert_eq!(
         (first.epoch, first.suspects, first.confirms),
         (0, true, false)
     );
     for k in 1..3u64 {
-        let o = c.observe(later + Duration::from_millis(20 * k), v);
+        let o = c.observe(later + Duration::from_millis(20 * k), v, false);
         assert_eq!((o.epoch, o.suspects, o.confirms), (0, false, false));
     }
-    let o = c.observe(later + Duration::from_millis(60), v);
+    let o = c.observe(later + Duration::from_millis(60), v, false);
     assert_eq!((o.epoch, o.confirms), (1, true));
     assert_eq!(c.offset(0), Some(100.0));
     assert_eq!(c.offset(1), Some(v));
     // a spurt that starts a little late (network delay) stays in the epoch
     let again = later + Duration::from_millis(500);
-    assert_eq!(c.observe(again, 100.0 + 1030.0 * MS).epoch, 1);
+    assert_eq!(c.observe(again, 100.0 + 1030.0 * MS, false).epoch, 1);
     assert_eq!(c.offset(1), Some(v));
     // a sender clock that leaps ahead by 3 s mid-spurt
     let leap = again + Duration::from_millis(20);
-    assert_eq!(c.observe(leap, 100.0 - 2000.0 * MS).epoch, 2);
+    assert_eq!(c.observe(leap, 100.0 - 2000.0 * MS, false).epoch, 2);
     assert_eq!(c.offset(2), Some(100.0 - 2000.0 * MS));
+}
+
+#[test]
+fn a_packet_that_continues_the_one_before_is_delay_however_late() {
+    // The sender fell 150 ms behind mid-spurt (an arrival gap, then real-time sending), or
+    // jitape read a packet 1.3 s after the kernel got it and lost its kernel stamp: the
+    // packets continue their predecessors, so the sender's clock ran on; no new epoch.
+    let t0 = Instant::now();
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    for k in 0..20u64 {
+        c.observe(t0 + Duration::from_millis(20 * k), 100.0, k > 0);
+    }
+    for k in 20..30u64 {
+        let o = c.observe(
+            t0 + Duration::from_millis(20 * k + 150),
+            100.0 + 150.0 * MS,
+            true,
+        );
+        assert_eq!((o.epoch, o.suspects), (0, false));
+    }
+    let o = c.observe(t0 + Duration::from_millis(1900), 100.0 + 1300.0 * MS, true);
+    assert_eq!((o.epoch, o.suspects), (0, false));
+    let o = c.observe(t0 + Duration::from_millis(640), 100.0, true);
+    assert_eq!((o.epoch, o.suspects), (0, false));
+    assert_eq!(c.offset(0), Some(100.0));
+    // the same offsets from packets that continue nothing: a spurt that starts late, a jump
+    // (after an arrival gap: the late-stamped packet counts as the latest arrival)
+    let o = c.observe(t0 + Duration::from_millis(2100), 100.0 + 150.0 * MS, false);
+    assert_eq!((o.epoch, o.suspects), (0, true));
+    let o = c.observe(t0 + Duration::from_millis(2300), 100.0 + 1300.0 * MS, false);
+    assert_eq!(o.epoch, 1);
+}
+
+#[test]
+fn a_jump_undone_by_the_next_packet_on_the_old_clock() {
+    // A lone packet stamped 1.3 s late that continues nothing (the one before it was lost):
+    // a jump at first; the next packet is back on the clock, and the jump is undone.
+    let t0 = Instant::now();
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    for k in 0..20u64 {
+        c.observe(
+            t0 + Duration::from_millis(20 * k),
+            100.0 + (k % 3) as f64,
+            k > 0,
+        );
+    }
+    let o = c.observe(t0 + Duration::from_millis(1720), 100.0 + 1300.0 * MS, false);
+    assert_eq!((o.epoch, o.reverts), (1, None));
+    let o = c.observe(t0 + Duration::from_millis(445), 100.0 + 4.0 * MS, false);
+    assert_eq!((o.epoch, o.reverts), (0, Some(1)));
+    assert_eq!(c.offset(0), Some(100.0));
+    assert_eq!(c.offset(1), None);
+    // a jump that holds for CONFIRM stays (a sender whose clock leapt)
+    let leap = t0 + Duration::from_millis(1800);
+    let v = 100.0 - 2000.0 * MS;
+    assert_eq!(c.observe(leap, v, false).epoch, 1);
+    for k in 1..4u64 {
+        let o = c.observe(leap + Duration::from_millis(20 * k), v, true);
+        assert_eq!((o.epoch, o.reverts), (1, None));
+    }
+    // a packet of the old clock now is something else (a stray): no going back
+    let o = c.observe(leap + Duration::from_millis(90), 100.0, false);
+    assert_eq!((o.epoch, o.reverts), (2, None));
+    assert_eq!(c.offset(1), Some(v));
 }
 
 #[test]
@@ -77,12 +141,16 @@ fn a_burst_drained_slowly_is_no_new_epoch() {
     let t0 = Instant::now();
     let mut c = ClockEstimator::new(50.0 * MS, 48_000);
     for k in 0..20u64 {
-        c.observe(t0 + Duration::from_millis(20 * k), 100.0);
+        c.observe(t0 + Duration::from_millis(20 * k), 100.0, false);
     }
     let resume = t0 + Duration::from_millis(20 * 19 + 400);
     let mut late = 400.0;
     for k in 0..16u64 {
-        let o = c.observe(resume + Duration::from_millis(10 * k), 100.0 + late * MS);
+        let o = c.observe(
+            resume + Duration::from_millis(10 * k),
+            100.0 + late * MS,
+            false,
+        );
         assert_eq!(
             (o.epoch, o.confirms),
             (0, false),
@@ -101,17 +169,17 @@ fn a_burst_after_a_stall_is_no_new_epoch_even_at_a_spurts_end() {
     let t0 = Instant::now();
     let mut c = ClockEstimator::new(50.0 * MS, 48_000);
     for k in 0..20u64 {
-        c.observe(t0 + Duration::from_millis(20 * k), 100.0);
+        c.observe(t0 + Duration::from_millis(20 * k), 100.0, false);
     }
     let burst = t0 + Duration::from_millis(20 * 19 + 130);
-    let o = c.observe(burst, 100.0 + 110.0 * MS);
+    let o = c.observe(burst, 100.0 + 110.0 * MS, false);
     assert_eq!((o.epoch, o.suspects), (0, true));
-    let o = c.observe(burst + Duration::from_micros(50), 100.0 + 90.0 * MS);
+    let o = c.observe(burst + Duration::from_micros(50), 100.0 + 90.0 * MS, false);
     assert_eq!((o.epoch, o.confirms), (0, false));
     let next = burst + Duration::from_millis(700);
-    let o = c.observe(next, 100.0 + 1.0 * MS);
+    let o = c.observe(next, 100.0 + 1.0 * MS, false);
     assert_eq!((o.epoch, o.suspects, o.confirms), (0, false, false));
-    let o = c.observe(next + Duration::from_millis(80), 100.0);
+    let o = c.observe(next + Duration::from_millis(80), 100.0, false);
     assert_eq!((o.epoch, o.confirms), (0, false));
     assert_eq!(c.offset(0), Some(100.0));
 }
@@ -120,12 +188,12 @@ fn a_burst_after_a_stall_is_no_new_epoch_even_at_a_spurts_end() {
 fn estimate_is_carried_across_a_pause_longer_than_the_window() {
     let t0 = Instant::now();
     let mut c = ClockEstimator::new(50.0 * MS, 48_000);
-    c.observe(t0, 0.0);
+    c.observe(t0, 0.0, false);
     let later = t0 + Duration::from_secs(10);
-    assert_eq!(c.observe(later, 30.0 * MS).epoch, 0);
+    assert_eq!(c.observe(later, 30.0 * MS, false).epoch, 0);
     assert_eq!(c.offset(0), Some(0.0));
     // but not forever
     let much_later = later + Duration::from_secs(60);
-    c.observe(much_later, 45.0 * MS);
+    c.observe(much_later, 45.0 * MS, false);
     assert_eq!(c.offset(0), Some(45.0 * MS));
 }

@@ -1,0 +1,276 @@
+//! jitape itself strained: its intake stalls (packets read late, each stamped with the
+//! instant the kernel received it, or, when the stamp got lost, with the instant it was read),
+//! and a sender that falls behind and catches up. Within the lateness window nothing may move,
+//! be concealed or be counted late.
+
+use std::time::Instant;
+
+use super::sim::*;
+use crate::audio::{AudioSettings, Timeline, TrackId};
+use crate::media::packet::RtpPacket;
+
+const T: TrackId = TrackId(1);
+
+fn timeline(base: Instant) -> Timeline {
+    let mut tl = Timeline::new(AudioSettings::default(), base, 0).unwrap_or_else(|e| panic!("{e}"));
+    tl.map_source(crate::types::Ssrc(1), T)
+        .unwrap_or_else(|e| panic!("{e}"));
+    tl
+}
+
+/// Pushes each packet when jitape reads it (`read`, non-decreasing, one per packet) and
+/// renders every `step` until `base + until` (+ the playout delay).
+fn drive_read(
+    tl: &mut Timeline,
+    packets: &[RtpPacket],
+    read: &[Instant],
+    base: Instant,
+    until: std::time::Duration,
+    step: std::time::Duration,
+) -> Output {
+    let mut out = Output::default();
+    let last = base + until + tl.config().late_window.get();
+    let mut next = 0;
+    let mut now = base;
+    loop {
+        while let Some(p) = packets.get(next).filter(|_| read[next] <= now) {
+            tl.push(p);
+            next += 1;
+        }
+        out.append(tl.render(now));
+        if now >= last {
+            break;
+        }
+        now = (now + step).min(last);
+    }
+    out
+}
+
+/// Where `tones` must be (edges within 5 ms of where they were sent, 5 ms of network
+/// delay), exact digital silence from 25 ms away from them on (no concealment running on past
+/// a spurt's end), and nothing late or lost: what is wrong, if anything.
+fn check(out: &Output, tones: &[Tone], what: &str, tl: &Timeline) -> Option<String> {
+    let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
+    let found = runs(&present, 0);
+    let st = tl.stats().total;
+    let expected: Vec<_> = tones
+        .iter()
+        .map(|t| (t.from.as_millis() as u64 + 5, t.to.as_millis() as u64 + 5))
+        .collect();
+    let placed = found.len() == expected.len()
+        && found
+            .iter()
+            .zip(&expected)
+            .all(|(f, e)| f.0.abs_diff(e.0) <= 5 && f.1.abs_diff(e.1) <= 5);
+    let stray = out.mix.iter().enumerate().find(|&(i, &x)| {
+        let t = i as u64 / 48;
+        x != 0 && !expected.iter().any(|e| t + 25 >= e.0 && t < e.1 + 25)
+    });
+    let whole = (st.late, st.lost, st.spurts, st.resyncs) == (0, 0, tones.len() as u64, 0);
+    (!placed || !whole || stray.is_some())
+        .then(|| format!("{what}: found {found:?}, expected {expected:?}, stray {stray:?}; {st:?}"))
+}
+
+fn assert_all(failures: Vec<String>) {
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// jitape stalls from `from` to `to` (ms): every packet that reached the machine meanwhile is
+/// read at `to`; those whose index is in `unstamped` carry the instant they were read.
+fn intake_stall(
+    packets: &mut [RtpPacket],
+    base: Instant,
+    from: u64,
+    to: u64,
+    unstamped: &[usize],
+) -> Vec<Instant> {
+    let (from, to) = (base + ms(from), base + ms(to));
+    packets
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| {
+            let read = if p.arrival >= from && p.arrival < to {
+                to
+            } else {
+                p.arrival
+            };
+            if unstamped.contains(&i) {
+                p.arrival = read;
+            }
+            read
+        })
+        .collect()
+}
+
+#[test]
+fn an_intake_stall_moves_nothing() {
+    let tones = vec![tone(1000.0, 500, 2500), tone(1000.0, 3000, 4000)];
+    let mut failures = Vec::new();
+    for (from, to) in [(1500u64, 2900u64), (2000, 3400), (900, 1200)] {
+        let base = Instant::now();
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4400)).packets(base));
+        let read = intake_stall(&mut packets, base, from, to, &[]);
+        let mut tl = timeline(base);
+        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
+        failures.extend(check(&out, &tones, &format!("stall {from}-{to}"), &tl));
+    }
+    assert_all(failures);
+}
+
+#[test]
+fn a_packet_stamped_when_read_during_a_stall_moves_nothing() {
+    let tones = vec![tone(1000.0, 500, 2500), tone(1000.0, 3000, 4000)];
+    let mut failures = Vec::new();
+    // frame k (20 ms each) is sent at 20 (k + 1) ms
+    for (from, to, idx) in [
+        (1500u64, 2900u64, 76usize),
+        (1500, 2900, 120),
+        (1500, 2700, 122),
+        (2000, 3400, 120),
+        (1500, 1800, 76),
+        (1500, 2000, 76),
+        // the last packet of the first spurt, the first of the second one
+        (2450, 3800, 124),
+        (2450, 3300, 124),
+        (3000, 4300, 150),
+        (3000, 3500, 150),
+    ] {
+        let base = Instant::now();
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4400)).packets(base));
+        let i = packets
+            .iter()
+            .position(|p| p.sequence == 1000 + idx as u16)
+            .unwrap_or(0);
+        let read = intake_stall(&mut packets, base, from, to, &[i]);
+        let mut tl = timeline(base);
+        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
+        failures.extend(check(
+            &out,
+            &tones,
+            &format!("stall {from}-{to}, frame {idx} unstamped"),
+            &tl,
+        ));
+    }
+    assert_all(failures);
+}
+
+/// The sender falls `behind` ms behind at `at` (an arrival gap: a spurt seems to start late),
+/// drifts further behind by `drift` ms over `hold` ms while sending in real time, then catches
+/// up in a burst.
+#[test]
+fn a_sender_behind_for_a_second_moves_nothing() {
+    let tones = vec![tone(1000.0, 500, 2500), tone(1000.0, 3000, 4000)];
+    let mut failures = Vec::new();
+    for (at, behind, drift, hold) in [
+        (1500u64, 150u64, 100u64, 1000u64),
+        (1500, 250, 0, 1000),
+        (1500, 120, 130, 900),
+        (2000, 200, 0, 1000),
+        (2300, 150, 0, 1000),
+        (2400, 150, 0, 1000),
+    ] {
+        let base = Instant::now();
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4400)).packets(base));
+        let (t0, t1) = (base + ms(at), base + ms(at + hold));
+        for p in &mut packets {
+            if p.arrival >= t0 && p.arrival < t1 {
+                let f = (p.arrival - t0).as_secs_f64() / (hold as f64 / 1000.0);
+                p.arrival += ms(behind) + ms(drift).mul_f64(f);
+            }
+        }
+        // nothing overtakes: what was sent after the hold follows the held packets at once
+        let mut prev = base;
+        for p in &mut packets {
+            p.arrival = p.arrival.max(prev);
+            prev = p.arrival;
+        }
+        let read: Vec<_> = packets.iter().map(|p| p.arrival).collect();
+        let mut tl = timeline(base);
+        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
+        failures.extend(check(
+            &out,
+            &tones,
+            &format!("behind {behind}+{drift} at {at} for {hold}"),
+            &tl,
+        ));
+    }
+    assert_all(failures);
+}
+
+/// A packet stamped late right after a lost one: it continues nothing, yet is no new epoch.
+#[test]
+fn a_packet_stamped_when_read_after_a_loss_moves_nothing() {
+    let tones = vec![tone(1000.0, 500, 2500), tone(1000.0, 3000, 4000)];
+    let mut failures = Vec::new();
+    for (from, to, idx) in [
+        (1500u64, 2900u64, 77u16),
+        (1500, 2700, 101),
+        (2000, 3400, 120),
+        // the last packet of the spurt: nothing continues it either
+        (2450, 3800, 124),
+    ] {
+        let base = Instant::now();
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4400)).packets(base));
+        packets.retain(|p| p.sequence != 1000 + idx - 1);
+        let i = packets
+            .iter()
+            .position(|p| p.sequence == 1000 + idx)
+            .unwrap_or(0);
+        let read = intake_stall(&mut packets, base, from, to, &[i]);
+        let mut tl = timeline(base);
+        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
+        let what = format!("stall {from}-{to}, frame {} lost, {idx} unstamped", idx - 1);
+        let st = tl.stats().total;
+        // the lost frame is concealed, nothing else
+        let present = presence(&out.mix, 48_000, 1000.0, 2500.0);
+        let hole = longest_hole(&present, 510, 2500);
+        if st.lost != 1 || st.late != 0 || st.spurts != 2 || hole > 5 {
+            failures.push(format!("{what}: hole {hole} ms, {st:?}"));
+        }
+    }
+    assert_all(failures);
+}
+
+/// A source whose first packets arrive 10-50 ms late (the machine busy starting many rooms)
+/// and then on time: its first spurts land where they were sent, like the later ones.
+#[test]
+fn a_source_starting_on_a_busy_machine_lands_on_time() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let tones = vec![
+        tone(1000.0, 200, 900),
+        tone(1000.0, 1300, 2000),
+        tone(1000.0, 2600, 3300),
+        tone(1000.0, 4000, 4600),
+    ];
+    let mut failures = Vec::new();
+    for (busy, min, max, seed) in [
+        (1000u64, 10u64, 50u64, 1u64),
+        (2500, 10, 50, 2),
+        (4000, 10, 50, 3),
+        (2500, 10, 14, 4),
+        (2500, 20, 50, 5),
+    ] {
+        let base = Instant::now();
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4800)).packets(base));
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut prev = base;
+        for p in &mut packets {
+            if p.arrival < base + ms(busy) {
+                p.arrival += ms(rng.random_range(min..=max));
+            }
+            p.arrival = p.arrival.max(prev);
+            prev = p.arrival;
+        }
+        let read: Vec<_> = packets.iter().map(|p| p.arrival).collect();
+        let mut tl = timeline(base);
+        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
+        failures.extend(check(
+            &out,
+            &tones,
+            &format!("busy {busy} ms, {min}-{max} ms late"),
+            &tl,
+        ));
+    }
+    assert_all(failures);
+}
