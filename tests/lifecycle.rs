@@ -419,7 +419,12 @@ fn churned_as_planned(o: &ConferenceOutcome, sc: &sidecar::Sidecar) {
     let room = &o.plan.room;
     assert_eq!(o.room_closed.len(), 1, "{room} closed: {:?}", o.room_closed);
     assert_eq!(o.recorder_joins.len(), 3, "{room}: {:?}", o.recorder_joins);
-    assert_eq!(o.recorder_leaves.len(), 3, "{room}: {:?}", o.recorder_leaves);
+    assert_eq!(
+        o.recorder_leaves.len(),
+        3,
+        "{room}: {:?}",
+        o.recorder_leaves
+    );
     let alone_from = o.plan.speakers[0].stints.last().and_then(|s| s.leave_at);
     let last_leave = o.recorder_leaves[2];
     assert!(
