@@ -352,35 +352,94 @@ async fn kill_9_mid_conference_then_restart_continues_the_one_flac() {
     assert!(report.ok(), "{report}\n--- jitape ---\n{log}");
 }
 
-/// A room that churns for about five minutes: people come and go, refresh, Jicofo moves and
-/// replaces sessions, jitape is kicked once.
+/// How long jitape keeps one person company in the churning rooms (`rooms.lone_hold`, 20 s
+/// by default): longer than the tutor's 3 s refreshes, so those never make jitape step out;
+/// shorter than the student's stretch alone at the end, so jitape steps out before the end.
+const CHURN_LONE_HOLD_S: f64 = 6.0;
+
+/// A room that churns for about a minute and a half: the tutor leaves and comes back under a
+/// new endpoint id six times (jitape keeps them company for each 3 s absence), everyone leaves
+/// at once (jitape steps out, the room closes) and comes back to a new room, Jicofo moves and
+/// replaces sessions, jitape is kicked once, and the student is left alone at the end (jitape
+/// steps out after the lone hold; the room is destroyed while it is out).
+///
+/// Room `i`'s disruptions and end come `0.15 × i` s later than room 0's, so that the twenty
+/// rooms do not all set up sessions in the same instant (they do at the start and on the
+/// return, as a real deployment would after a restart).
 fn churning_room(i: usize) -> ConferencePlan {
-    let mut plan = ConferencePlan::empty(&format!("churn{i:02}@{MUC}"), 290.0 + i as f64 / 2.0);
+    let stagger = i as f64 * 0.15;
+    let mut plan = ConferencePlan::empty(&format!("churn{i:02}@{MUC}"), 96.0 + stagger);
     plan.invite_at = None;
     plan.idle_timeout = secs(10.0);
-    let stints: Vec<(f64, Option<f64>, bool)> = (0..7)
-        .map(|k| (k as f64 * 40.0, Some(k as f64 * 40.0 + 30.0), false))
+    let tutor_stints = [
+        (0.0, 10.0),
+        (13.0, 30.0),
+        (33.0, 44.0),
+        (47.0, 50.0),
+        (54.0, 65.0),
+        (68.0, 78.0),
+        (81.0, 87.0),
+    ];
+    let stints: Vec<(f64, Option<f64>, bool)> = tutor_stints
+        .iter()
+        .map(|(join, leave)| (*join, Some(*leave), false))
         .collect();
     plan.speakers = vec![
         person(
             0,
             &stints,
-            &[(5.0, 9.0), (90.0, 94.0), (170.0, 174.0), (250.0, 254.0)],
+            &[(5.0, 9.0), (25.0, 29.0), (60.0, 64.0), (82.0, 86.0)],
         ),
+        // Leaves with the tutor at 50 s: nobody is left until both return at 54 s.
         person(
             1,
-            &[(2.0, Some(150.0), false), (160.0, None, false)],
-            &[(12.0, 15.0), (130.0, 133.0), (200.0, 204.0)],
+            &[(2.0, Some(50.0), false), (54.0, None, false)],
+            &[(12.0, 15.0), (40.0, 43.0), (67.0, 71.0)],
         ),
     ];
     // Disruptions stay clear of the talk windows: a kick, say, drops jitape's bridge endpoint
     // and the rejoin takes a moment, so speech at that instant would be lost — correctly.
+    // Every room's disruption falls at least 3 s after the last speech before it and at least
+    // 4 s before the next (the rejoin after a kick waits 1 s).
     plan.disruptions = vec![
-        (secs(40.0 + i as f64 / 2.0), Disruption::MoveBridge),
-        (secs(100.0 + i as f64 / 2.0), Disruption::ReplaceTransport),
-        (secs(215.0 + i as f64 / 2.0), Disruption::KickRecorder),
+        (secs(18.0 + stagger), Disruption::MoveBridge),
+        (secs(33.0 + stagger), Disruption::ReplaceTransport),
+        (secs(74.0 + stagger), Disruption::KickRecorder),
     ];
     plan
+}
+
+/// What every churning room went through, so that its plan provably still holds every kind
+/// of churn: jitape joined at the start, after everyone came back and after the kick; it left
+/// when everyone left, when kicked, and after the lone hold at the end (never for the tutor's
+/// refreshes), the last time before the room's end; the room closed once; every session
+/// change reached jitape (start, moved, replaced, back, after the kick); and the sidecar lists
+/// the time out of the room and the kick.
+fn churned_as_planned(o: &ConferenceOutcome, sc: &sidecar::Sidecar) {
+    let room = &o.plan.room;
+    assert_eq!(o.room_closed.len(), 1, "{room} closed: {:?}", o.room_closed);
+    assert_eq!(o.recorder_joins.len(), 3, "{room}: {:?}", o.recorder_joins);
+    assert_eq!(
+        o.recorder_leaves.len(),
+        3,
+        "{room}: {:?}",
+        o.recorder_leaves
+    );
+    let alone_from = o.plan.speakers[0].stints.last().and_then(|s| s.leave_at);
+    let last_leave = o.recorder_leaves[2];
+    assert!(
+        alone_from.is_some_and(|a| last_leave >= a + secs(CHURN_LONE_HOLD_S))
+            && last_leave < o.plan.end_at,
+        "{room}: stepped out at {last_leave:?}, the student alone from {alone_from:?}"
+    );
+    assert!(o.sessions >= 5, "{room}: {} sessions", o.sessions);
+    for kind in [GapKind::Away, GapKind::XmppReconnect] {
+        assert!(
+            sc.gaps.iter().any(|g| g.kind == kind),
+            "{room}: no {kind:?} gap in {:?}",
+            sc.gaps
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,9 +449,10 @@ async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
     let port = prosody.component_port;
     let tmp = tempfile::tempdir().unwrap();
     let rec_dir = tmp.path().join("recordings");
+    let lone_hold = format!("[rooms]\nlone_hold = \"{CHURN_LONE_HOLD_S}s\"");
     let mut jitape = JitapeProcess::spawn(
         env!("CARGO_BIN_EXE_jitape"),
-        &jitape_toml(port, &rec_dir, ""),
+        &jitape_toml(port, &rec_dir, &lone_hold),
         tmp.path(),
     );
     let world = Arc::new(sim_world(port).await);
@@ -419,7 +479,9 @@ async fn twenty_churning_rooms_leave_no_threads_or_descriptors_behind() {
         let found = wait_for_final(&rec_dir, &o.plan.room, secs(30.0)).await;
         let (flac, sc) =
             found.unwrap_or_else(|| panic!("no recording of {}\n{}", o.plan.room, jitape.log()));
-        verify(&flac, &sidecar::read(&sc).unwrap(), o, "");
+        let sc = sidecar::read(&sc).unwrap();
+        verify(&flac, &sc, o, "");
+        churned_as_planned(o, &sc);
     }
     assert_eq!(support::files_with_suffix(&rec_dir, ".flac").len(), 20);
     // Everything a conference owned is released with it: back to exactly the idle counts.
