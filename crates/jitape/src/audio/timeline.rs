@@ -24,6 +24,8 @@ struct Track {
     vad: VoiceActivity,
     /// Scratch: this render's sum of the track's sources.
     sum: Vec<i32>,
+    /// `sum` holds only zeros (nothing played on the track in the last render).
+    silent: bool,
 }
 
 /// The audio timeline of one recording. See the module doc.
@@ -120,6 +122,7 @@ impl Timeline {
                 pos,
             ),
             sum: Vec::new(),
+            silent: true,
         });
         tracing::debug!(%ssrc, %track, "source mapped");
         Ok(())
@@ -214,12 +217,17 @@ impl Timeline {
     }
 
     /// Renders every sample up to `now − late_window` not rendered yet (possibly none).
+    /// A track none of whose sources played costs no mixing and no voice analysis.
     pub fn render(&mut self, now: Instant) -> Rendered {
         let start = self.rendered_until;
         let end = self.target(now).max(start);
         let n = usize::try_from(end - start).unwrap_or(usize::MAX);
         for track in self.tracks.values_mut() {
-            track.sum.clear();
+            if !track.silent {
+                track.sum.clear();
+            }
+            // A silent track's buffer is zeros already: only its new tail is written.
+            track.sum.truncate(n);
             track.sum.resize(n, 0);
         }
         for source in self.sources.values_mut().chain(self.retiring.iter_mut()) {
@@ -234,10 +242,15 @@ impl Timeline {
         let mut speech = std::mem::take(&mut self.pending_speech);
         let mut stems = Vec::new();
         for (&id, track) in &mut self.tracks {
-            for (m, t) in self.mix_sum.iter_mut().zip(&track.sum) {
-                *m += *t;
+            track.silent = track.sum.iter().fold(0, |acc, &x| acc | x) == 0;
+            if track.silent {
+                track.vad.process_silence(start, n, &mut speech);
+            } else {
+                for (m, t) in self.mix_sum.iter_mut().zip(&track.sum) {
+                    *m += *t;
+                }
+                track.vad.process(start, &track.sum, &mut speech);
             }
-            track.vad.process(start, &track.sum, &mut speech);
             if self.cfg.stems {
                 stems.push((id, to_pcm16(&track.sum)));
             }

@@ -54,22 +54,44 @@ impl VoiceActivity {
 
     /// Takes the samples that start at timeline offset `start`.
     pub fn process(&mut self, start: u64, samples: &[i32], events: &mut Vec<SpeechEvent>) {
+        self.feed(start, samples.len(), events, |from, to| {
+            samples
+                .get(from..to)
+                .unwrap_or_default()
+                .iter()
+                .map(|&x| i64::from(x) * i64::from(x))
+                .sum::<i64>()
+        });
+    }
+
+    /// Takes `n` samples of digital silence that start at `start`: the same decisions as
+    /// [`Self::process`] on zeros, without touching a sample.
+    pub fn process_silence(&mut self, start: u64, n: usize, events: &mut Vec<SpeechEvent>) {
+        self.feed(start, n, events, |_, _| 0);
+    }
+
+    /// `n` samples from `start` on, block by block; `energy(from, to)` is the sum of squares
+    /// of samples `from..to` (indices into the `n`).
+    fn feed(
+        &mut self,
+        start: u64,
+        n: usize,
+        events: &mut Vec<SpeechEvent>,
+        energy: impl Fn(usize, usize) -> i64,
+    ) {
         if start != self.pos {
             self.acc = 0;
             self.acc_n = start % self.block;
             self.pos = start;
         }
-        let mut rest = samples;
-        while !rest.is_empty() {
+        let mut at = 0;
+        while at < n {
             let to_boundary = (self.block - self.pos % self.block) as usize;
-            let (now, later) = rest.split_at(to_boundary.min(rest.len()));
-            self.acc += now
-                .iter()
-                .map(|&x| i64::from(x) * i64::from(x))
-                .sum::<i64>();
-            self.acc_n += now.len() as u64;
-            self.pos += now.len() as u64;
-            rest = later;
+            let take = to_boundary.min(n - at);
+            self.acc += energy(at, at + take);
+            self.acc_n += take as u64;
+            self.pos += take as u64;
+            at += take;
             if self.pos.is_multiple_of(self.block) {
                 let voiced = self.acc as f64 >= self.threshold * self.acc_n.max(1) as f64;
                 self.decide(self.pos - self.block, self.pos, voiced, events);

@@ -51,6 +51,8 @@ pub struct ConferenceContext {
 
 /// Bound of the per-session media event queue (packets in flight to this task).
 const MEDIA_QUEUE: usize = 2048;
+/// Packets already queued that one pass of the task's loop takes in together.
+const MEDIA_BATCH: usize = 32;
 
 struct Media {
     session: MediaSession,
@@ -153,7 +155,7 @@ impl Task {
                 mail = inbox.recv() => {
                     Some(mail.unwrap_or(Mail::Input(Input::Stop(EndReason::Shutdown))))
                 }
-                ev = next_media(&mut self.media) => self.on_media(ev).map(Mail::Input),
+                ev = next_media(&mut self.media) => self.on_media_batch(ev).map(Mail::Input),
                 _ = render.tick() => {
                     self.on_render(&mut last_checkpoint, &mut last_sync).await;
                     None
@@ -215,6 +217,20 @@ impl Task {
                 *last_sync = now;
             }
         }
+    }
+
+    /// A media event and, while they are packets, the ones already queued behind it (up to
+    /// [`MEDIA_BATCH`]): one pass of the loop, its timers and counters, per batch.
+    fn on_media_batch(&mut self, mut ev: Option<MediaEvent>) -> Option<Input> {
+        for _ in 0..MEDIA_BATCH {
+            let packet = matches!(ev, Some(MediaEvent::Rtp(_)));
+            let input = self.on_media(ev);
+            if !packet || input.is_some() {
+                return input;
+            }
+            ev = Some(self.media.as_mut()?.events.try_recv().ok()?);
+        }
+        None
     }
 
     fn on_media(&mut self, ev: Option<MediaEvent>) -> Option<Input> {

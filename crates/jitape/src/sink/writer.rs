@@ -146,8 +146,8 @@ fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
                 let progress = match slots.remove(&id) {
                     Some(Slot::Open(open)) => {
                         let progress = Arc::clone(&open.progress);
-                        if let Some(open) = run(*open, cmd, &shared.metrics) {
-                            slots.insert(id, Slot::Open(Box::new(open)));
+                        if let Some(open) = run(open, cmd, &shared.metrics) {
+                            slots.insert(id, Slot::Open(open));
                         } else if !closing {
                             slots.insert(id, Slot::Lost(Arc::clone(&progress)));
                         }
@@ -177,23 +177,29 @@ fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
 
 /// Serves one command; the recording back unless it was closed or lost to a panic (then its
 /// writers are dropped, whole frames reaching the OS, and what the disk holds is finalized).
-fn run(mut open: Open, cmd: Cmd, metrics: &Metrics) -> Option<Open> {
+/// The recording is served where it lies: an audio block moves no writer state.
+fn run(mut open: Box<Open>, cmd: Cmd, metrics: &Metrics) -> Option<Box<Open>> {
+    if matches!(cmd, Cmd::Finish(..) | Cmd::Abandon(_)) {
+        let paths = open.paths.clone();
+        let closed = catch_unwind(AssertUnwindSafe(move || open.close(cmd)));
+        if closed.is_err() {
+            lost(&paths);
+        }
+        return None;
+    }
+    if catch_unwind(AssertUnwindSafe(|| open.serve(cmd, metrics))).is_ok() {
+        return Some(open);
+    }
     let paths = open.paths.clone();
-    let served = catch_unwind(AssertUnwindSafe(move || match cmd {
-        Cmd::Finish(..) | Cmd::Abandon(_) => {
-            open.close(cmd);
-            None
-        }
-        cmd => {
-            open.serve(cmd, metrics);
-            Some(open)
-        }
-    }));
-    served.unwrap_or_else(|_| {
-        error!(dir = %paths.dir.display(), "the writer panicked on a recording; finalizing it from disk");
-        let _ = catch_unwind(|| finalize_from_disk(&paths, "internal-error"));
-        None
-    })
+    drop(open);
+    lost(&paths);
+    None
+}
+
+/// After a panic on a recording whose writers are gone: finalize what the disk holds.
+fn lost(paths: &RecordingPaths) {
+    error!(dir = %paths.dir.display(), "the writer panicked on a recording; finalizing it from disk");
+    let _ = catch_unwind(|| finalize_from_disk(paths, "internal-error"));
 }
 
 /// Finalizes the unfinished files of `paths` as they are on disk.

@@ -108,3 +108,34 @@ fn the_default_hangover_decides_the_same_wherever_the_block_grid_falls() {
         }
     }
 }
+
+#[test]
+fn silence_taken_unseen_decides_as_zeros_do() {
+    // 1 kHz rate: 10-sample blocks. Voice that ends and starts inside blocks, so a silent
+    // chunk completes a block whose first samples were loud (and the reverse).
+    let mut s = vec![0i32; 2000];
+    for (i, x) in s.iter_mut().enumerate() {
+        if (103..397).contains(&i) || (805..811).contains(&i) || (1215..1600).contains(&i) {
+            *x = if i % 2 == 0 { 900 } else { -900 };
+        }
+    }
+    for chunk in [3, 7, 10, 64] {
+        let reference = run(&s, chunk);
+        assert!(reference.len() >= 4, "the signal must speak: {reference:?}");
+        let mut vad = VoiceActivity::new(TrackId(1), 1000, -40.0, 300, 0);
+        let mut events = Vec::new();
+        let mut silent_chunks = 0;
+        for (i, c) in s.chunks(chunk).enumerate() {
+            let start = (i * chunk) as u64;
+            if c.iter().all(|&x| x == 0) {
+                silent_chunks += 1;
+                vad.process_silence(start, c.len(), &mut events);
+            } else {
+                vad.process(start, c, &mut events);
+            }
+        }
+        vad.finish(&mut events);
+        assert!(silent_chunks > 10);
+        assert_eq!(events, reference, "chunk {chunk}");
+    }
+}
