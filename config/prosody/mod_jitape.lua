@@ -239,11 +239,7 @@ local function owner_of(room)
 	local current = owner[room.jid];
 	if current then return current; end
 	local saved = type(room._data) == "table" and room._data.jitape_owner;
-	if component_set[saved] and live[saved] then
-		current = saved;
-	else
-		current = rendezvous(room.jid);
-	end
+	current = (component_set[saved] and live[saved]) and saved or rendezvous(room.jid);
 	if current then set_owner(room, current); end
 	return current;
 end
@@ -497,15 +493,13 @@ local function take_over(from)
 			kick_ghosts(room, from); -- while `from` still owns it: these events go nowhere
 			local to = rendezvous(room.jid);
 			set_owner(room, to);
-			if to then
+			if not to then orphaned = orphaned + 1; else
 				moved = moved + 1;
 				module:log("debug", "room %s: owner %s -> %s", room.jid, from, to);
 				send_event(room, "room-created", nil, nil, to);
 				for _, occupant in room:each_occupant() do
 					send_event(room, "occupant-joined", occupant, nil, to);
 				end
-			else
-				orphaned = orphaned + 1;
 			end
 		end
 	end
@@ -515,10 +509,7 @@ end
 
 local function instance_up(component)
 	live[component] = true;
-	if leases[component] then
-		leases[component]:stop();
-		leases[component] = nil;
-	end
+	if leases[component] then leases[component]:stop(); leases[component] = nil; end
 	module:log("info", "jitape instance %s connected (rooms of %s)", component, module.host);
 end
 
@@ -552,17 +543,13 @@ local function attach(component)
 		local env = host.modules.component;
 		if env and event.session == env.session then instance_down(component); end
 	end));
-	local env = host.modules and host.modules.component;
-	if env and env.connected then live[component] = true; end
+	live[component] = host.modules.component and host.modules.component.connected or nil;
 end
 
 for _, component in ipairs(components) do attach(component); end
 module:hook_global("host-activated", guarded("host-activated", attach));
 module:hook_global("host-deactivated", guarded("host-deactivated", function(component)
-	if attached[component] then
-		attached[component] = nil;
-		instance_down(component);
-	end
+	if attached[component] then attached[component] = nil; instance_down(component); end
 end));
 module:hook_global("server-stopping", function() stopping = true; end);
 
