@@ -487,10 +487,16 @@ end
 -- `from`'s lease ran out: its rooms go to the live instances, each announced to its new owner
 -- like a room that has just appeared.
 local function take_over(from)
-	local moved, orphaned = 0, 0;
+	local moved, orphaned, rooms = 0, 0, {};
 	for room in live_rooms() do
 		if owner[room.jid] == from and not (room._data and room._data.destroyed) then
-			kick_ghosts(room, from); -- while `from` still owns it: these events go nowhere
+			rooms[#rooms + 1] = room;
+		end
+	end
+	for _, room in ipairs(rooms) do
+		kick_ghosts(room, from); -- while `from` still owns it: these events go nowhere
+		-- A room of nothing but ghosts is destroyed by the kick (and forgotten): leave it be.
+		if owner[room.jid] == from then
 			local to = rendezvous(room.jid);
 			set_owner(room, to);
 			if not to then orphaned = orphaned + 1; else

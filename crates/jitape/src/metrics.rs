@@ -142,7 +142,7 @@ impl Metrics {
         if let Some(name) = self.instance.get() {
             registry.register(
                 "jitape_instance",
-                "Which jitape instance this is (several can share the rooms of one Prosody).",
+                "Which jitape instance this is (several can share the rooms of one Prosody)",
                 Info::new(vec![("instance".to_string(), name.clone())]),
             );
         }
