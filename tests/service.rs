@@ -139,6 +139,8 @@ async fn health_readiness_metrics_and_the_admin_api() {
         let list: serde_json::Value = serde_json::from_str(&list).unwrap();
         let c = &list[0];
         assert_eq!(c["room"], room.as_str());
+        // Which instance records it (xmpp.instance, by default the component domain).
+        assert_eq!(c["instance"], loopback::RECORDER_DOMAIN);
         assert_eq!(c["joined"], true);
         assert_eq!(c["humans"], 2);
         assert!(c["file"].as_str().unwrap().ends_with(".flac.partial"));
@@ -169,6 +171,12 @@ async fn health_readiness_metrics_and_the_admin_api() {
                 })
         };
         assert_eq!(value("jitape_conferences_active"), Some(1.0));
+        let info = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "jitape_instance_info")
+            .expect("jitape_instance_info");
+        assert_eq!(info.labels.get("instance"), Some(loopback::RECORDER_DOMAIN));
         assert_eq!(value("jitape_xmpp_connected"), Some(1.0));
         assert_eq!(value("jitape_participants"), Some(2.0));
         assert!(value("jitape_disk_free_bytes").unwrap() > 0.0);

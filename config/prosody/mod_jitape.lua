@@ -1,14 +1,16 @@
 -- mod_jitape: the Prosody side of jitape (Prosody 0.12 and 13).
 --
 -- Load it on every MUC component whose rooms jitape records (the conference MUC and, if wanted,
--- the breakout MUC), with the option `jitape_component` naming jitape's external component.
--- It owns three things, all in namespace urn:jitape:prosody:1 (see README.md next to it):
+-- the breakout MUC), with the option `jitape_component` naming jitape's external component, or
+-- `jitape_components` naming several jitape instances (one component each): every room then
+-- has one owner among the live instances (rendezvous hashing; after an owner's disconnect plus
+-- `jitape_lease` seconds its rooms move). It owns, in namespace urn:jitape:prosody:1 (README.md):
 --
 --   events   room-created, room-destroyed, occupant-joined, occupant-left, each a
---            <message type='normal'> from the MUC host to the component domain;
---   catch-up an IQ get <rooms/> to the MUC host, answered only to the component's JIDs, listing
---            every live room with its occupants;
---   entry    a join from the component's domain becomes a room member (members-only rooms and
+--            <message type='normal'> from the MUC host to the room owner's component domain;
+--   catch-up an IQ get <rooms/> to the MUC host, answered only to the components' JIDs, listing
+--            every live room the asker owns, with its occupants;
+--   entry    a join from a component's domain becomes a room member (members-only rooms and
 --            Jitsi's lobby admit it, a later switch to members-only does not kick it) and carries
 --            the room's password. No other JID gains anything.
 --
@@ -22,6 +24,7 @@ local function import(name)
 end
 
 local st = import "util.stanza";
+local hashes = import "util.hashes";
 local jid_util = import "util.jid";
 local configmanager = import "core.configmanager";
 
@@ -57,22 +60,41 @@ if module:get_host_type() ~= "component" or module:get_option_string("component_
 		.. "\"muc\" (docker-jitsi-meet: XMPP_MUC_MODULES=jitape)"):format(module.host), 0);
 end
 
-local raw_component = module:get_option_string("jitape_component");
-if raw_component == nil or raw_component == "" then
+-- jitape_components = { "jitape-1.<domain>", ... } names every jitape instance; the older
+-- jitape_component = "<domain>" is the same as a one-element list.
+local raw_list = module:get_option_array("jitape_components");
+local raw_single = module:get_option_string("jitape_component");
+if raw_list and raw_single then
+	error(("mod_jitape on %s: both jitape_component and jitape_components are set; keep only "
+		.. "jitape_components = { %q, ... }. The module is not active."):format(module.host, raw_single), 0);
+end
+if raw_list == nil or #raw_list == 0 then raw_list = (raw_single and raw_single ~= "") and { raw_single } or nil; end
+if raw_list == nil then
 	error(("mod_jitape on %s: option jitape_component is not set; set jitape_component = "
 		.. "\"<jitape's component domain>\" (the Component declared for jitape, e.g. "
 		.. "\"jitape.meet.jitsi\"; docker-jitsi-meet: GLOBAL_CONFIG=...\\njitape_component = "
-		.. "\"jitape.meet.jitsi\"). The module is not active."):format(module.host), 0);
+		.. "\"jitape.meet.jitsi\"), or jitape_components = { \"jitape-1.meet.jitsi\", ... } for "
+		.. "several instances. The module is not active."):format(module.host), 0);
 end
-local component = jid_prep(raw_component);
-if not component or component:find("[@/]") then
-	error(("mod_jitape on %s: jitape_component = %q is not a domain; set it to jitape's "
-		.. "component domain, e.g. \"jitape.meet.jitsi\""):format(module.host, raw_component), 0);
-end
+local option_name = raw_single and "jitape_component" or "jitape_components";
 
--- Only an external component may receive the events and get in: were jitape_component a
+local components, component_set = {}, {};
+for _, raw in ipairs(raw_list) do
+	local domain = type(raw) == "string" and jid_prep(raw);
+	if not domain or domain:find("[@/]") then
+		error(("mod_jitape on %s: %s = %q is not a domain; set it to jitape's "
+			.. "component domain, e.g. \"jitape.meet.jitsi\""):format(module.host, option_name, tostring(raw)), 0);
+	end
+	if not component_set[domain] then
+		components[#components + 1], component_set[domain] = domain, true;
+	end
+end
+-- One instance: it owns every room, as before there were several.
+local single = #components == 1;
+
+-- Only an external component may receive the events and get in: were a jitape component a
 -- VirtualHost, every user of it would pass passwords and members-only.
-local function check_component_declared()
+local function check_component_declared(component)
 	local kind = configmanager.rawget(component, "component_module");
 	if kind == "component" then return; end
 	local what;
@@ -83,10 +105,10 @@ local function check_component_declared()
 	else
 		what = "not declared in the configuration";
 	end
-	error(("mod_jitape on %s: jitape_component = %q is %s; declare jitape's component with "
+	error(("mod_jitape on %s: %s = %q is %s; declare jitape's component with "
 		.. "Component %q and component_secret = \"...\" (see config/prosody/jitape.cfg.lua), "
-		.. "or correct jitape_component. The module is not active."):format(module.host,
-		component, what, component), 0);
+		.. "or correct %s. The module is not active."):format(module.host, option_name,
+		component, what, component, option_name), 0);
 end
 
 local function list_contains(list, name)
@@ -102,8 +124,8 @@ local function module_enabled_here(name)
 		or (prosody.hosts[module.host] and prosody.hosts[module.host].modules[name] ~= nil);
 end
 
--- Entries that cover every JID of the component: the domain, or a bare JID on it.
-local function covers_component(set)
+-- Entries that cover every JID of a component: the domain, or a bare JID on it.
+local function covers_component(set, component)
 	if set:contains(component) then return true; end
 	for item in set do
 		if type(item) == "string" and jid_host(item) == component then return true; end
@@ -112,17 +134,17 @@ local function covers_component(set)
 end
 
 -- Jitsi modules whose decisions the module cannot change; say what the operator must set.
-local function check_jitsi_neighbours()
+local function check_jitsi_neighbours(component)
 	if module_enabled_here("muc_max_occupants")
 		and (tonumber(module:get_option("muc_max_occupants")) or -1) > 0
-		and not covers_component(module:get_option_set("muc_access_whitelist", {})) then
+		and not covers_component(module:get_option_set("muc_access_whitelist", {}), component) then
 		module:log("error", "mod_muc_max_occupants is enabled on %s but muc_access_whitelist "
 			.. "does not contain %q: jitape counts against muc_max_occupants and is refused "
 			.. "from full rooms; add %q to muc_access_whitelist on this component",
 			module.host, component, component);
 	end
 	if module_enabled_here("token_verification")
-		and not covers_component(module:get_option_set("token_verification_allowlist", {})) then
+		and not covers_component(module:get_option_set("token_verification_allowlist", {}), component) then
 		local parent = module.host:match("^[^.]+%.(.+)$");
 		local strict = parent and configmanager.get(parent, "enable_domain_verification");
 		module:log(strict and "error" or "warn", "mod_token_verification is enabled on %s and "
@@ -134,8 +156,15 @@ local function check_jitsi_neighbours()
 	end
 end
 
-check_component_declared();
-check_jitsi_neighbours();
+for _, component in ipairs(components) do check_component_declared(component); end
+for _, component in ipairs(components) do check_jitsi_neighbours(component); end
+
+local lease = module:get_option_number("jitape_lease", 10);
+if not lease or lease ~= lease or lease < 0 or lease > 86400 then
+	error(("mod_jitape on %s: jitape_lease = %s is not a number of seconds between 0 and 86400 "
+		.. "(default 10). The module is not active."):format(module.host,
+		tostring(module:get_option("jitape_lease"))), 0);
+end
 
 local muc = module:depends("muc");
 
@@ -155,6 +184,73 @@ end
 for room in live_rooms() do
 	-- Loaded into a running server (module reload): these rooms are not news.
 	announced[room.jid] = true;
+end
+
+---------------------------------------------------------------------------------------------
+-- `guarded` keeps a Lua error in here from ever breaking the MUC.
+
+local function guarded(name, handler)
+	return function(event)
+		local ok, result = pcall(handler, event);
+		if ok then return result; end
+		module:log("error", "mod_jitape %s handler failed: %s", name, tostring(result));
+		return nil;
+	end
+end
+
+---------------------------------------------------------------------------------------------
+-- Room owners. One instance owns every room (as before there were several). With several,
+-- each room gets one owner when it first needs one: the live instance with the highest
+-- rendezvous weight for it. Only the owner hears about the room (docs/architecture.md).
+
+local live = {};    -- component -> true while its current session is authenticated
+local leases = {};  -- component -> timer: a disconnected owner's rooms move when it fires
+local owner = {};   -- room jid -> component (several instances only)
+
+-- Weight of (room, instance): the first 52 bits of SHA-256(room .. "\0" .. instance) as a
+-- number (exact in Lua 5.1's doubles and 5.4's integers; strings would compare by locale).
+local function weight(room_jid, component)
+	return tonumber(hashes.sha256(room_jid .. "\0" .. component, true):sub(1, 13), 16);
+end
+
+-- The live instance with the highest weight for the room (a tie: the greater name), or nil.
+local function rendezvous(room_jid)
+	local best, best_weight;
+	for _, c in ipairs(components) do
+		if live[c] then
+			local w = weight(room_jid, c);
+			if not best or w > best_weight or (w == best_weight and c > best) then
+				best, best_weight = c, w;
+			end
+		end
+	end
+	return best;
+end
+
+local function set_owner(room, component)
+	owner[room.jid] = component;
+	-- Plain data: kept across a module reload and, in Prosody's room store, a restart.
+	if type(room._data) == "table" then room._data.jitape_owner = component; end
+end
+
+-- The room's owner; a room without one gets one now (nil while no instance is live).
+local function owner_of(room)
+	if single then return components[1]; end
+	local current = owner[room.jid];
+	if current then return current; end
+	local saved = type(room._data) == "table" and room._data.jitape_owner;
+	current = (component_set[saved] and live[saved]) and saved or rendezvous(room.jid);
+	if current then set_owner(room, current); end
+	return current;
+end
+
+-- Is jitape's component there to receive? (An absent component bounces every message.)
+local function component_online(component)
+	if not single then return live[component] == true; end
+	local host = prosody.hosts[component];
+	if not host or host.type ~= "component" then return false; end
+	local env = host.modules and host.modules.component;
+	return not (env and env.connected == false);
 end
 
 ---------------------------------------------------------------------------------------------
@@ -213,17 +309,11 @@ local function occupant_element(room, occupant)
 	return el;
 end
 
--- Is jitape's component there to receive? (An absent component bounces every message.)
-local function component_online()
-	local host = prosody.hosts[component];
-	if not host or host.type ~= "component" then return false; end
-	local env = host.modules and host.modules.component;
-	return not (env and env.connected == false);
-end
-
-local function send_event(room, kind, occupant, others)
-	if not component_online() then
-		module:log("debug", "jitape component %s not connected, %s for %s not sent", component, kind, room.jid);
+-- An event about `room` to its owner (or to `to`).
+local function send_event(room, kind, occupant, others, to)
+	to = to or owner_of(room);
+	if not to or not component_online(to) then
+		module:log("debug", "jitape component %s not connected, %s for %s not sent", tostring(to), kind, room.jid);
 		return;
 	end
 	local event = st.stanza("event", {
@@ -239,7 +329,7 @@ local function send_event(room, kind, occupant, others)
 	for _, other in ipairs(others or {}) do
 		event:add_direct_child(occupant_element(room, other));
 	end
-	local message = st.message({ from = module.host, to = component, type = "normal" });
+	local message = st.message({ from = module.host, to = to, type = "normal" });
 	message:add_direct_child(event);
 	module:send(message);
 end
@@ -263,23 +353,14 @@ local destroying_with = {};
 
 local function forget(room_jid)
 	announced[room_jid], created_at[room_jid], pending[room_jid], creating[room_jid] = nil, nil, nil, nil;
-	destroying_with[room_jid] = nil;
+	destroying_with[room_jid], owner[room_jid] = nil, nil;
 end
 
 ---------------------------------------------------------------------------------------------
--- Hooks. `guarded` keeps a Lua error in here from ever breaking the MUC.
-
-local function guarded(name, handler)
-	return function(event)
-		local ok, result = pcall(handler, event);
-		if ok then return result; end
-		module:log("error", "mod_jitape %s handler failed: %s", name, tostring(result));
-		return nil;
-	end
-end
+-- Hooks.
 
 local is_jitape = function(jid)
-	return type(jid) == "string" and jid_host(jid) == component;
+	return type(jid) == "string" and component_set[jid_host(jid)] == true;
 end
 
 local role_rank = { none = 0, visitor = 1, participant = 2, moderator = 3 };
@@ -373,7 +454,7 @@ end), PRIO_LEFT);
 module:hook("muc-pre-room-destroy", guarded("pre-room-destroy", function(event)
 	local list = {};
 	for _, occupant in event.room:each_occupant() do
-		if jid_host(occupant.bare_jid) ~= component and #list < 256 then
+		if not component_set[jid_host(occupant.bare_jid)] and #list < 256 then
 			list[#list + 1] = occupant;
 		end
 	end
@@ -387,13 +468,107 @@ module:hook("muc-room-destroyed", guarded("room-destroyed", function(event)
 end), PRIO_DESTROYED);
 
 ---------------------------------------------------------------------------------------------
+-- Instances coming and going (mod_component fires these on each component host's events).
+
+local stopping = false; -- Prosody is shutting down: every component disconnects, nothing moves
+
+-- Remove `from`'s occupants (left behind by its closed connection) so the new owner's join
+-- does not meet them, e.g. under the same nick.
+local function kick_ghosts(room, from)
+	local ghosts = {};
+	for _, occupant in room:each_occupant() do
+		if jid_host(occupant.bare_jid) == from then ghosts[#ghosts + 1] = occupant.nick; end
+	end
+	for _, nick in ipairs(ghosts) do
+		room:set_role(true, nick, "none", "jitape instance gone");
+	end
+end
+
+-- `from`'s lease ran out: its rooms go to the live instances, each announced to its new owner
+-- like a room that has just appeared.
+local function take_over(from)
+	local moved, orphaned, rooms = 0, 0, {};
+	for room in live_rooms() do
+		if owner[room.jid] == from and not (room._data and room._data.destroyed) then
+			rooms[#rooms + 1] = room;
+		end
+	end
+	for _, room in ipairs(rooms) do
+		kick_ghosts(room, from); -- while `from` still owns it: these events go nowhere
+		-- A room of nothing but ghosts is destroyed by the kick (and forgotten): leave it be.
+		if owner[room.jid] == from then
+			local to = rendezvous(room.jid);
+			set_owner(room, to);
+			if not to then orphaned = orphaned + 1; else
+				moved = moved + 1;
+				module:log("debug", "room %s: owner %s -> %s", room.jid, from, to);
+				send_event(room, "room-created", nil, nil, to);
+				for _, occupant in room:each_occupant() do
+					send_event(room, "occupant-joined", occupant, nil, to);
+				end
+			end
+		end
+	end
+	module:log("info", "jitape instance %s stayed away longer than the lease (%gs): %d room(s) of %s "
+		.. "reassigned, %d wait for an instance", from, lease, moved, module.host, orphaned);
+end
+
+local function instance_up(component)
+	live[component] = true;
+	if leases[component] then leases[component]:stop(); leases[component] = nil; end
+	module:log("info", "jitape instance %s connected (rooms of %s)", component, module.host);
+end
+
+local function instance_down(component)
+	if not live[component] then return; end
+	live[component] = nil;
+	if single or stopping then return; end
+	module:log("info", "jitape instance %s disconnected; its rooms of %s move in %gs unless it "
+		.. "reconnects", component, module.host, lease);
+	leases[component] = module:add_timer(lease, function()
+		leases[component] = nil;
+		if live[component] or stopping then return; end
+		local ok, err = pcall(take_over, component);
+		if not ok then module:log("error", "mod_jitape take-over failed: %s", tostring(err)); end
+	end);
+end
+
+-- Follow a component host: at load for those that exist, later ones when activated.
+local attached = {}; -- component -> the host table we hooked
+local function attach(component)
+	local host = prosody.hosts[component];
+	if not host or not component_set[component] or attached[component] == host then return; end
+	attached[component] = host;
+	local context = module:context(component);
+	context:hook("component-authenticated", guarded("component-authenticated", function()
+		instance_up(component);
+	end));
+	-- Also fired for a refused second connection or a failed handshake: act only for the
+	-- session mod_component holds (it still holds it when this fires).
+	context:hook("component-disconnected", guarded("component-disconnected", function(event)
+		local env = host.modules.component;
+		if env and event.session == env.session then instance_down(component); end
+	end));
+	live[component] = host.modules.component and host.modules.component.connected or nil;
+end
+
+for _, component in ipairs(components) do attach(component); end
+module:hook_global("host-activated", guarded("host-activated", attach));
+module:hook_global("host-deactivated", guarded("host-deactivated", function(component)
+	if attached[component] then attached[component] = nil; instance_down(component); end
+end));
+module:hook_global("server-stopping", function() stopping = true; end);
+
+---------------------------------------------------------------------------------------------
 -- Catch-up: <iq type='get' to='<muc host>'><rooms xmlns='urn:jitape:prosody:1'/></iq>
 
+-- The rooms the asking instance owns (every room, with one instance).
 local function rooms_reply(stanza)
 	local reply = st.reply(stanza);
 	local rooms = st.stanza("rooms", { xmlns = NS });
+	local asker = jid_host(stanza.attr.from);
 	for room in live_rooms() do
-		if not (room._data and room._data.destroyed) then
+		if not (room._data and room._data.destroyed) and owner_of(room) == asker then
 			local created = created_at[room.jid];
 			local item = st.stanza("room", {
 				jid = room.jid;
@@ -426,5 +601,7 @@ module:hook("iq-get/host/" .. NS .. ":rooms", function(event)
 	return true;
 end);
 
+local names = table.concat(components, ", ");
 module:log("info", "mod_jitape: reporting rooms and occupants of %s to %s, answering its rooms "
-	.. "query, and admitting %s's JIDs as members with the room password", module.host, component, component);
+	.. "query, and admitting %s's JIDs as members with the room password%s", module.host, names, names,
+	single and "" or (" (each room to one live instance; lease %gs)"):format(lease));

@@ -5,6 +5,8 @@
 
 use jitape_sim::harness as support;
 
+mod instances;
+
 use jitape_sim::harness::components as harness;
 
 use harness::{

@@ -32,7 +32,8 @@ pub struct WorldSettings {
     pub domain: String,
     pub secret: String,
     pub muc_domain: String,
-    /// jitape's component domain (to recognise its occupants).
+    /// jitape's component domain (to recognise its occupants); occupants of its subdomains
+    /// are jitape too (several instances, `jitape-1.<recorder_domain>`, …).
     pub recorder_domain: String,
 }
 

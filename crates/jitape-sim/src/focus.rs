@@ -146,11 +146,12 @@ impl SimConference {
     }
 
     pub(super) async fn on_presence(&mut self, p: muc::OccupantPresence) {
-        let is_recorder = p
-            .item
-            .jid
-            .as_ref()
-            .is_some_and(|j| j.domain() == self.s.recorder_domain);
+        let is_recorder = p.item.jid.as_ref().is_some_and(|j| {
+            let d = j.domain();
+            d == self.s.recorder_domain
+                || d.strip_suffix(self.s.recorder_domain.as_str())
+                    .is_some_and(|sub| sub.ends_with('.'))
+        });
         if !is_recorder || p.error.is_some() {
             return;
         }

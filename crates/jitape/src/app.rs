@@ -135,6 +135,8 @@ impl App {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (finished, _) = broadcast::channel(64);
         let metrics = Arc::new(Metrics::default());
+        // Set once, here, before anything reads it.
+        let _ = metrics.instance.set(cfg.xmpp.instance.clone());
         let writers =
             sink::WriterPool::start(WriterSettings::new(&cfg.recording), Arc::clone(&metrics))
                 .map_err(AppError::Writers)?;

@@ -14,6 +14,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 /// A monotonically increasing count.
@@ -51,6 +52,8 @@ impl Gauge {
 /// Everything jitape counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// This instance's name (`xmpp.instance`), set once at start: `jitape_instance_info`.
+    pub instance: std::sync::OnceLock<String>,
     pub conferences_active: Gauge,
     pub conferences_started: Counter,
     pub conferences_finished: Counter,
@@ -136,6 +139,13 @@ impl Metrics {
         let scrape = Scrape(FAMILIES.iter().map(|f| (f, f.read(self))).collect());
         let mut registry = Registry::default();
         registry.register_collector(Box::new(scrape));
+        if let Some(name) = self.instance.get() {
+            registry.register(
+                "jitape_instance",
+                "Which jitape instance this is (several can share the rooms of one Prosody)",
+                Info::new(vec![("instance".to_string(), name.clone())]),
+            );
+        }
         let mut body = String::new();
         // Neither writing to a String nor the collector can fail.
         let written = text::encode(&mut body, &registry);

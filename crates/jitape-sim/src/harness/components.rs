@@ -190,6 +190,16 @@ impl Comp {
         }
     }
 
+    /// The module events already queued and those arriving within `within`, in order.
+    pub async fn events_within(&mut self, within: Duration) -> Vec<Event> {
+        self.expect_none("nothing", within, |_| false).await;
+        let (events, rest): (Vec<Element>, Vec<Element>) = std::mem::take(&mut self.backlog)
+            .into_iter()
+            .partition(|e| e.name() == "message" && e.get_child("event", NS).is_some());
+        self.backlog = rest;
+        events.iter().map(Event::from_message).collect()
+    }
+
     /// The next module event (message carrying `<event xmlns=urn:jitape:prosody:1>`), in order.
     pub async fn next_event(&mut self) -> Event {
         let msg = self

@@ -34,6 +34,7 @@ pub const KEYS: &[KeySpec] = &[
     ("xmpp", "host", Kind::Str, Some("\"127.0.0.1\"")),
     ("xmpp", "port", Kind::Int, Some("5347")),
     ("xmpp", "domain", Kind::Str, None),
+    ("xmpp", "instance", Kind::Str, Some("\"\"")),
     ("xmpp", "secret", Kind::Str, None),
     ("xmpp", "muc_domains", Kind::List, None),
     ("xmpp", "user", Kind::Str, Some("\"rec\"")),
@@ -165,6 +166,9 @@ pub struct XmppConfig {
     pub port: u16,
     /// The component's domain, e.g. `jitape.meet.jitsi`.
     pub domain: String,
+    /// This instance's name in `/conferences` and `/metrics` (`xmpp.instance`, by default the
+    /// domain: with several instances each is its own component, `jitape-N.<domain>`).
+    pub instance: String,
     /// The component secret. Never printed: see the `Debug` impl.
     pub secret: Secret,
     /// MUC services whose rooms are conferences, e.g. `muc.meet.jitsi`.
@@ -298,6 +302,7 @@ impl fmt::Debug for XmppConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("domain", &self.domain)
+            .field("instance", &self.instance)
             .field("secret", &self.secret)
             .field("muc_domains", &self.muc_domains)
             .finish_non_exhaustive()
@@ -692,6 +697,21 @@ fn valid_domain(name: &str, d: &str) -> Result<String, ConfigError> {
     Ok(d)
 }
 
+/// An instance name: shown in JSON and as a metric label, so a short plain token.
+fn valid_instance(name: &str) -> Result<String, ConfigError> {
+    let ok = name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+    if !ok {
+        return Err(invalid(
+            "xmpp.instance",
+            "use at most 64 letters, digits, '.', '-' and '_' (or leave it empty for xmpp.domain)",
+        ));
+    }
+    Ok(name.to_string())
+}
+
 fn hook(r: &Reader<'_>) -> Result<Option<HookConfig>, ConfigError> {
     let command = r.str("hook.command")?;
     if command.trim().is_empty() {
@@ -762,10 +782,16 @@ fn build(values: &Values) -> Result<Config, ConfigError> {
             "must match ^[a-zA-Z0-9][a-zA-Z0-9_]*$ (Jitsi rejects other nicks), at most 32 chars",
         ));
     }
+    let domain = valid_domain("xmpp.domain", &r.nonempty("xmpp.domain")?)?;
+    let instance = match r.str("xmpp.instance")?.trim() {
+        "" => domain.clone(),
+        name => valid_instance(name)?,
+    };
     let xmpp = XmppConfig {
         host: r.nonempty("xmpp.host")?,
         port: r.int("xmpp.port", 1..=65535)? as u16,
-        domain: valid_domain("xmpp.domain", &r.nonempty("xmpp.domain")?)?,
+        domain,
+        instance,
         secret: Secret(r.nonempty("xmpp.secret")?),
         muc_domains,
         user,

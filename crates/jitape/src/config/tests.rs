@@ -357,3 +357,15 @@ fn the_effective_configuration_is_toml_with_every_key_and_no_secret() {
         load("[xmpp]\nport = \"five\"\n", Vec::new()).unwrap_err()
     );
 }
+
+#[test]
+fn the_instance_name_defaults_to_the_domain_and_is_a_plain_token() {
+    let c = load(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.xmpp.instance, "jitape.meet.jitsi");
+    let named = load(MINIMAL, env(&[("JITAPE_XMPP_INSTANCE", "jitape-2")])).unwrap();
+    assert_eq!(named.xmpp.instance, "jitape-2");
+    for bad in ["a b", "x\"y", "a{b}", &"n".repeat(65)] {
+        let e = load(MINIMAL, env(&[("JITAPE_XMPP_INSTANCE", bad)])).unwrap_err();
+        assert!(e.to_string().contains("xmpp.instance"), "{bad}: {e}");
+    }
+}

@@ -6,7 +6,8 @@
 //! GET    /ready                200 or 503 with the reasons (XMPP up, recording dir writable,
 //!                              free space above the floor, the disk keeping up with the audio)
 //! GET    /metrics              Prometheus text format
-//! GET    /conferences          every active recording (JSON)
+//! GET    /conferences          every active recording (JSON), each with this `instance`
+//!                              (`xmpp.instance`; also the `X-Jitape-Instance` header)
 //! POST   /conferences/{room}   record a room now (202; 200 if already recording); a tenant
 //!                              room as `[tenant]room@muc` or `room@muc.<tenant>.<base>`
 //! DELETE /conferences/{room}   stop and finalize a recording (202; 404 if not recording)
@@ -139,9 +140,31 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
+/// A conference as `/conferences` lists it: which instance records it, then its snapshot.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    instance: &'a str,
+    #[serde(flatten)]
+    conference: &'a ConferenceSnapshot,
+}
+
 async fn list(State(state): State<HttpState>) -> Response {
+    let instance = state.metrics.instance.get().map_or("", String::as_str);
     match conferences(&state).await {
-        Ok(list) => json(StatusCode::OK, &list),
+        Ok(list) => {
+            let listed: Vec<Listed<'_>> = list
+                .iter()
+                .map(|conference| Listed {
+                    instance,
+                    conference,
+                })
+                .collect();
+            let mut answer = json(StatusCode::OK, &listed);
+            if let Ok(value) = header::HeaderValue::from_str(instance) {
+                answer.headers_mut().insert("x-jitape-instance", value);
+            }
+            answer
+        }
         Err(answer) => answer,
     }
 }

@@ -171,3 +171,16 @@ fn an_independent_parser_reads_every_sample_back() {
     assert_eq!(value("jitape_write_dropped_seconds_total", None), 2.5);
     assert_eq!(value("jitape_write_backlog_seconds", None), -0.0015);
 }
+
+#[test]
+fn the_instance_is_named_once_set() {
+    let m = Metrics::default();
+    assert!(!m.render().contains("jitape_instance"));
+    m.instance.set("jitape-2.meet.example".into()).unwrap();
+    let text = m.render();
+    assert!(
+        text.contains("# TYPE jitape_instance info\njitape_instance_info{instance=\"jitape-2.meet.example\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+}

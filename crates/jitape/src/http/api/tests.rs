@@ -57,6 +57,24 @@ async fn the_endpoints_answer() {
         let list = send(&s, authed("GET", path)).await;
         assert_eq!((list.status, list.body.as_str()), (200, "[]\n"), "{path}");
     }
+    // Which instance answers, even with nothing to list.
+    s.metrics
+        .instance
+        .set("jitape-2.muc.example".into())
+        .unwrap();
+    let list = send(&s, authed("GET", "/conferences")).await;
+    assert_eq!(
+        list.header("x-jitape-instance"),
+        Some("jitape-2.muc.example")
+    );
+    let metrics = send(&s, authed("GET", "/metrics")).await;
+    assert!(
+        metrics
+            .body
+            .contains("jitape_instance_info{instance=\"jitape-2.muc.example\"} 1"),
+        "{}",
+        metrics.body
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,434 @@
+//! Several jitape instances on one Prosody (`jitape_components` in mod_jitape): each room's
+//! events reach exactly one live instance, the one rendezvous hashing picks; an instance that
+//! connects later takes only new rooms; a disconnected owner's rooms move after the lease and
+//! not before, and not at all when it reconnects in time; a refused second connection for an
+//! instance changes nothing. Raw components (jitape's own link) play the instances.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jitape::config::Secret;
+use jitape::xmpp::link::{self, LinkSettings};
+use jitape_sim::harness as support;
+use sha2::{Digest, Sha256};
+use support::components::{Comp, Event, FOCUS, MUC, SIM, plugin_paths};
+use support::prosody::{ComponentDecl, Prosody, ProsodySpec};
+
+/// `jitape_lease` in these tests, seconds.
+const LEASE: u64 = 3;
+/// Long enough for every event of a burst of joins to arrive.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+fn instance(n: usize) -> String {
+    format!("jitape-{n}.localhost")
+}
+
+fn secret(n: usize) -> String {
+    format!("secret-{n}")
+}
+
+/// Prosody declaring four instances (and the sim), the module told about all four.
+fn start() -> Prosody {
+    let mut components: Vec<ComponentDecl> = (1..=4)
+        .map(|n| ComponentDecl {
+            domain: instance(n),
+            secret: secret(n),
+        })
+        .collect();
+    components.push(ComponentDecl {
+        domain: SIM.into(),
+        secret: "sim-secret".into(),
+    });
+    let list = (1..=4)
+        .map(|n| format!("\"{}\"", instance(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Prosody::start(&ProsodySpec {
+        components,
+        muc_domains: vec![MUC.into()],
+        muc_extra: format!(
+            "  modules_enabled = {{ \"jitape\", \"test_meeting_id\" }}\n  jitape_components = {{ {list} }}\n  jitape_lease = {LEASE}\n"
+        ),
+        global_extra: plugin_paths(),
+    })
+}
+
+async fn connect(prosody: &Prosody, n: usize) -> Comp {
+    Comp::connect(prosody.component_port, &instance(n), &secret(n)).await
+}
+
+/// The module's weight of (room, instance): the first 52 bits of SHA-256(room NUL instance).
+fn weight(room: &str, instance: &str) -> u64 {
+    let digest = Sha256::digest(format!("{room}\0{instance}").as_bytes());
+    digest[..7]
+        .iter()
+        .fold(0u64, |w, b| (w << 8) | u64::from(*b))
+        >> 4
+}
+
+/// The instance (number) rendezvous hashing picks for `room` among `live`.
+fn owner(room: &str, live: &[usize]) -> usize {
+    *live
+        .iter()
+        .max_by_key(|n| (weight(room, &instance(**n)), instance(**n)))
+        .expect("some instance is live")
+}
+
+fn room(prefix: &str, i: usize) -> String {
+    format!("{prefix}{i}@{MUC}")
+}
+
+/// Twelve rooms, each with the focus and one participant.
+async fn open_rooms(sim: &mut Comp, prefix: &str) -> Vec<String> {
+    let mut rooms = Vec::new();
+    for i in 0..12 {
+        let r = room(prefix, i);
+        sim.join(FOCUS, &r, "focus", None, "").await.unwrap();
+        sim.join(&format!("p1@{SIM}/x"), &r, "p1", None, "")
+            .await
+            .unwrap();
+        rooms.push(r);
+    }
+    rooms
+}
+
+/// Per room, the event kinds (and occupant nicks) each instance received.
+type Seen = BTreeMap<String, BTreeMap<usize, Vec<String>>>;
+
+fn record(seen: &mut Seen, n: usize, events: Vec<Event>) {
+    for ev in events {
+        let what = match &ev.occupant {
+            Some(o) => format!("{} {}", ev.kind, o.nick),
+            None => ev.kind.clone(),
+        };
+        assert_eq!(ev.to, instance(n), "{ev:?}");
+        seen.entry(ev.room.clone())
+            .or_default()
+            .entry(n)
+            .or_default()
+            .push(what);
+    }
+}
+
+/// What every instance received within `within` (one window for all of them).
+async fn collect(comps: &mut [(usize, Comp)], within: Duration) -> Seen {
+    let deadline = std::time::Instant::now() + within;
+    let mut seen = Seen::new();
+    for (n, comp) in comps.iter_mut() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        record(&mut seen, *n, comp.events_within(left).await);
+    }
+    seen
+}
+
+/// Every room reached exactly its expected owner, with exactly `kinds`.
+fn assert_owned(seen: &Seen, expected: &BTreeMap<String, usize>, kinds: &[&str]) {
+    // Occupants of an announced room come in Prosody's table order.
+    let normal = |k: &Vec<String>| {
+        let mut k = k.clone();
+        if k.len() > 1 {
+            k[1..].sort();
+        }
+        k
+    };
+    let got: BTreeMap<&String, Vec<(usize, Vec<String>)>> = seen
+        .iter()
+        .map(|(r, by)| (r, by.iter().map(|(n, k)| (*n, normal(k))).collect()))
+        .collect();
+    let want: BTreeMap<&String, Vec<(usize, Vec<String>)>> = expected
+        .iter()
+        .map(|(r, n)| (r, vec![(*n, kinds.iter().map(|k| k.to_string()).collect())]))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// The rooms the instance's catch-up query lists.
+async fn listed(comp: &mut Comp, n: usize) -> BTreeSet<String> {
+    let answer = comp
+        .query_rooms(&format!("rec@{}/catchup", instance(n)))
+        .await;
+    assert_eq!(
+        answer.attr("type"),
+        Some("result"),
+        "{}",
+        String::from(&answer)
+    );
+    answer
+        .get_child("rooms", support::components::NS)
+        .expect("<rooms/>")
+        .children()
+        .map(|r| r.attr("jid").unwrap_or_default().to_string())
+        .collect()
+}
+
+fn rooms_of(expected: &BTreeMap<String, usize>, n: usize) -> BTreeSet<String> {
+    expected
+        .iter()
+        .filter(|(_, o)| **o == n)
+        .map(|(r, _)| r.clone())
+        .collect()
+}
+
+const CREATED: &[&str] = &[
+    "room-created",
+    "occupant-joined focus",
+    "occupant-joined p1",
+];
+
+/// Three instances, twelve rooms spread over them.
+async fn three_with_rooms(
+    prosody: &Prosody,
+) -> (Vec<(usize, Comp)>, Comp, BTreeMap<String, usize>) {
+    let mut comps = Vec::new();
+    for n in 1..=3 {
+        comps.push((n, connect(prosody, n).await));
+    }
+    let mut sim = Comp::sim(prosody).await;
+    let rooms = open_rooms(&mut sim, "lesson").await;
+    let expected: BTreeMap<String, usize> = rooms
+        .iter()
+        .map(|r| (r.clone(), owner(r, &[1, 2, 3])))
+        .collect();
+    let seen = collect(&mut comps, SETTLE).await;
+    assert_owned(&seen, &expected, CREATED);
+    for n in 1..=3 {
+        assert!(
+            !rooms_of(&expected, n).is_empty(),
+            "instance {n} got no room: {expected:?}"
+        );
+    }
+    (comps, sim, expected)
+}
+
+#[test]
+fn weights_match_the_module_vectors() {
+    // Computed with Prosody 0.12's util.hashes (docs/architecture.md, research notes).
+    assert_eq!(
+        weight("r@conference.localhost", "jitape-1.localhost"),
+        3329411288279614
+    );
+    assert_eq!(weight("room@conference.x", "jitape-1.x"), 1687970869698606);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_room_reaches_exactly_one_of_three_instances() {
+    support::logs();
+    let prosody = start();
+    let (mut comps, sim, expected) = three_with_rooms(&prosody).await;
+    // The catch-up answer, too, lists each instance's own rooms only.
+    for (n, comp) in comps.iter_mut() {
+        assert_eq!(
+            listed(comp, *n).await,
+            rooms_of(&expected, *n),
+            "instance {n}"
+        );
+    }
+    for (_, comp) in comps {
+        assert!(comp.downs.is_empty(), "{:?}", comp.downs);
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_instance_moves_no_room_and_gets_new_ones() {
+    support::logs();
+    let prosody = start();
+    let (mut comps, mut sim, expected) = three_with_rooms(&prosody).await;
+    // The test means something only if some running room would hash to the newcomer.
+    assert!(expected.keys().any(|r| owner(r, &[1, 2, 3, 4]) == 4));
+    comps.push((4, connect(&prosody, 4).await));
+
+    for r in expected.keys() {
+        sim.join(&format!("p2@{SIM}/x"), r, "p2", None, "")
+            .await
+            .unwrap();
+    }
+    let seen = collect(&mut comps, SETTLE).await;
+    assert_owned(&seen, &expected, &["occupant-joined p2"]);
+
+    let later = open_rooms(&mut sim, "later").await;
+    let expected_later: BTreeMap<String, usize> = later
+        .iter()
+        .map(|r| (r.clone(), owner(r, &[1, 2, 3, 4])))
+        .collect();
+    assert!(
+        !rooms_of(&expected_later, 4).is_empty(),
+        "{expected_later:?}"
+    );
+    let seen = collect(&mut comps, SETTLE).await;
+    assert_owned(&seen, &expected_later, CREATED);
+    let (_, newcomer) = comps.last_mut().expect("instance 4");
+    assert_eq!(listed(newcomer, 4).await, rooms_of(&expected_later, 4));
+    for (_, comp) in comps {
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_gone_past_the_lease_hands_its_rooms_to_the_others() {
+    support::logs();
+    let prosody = start();
+    let (mut comps, mut sim, expected) = three_with_rooms(&prosody).await;
+    let gone = rooms_of(&expected, 1);
+    // Instance 1 records its rooms (it is an occupant under the nick "recorder") ...
+    let (_, first) = &mut comps[0];
+    for r in &gone {
+        first
+            .join(&format!("rec@{}/r", instance(1)), r, "recorder", None, "")
+            .await
+            .unwrap();
+    }
+    first.events_within(SETTLE).await;
+    // ... and its connection closes.
+    let (_, first) = comps.remove(0);
+    first.close().await;
+
+    // Nothing moves before the lease runs out.
+    let early = collect(&mut comps, Duration::from_secs(LEASE - 1)).await;
+    assert!(early.is_empty(), "{early:?}");
+    // Then each of its rooms is announced, like a new room with its occupants, to the
+    // instance with the next-highest weight; instance 1's own occupant is gone from it.
+    let moved: BTreeMap<String, usize> = gone
+        .iter()
+        .map(|r| (r.clone(), owner(r, &[2, 3])))
+        .collect();
+    let seen = collect(&mut comps, Duration::from_secs(3)).await;
+    assert_owned(&seen, &moved, CREATED);
+    // The new owner joins under the same nick (no ghost holds it) and hears the rooms.
+    for (r, n) in &moved {
+        let (_, comp) = comps.iter_mut().find(|(m, _)| m == n).expect("owner");
+        comp.join(&format!("rec@{}/r", instance(*n)), r, "recorder", None, "")
+            .await
+            .unwrap_or_else(|e| panic!("instance {n} cannot join {r} as recorder: {e}"));
+    }
+    for r in expected.keys() {
+        sim.join(&format!("p2@{SIM}/x"), r, "p2", None, "")
+            .await
+            .unwrap();
+    }
+    let mut now: BTreeMap<String, usize> = expected.clone();
+    now.extend(moved.clone());
+    let seen = collect(&mut comps, SETTLE).await;
+    let recorder_joined: BTreeMap<String, usize> = moved.clone();
+    for (r, by) in &seen {
+        let n = now[r];
+        let mut want = vec!["occupant-joined p2".to_string()];
+        if recorder_joined.contains_key(r) {
+            want.insert(0, "occupant-joined recorder".into());
+        }
+        assert_eq!(by.iter().collect::<Vec<_>>(), vec![(&n, &want)], "{r}");
+    }
+    assert_eq!(seen.len(), expected.len());
+    for (n, comp) in comps.iter_mut() {
+        assert_eq!(listed(comp, *n).await, rooms_of(&now, *n), "instance {n}");
+    }
+    for (_, comp) in comps {
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
+/// Keeps nothing moving for longer than the lease, then shows instance 1 still gets its
+/// rooms' events and lists them.
+async fn assert_first_keeps_its_rooms(
+    comps: &mut [(usize, Comp)],
+    sim: &mut Comp,
+    expected: &BTreeMap<String, usize>,
+) {
+    let quiet = collect(comps, Duration::from_secs(LEASE + 2)).await;
+    assert!(quiet.is_empty(), "{quiet:?}");
+    for r in expected.keys() {
+        sim.join(&format!("p2@{SIM}/x"), r, "p2", None, "")
+            .await
+            .unwrap();
+    }
+    let seen = collect(comps, SETTLE).await;
+    assert_owned(&seen, expected, &["occupant-joined p2"]);
+    let (n, first) = &mut comps[0];
+    assert_eq!(listed(first, *n).await, rooms_of(expected, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_back_within_the_lease_keeps_its_rooms() {
+    support::logs();
+    let prosody = start();
+    let (mut comps, mut sim, expected) = three_with_rooms(&prosody).await;
+    let (_, first) = comps.remove(0);
+    first.close().await;
+    comps.insert(0, (1, connect(&prosody, 1).await));
+    assert_first_keeps_its_rooms(&mut comps, &mut sim, &expected).await;
+    for (_, comp) in comps {
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_second_connection_does_not_mark_the_instance_down() {
+    support::logs();
+    let prosody = start();
+    let (mut comps, mut sim, expected) = three_with_rooms(&prosody).await;
+    let settings = LinkSettings {
+        host: "127.0.0.1".into(),
+        port: prosody.component_port,
+        domain: instance(1),
+        secret: Secret::new(secret(1)),
+        ping_target: MUC.into(),
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(5),
+        reconnect_min: Duration::from_millis(200),
+        reconnect_max: Duration::from_secs(1),
+        limits: Default::default(),
+    };
+    let refused = link::connect(&settings).await.err().map(|e| e.to_string());
+    assert!(
+        refused.as_deref().is_some_and(|e| e.contains("conflict")),
+        "second connection for {}: {refused:?}",
+        instance(1)
+    );
+    assert_first_keeps_its_rooms(&mut comps, &mut sim, &expected).await;
+    for (_, comp) in comps {
+        assert!(comp.downs.is_empty(), "{:?}", comp.downs);
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_instance_list_or_lease_is_reported() {
+    support::logs();
+    let global = "Component \"wrong1.localhost\" \"muc\"\n  modules_enabled = { \"jitape\" }\n  jitape_components = { \"jitape-1.localhost\", \"localhost\" }\n\
+        Component \"wrong2.localhost\" \"muc\"\n  modules_enabled = { \"jitape\" }\n  jitape_components = { \"jitape-1.localhost\" }\n  jitape_component = \"jitape-1.localhost\"\n\
+        Component \"wrong3.localhost\" \"muc\"\n  modules_enabled = { \"jitape\" }\n  jitape_components = { \"jitape-1.localhost\" }\n  jitape_lease = -1\n\
+        Component \"jitape-1.localhost\"\n  component_secret = \"s\"\n";
+    let prosody = support::components::start_prosody(
+        &format!(
+            "  modules_enabled = {{ \"jitape\" }}\n  jitape_components = {{ \"jitape-1.localhost\", \"{SIM}\" }}\n"
+        ),
+        global,
+    );
+    support::components::wait_for_errors(
+        &prosody,
+        &[
+            &[
+                "wrong1.localhost",
+                "jitape_components = \"localhost\" is a VirtualHost",
+            ],
+            &[
+                "wrong2.localhost",
+                "both jitape_component and jitape_components are set",
+            ],
+            &["wrong3.localhost", "jitape_lease = -1"],
+        ],
+    );
+    // The correctly configured MUC complains about nothing (its info line may come later).
+    let log = support::components::wait_for_log(&prosody, "lease 10s");
+    assert!(
+        !support::components::error_lines(&log)
+            .iter()
+            .any(|l| l.contains(&format!("{MUC}:jitape"))),
+        "{log}"
+    );
+}
