@@ -222,10 +222,11 @@ impl Task {
     /// A media event and, while they are packets, the ones already queued behind it (up to
     /// [`MEDIA_BATCH`]): one pass of the loop, its timers and counters, per batch.
     fn on_media_batch(&mut self, mut ev: Option<MediaEvent>) -> Option<Input> {
-        for _ in 0..MEDIA_BATCH {
+        for taken in 1..=MEDIA_BATCH {
             let packet = matches!(ev, Some(MediaEvent::Rtp(_)));
             let input = self.on_media(ev);
-            if !packet || input.is_some() {
+            // Never take an event from the queue that this pass will not handle.
+            if !packet || input.is_some() || taken == MEDIA_BATCH {
                 return input;
             }
             ev = Some(self.media.as_mut()?.events.try_recv().ok()?);
