@@ -260,6 +260,20 @@ pub fn drive(
     until: Duration,
     step: Duration,
 ) -> Output {
+    let read: Vec<Instant> = packets.iter().map(|p| p.arrival).collect();
+    drive_read(tl, packets, &read, base, until, step)
+}
+
+/// As [`drive`], but each packet is pushed when jitape reads it (`read`, non-decreasing, one
+/// per packet), which may be later than its arrival.
+pub fn drive_read(
+    tl: &mut Timeline,
+    packets: &[RtpPacket],
+    read: &[Instant],
+    base: Instant,
+    until: Duration,
+    step: Duration,
+) -> Output {
     let mut out = Output {
         start_sample: tl.rendered_until(),
         ..Output::default()
@@ -268,7 +282,7 @@ pub fn drive(
     let mut next = 0;
     let mut now = base;
     loop {
-        while let Some(p) = packets.get(next).filter(|p| p.arrival <= now) {
+        while let Some(p) = packets.get(next).filter(|_| read[next] <= now) {
             tl.push(p);
             next += 1;
         }

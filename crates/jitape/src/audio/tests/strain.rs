@@ -18,34 +18,6 @@ fn timeline(base: Instant) -> Timeline {
     tl
 }
 
-/// Pushes each packet when jitape reads it (`read`, non-decreasing, one per packet) and
-/// renders every `step` until `base + until` (+ the playout delay).
-fn drive_read(
-    tl: &mut Timeline,
-    packets: &[RtpPacket],
-    read: &[Instant],
-    base: Instant,
-    until: std::time::Duration,
-    step: std::time::Duration,
-) -> Output {
-    let mut out = Output::default();
-    let last = base + until + tl.config().late_window.get();
-    let mut next = 0;
-    let mut now = base;
-    loop {
-        while let Some(p) = packets.get(next).filter(|_| read[next] <= now) {
-            tl.push(p);
-            next += 1;
-        }
-        out.append(tl.render(now));
-        if now >= last {
-            break;
-        }
-        now = (now + step).min(last);
-    }
-    out
-}
-
 /// Where `tones` must be (edges within 5 ms of where they were sent, 5 ms of network
 /// delay), exact digital silence from 25 ms away from them on (no concealment running on past
 /// a spurt's end), and nothing late or lost: what is wrong, if anything.
