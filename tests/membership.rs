@@ -169,9 +169,29 @@ async fn jitape_is_in_the_room_only_while_jicofo_runs_it_and_an_emptied_room_clo
         .collect();
     assert_eq!(away.len(), 1, "{:?}", sc.gaps);
     assert_eq!(sc.end_reason.as_deref(), Some("empty"), "{log}");
-    // Nobody came back after 43 s: the recording ends when the empty grace does.
+    // Nobody came back after 43 s: the recording ends when the empty grace does, counted
+    // from the moment jitape saw the last person leave. That moment is in the sidecar (the
+    // last leave); the simulation only brackets it: after the person left (43 s) and before
+    // jitape's own leave reached the room (on a busy machine tens of milliseconds later).
+    let rate = f64::from(sc.sample_rate);
+    let started = {
+        let epoch: chrono::DateTime<chrono::Utc> = outcome.wall_epoch.into();
+        (sc.start.utc - epoch).num_microseconds().unwrap() as f64 / 1e6
+    };
+    let last_leave = sc
+        .participants
+        .iter()
+        .flat_map(|p| p.presence.iter().filter_map(|s| s.leave.as_ref()))
+        .map(|t| started + t.sample as f64 / rate)
+        .fold(f64::MIN, f64::max);
+    assert!(
+        (43.0 - 0.005..=leaves[1].as_secs_f64() + 0.005).contains(&last_leave),
+        "the last leave at {last_leave:.3} s lies between the person leaving (43 s) and \
+         jitape leaving ({:.3} s)\n{log}",
+        leaves[1].as_secs_f64()
+    );
     let mut outcome = outcome;
-    outcome.plan.end_at = leaves[1] + secs(20.0);
+    outcome.plan.end_at = secs(last_leave + 20.0);
     let report = check_recording(&flac, &sc, &outcome).unwrap();
     assert!(report.ok(), "{report}\n{log}");
 }

@@ -32,7 +32,8 @@ pub struct Verdict {
     /// Seconds of audio in the file.
     pub file_seconds: f64,
     pub file_bytes: u64,
-    /// File duration minus the room's wall duration.
+    /// File duration minus the room's wall duration up to the simulation destroying it
+    /// (the file may end as late as the server's confirmation, which the check allows).
     pub duration_error_ms: f64,
     /// Worst talk-window edge error.
     pub worst_edge_ms: f64,

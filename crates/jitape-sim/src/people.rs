@@ -3,6 +3,8 @@
 //! members-only and password configuration, kicking jitape, a browser's P2P offer, and the
 //! room's destruction.
 
+use std::time::Duration;
+
 use minidom::Element;
 use tracing::{info, warn};
 
@@ -301,6 +303,9 @@ impl SimConference {
         let iq = stanza::iq("set", &self.focus_jid, &self.room, &id, q);
         self.ended = Some(self.epoch.elapsed());
         self.send(iq).await;
+        if self.await_answer(&id, Duration::from_secs(5)).await {
+            self.end_confirmed = Some(self.epoch.elapsed());
+        }
         info!(room = %self.room, "simulated conference ends (room destroyed)");
     }
 }

@@ -77,6 +77,10 @@ pub struct Expected {
     pub other: Vec<(f64, f64)>,
     /// The file's expected duration (the wall time from its start to the room's end).
     pub duration: f64,
+    /// The longest duration that is still right: the room ended somewhere between the
+    /// simulation sending its destruction and the server confirming it (equal to
+    /// `duration` when that is not known).
+    pub latest_duration: f64,
 }
 
 /// What one speaker's frame was.
@@ -100,6 +104,9 @@ impl Expected {
         // the plan said): the recorder can only end the file after that.
         let end = outcome.ended.unwrap_or(outcome.plan.end_at);
         let duration = offset + end.as_secs_f64();
+        let latest_duration = outcome
+            .end_confirmed
+            .map_or(duration, |c| (offset + c.as_secs_f64()).max(duration));
         let frames = frames_per_speaker(outcome);
         let mut tones: Vec<ToneExpect> = Vec::new();
         let mut other = Vec::new();
@@ -136,6 +143,7 @@ impl Expected {
             tones,
             other,
             duration,
+            latest_duration,
         })
     }
 
@@ -179,6 +187,7 @@ impl Expected {
         }
         cut(&mut self.other);
         self.duration = self.duration.min(end);
+        self.latest_duration = self.latest_duration.min(end);
         self
     }
 }

@@ -58,6 +58,7 @@ fn two_speakers() -> Expected {
         ],
         other: Vec::new(),
         duration: 4.0,
+        latest_duration: 4.0,
     }
 }
 
@@ -206,8 +207,28 @@ fn the_duration_must_be_the_rooms_within_20_ms() {
     for (duration, ok) in [(3.97, false), (4.03, false), (3.985, true), (4.015, true)] {
         let mut e = two_speakers();
         e.duration = duration;
+        e.latest_duration = duration;
         let r = run(&clean_parts(), &e);
         assert_eq!(r.ok(), ok, "{r}");
+    }
+}
+
+/// The room ended somewhere between the simulation destroying it (3.95 s of the file) and
+/// the server confirming it (3.99 s): the 4 s file is right, and so is the span's start; a
+/// file 21 ms past either side is not.
+#[test]
+fn the_duration_may_lie_anywhere_the_room_can_have_ended_and_not_beyond() {
+    for (destroyed, confirmed, ok) in [
+        (3.95, 3.99, true),
+        (3.99, 4.05, true),
+        (3.95, 3.979, false),
+        (4.021, 4.05, false),
+    ] {
+        let mut e = two_speakers();
+        e.duration = destroyed;
+        e.latest_duration = confirmed;
+        let r = run(&clean_parts(), &e);
+        assert_eq!(r.ok(), ok, "{destroyed}..{confirmed}: {r}");
     }
 }
 
@@ -222,6 +243,7 @@ fn the_limiters_gain_is_no_level_error_but_one_quiet_voice_among_many_is() {
             .collect(),
         other: Vec::new(),
         duration: 4.0,
+        latest_duration: 4.0,
     };
     let parts = |quiet: f64| -> Vec<(f64, f64, f64, f64)> {
         tones
@@ -289,6 +311,7 @@ fn outcome(wire: WireFrames) -> (ConferenceOutcome, jitape::sink::Sidecar) {
         recorder_leaves: Vec::new(),
         room_closed: Vec::new(),
         ended: None,
+        end_confirmed: None,
         probe_replies: Vec::new(),
     };
     let sc = jitape::sink::Sidecar::new("r@muc", "r", "f.flac", RATE, wall_epoch.into());
@@ -365,7 +388,17 @@ fn the_room_ends_when_the_simulation_destroyed_it_not_when_the_plan_said() {
     o.ended = Some(Duration::from_millis(5040));
     let late = Expected::from_outcome(&o, &sc).expect("expected");
     assert!((late.duration - 5.0395).abs() < 1e-9, "{}", late.duration);
+    assert_eq!(late.latest_duration, late.duration, "no confirmation known");
     assert_eq!(late.tones, planned.tones, "only the end moves");
+    // Prosody confirmed the destruction 25 ms after it was sent: the room ended in between.
+    o.end_confirmed = Some(Duration::from_millis(5065));
+    let confirmed = Expected::from_outcome(&o, &sc).expect("expected");
+    assert_eq!(confirmed.duration, late.duration);
+    assert!(
+        (confirmed.latest_duration - 5.0645).abs() < 1e-9,
+        "{}",
+        confirmed.latest_duration
+    );
 }
 
 #[test]
@@ -512,6 +545,7 @@ fn nothing_is_expected_inside_a_stretch_left_out() {
         }],
         other: vec![(0.5, 2.5)],
         duration: 10.0,
+        latest_duration: 10.0,
     }
     .without(&[(2.0, 3.0), (4.9, 6.5)]);
     assert_eq!(e.tones[0].on, vec![(1.0, 2.0), (3.0, 4.9), (6.5, 7.0)]);
@@ -535,6 +569,7 @@ fn two_voices_starting_together_do_not_read_as_a_third() {
         ],
         other: Vec::new(),
         duration: 4.0,
+        latest_duration: 4.0,
     };
     let mut parts = vec![
         (440.0, 0.3, 0.2, 0.6),
