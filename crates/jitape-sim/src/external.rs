@@ -406,6 +406,7 @@ impl ExternalBridge {
                     // The process draws its own; its wire is not observed.
                     ts_base: 0,
                     wire: None,
+                    skipped: Vec::new(),
                     windows: s
                         .windows
                         .into_iter()

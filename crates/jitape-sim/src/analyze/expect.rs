@@ -281,8 +281,9 @@ fn ticks_from(t: Duration) -> u64 {
     u64::try_from(t.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX)
 }
 
-/// Every frame one session's speaker put on the wire or lost there. Without a wire log (an
-/// external bridge) each window's frames from its first tick count as delivered.
+/// Every frame one session's speaker put on the wire or lost there. Without a wire log each
+/// window's frames from its first tick count as delivered, except those the sender logged as
+/// skipped (an external bridge logs none).
 ///
 /// A frame inside a talk window that is neither on the wire nor lost there is one the sender
 /// skipped (it fell behind after a stall: `MAX_BURST` in the simulated bridge's sender). Its
@@ -310,14 +311,17 @@ fn sent_frames(sent: &SentSpeaker) -> Vec<(u64, Frame)> {
             }
         }
         None => {
+            let skipped = |k: u64| sent.skipped.iter().any(|&(a, b)| a <= k && k <= b);
             for w in &sent.windows {
                 for k in w.first_tick..=w.last_tick.max(w.first_tick) {
-                    out.push((
-                        k,
+                    let frame = if skipped(k) {
+                        Frame::Lost
+                    } else {
                         Frame::Delivered {
                             onset: k == w.first_tick,
-                        },
-                    ));
+                        }
+                    };
+                    out.push((k, frame));
                 }
             }
         }

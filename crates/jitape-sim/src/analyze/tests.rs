@@ -297,6 +297,7 @@ fn outcome(wire: WireFrames) -> (ConferenceOutcome, jitape::sink::Sidecar) {
             ts_base: 0,
             windows: Vec::new(),
             wire: Some(wire),
+            skipped: Vec::new(),
         }],
         ..SentLog::default()
     };
@@ -371,6 +372,17 @@ fn frames_a_stalled_sender_skipped_count_as_lost() {
         !want.tones[0].free.is_empty(),
         "the loss leaves room for concealment"
     );
+    // Without a wire log (a run with no network emulation, like the bench's), only the
+    // sender's own record of what it skipped tells the frames apart: without it they are
+    // speech the recording must have, with it they are the same loss.
+    let mut o_unobserved = o_skipped.clone();
+    o_unobserved.sent[0].speakers[0].wire = None;
+    let unrecorded = Expected::from_outcome(&o_unobserved, &sc).expect("expected");
+    assert_ne!(unrecorded.tones[0].free, want.tones[0].free);
+    o_unobserved.sent[0].speakers[0].skipped = vec![(80, 81)];
+    let recorded = Expected::from_outcome(&o_unobserved, &sc).expect("expected");
+    assert_eq!(recorded.tones[0].on, want.tones[0].on);
+    assert_eq!(recorded.tones[0].free, want.tones[0].free);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use rtc::rtp;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{trace, warn};
+use tracing::{debug, trace, warn};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
@@ -60,6 +60,9 @@ pub struct SentSpeaker {
     /// Which frames reached the wire and which the network emulator dropped (the simulated
     /// bridge; `None` for a bridge whose wire is not observed).
     pub wire: Option<WireFrames>,
+    /// Ticks the sender skipped while this speaker was live (it fell more than
+    /// `MAX_BURST` ticks behind), as inclusive runs: no packet carries them.
+    pub skipped: Vec<(u64, u64)>,
 }
 
 /// One speaker's frames on the wire, as ticks of the conference's epoch.
@@ -176,6 +179,7 @@ impl Live {
             ts_base,
             windows: Vec::new(),
             wire: None,
+            skipped: Vec::new(),
         };
         Self {
             script,
@@ -327,6 +331,11 @@ pub(crate) async fn run_sender(
                 let behind = (Instant::now().saturating_duration_since(due).as_millis()
                     / TICK.as_millis()) as u64;
                 if behind > MAX_BURST {
+                    let run = (next, next + behind - MAX_BURST - 1);
+                    for l in live.iter_mut().filter(|l| l.active) {
+                        l.log.skipped.push(run);
+                    }
+                    debug!(ticks = behind - MAX_BURST, "simulated bridge fell behind; frames skipped");
                     skipped += behind - MAX_BURST;
                     next += behind - MAX_BURST;
                 }
