@@ -7,7 +7,9 @@
 //! Network delay only ever adds to `v`, so the packets with the least delay tell the truth:
 //! the estimate is the minimum of `v` over a sliding window of arrivals. The window slides,
 //! so a sender clock that runs fast or slow (skew) is followed: `v` then drifts linearly and
-//! the windowed minimum drifts with it. A talk spurt whose first packet is far off the
+//! the windowed minimum drifts with it. The estimate comes down with the minimum at once but
+//! rises no faster than [`MAX_SKEW`]: a sender or bridge that falls behind and stays behind
+//! for longer than the window raises the minimum as well, and that is delay, not a clock. A talk spurt whose first packet is far off the
 //! estimate (e.g. a sender that did not advance its RTP clock across a pause), or any packet
 //! more than a second off, starts a new epoch with a fresh window; packets still buffered from
 //! the old epoch keep the old offset. A packet that directly continues the one before it (next
@@ -31,6 +33,9 @@ const WINDOW: Duration = Duration::from_secs(4);
 const SPURT_GAP: Duration = Duration::from_millis(100);
 /// After the window has emptied, the last estimate still counts for this long.
 const CARRY: Duration = Duration::from_secs(20);
+/// The fastest a sender's clock can run slow against ours (1 per mille; crystals and sound
+/// cards are within a fraction of that): the estimate never rises faster.
+const MAX_SKEW: f64 = 0.001;
 /// How many past epochs keep their offset (for packets buffered across an epoch change).
 const FROZEN: usize = 8;
 /// An offset change this large is a jump of the sender's clock even inside a spurt (unless
@@ -65,6 +70,7 @@ struct Jumped {
     epoch: u32,
     window: VecDeque<Entry>,
     last: Option<Entry>,
+    estimate: Option<Entry>,
     at: Instant,
 }
 
@@ -93,6 +99,11 @@ pub(super) struct ClockEstimator {
     frozen: VecDeque<(u32, f64)>,
     /// The last estimate and the arrival that confirmed it.
     last: Option<Entry>,
+    /// The current epoch's estimate: the window's minimum, but risen no faster than
+    /// [`MAX_SKEW`] since the last packet.
+    estimate: Option<Entry>,
+    /// [`MAX_SKEW`] in output samples per second.
+    max_rise: f64,
     latest_arrival: Option<Instant>,
     /// A spurt whose first offset is further than this from the estimate is a new epoch.
     tolerance: f64,
@@ -113,6 +124,8 @@ impl ClockEstimator {
             epoch: 0,
             frozen: VecDeque::new(),
             last: None,
+            estimate: None,
+            max_rise: MAX_SKEW * f64::from(rate),
             latest_arrival: None,
             tolerance,
             jump: JUMP_SECONDS * f64::from(rate),
@@ -141,7 +154,7 @@ impl ClockEstimator {
             }
         }
         let current = match self.window.front() {
-            Some(front) => Some(front.v),
+            Some(front) => Some(self.capped(front.v, latest)),
             None => self
                 .last
                 .filter(|last| latest.saturating_duration_since(last.at) <= CARRY)
@@ -207,12 +220,26 @@ impl ClockEstimator {
         }
         self.window.push_back(Entry { at: arrival, v });
         if let Some(front) = self.window.front() {
-            self.last = Some(Entry {
+            let estimate = Entry {
                 at: latest,
-                v: front.v,
-            });
+                v: self.capped(front.v, latest),
+            };
+            self.estimate = Some(estimate);
+            self.last = Some(estimate);
         }
         seen
+    }
+
+    /// The window's minimum `v` as the estimate at `at`: at once if it is no higher than the
+    /// estimate so far, else risen from that no faster than [`MAX_SKEW`].
+    fn capped(&self, v: f64, at: Instant) -> f64 {
+        match self.estimate {
+            Some(e) if v > e.v => {
+                let elapsed = at.saturating_duration_since(e.at).as_secs_f64();
+                v.min(e.v + self.max_rise * elapsed)
+            }
+            _ => v,
+        }
     }
 
     /// A new epoch at once, keeping the one left until the jump is confirmed.
@@ -222,6 +249,7 @@ impl ClockEstimator {
             epoch: self.epoch,
             window: self.window.clone(),
             last: self.last,
+            estimate: self.estimate,
             at: arrival,
         };
         self.new_epoch(current);
@@ -246,6 +274,7 @@ impl ClockEstimator {
         self.epoch = left.epoch;
         self.window = left.window;
         self.last = left.last;
+        self.estimate = left.estimate;
         self.suspect = None;
         Some(undone)
     }
@@ -259,6 +288,7 @@ impl ClockEstimator {
         self.epoch = self.epoch.wrapping_add(1);
         self.window.clear();
         self.last = None;
+        self.estimate = None;
     }
 
     /// The current epoch.
@@ -269,7 +299,7 @@ impl ClockEstimator {
     /// The offset of `epoch` (timeline position = offset + RTP time), if still known.
     pub fn offset(&self, epoch: u32) -> Option<f64> {
         if epoch == self.epoch {
-            return self.window.front().or(self.last.as_ref()).map(|e| e.v);
+            return self.estimate.or(self.last).map(|e| e.v);
         }
         self.frozen
             .iter()
