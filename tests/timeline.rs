@@ -72,11 +72,24 @@ async fn tones_keep_their_place_through_loss_reordering_jitter_and_duplicates() 
         reorder: 0.02,
         reorder_delay: Duration::from_millis(30),
         jitter: Duration::from_millis(40),
+        delay: Duration::ZERO,
         seed: 42,
     });
     let (outcome, files, _dir) = record("", 48_000, plan).await;
     // Every frame that arrived in its place (edges, no hole, level, pitch); the lost ones
     // concealed or silent, never for longer than the concealment limit.
+    check(&outcome, &files);
+}
+
+/// The path falls 900 ms behind in the middle of a 12 s spurt and stays behind for longer
+/// than jitape's 4 s clock window: every packet continues the one before it, so it is delay,
+/// and the spurt keeps its place (before d77a737 it moved 900 ms, behind a 900 ms hole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_falls_behind_mid_spurt_and_stays_moves_nothing() {
+    let mut plan = ConferencePlan::empty(&format!("behind@{MUC_DOMAIN}"), 19.0);
+    plan.speakers = vec![speaker(0, &[(1.0, 13.0)]), speaker(1, &[(15.0, 17.0)])];
+    let plan = plan.with_delay_step(4.0, 10.5, Duration::from_millis(900));
+    let (outcome, files, _dir) = record("", 48_000, plan).await;
     check(&outcome, &files);
 }
 

@@ -43,6 +43,8 @@ pub struct NetemConfig {
     pub reorder_delay: Duration,
     /// Extra delay drawn uniformly from `0..=jitter` for every packet.
     pub jitter: Duration,
+    /// A fixed delay for every packet (a path, or a sender, that fell behind and stays).
+    pub delay: Duration,
     pub seed: u64,
 }
 
@@ -54,6 +56,7 @@ impl Default for NetemConfig {
             reorder: 0.0,
             reorder_delay: Duration::from_millis(50),
             jitter: Duration::ZERO,
+            delay: Duration::ZERO,
             seed: 1,
         }
     }
@@ -62,7 +65,11 @@ impl Default for NetemConfig {
 impl NetemConfig {
     /// Whether any impairment is configured.
     pub fn is_active(&self) -> bool {
-        self.loss > 0.0 || self.duplicate > 0.0 || self.reorder > 0.0 || !self.jitter.is_zero()
+        self.loss > 0.0
+            || self.duplicate > 0.0
+            || self.reorder > 0.0
+            || !self.jitter.is_zero()
+            || !self.delay.is_zero()
     }
 
     /// These settings with every RTP packet lost: a loss burst while it is in force
@@ -128,7 +135,7 @@ impl Netem {
             self.counters.dropped += 1;
             return Fate::Drop;
         }
-        let mut delay = self.cfg.jitter.mul_f64(jitter);
+        let mut delay = self.cfg.delay + self.cfg.jitter.mul_f64(jitter);
         if reorder < self.cfg.reorder {
             self.counters.reordered += 1;
             delay += self.cfg.reorder_delay;

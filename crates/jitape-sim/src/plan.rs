@@ -247,6 +247,21 @@ impl ConferencePlan {
         self
     }
 
+    /// Every RTP packet on the bridge's path to jitape `delay` late from `at` for `len`
+    /// seconds (both scheduled as [`Disruption::Netem`]), in order: a path or a sender that
+    /// falls behind and stays behind. The plan's own impairments apply before and after.
+    pub fn with_delay_step(mut self, at: f64, len: f64, delay: Duration) -> Self {
+        let normal = self.bridge.netem.clone();
+        let behind = NetemConfig {
+            delay: normal.delay + delay,
+            ..normal.clone()
+        };
+        self.disruptions.push((secs(at), Disruption::Netem(behind)));
+        self.disruptions
+            .push((secs(at + len), Disruption::Netem(normal)));
+        self
+    }
+
     /// The talk windows that fall inside each speaker's stints (and before the end): what
     /// a correct recording contains, per speaker.
     pub fn audible(&self) -> Vec<(&SpeakerPlan, Vec<TalkWindow>)> {
