@@ -19,7 +19,7 @@
 //!   [`Tolerances::duration`] (20 ms: the room's end reaches jitape as one stanza over
 //!   loopback, acted on in a few milliseconds; more is time jitape added or dropped). The
 //!   room ends between the simulation sending its destruction and the server confirming it
-//!   (Prosody takes 10 ms on an idle machine, tens on a busy one), so the file may end
+//!   (Prosody took 3–10 ms on an idle machine, more on a busy one), so the file may end
 //!   anywhere in that span, with the same 20 ms either side.
 
 mod expect;

@@ -85,8 +85,8 @@ pub struct ConferenceOutcome {
     pub ended: Option<Duration>,
     /// When the server's answer to that destruction reached the simulation, after the
     /// epoch. The server sends the occupants' destruction presences (jitape's among them)
-    /// before that answer, so the room ended between `ended` and this moment: over Prosody,
-    /// 10 ms on an idle machine and tens of milliseconds on a busy one.
+    /// before that answer (docs/protocol.md, Prosody), so the room ended between `ended` and
+    /// this moment: over Prosody, 3–10 ms apart on an idle machine, more on a busy one.
     pub end_confirmed: Option<Duration>,
     /// Replies to probes (malformed Jingle, knocks, P2P offers): `(what was sent, reply
     /// type, error condition or reason)`.

@@ -238,25 +238,28 @@ impl ConferencePlan {
     /// A burst of 100 % RTP loss on the bridge's path to jitape from `at` for `len` seconds
     /// (both scheduled as [`Disruption::Netem`]); STUN, DTLS and RTCP still pass, so the
     /// connection stays up. The plan's own impairments apply before and after.
-    pub fn with_loss_burst(mut self, at: f64, len: f64) -> Self {
-        let normal = self.bridge.netem.clone();
-        self.disruptions
-            .push((secs(at), Disruption::Netem(normal.blackout())));
-        self.disruptions
-            .push((secs(at + len), Disruption::Netem(normal)));
-        self
+    pub fn with_loss_burst(self, at: f64, len: f64) -> Self {
+        let during = self.bridge.netem.blackout();
+        self.with_netem_for(at, len, during)
     }
 
     /// Every RTP packet on the bridge's path to jitape `delay` late from `at` for `len`
     /// seconds (both scheduled as [`Disruption::Netem`]), in order: a path or a sender that
     /// falls behind and stays behind. The plan's own impairments apply before and after.
-    pub fn with_delay_step(mut self, at: f64, len: f64, delay: Duration) -> Self {
-        let normal = self.bridge.netem.clone();
-        let behind = NetemConfig {
+    pub fn with_delay_step(self, at: f64, len: f64, delay: Duration) -> Self {
+        let normal = &self.bridge.netem;
+        let during = NetemConfig {
             delay: normal.delay + delay,
             ..normal.clone()
         };
-        self.disruptions.push((secs(at), Disruption::Netem(behind)));
+        self.with_netem_for(at, len, during)
+    }
+
+    /// `during` on the bridge's path from `at` for `len` seconds, the plan's own netem
+    /// before and after.
+    fn with_netem_for(mut self, at: f64, len: f64, during: NetemConfig) -> Self {
+        let normal = self.bridge.netem.clone();
+        self.disruptions.push((secs(at), Disruption::Netem(during)));
         self.disruptions
             .push((secs(at + len), Disruption::Netem(normal)));
         self

@@ -9,10 +9,11 @@
 //! so a sender clock that runs fast or slow (skew) is followed: `v` then drifts linearly and
 //! the windowed minimum drifts with it. The estimate comes down with the minimum at once but
 //! rises no faster than [`MAX_SKEW`]: a sender or bridge that falls behind and stays behind
-//! for longer than the window raises the minimum as well, and that is delay, not a clock. A talk spurt whose first packet is far off the
-//! estimate (e.g. a sender that did not advance its RTP clock across a pause), or any packet
-//! more than a second off, starts a new epoch with a fresh window; packets still buffered from
-//! the old epoch keep the old offset. A packet that directly continues the one before it (next
+//! for longer than the window raises the minimum as well, and that is delay, not a clock.
+//!
+//! A talk spurt whose first packet is far off the estimate (e.g. a sender that did not
+//! advance its RTP clock across a pause), or any packet more than a second off, starts a new
+//! epoch with a fresh window; packets still buffered from the old epoch keep the old offset. A packet that directly continues the one before it (next
 //! sequence number, timestamp right after that frame, no marker) never does: the sender's
 //! clock ran between the two, so however late it comes, that is delay. A jump is undone if a
 //! packet comes back to the old clock before [`CONFIRM`] has passed: the packet that made it
@@ -70,7 +71,6 @@ struct Jumped {
     epoch: u32,
     window: VecDeque<Entry>,
     last: Option<Entry>,
-    estimate: Option<Entry>,
     at: Instant,
 }
 
@@ -97,11 +97,9 @@ pub(super) struct ClockEstimator {
     window: VecDeque<Entry>,
     epoch: u32,
     frozen: VecDeque<(u32, f64)>,
-    /// The last estimate and the arrival that confirmed it.
+    /// The current epoch's last estimate and the arrival that confirmed it: the window's
+    /// minimum, but risen no faster than [`MAX_SKEW`] since the estimate before.
     last: Option<Entry>,
-    /// The current epoch's estimate: the window's minimum, but risen no faster than
-    /// [`MAX_SKEW`] since the last packet.
-    estimate: Option<Entry>,
     /// [`MAX_SKEW`] in output samples per second.
     max_rise: f64,
     latest_arrival: Option<Instant>,
@@ -124,7 +122,6 @@ impl ClockEstimator {
             epoch: 0,
             frozen: VecDeque::new(),
             last: None,
-            estimate: None,
             max_rise: MAX_SKEW * f64::from(rate),
             latest_arrival: None,
             tolerance,
@@ -220,12 +217,10 @@ impl ClockEstimator {
         }
         self.window.push_back(Entry { at: arrival, v });
         if let Some(front) = self.window.front() {
-            let estimate = Entry {
+            self.last = Some(Entry {
                 at: latest,
                 v: self.capped(front.v, latest),
-            };
-            self.estimate = Some(estimate);
-            self.last = Some(estimate);
+            });
         }
         seen
     }
@@ -233,7 +228,7 @@ impl ClockEstimator {
     /// The window's minimum `v` as the estimate at `at`: at once if it is no higher than the
     /// estimate so far, else risen from that no faster than [`MAX_SKEW`].
     fn capped(&self, v: f64, at: Instant) -> f64 {
-        match self.estimate {
+        match self.last {
             Some(e) if v > e.v => {
                 let elapsed = at.saturating_duration_since(e.at).as_secs_f64();
                 v.min(e.v + self.max_rise * elapsed)
@@ -249,7 +244,6 @@ impl ClockEstimator {
             epoch: self.epoch,
             window: self.window.clone(),
             last: self.last,
-            estimate: self.estimate,
             at: arrival,
         };
         self.new_epoch(current);
@@ -274,7 +268,6 @@ impl ClockEstimator {
         self.epoch = left.epoch;
         self.window = left.window;
         self.last = left.last;
-        self.estimate = left.estimate;
         self.suspect = None;
         Some(undone)
     }
@@ -288,7 +281,6 @@ impl ClockEstimator {
         self.epoch = self.epoch.wrapping_add(1);
         self.window.clear();
         self.last = None;
-        self.estimate = None;
     }
 
     /// The current epoch.
@@ -299,7 +291,7 @@ impl ClockEstimator {
     /// The offset of `epoch` (timeline position = offset + RTP time), if still known.
     pub fn offset(&self, epoch: u32) -> Option<f64> {
         if epoch == self.epoch {
-            return self.estimate.or(self.last).map(|e| e.v);
+            return self.last.map(|e| e.v);
         }
         self.frozen
             .iter()
