@@ -93,6 +93,21 @@ async fn a_path_that_falls_behind_mid_spurt_and_stays_moves_nothing() {
     check(&outcome, &files);
 }
 
+/// The path falls 0.9 s behind mid-spurt and stays behind across a pause: the spurt after
+/// the pause arrives 0.9 s off the estimate, like a sender clock that moved, but at the delay
+/// level of the packets just before the pause. It is placed where it was spoken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spurt_that_starts_while_the_path_stays_behind_is_placed_where_it_was_spoken() {
+    let mut plan = ConferencePlan::empty(&format!("stays@{MUC_DOMAIN}"), 17.0);
+    plan.speakers = vec![
+        speaker(0, &[(1.0, 6.0), (6.8, 10.0)]),
+        speaker(1, &[(13.0, 15.0)]),
+    ];
+    let plan = plan.with_delay_step(4.0, 7.5, Duration::from_millis(900));
+    let (outcome, files, _dir) = record("", 48_000, plan).await;
+    check(&outcome, &files);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_silence_between_spurts_never_shifts_the_next_one_and_segments_match() {
     let mut plan = ConferencePlan::empty(&format!("dtx@{MUC_DOMAIN}"), 22.0);

@@ -19,6 +19,10 @@
 //! packet comes back to the old clock before [`CONFIRM`] has passed: the packet that made it
 //! was late, not the clock (one stamped when jitape read it, seconds after it arrived).
 //!
+//! A spurt that starts far off the estimate but at the delay level of the packets just before
+//! it ([`RECENT`]) is that delay going on: a path or sender that fell behind and stays
+//! behind across a pause keeps the epoch, and the spurt is placed where it was spoken.
+//!
 //! A spurt that starts far off is only *suspect* at first: a sender (or bridge) that stalled
 //! and then sends what it held in a burst looks the same for one packet, but its burst comes
 //! back to the estimate within milliseconds. The epoch changes only if the offset is still off
@@ -47,6 +51,11 @@ const JUMP_SECONDS: f64 = 1.0;
 /// and comes down with every packet until it has caught up; a sender whose clock really moved
 /// sends on in real time (a packet every 20 ms) and its offset stays.
 const CONFIRM: Duration = Duration::from_millis(60);
+/// The packets that arrived within this much before a talk spurt starts give the path's
+/// delay level at that moment: a spurt that starts at that level, however far it is off the
+/// estimate, is the same delay going on (a path or sender that fell behind and stays there),
+/// not a sender clock that moved.
+const RECENT: Duration = Duration::from_secs(1);
 
 /// What [`ClockEstimator::observe`] made of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +151,11 @@ impl ClockEstimator {
             && self
                 .latest_arrival
                 .is_none_or(|latest| arrival.saturating_duration_since(latest) > SPURT_GAP);
+        let level = if spurt_start {
+            self.level(arrival)
+        } else {
+            None
+        };
         let latest = self.latest_arrival.map_or(arrival, |l| l.max(arrival));
         self.latest_arrival = Some(latest);
         let reverts = self.revert(arrival, v);
@@ -200,7 +214,10 @@ impl ClockEstimator {
             if off > self.jump && !continues {
                 self.jump(current, arrival);
                 seen.epoch = self.epoch;
-            } else if spurt_start && off > self.tolerance {
+            } else if spurt_start
+                && off > self.tolerance
+                && level.is_none_or(|level| (v - level).abs() > self.tolerance)
+            {
                 self.suspect = Some(Suspect { since: arrival, v });
                 seen.suspects = true;
                 return seen;
@@ -223,6 +240,23 @@ impl ClockEstimator {
             });
         }
         seen
+    }
+
+    /// The path's delay level before a spurt that starts at `arrival`: the least offset of
+    /// the packets that arrived in the [`RECENT`] before the last arrival, if that was no
+    /// longer ago than [`CARRY`]. Read before the window slides to `arrival`.
+    fn level(&self, arrival: Instant) -> Option<f64> {
+        let latest = self.latest_arrival?;
+        if arrival.saturating_duration_since(latest) > CARRY {
+            return None;
+        }
+        let since = latest.checked_sub(RECENT);
+        // The window increases from front to back, so its first entry at or after `since`
+        // holds the least offset of every arrival since then.
+        self.window
+            .iter()
+            .find(|e| since.is_none_or(|since| e.at >= since))
+            .map(|e| e.v)
     }
 
     /// The window's minimum `v` as the estimate at `at`: at once if it is no higher than the

@@ -229,3 +229,35 @@ fn a_sender_that_stays_behind_moves_the_estimate_no_faster_than_a_clock_can_skew
         "the delay gone, the estimate is back at once"
     );
 }
+
+/// A path that fell 0.9 s behind mid-spurt and stays behind across a pause: the next spurt
+/// starts 0.9 s off the estimate, but at the delay level of the packets just before the pause,
+/// so it is that delay, not a clock that moved, and keeps the epoch. A spurt that starts off
+/// the level of the packets before it is still a suspected jump.
+#[test]
+fn a_spurt_that_starts_at_the_delay_level_before_its_pause_keeps_the_epoch() {
+    let t0 = Instant::now();
+    let ms = |m: u64| Duration::from_millis(m);
+    let behind = 100.0 + 900.0 * MS;
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    for i in 0..150u64 {
+        c.observe(t0 + ms(20 * i), 100.0, i > 0);
+    }
+    // 0.9 s behind from 3 s to the pause at 5 s
+    for i in 150..250u64 {
+        c.observe(t0 + ms(20 * i + 900), behind + (i % 3) as f64 * MS, true);
+    }
+    // 0.8 s of silence, then a spurt still 0.9 s behind (with 10 ms more jitter)
+    for k in 0..20u64 {
+        let o = c.observe(t0 + ms(5800 + 900 + 20 * k), behind + 10.0 * MS, k > 0);
+        assert_eq!((o.epoch, o.suspects, o.confirms), (0, false, false), "{k}");
+    }
+    assert!(c.offset(0).is_some_and(|v| v - 100.0 <= 5.0 * MS));
+    // the path catches up in the next pause, and a spurt after it that is 0.4 s off both the
+    // estimate and the level before it raises the suspicion as before
+    for k in 0..10u64 {
+        c.observe(t0 + ms(7500 + 20 * k), 100.0, k > 0);
+    }
+    let o = c.observe(t0 + ms(8500), 100.0 + 400.0 * MS, false);
+    assert_eq!((o.epoch, o.suspects), (0, true));
+}
