@@ -2,7 +2,7 @@
 //! (SIGSTOP, then SIGCONT) for 0.3, 1 and 3 s while two conferences talk through a real
 //! Prosody. The packets the bridge sent meanwhile wait in the kernel; they carry the time
 //! the kernel received them, and the lateness window (5 s) still has room for them, so every
-//! recording is exact: nothing lost, nothing moved.
+//! recording is exact: nothing lost, nothing moved, and no packet placed by when jitape read it.
 
 use jitape_sim::harness as support;
 
@@ -132,4 +132,15 @@ async fn freezing_jitape_for_up_to_three_seconds_loses_and_moves_nothing() {
         .collect();
     assert_eq!(late.len(), 2, "{log}");
     assert!(late.iter().all(|w| *w == "late=0"), "{late:?}\n{log}");
+    // Every packet was placed by when the kernel received it (logged when each media
+    // session closes; also `jitape_packets_unstamped_total`), none by when jitape read it.
+    let unstamped: Vec<&str> = log
+        .split_whitespace()
+        .filter(|w| w.starts_with("unstamped="))
+        .collect();
+    assert!(unstamped.len() >= 2, "{log}");
+    assert!(
+        unstamped.iter().all(|w| *w == "unstamped=0"),
+        "{unstamped:?}\n{log}"
+    );
 }

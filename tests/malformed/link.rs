@@ -6,7 +6,7 @@
 //! In: the bytes to send after the handshake. Out: the link's events until the marker
 //! arrives, the link goes down, or the time limit passes ([`Outcome`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jitape::config::Secret;
 use jitape::xmpp::link::{self, LinkEvent, LinkSettings};
@@ -30,6 +30,10 @@ pub struct Outcome {
     pub delivered: Vec<(String, usize)>,
     /// Stanzas the link skipped (too large, too deep), with why.
     pub dropped: Vec<String>,
+    /// When the server had written the payload and the marker, and when the link said the
+    /// marker reached jitape.
+    pub written: Option<Instant>,
+    pub marker_at: Option<Instant>,
 }
 
 async fn read_until(sock: &mut TcpStream, needle: &str) -> std::io::Result<()> {
@@ -46,7 +50,11 @@ async fn read_until(sock: &mut TcpStream, needle: &str) -> std::io::Result<()> {
 }
 
 /// The server side: stream header, handshake, then `payload` and the marker.
-async fn serve(listener: TcpListener, payload: Vec<u8>) -> std::io::Result<TcpStream> {
+async fn serve(
+    listener: TcpListener,
+    payload: Vec<u8>,
+    written: tokio::sync::oneshot::Sender<Instant>,
+) -> std::io::Result<TcpStream> {
     let (mut sock, _) = listener.accept().await?;
     read_until(&mut sock, "stream:stream").await?;
     sock.write_all(
@@ -61,16 +69,28 @@ async fn serve(listener: TcpListener, payload: Vec<u8>) -> std::io::Result<TcpSt
     sock.write_all(&payload).await?;
     sock.write_all(MARKER.as_bytes()).await?;
     sock.flush().await?;
+    let _ = written.send(Instant::now());
     Ok(sock)
 }
 
 /// Connects jitape's link to a fake server that sends `payload`, and watches for `limit`.
 pub async fn send_through_link(payload: Vec<u8>, limit: Duration) -> Outcome {
+    send_through_slow_reader(payload, limit, Duration::ZERO).await
+}
+
+/// As [`send_through_link`], with a reader of the link's events (the router) that starts
+/// taking them only `wait` after the server has written everything.
+pub async fn send_through_slow_reader(
+    payload: Vec<u8>,
+    limit: Duration,
+    wait: Duration,
+) -> Outcome {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1");
     let port = listener.local_addr().expect("addr").port();
-    let server = tokio::spawn(serve(listener, payload));
+    let (written_tx, written_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(serve(listener, payload, written_tx));
     let (out_tx, out_rx) = mpsc::channel(16);
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -92,16 +112,26 @@ pub async fn send_through_link(payload: Vec<u8>, limit: Duration) -> Outcome {
         downs: Vec::new(),
         delivered: Vec::new(),
         dropped: Vec::new(),
+        written: None,
+        marker_at: None,
     };
     let deadline = tokio::time::Instant::now() + limit;
+    if !wait.is_zero() {
+        outcome.written = tokio::time::timeout_at(deadline, written_rx)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        tokio::time::sleep(wait).await;
+    }
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, ev_rx.recv()).await {
         match ev {
             LinkEvent::Up { .. } => {}
-            LinkEvent::Stanza(el) if el.attr("id") == Some("marker") => {
+            LinkEvent::Stanza(el, at) if el.attr("id") == Some("marker") => {
                 outcome.marker = true;
+                outcome.marker_at = Some(at);
                 break;
             }
-            LinkEvent::Stanza(el) => {
+            LinkEvent::Stanza(el, _) => {
                 let mut bytes = Vec::new();
                 let _ = el.write_to(&mut bytes);
                 outcome.delivered.push((el.name().to_string(), bytes.len()));

@@ -356,6 +356,22 @@ async fn a_large_stanza_passes_the_link() {
     );
 }
 
+/// A stanza carries when the link read it off the socket, not when the router got round to
+/// it: the conference takes that as the moment it happened (a room's end ends the file then).
+#[tokio::test]
+async fn a_stanza_keeps_the_moment_it_was_read_however_long_the_router_takes() {
+    let wait = Duration::from_secs(1);
+    let out = link::send_through_slow_reader(Vec::new(), Duration::from_secs(20), wait).await;
+    let (Some(written), Some(at)) = (out.written, out.marker_at) else {
+        panic!("{out:?}");
+    };
+    let after = at.saturating_duration_since(written);
+    assert!(
+        after < wait / 2,
+        "read {after:?} after the server wrote it; the router took it {wait:?} after"
+    );
+}
+
 // FAILS until the link tolerates long attributes: rxml's `max_token_length` (8192 bytes,
 // `rxml::parser::Options::default()`, which tokio-xmpp 6 uses unchangeably in
 // `xmlstream/common.rs` `RawXmlStream::new`) makes the whole stream fail with

@@ -140,7 +140,7 @@ async fn dispatcher(
                         }
                     }
                 },
-                Some(LinkEvent::Stanza(el)) => {
+                Some(LinkEvent::Stanza(el, _)) => {
                     // Like jitape, a component: tenant rooms arrive in their virtual form
                     // and are played (and answered) in their internal one.
                     let el = tenant::normalize_inbound(&muc_domains, el);

@@ -64,6 +64,7 @@ pub struct Metrics {
     pub packets_concealed: Counter,
     pub packets_late: Counter,
     pub packets_dropped: Counter,
+    pub packets_unstamped: Counter,
     pub bytes_written: Counter,
     pub hook_runs: Counter,
     pub hook_failures: Counter,
@@ -339,6 +340,11 @@ static FAMILIES: &[Family] = &[
         "jitape_packets_dropped",
         "Packets jitape itself dropped (queue full).",
         Count(|m| &m.packets_dropped),
+    ),
+    one(
+        "jitape_packets_unstamped",
+        "RTP packets placed by when jitape read them: their kernel receive time was missing or forgotten.",
+        Count(|m| &m.packets_unstamped),
     ),
     one(
         "jitape_bytes_written",

@@ -36,6 +36,7 @@ use crate::conference::snapshot::ConferenceSnapshot;
 use crate::config::{Config, RoomsConfig};
 use crate::room::RoomJid;
 use crate::sink::Unfinished;
+use crate::util::task_now;
 use crate::xmpp::link::{DropReason, Dropped, LinkEvent};
 use crate::xmpp::stanza::{self, Header, Jid};
 use crate::xmpp::tenant;
@@ -305,7 +306,7 @@ impl<S: Spawn> Router<S> {
                 self.catchup_deadline = None;
                 self.broadcast(|| Input::LinkDown);
             }
-            LinkEvent::Stanza(el) => self.on_stanza(el).await,
+            LinkEvent::Stanza(el, at) => self.on_stanza(el, at).await,
             LinkEvent::Dropped(d) => self.on_dropped(d).await,
         }
     }
@@ -342,7 +343,8 @@ impl<S: Spawn> Router<S> {
         }
     }
 
-    async fn on_stanza(&mut self, el: Element) {
+    /// A stanza that reached jitape `at`.
+    async fn on_stanza(&mut self, el: Element, at: std::time::Instant) {
         // Tenant rooms arrive in their virtual form (mod_muc_domain_mapper); from here on
         // every room JID, and every reply to one, is in the internal form Prosody routes.
         let el = tenant::normalize_inbound(&self.s.muc_domains, el);
@@ -364,7 +366,7 @@ impl<S: Spawn> Router<S> {
         }
         match classify(&self.s, &el) {
             Route::Conference(room) => match self.conferences.get(&room) {
-                Some(e) => deliver(&room, &e.inbox, Input::Stanza(el)),
+                Some(e) => deliver(&room, &e.inbox, Input::Stanza(el), at),
                 None => self.stale(&el).await,
             },
             Route::Reply(reply) => {
@@ -383,7 +385,7 @@ impl<S: Spawn> Router<S> {
                 self.module
                     .insert(domain_of(ev.room()).to_string(), Module::Present);
                 let decisions = self.rooms.on_event(ev);
-                self.apply(decisions);
+                self.apply(decisions, at);
             }
             Route::CatchUp { id, rooms } => self.on_catchup(&id, rooms),
             Route::Drop(why) => debug!(why, "stanza dropped"),
@@ -423,6 +425,7 @@ impl<S: Spawn> Router<S> {
                     .filter(|r| domain_of(r) == domain && !reported.contains(r))
                     .cloned()
                     .collect();
+                let now = task_now();
                 for room in gone {
                     self.status(
                         &room,
@@ -431,9 +434,10 @@ impl<S: Spawn> Router<S> {
                             occupancy: Some(Default::default()),
                             meeting_id: None,
                         },
+                        now,
                     );
                 }
-                self.apply(decisions);
+                self.apply(decisions, now);
             }
             Err(why) => self.module_absent(&domain, &why),
         }
@@ -468,6 +472,7 @@ impl<S: Spawn> Router<S> {
                     occupancy: None,
                     meeting_id: None,
                 },
+                task_now(),
             );
         }
     }
@@ -488,7 +493,8 @@ impl<S: Spawn> Router<S> {
         }
     }
 
-    fn apply(&mut self, decisions: Vec<Decision>) {
+    /// Carries out what the room book decided on news that reached jitape `at`.
+    fn apply(&mut self, decisions: Vec<Decision>, at: std::time::Instant) {
         for d in decisions {
             match d {
                 Decision::Record { room } => {
@@ -513,12 +519,13 @@ impl<S: Spawn> Router<S> {
                         occupancy: Some(occupancy),
                         meeting_id,
                     },
+                    at,
                 ),
                 Decision::Destroyed { room, occupied } => {
                     self.refused.remove(&room);
                     self.shed.remove(&room);
                     if let Some(e) = self.conferences.get(&room) {
-                        deliver(&room, &e.inbox, Input::RoomDestroyed { occupied });
+                        deliver(&room, &e.inbox, Input::RoomDestroyed { occupied }, at);
                     }
                     if let Some(u) = self.unfinished.remove(&room) {
                         self.spawner.finalize(u, "room-destroyed");
@@ -528,9 +535,9 @@ impl<S: Spawn> Router<S> {
         }
     }
 
-    fn status(&self, room: &str, view: RoomView) {
+    fn status(&self, room: &str, view: RoomView, at: std::time::Instant) {
         if let Some(e) = self.conferences.get(room) {
-            deliver(room, &e.inbox, Input::RoomStatus(view));
+            deliver(room, &e.inbox, Input::RoomStatus(view), at);
         }
     }
 
@@ -605,9 +612,10 @@ impl<S: Spawn> Router<S> {
             occupancy,
             meeting_id: self.rooms.meeting_id(room),
         };
-        deliver(room, &inbox, Input::RoomStatus(view));
+        let now = task_now();
+        deliver(room, &inbox, Input::RoomStatus(view), now);
         if self.link_up {
-            deliver(room, &inbox, Input::LinkUp);
+            deliver(room, &inbox, Input::LinkUp, now);
         }
         self.conferences.insert(
             room.to_string(),
@@ -640,7 +648,7 @@ impl<S: Spawn> Router<S> {
             Control::Stop { room, reply } => {
                 let running = self.conferences.get(&room);
                 if let Some(e) = running {
-                    deliver(&room, &e.inbox, Input::Stop(EndReason::Stopped));
+                    deliver(&room, &e.inbox, Input::Stop(EndReason::Stopped), task_now());
                 }
                 if let Some(r) = reply {
                     let _ = r.send(running.is_some());
@@ -683,7 +691,12 @@ impl<S: Spawn> Router<S> {
                         e.shed = true;
                         self.metrics.conferences_shed.inc();
                         info!(%room, "ending this conference's recording for overload");
-                        deliver(&room, &e.inbox, Input::Stop(EndReason::Overload));
+                        deliver(
+                            &room,
+                            &e.inbox,
+                            Input::Stop(EndReason::Overload),
+                            task_now(),
+                        );
                     }
                     self.shed.insert(room);
                 }
@@ -700,8 +713,9 @@ impl<S: Spawn> Router<S> {
     }
 
     fn broadcast(&self, input: impl Fn() -> Input) {
+        let now = task_now();
         for (room, e) in &self.conferences {
-            deliver(room, &e.inbox, input());
+            deliver(room, &e.inbox, input(), now);
         }
     }
 
@@ -741,8 +755,9 @@ async fn collect_snapshots(
 /// Hand an input to a conference without ever blocking the router on a slow one. Room
 /// traffic for a conference that does not keep up is dropped (and said); control inputs
 /// always get through.
-fn deliver(room: &str, inbox: &InboxSender, input: Input) {
-    match inbox.deliver(input) {
+/// Hands `input`, which reached jitape `at`, to a conference.
+fn deliver(room: &str, inbox: &InboxSender, input: Input, at: std::time::Instant) {
+    match inbox.deliver(input, at) {
         Delivery::Delivered => {}
         Delivery::Full => crate::util::log_limited(
             "conference-inbox-full",

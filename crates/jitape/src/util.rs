@@ -1,4 +1,5 @@
-//! Small cross-cutting helpers: rate-limited warnings for hostile or broken input.
+//! Small cross-cutting helpers: rate-limited warnings for hostile or broken input, and the
+//! clock the conference tasks run on.
 //!
 //! A peer that sends garbage many times a second must not flood the log: each kind of
 //! complaint is logged at warn a few times per minute, then counted and summarised.
@@ -20,6 +21,15 @@ struct Window {
 fn windows() -> &'static Mutex<HashMap<&'static str, Window>> {
     static W: OnceLock<Mutex<HashMap<&'static str, Window>>> = OnceLock::new();
     W.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Now on the clock the conference tasks and their timers run on: tokio's, so that tests run
+/// conferences on paused time. The same as `std::time::Instant::now()` outside such tests,
+/// which the kernel's packet arrival times (and the audio timeline placing them) rely on.
+/// Moments that reach a conference from elsewhere (a stanza's arrival on the XMPP link, a
+/// router decision) are taken on it too.
+pub fn task_now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Decide whether the `n`-th event of a window is logged; pure, for tests.

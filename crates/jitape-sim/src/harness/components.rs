@@ -146,8 +146,8 @@ impl Comp {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.events.recv()).await {
-                Ok(Some(LinkEvent::Stanza(el))) if pred(&el) => return el,
-                Ok(Some(LinkEvent::Stanza(el))) => self.backlog.push(el),
+                Ok(Some(LinkEvent::Stanza(el, _))) if pred(&el) => return el,
+                Ok(Some(LinkEvent::Stanza(el, _))) => self.backlog.push(el),
                 Ok(Some(LinkEvent::Down { reason })) => self.downs.push(reason),
                 Ok(Some(LinkEvent::Up { .. })) | Ok(Some(LinkEvent::Dropped(_))) => {}
                 Ok(None) => panic!("{}: link task ended while waiting for {what}", self.domain),
@@ -179,10 +179,10 @@ impl Comp {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.events.recv()).await {
-                Ok(Some(LinkEvent::Stanza(el))) if pred(&el) => {
+                Ok(Some(LinkEvent::Stanza(el, _))) if pred(&el) => {
                     panic!("{}: unexpected {what}: {}", self.domain, String::from(&el))
                 }
-                Ok(Some(LinkEvent::Stanza(el))) => self.backlog.push(el),
+                Ok(Some(LinkEvent::Stanza(el, _))) => self.backlog.push(el),
                 Ok(Some(LinkEvent::Down { reason })) => self.downs.push(reason),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => return,

@@ -6,6 +6,8 @@
 //! In: [`Input`]s and snapshot requests from the router. Out: [`Mail`], control first, to
 //! the conference task.
 
+use std::time::Instant;
+
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
 
@@ -15,8 +17,9 @@ use super::snapshot::ConferenceSnapshot;
 /// What the conference task receives.
 #[derive(Debug)]
 pub enum Mail {
-    /// For the machine.
-    Input(Input),
+    /// For the machine, and when it reached jitape (a stanza: when it was read off the XMPP
+    /// link; the machine takes it as the moment it happened, however long the queue was).
+    Input(Input, Instant),
     /// The admin API asks what this conference is doing (the task answers; the machine
     /// never sees it).
     Snapshot(oneshot::Sender<ConferenceSnapshot>),
@@ -25,14 +28,14 @@ pub enum Mail {
 /// The router's end.
 #[derive(Debug, Clone)]
 pub struct InboxSender {
-    stanzas: mpsc::Sender<Element>,
+    stanzas: mpsc::Sender<(Element, Instant)>,
     control: mpsc::UnboundedSender<Mail>,
 }
 
 /// The conference task's end.
 #[derive(Debug)]
 pub struct Inbox {
-    stanzas: mpsc::Receiver<Element>,
+    stanzas: mpsc::Receiver<(Element, Instant)>,
     control: mpsc::UnboundedReceiver<Mail>,
 }
 
@@ -60,16 +63,16 @@ pub fn inbox(capacity: usize) -> (InboxSender, Inbox) {
 }
 
 impl InboxSender {
-    /// Hands `input` over without waiting: stanzas go to the bounded lane, everything else
-    /// to the control lane, which always takes it.
-    pub fn deliver(&self, input: Input) -> Delivery {
+    /// Hands `input`, which reached jitape `at`, over without waiting: stanzas go to the
+    /// bounded lane, everything else to the control lane, which always takes it.
+    pub fn deliver(&self, input: Input, at: Instant) -> Delivery {
         match input {
-            Input::Stanza(el) => match self.stanzas.try_send(el) {
+            Input::Stanza(el) => match self.stanzas.try_send((el, at)) {
                 Ok(()) => Delivery::Delivered,
                 Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
                 Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
             },
-            other => self.control(Mail::Input(other)),
+            other => self.control(Mail::Input(other, at)),
         }
     }
 
@@ -92,7 +95,7 @@ impl Inbox {
         tokio::select! {
             biased;
             Some(c) = self.control.recv() => Some(c),
-            Some(s) = self.stanzas.recv() => Some(Mail::Input(Input::Stanza(s))),
+            Some((s, at)) = self.stanzas.recv() => Some(Mail::Input(Input::Stanza(s), at)),
             else => None,
         }
     }

@@ -32,6 +32,7 @@ use crate::sink::{
     Fault, FinalizedFiles, GapKind, HookSettings, HookStatus, Unfinished, WriterPool,
 };
 use crate::types::Ssrc;
+use crate::util::task_now;
 
 /// Everything a conference task needs from the process, shared read-only.
 pub struct ConferenceContext {
@@ -153,14 +154,16 @@ impl Task {
             let deadline = self.machine.next_deadline().map(|(at, _)| at);
             let mail = tokio::select! {
                 mail = inbox.recv() => {
-                    Some(mail.unwrap_or(Mail::Input(Input::Stop(EndReason::Shutdown))))
+                    Some(mail.unwrap_or(Mail::Input(Input::Stop(EndReason::Shutdown), task_now())))
                 }
-                ev = next_media(&mut self.media) => self.on_media_batch(ev).map(Mail::Input),
+                ev = next_media(&mut self.media) => {
+                    self.on_media_batch(ev).map(|input| Mail::Input(input, task_now()))
+                }
                 _ = render.tick() => {
                     self.on_render(&mut last_checkpoint, &mut last_sync).await;
                     None
                 },
-                _ = sleep_or_forever(deadline) => Some(Mail::Input(Input::Tick)),
+                _ = sleep_or_forever(deadline) => Some(Mail::Input(Input::Tick, task_now())),
             };
             self.count_humans();
             self.count_deaf();
@@ -170,10 +173,10 @@ impl Task {
                     let _ = reply.send(self.snapshot());
                     None
                 }
-                Some(Mail::Input(input)) => Some(input),
+                Some(Mail::Input(input, at)) => Some((input, at)),
                 None => None,
             };
-            if let Some(input) = input {
+            if let Some((input, at)) = input {
                 if let Input::RoomStatus(RoomView {
                     meeting_id: Some(m),
                     ..
@@ -184,8 +187,10 @@ impl Task {
                         rec.set_meeting_id(m);
                     }
                 }
-                let actions = self.machine.handle(task_now(), input);
-                self.execute(actions).await;
+                // The machine takes the input as happening when it reached jitape: a room
+                // that ends ends then, not when this task got round to it.
+                let actions = self.machine.handle(at, input);
+                self.execute(actions, at).await;
             }
         }
         self.finish().await;
@@ -203,7 +208,7 @@ impl Task {
         }
         if let Some(input) = self.check_silence(now) {
             let actions = self.machine.handle(now, input);
-            self.execute(actions).await;
+            self.execute(actions, now).await;
         }
         if let Some(rec) = &mut self.recording {
             rec.render(now);
@@ -281,9 +286,10 @@ impl Task {
         }
     }
 
-    async fn execute(&mut self, actions: Vec<Action>) {
-        let mut queue: VecDeque<Action> = actions.into();
-        while let Some(action) = queue.pop_front() {
+    /// Carries out what the machine decided at `at`.
+    async fn execute(&mut self, actions: Vec<Action>, at: Instant) {
+        let mut queue: VecDeque<(Action, Instant)> = actions.into_iter().map(|a| (a, at)).collect();
+        while let Some((action, at)) = queue.pop_front() {
             match action {
                 Action::Send(el) => {
                     if el.name() == "iq" && el.attr("type") == Some("error") {
@@ -335,7 +341,13 @@ impl Task {
                                 }
                             }
                         };
-                    queue.extend(self.machine.handle(task_now(), input));
+                    let now = task_now();
+                    queue.extend(
+                        self.machine
+                            .handle(now, input)
+                            .into_iter()
+                            .map(|a| (a, now)),
+                    );
                 }
                 Action::UpdateSources(sources) => {
                     if let Some(m) = &mut self.media {
@@ -372,7 +384,7 @@ impl Task {
                         self.note_deaf(stretch);
                     }
                 }
-                Action::End(reason) => self.ended = Some((reason, task_now())),
+                Action::End(reason) => self.ended = Some((reason, at)),
             }
         }
     }
@@ -590,15 +602,19 @@ impl Task {
     }
 
     async fn stop_media(&mut self) {
-        if let Some(m) = &self.media {
-            self.ctx
-                .metrics
-                .packets_dropped
-                .add(m.session.counters().dropped_full);
-        }
         if let Some(m) = self.media.take() {
+            let counters = m.session.counters();
+            let metrics = &self.ctx.metrics;
+            metrics.packets_dropped.add(counters.dropped_full);
+            metrics.packets_unstamped.add(counters.unstamped);
             self.deaf.on_closed(task_now());
-            debug!(sid = %m.sid, "closing media session");
+            info!(
+                sid = %m.sid,
+                received = counters.received,
+                dropped = counters.dropped_full,
+                unstamped = counters.unstamped,
+                "closing media session"
+            );
             m.session.close().await;
         }
     }
@@ -731,13 +747,6 @@ async fn run_hook(hook: HookSettings, files: FinalizedFiles, metrics: Arc<Metric
             warn!(flac = %files.flac.display(), status = ?other, %stdout, %stderr, "finalize hook failed");
         }
     }
-}
-
-/// The task's clock: tokio's, so that tests run conferences on paused time. The same as
-/// `std::time::Instant::now()` outside such tests, which the kernel's packet arrival times
-/// (and the audio timeline placing them) rely on.
-fn task_now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 async fn sleep_or_forever(deadline: Option<Instant>) {

@@ -75,6 +75,7 @@ pub(crate) struct Counters {
     pub(crate) received: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) dropped_full: AtomicU64,
+    pub(crate) unstamped: AtomicU64,
     pub(crate) filtered: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) renegotiations: AtomicU64,
@@ -89,6 +90,9 @@ pub struct MediaCounters {
     pub delivered: u64,
     /// Packets dropped because the events channel was full (the consumer is too slow).
     pub dropped_full: u64,
+    /// Packets whose kernel receive time was missing or no longer in the arrival book:
+    /// stamped when jitape read them, so jitape's own delay can move where they land.
+    pub unstamped: u64,
     /// Packets for an SSRC that is not (or no longer) a signalled source.
     pub filtered: u64,
     /// Payload bytes received.
@@ -104,6 +108,7 @@ impl Counters {
             received: get(&self.received),
             delivered: get(&self.delivered),
             dropped_full: get(&self.dropped_full),
+            unstamped: get(&self.unstamped),
             filtered: get(&self.filtered),
             bytes: get(&self.bytes),
             renegotiations: get(&self.renegotiations),

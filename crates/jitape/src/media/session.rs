@@ -414,7 +414,10 @@ async fn read_track(track: Arc<dyn TrackRemote>, gate: Arc<SsrcGate>, shared: Ar
         let arrival = shared
             .book
             .take(packet.header.ssrc, packet.header.sequence_number)
-            .unwrap_or_else(Instant::now);
+            .unwrap_or_else(|| {
+                Counters::bump(&counters.unstamped, 1);
+                Instant::now()
+            });
         Counters::bump(&counters.received, 1);
         if !gate.admits(packet.header.ssrc) {
             Counters::bump(&counters.filtered, 1);

@@ -70,8 +70,8 @@ impl LinkSettings {
 pub enum LinkEvent {
     /// Handshake done; `generation` counts connections since start (1 for the first).
     Up { generation: u64 },
-    /// An inbound stanza.
-    Stanza(Element),
+    /// An inbound stanza, and when it reached jitape (on the conference tasks' clock).
+    Stanza(Element, std::time::Instant),
     /// An inbound stanza the link could not take (the stream goes on).
     Dropped(Dropped),
     /// The connection ended; stanzas sent from now on are dropped until the next `Up`.
@@ -141,6 +141,8 @@ pub struct Stream {
     /// The server's stream header: the namespace context every stanza is parsed in.
     header: Vec<u8>,
     frames: VecDeque<Frame>,
+    /// When the read that completed the queued frames returned (see [`Stream::arrived`]).
+    read_at: std::time::Instant,
     limits: WireLimits,
     buf: Vec<u8>,
     write_timeout: Duration,
@@ -155,6 +157,7 @@ impl Stream {
             splitter: Splitter::new(limits),
             header: Vec::new(),
             frames: VecDeque::new(),
+            read_at: crate::util::task_now(),
             limits,
             buf: vec![0; 16 * 1024],
             write_timeout,
@@ -171,10 +174,19 @@ impl Stream {
             if n == 0 {
                 return Ok(None);
             }
+            self.read_at = crate::util::task_now();
             let mut out = Vec::new();
             self.splitter.push(&self.buf[..n], &mut out);
             self.frames.extend(out);
         }
+    }
+
+    /// When the last stanza [`Stream::next`] returned reached jitape: the read that brought
+    /// its last byte. Frames are queued only from the latest read (the socket is read again
+    /// only when the queue is empty), so this is the same for every frame of one read, and
+    /// it is not moved by how long jitape took to get round to the stanza.
+    pub fn arrived(&self) -> std::time::Instant {
+        self.read_at
     }
 
     /// The next stanza (or dropped stanza, or the end). Cancel-safe.
@@ -417,7 +429,8 @@ async fn session(
                         outstanding = None;
                         continue;
                     }
-                    if events.send(LinkEvent::Stanza(el)).await.is_err() {
+                    let at = stream.arrived();
+                    if events.send(LinkEvent::Stanza(el, at)).await.is_err() {
                         return "router gone".into();
                     }
                 }

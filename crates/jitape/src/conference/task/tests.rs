@@ -84,8 +84,10 @@ impl Conference {
         }
     }
 
+    /// `input` reaching jitape now (on the paused clock).
     fn send(&self, input: Input) {
-        self.inbox.deliver(input);
+        self.inbox
+            .deliver(input, tokio::time::Instant::now().into_std());
     }
 
     fn stanza(&self, xml: &str) {
