@@ -13,7 +13,7 @@ use jitape::sink::sidecar;
 use jitape_sim::plan::{ConferencePlan, SpeakerPlan, VoiceSpec, window};
 use jitape_sim::voice::default_tone_hz;
 use jitape_sim::world::{World, WorldSettings};
-use sha2::{Digest, Sha256};
+use support::components::rendezvous_weight;
 use support::process::{JitapeProcess, wait_for_final};
 use support::prosody::{ComponentDecl, MUC, Prosody, ProsodySpec, SIM};
 
@@ -28,17 +28,8 @@ fn instance(n: usize) -> String {
     format!("jitape-{n}.{REC}")
 }
 
-/// mod_jitape's rendezvous weight (tests/prosody_module/instances.rs checks it on Prosody).
-fn weight(room: &str, instance: &str) -> u64 {
-    let digest = Sha256::digest(format!("{room}\0{instance}").as_bytes());
-    digest[..7]
-        .iter()
-        .fold(0u64, |w, b| (w << 8) | u64::from(*b))
-        >> 4
-}
-
 fn owner(room: &str) -> usize {
-    let w = |n: usize| (weight(room, &instance(n)), instance(n));
+    let w = |n: usize| (rendezvous_weight(room, &instance(n)), instance(n));
     if w(1) > w(2) { 1 } else { 2 }
 }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 use jitape::config::Secret;
 use jitape::xmpp::link::{self, LinkSettings};
 use jitape_sim::harness as support;
-use sha2::{Digest, Sha256};
-use support::components::{Comp, Event, FOCUS, MUC, SIM, plugin_paths};
+use support::components::{
+    Comp, Event, FOCUS, MUC, SIM, plugin_paths, rendezvous_weight as weight,
+};
 use support::prosody::{ComponentDecl, Prosody, ProsodySpec};
 
 /// `jitape_lease` in these tests, seconds.
@@ -55,15 +56,6 @@ fn start() -> Prosody {
 
 async fn connect(prosody: &Prosody, n: usize) -> Comp {
     Comp::connect(prosody.component_port, &instance(n), &secret(n)).await
-}
-
-/// The module's weight of (room, instance): the first 52 bits of SHA-256(room NUL instance).
-fn weight(room: &str, instance: &str) -> u64 {
-    let digest = Sha256::digest(format!("{room}\0{instance}").as_bytes());
-    digest[..7]
-        .iter()
-        .fold(0u64, |w, b| (w << 8) | u64::from(*b))
-        >> 4
 }
 
 /// The instance (number) rendezvous hashing picks for `room` among `live`.

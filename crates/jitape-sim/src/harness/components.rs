@@ -27,6 +27,19 @@ pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub const FOCUS: &str = "focus@sim.localhost/focus";
 
+/// mod_jitape's rendezvous weight of (room, instance): the first 52 bits of
+/// SHA-256(room NUL instance) (`weight` in config/prosody/mod_jitape.lua;
+/// tests/prosody_module/instances.rs checks it against the module on Prosody). The live
+/// instance with the highest weight owns the room.
+pub fn rendezvous_weight(room: &str, instance: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{room}\0{instance}").as_bytes());
+    digest[..7]
+        .iter()
+        .fold(0u64, |w, b| (w << 8) | u64::from(*b))
+        >> 4
+}
+
 /// How long any single expected stanza may take.
 pub const WAIT: Duration = Duration::from_secs(5);
 
