@@ -125,6 +125,12 @@ pub async fn live(cfg: &Config) -> Report {
                     format!("{domain}: mod_jitape answers ({n} rooms live)"),
                     None,
                 );
+                instances(
+                    &cfg.xmpp.domain,
+                    domain,
+                    &rooms::parse_instances(&el),
+                    &mut r,
+                );
             }
             Some(el) => {
                 let cond = stanza::error_condition(&el).unwrap_or_else(|| "error".into());
@@ -143,6 +149,36 @@ pub async fn live(cfg: &Config) -> Report {
     }
     stream.close().await;
     r
+}
+
+/// The jitape instances as the module on `domain` sees them (`jitape_components`): each with
+/// its state and its rooms. This check's own connection stands in for `us` (`xmpp.domain`),
+/// so `us` shows as live here even while the jitape it belongs to is not running.
+fn instances(us: &str, domain: &str, list: &[rooms::InstanceReport], r: &mut Report) {
+    if list.len() < 2 {
+        return; // one instance (or a module too old to list them): nothing to choose between
+    }
+    let shown: Vec<String> = list
+        .iter()
+        .map(|i| {
+            let state = match i.state.as_str() {
+                "away" => "away, lease running",
+                s => s,
+            };
+            let me = if i.component == us { ", this one" } else { "" };
+            format!("{} ({state}{me}, {} rooms)", i.component, i.rooms)
+        })
+        .collect();
+    let live = list.iter().filter(|i| i.state == "live").count();
+    r.push(
+        true,
+        format!(
+            "{domain}: {live} of {} jitape instances live: {}",
+            list.len(),
+            shown.join(", ")
+        ),
+        None,
+    );
 }
 
 /// Wait for the IQ answer with `id`, skipping anything else.

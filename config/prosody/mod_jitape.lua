@@ -562,13 +562,18 @@ module:hook_global("server-stopping", function() stopping = true; end);
 ---------------------------------------------------------------------------------------------
 -- Catch-up: <iq type='get' to='<muc host>'><rooms xmlns='urn:jitape:prosody:1'/></iq>
 
--- The rooms the asking instance owns (every room, with one instance).
+-- The rooms the asking instance owns (every room, with one instance), then, with several,
+-- every configured instance as this module sees it: <instance component= state= rooms=/>
+-- (state live, away: disconnected with its lease still running, or down).
 local function rooms_reply(stanza)
 	local reply = st.reply(stanza);
 	local rooms = st.stanza("rooms", { xmlns = NS });
 	local asker = jid_host(stanza.attr.from);
+	local owned = {};
 	for room in live_rooms() do
-		if not (room._data and room._data.destroyed) and owner_of(room) == asker then
+		local current = not (room._data and room._data.destroyed) and owner_of(room);
+		if current then owned[current] = (owned[current] or 0) + 1; end
+		if current and current == asker then
 			local created = created_at[room.jid];
 			local item = st.stanza("room", {
 				jid = room.jid;
@@ -580,6 +585,10 @@ local function rooms_reply(stanza)
 			end
 			rooms:add_direct_child(item);
 		end
+	end
+	for _, c in ipairs(single and {} or components) do
+		local state = component_online(c) and "live" or (leases[c] and "away" or "down");
+		rooms:tag("instance", { component = c; state = state; rooms = tostring(owned[c] or 0) }):up();
 	end
 	reply:add_direct_child(rooms);
 	return reply;

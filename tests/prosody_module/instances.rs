@@ -30,7 +30,13 @@ fn secret(n: usize) -> String {
 
 /// Prosody declaring four instances (and the sim), the module told about all four.
 fn start() -> Prosody {
-    let mut components: Vec<ComponentDecl> = (1..=4)
+    start_with(4, LEASE)
+}
+
+/// Prosody declaring `count` instances (and the sim), the module told about them, with a
+/// lease of `lease` seconds.
+fn start_with(count: usize, lease: u64) -> Prosody {
+    let mut components: Vec<ComponentDecl> = (1..=count)
         .map(|n| ComponentDecl {
             domain: instance(n),
             secret: secret(n),
@@ -40,7 +46,7 @@ fn start() -> Prosody {
         domain: SIM.into(),
         secret: "sim-secret".into(),
     });
-    let list = (1..=4)
+    let list = (1..=count)
         .map(|n| format!("\"{}\"", instance(n)))
         .collect::<Vec<_>>()
         .join(", ");
@@ -48,7 +54,7 @@ fn start() -> Prosody {
         components,
         muc_domains: vec![MUC.into()],
         muc_extra: format!(
-            "  modules_enabled = {{ \"jitape\", \"test_meeting_id\" }}\n  jitape_components = {{ {list} }}\n  jitape_lease = {LEASE}\n"
+            "  modules_enabled = {{ \"jitape\", \"test_meeting_id\" }}\n  jitape_components = {{ {list} }}\n  jitape_lease = {lease}\n"
         ),
         global_extra: plugin_paths(),
     })
@@ -149,6 +155,7 @@ async fn listed(comp: &mut Comp, n: usize) -> BTreeSet<String> {
         .get_child("rooms", support::components::NS)
         .expect("<rooms/>")
         .children()
+        .filter(|c| c.name() == "room")
         .map(|r| r.attr("jid").unwrap_or_default().to_string())
         .collect()
 }
@@ -316,6 +323,71 @@ async fn an_owner_gone_past_the_lease_hands_its_rooms_to_the_others() {
     for (n, comp) in comps.iter_mut() {
         assert_eq!(listed(comp, *n).await, rooms_of(&now, *n), "instance {n}");
     }
+    for (_, comp) in comps {
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
+/// `jitape check-config --live` run as instance `n` (its own connection makes `n` live).
+fn check_config_as(port: u16, n: usize, dir: &std::path::Path) -> String {
+    let config = dir.join(format!("jitape-{n}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[xmpp]\nhost = \"127.0.0.1\"\nport = {}\ndomain = \"{}\"\nsecret = \"{}\"\nmuc_domains = [\"{MUC}\"]\n[media]\nbind = \"127.0.0.1\"\n[recording]\ndir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n",
+            port,
+            instance(n),
+            secret(n),
+            dir.join("rec").display()
+        ),
+    )
+    .expect("config written");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jitape"))
+        .args(["check-config", "--live", "--config"])
+        .arg(&config)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("jitape runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `check-config --live` lists every configured instance as the module sees it: live, away
+/// with its lease running (its rooms wait for it), or down, with the rooms each owns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_live_lists_the_instances_as_prosody_sees_them() {
+    support::logs();
+    // Five instances, a lease long enough that instance 1 is still away during the check.
+    let prosody = start_with(5, 120);
+    let (mut comps, sim, expected) = three_with_rooms(&prosody).await;
+    let (_, first) = comps.remove(0);
+    first.close().await;
+    tokio::time::sleep(SETTLE).await;
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path().to_path_buf();
+    let port = prosody.component_port;
+    let text = tokio::task::spawn_blocking(move || check_config_as(port, 4, &dir))
+        .await
+        .expect("the check ran");
+    let rooms = |n: usize| rooms_of(&expected, n).len();
+    let line = format!(
+        "{MUC}: 3 of 5 jitape instances live: {} (away, lease running, {} rooms), {} (live, {} rooms), {} (live, {} rooms), {} (live, this one, 0 rooms), {} (down, 0 rooms)",
+        instance(1),
+        rooms(1),
+        instance(2),
+        rooms(2),
+        instance(3),
+        rooms(3),
+        instance(4),
+        instance(5)
+    );
+    assert!(text.contains(&line), "wanted: {line}\n{text}");
     for (_, comp) in comps {
         comp.close().await;
     }

@@ -21,6 +21,8 @@ pub const NS_JITAPE: &str = "urn:jitape:prosody:1";
 /// Bounds on what we keep from module messages (a misbehaving server).
 const MAX_OCCUPANTS: usize = 10_000;
 const MAX_ROOMS: usize = 100_000;
+/// Instances read from one catch-up answer.
+const MAX_INSTANCES: usize = 256;
 
 /// One occupant as the module reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +165,40 @@ pub fn parse_catchup(iq: &Element) -> Option<Vec<RoomReport>> {
             })
             .collect(),
     )
+}
+
+/// A jitape instance as the Prosody module sees it (listed in every catch-up answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceReport {
+    /// Its component domain (`jitape_components`).
+    pub component: String,
+    /// `live` (connected), `away` (disconnected, its lease still running: its rooms wait for
+    /// it) or `down`.
+    pub state: String,
+    /// Rooms of this MUC service it owns.
+    pub rooms: u64,
+}
+
+/// The instances a catch-up answer lists (none from a module older than the list).
+pub fn parse_instances(iq: &Element) -> Vec<InstanceReport> {
+    let Some(rooms) = iq.get_child("rooms", NS_JITAPE) else {
+        return Vec::new();
+    };
+    rooms
+        .children()
+        .filter(|c| c.name() == "instance")
+        .take(MAX_INSTANCES)
+        .filter_map(|i| {
+            Some(InstanceReport {
+                component: Jid::parse(i.attr("component")?)?.bare,
+                state: match i.attr("state")? {
+                    s @ ("live" | "away" | "down") => s.to_string(),
+                    _ => return None,
+                },
+                rooms: i.attr("rooms")?.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// The catch-up query for one MUC domain.

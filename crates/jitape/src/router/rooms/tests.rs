@@ -54,6 +54,32 @@ fn events_parse() {
     let reports = parse_catchup(&iq).unwrap();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].occupants.len(), 2);
+    assert!(
+        parse_instances(&iq).is_empty(),
+        "an older module lists none"
+    );
+}
+
+#[test]
+fn the_instances_a_catch_up_answer_lists_are_read_and_the_rooms_are_unchanged() {
+    let iq = el(
+        r#"<iq xmlns="jabber:component:accept" type="result"><rooms xmlns="urn:jitape:prosody:1"><room jid="a@muc.example"/><instance component="jitape-1.example" state="live" rooms="3"/><instance component="jitape-2.example" state="away" rooms="1"/><instance component="jitape-3.example" state="down" rooms="0"/><instance component="jitape-4.example" state="asleep" rooms="0"/><instance component="jitape-5.example" state="live" rooms="-1"/><instance state="live" rooms="1"/></rooms></iq>"#,
+    );
+    let got: Vec<(String, String, u64)> = parse_instances(&iq)
+        .into_iter()
+        .map(|i| (i.component, i.state, i.rooms))
+        .collect();
+    let want = [
+        ("jitape-1.example", "live", 3),
+        ("jitape-2.example", "away", 1),
+        ("jitape-3.example", "down", 0),
+    ]
+    .map(|(c, s, n)| (c.to_string(), s.to_string(), n));
+    assert_eq!(
+        got, want,
+        "unknown states, bad counts and no name are skipped"
+    );
+    assert_eq!(parse_catchup(&iq).map(|r| r.len()), Some(1));
 }
 
 #[test]
