@@ -166,6 +166,20 @@ if not lease or lease ~= lease or lease < 0 or lease > 86400 then
 		tostring(module:get_option("jitape_lease"))), 0);
 end
 
+-- Several instances: each live one is pinged every jitape_ping_interval seconds (0: never), and
+-- one that has not answered within jitape_ping_timeout loses its connection (see below).
+local function seconds_option(name, default, low)
+	local value = module:get_option_number(name, default);
+	if not value or value ~= value or value < low or value > 86400 then
+		error(("mod_jitape on %s: %s = %s is not a number of seconds between %g and 86400 "
+			.. "(default %g). The module is not active."):format(module.host, name,
+			tostring(module:get_option(name)), low, default), 0);
+	end
+	return value;
+end
+local ping_interval = seconds_option("jitape_ping_interval", 15, 0);
+local ping_timeout = seconds_option("jitape_ping_timeout", 10, 1);
+
 local muc = module:depends("muc");
 
 ---------------------------------------------------------------------------------------------
@@ -533,6 +547,54 @@ local function instance_down(component)
 	end);
 end
 
+-- A machine that vanishes without closing its socket leaves Prosody a connection that looks
+-- alive until TCP gives up (15-30 minutes). With several instances, each live one is pinged
+-- (XEP-0199, from the MUC host); one that does not answer within jitape_ping_timeout has its
+-- connection closed, which makes it a disconnect like any other: its lease starts. An error
+-- answer is an answer. jitape answers pings from its router (xmpp: router/classify.rs).
+local waiting_ping = {}; -- component -> true while a ping to it is unanswered
+local ping_count = 0;
+
+local function close_unanswering(component)
+	local host = prosody.hosts[component];
+	local env = host and host.modules and host.modules.component;
+	local session = env and env.session;
+	if not (live[component] and session) then return; end
+	module:log("warn", "jitape instance %s did not answer a ping within %gs; closing its "
+		.. "connection (its rooms move after the lease unless it reconnects)", component, ping_timeout);
+	session:close({ condition = "connection-timeout", text = "no answer to mod_jitape's ping" });
+end
+
+local function ping(component)
+	if waiting_ping[component] then return; end
+	ping_count = ping_count + 1;
+	local iq = st.iq({ type = "get", from = module.host, to = component,
+		id = ("jitape-ping-%d"):format(ping_count) }):tag("ping", { xmlns = "urn:xmpp:ping" }):up();
+	waiting_ping[component] = true;
+	module:send_iq(iq, nil, ping_timeout):next(function()
+		waiting_ping[component] = nil;
+	end, function(err)
+		waiting_ping[component] = nil;
+		if type(err) == "table" and err.condition == "remote-server-timeout" and not stopping then
+			local ok, e = pcall(close_unanswering, component);
+			if not ok then module:log("error", "mod_jitape ping: %s", tostring(e)); end
+		end
+	end);
+end
+
+if not single and ping_interval > 0 then
+	module:add_timer(ping_interval, function()
+		if stopping then return; end
+		for _, c in ipairs(components) do
+			if live[c] then
+				local ok, e = pcall(ping, c);
+				if not ok then module:log("error", "mod_jitape ping: %s", tostring(e)); end
+			end
+		end
+		return ping_interval;
+	end);
+end
+
 -- Follow a component host: at load for those that exist, later ones when activated.
 local attached = {}; -- component -> the host table we hooked
 local function attach(component)
@@ -613,4 +675,4 @@ end);
 local names = table.concat(components, ", ");
 module:log("info", "mod_jitape: reporting rooms and occupants of %s to %s, answering its rooms "
 	.. "query, and admitting %s's JIDs as members with the room password%s", module.host, names, names,
-	single and "" or (" (each room to one live instance; lease %gs)"):format(lease));
+	single and "" or (" (each room to one live instance; lease %gs; ping every %gs)"):format(lease, ping_interval));

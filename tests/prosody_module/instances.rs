@@ -30,12 +30,12 @@ fn secret(n: usize) -> String {
 
 /// Prosody declaring four instances (and the sim), the module told about all four.
 fn start() -> Prosody {
-    start_with(4, LEASE)
+    start_with(4, LEASE, "")
 }
 
 /// Prosody declaring `count` instances (and the sim), the module told about them, with a
-/// lease of `lease` seconds.
-fn start_with(count: usize, lease: u64) -> Prosody {
+/// lease of `lease` seconds and `extra` in the MUC's configuration.
+fn start_with(count: usize, lease: u64, extra: &str) -> Prosody {
     let mut components: Vec<ComponentDecl> = (1..=count)
         .map(|n| ComponentDecl {
             domain: instance(n),
@@ -54,7 +54,7 @@ fn start_with(count: usize, lease: u64) -> Prosody {
         components,
         muc_domains: vec![MUC.into()],
         muc_extra: format!(
-            "  modules_enabled = {{ \"jitape\", \"test_meeting_id\" }}\n  jitape_components = {{ {list} }}\n  jitape_lease = {lease}\n"
+            "  modules_enabled = {{ \"jitape\", \"test_meeting_id\" }}\n  jitape_components = {{ {list} }}\n  jitape_lease = {lease}\n{extra}"
         ),
         global_extra: plugin_paths(),
     })
@@ -364,7 +364,7 @@ fn check_config_as(port: u16, n: usize, dir: &std::path::Path) -> String {
 async fn check_config_live_lists_the_instances_as_prosody_sees_them() {
     support::logs();
     // Five instances, a lease long enough that instance 1 is still away during the check.
-    let prosody = start_with(5, 120);
+    let prosody = start_with(5, 120, "");
     let (mut comps, sim, expected) = three_with_rooms(&prosody).await;
     let (_, first) = comps.remove(0);
     first.close().await;
@@ -392,6 +392,62 @@ async fn check_config_live_lists_the_instances_as_prosody_sees_them() {
         comp.close().await;
     }
     sim.close().await;
+}
+
+fn is_ping(el: &minidom::Element) -> bool {
+    el.name() == "iq"
+        && el.attr("type") == Some("get")
+        && el.get_child("ping", "urn:xmpp:ping").is_some()
+}
+
+/// An instance whose connection is open but that answers nothing (a machine gone without
+/// closing its socket looks like this to Prosody until TCP gives up) is disconnected by the
+/// module's ping, so its lease starts; an instance that answers keeps its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_answers_no_ping_is_disconnected_and_one_that_answers_is_not() {
+    support::logs();
+    let prosody = start_with(
+        2,
+        120,
+        "  jitape_ping_interval = 1\n  jitape_ping_timeout = 1\n",
+    );
+    let mut silent = connect(&prosody, 1).await;
+    let mut answering = connect(&prosody, 2).await;
+    // Four pings answered by instance 2 (one a second); meanwhile instance 1 answers none.
+    for _ in 0..4 {
+        let ping = answering.expect("a ping from the module", is_ping).await;
+        assert_eq!(ping.attr("from"), Some(MUC));
+        answering
+            .send(support::components::xml(&format!(
+                "<iq xmlns='jabber:component:accept' type='result' from='{}' to='{MUC}' id='{}'/>",
+                instance(2),
+                ping.attr("id").unwrap_or_default()
+            )))
+            .await;
+    }
+    silent
+        .expect_none("nothing", Duration::from_millis(200), |_| false)
+        .await;
+    answering
+        .expect_none("nothing", Duration::from_millis(200), |_| false)
+        .await;
+    assert!(
+        !silent.downs.is_empty(),
+        "the silent instance kept its connection:\n{}",
+        prosody.log()
+    );
+    assert!(answering.downs.is_empty(), "{:?}", answering.downs);
+    let log = prosody.log();
+    assert!(
+        log.contains(&format!(
+            "jitape instance {} did not answer a ping within 1s",
+            instance(1)
+        )),
+        "{log}"
+    );
+    assert!(!log.contains(&format!("jitape instance {} did not answer", instance(2))));
+    silent.close().await;
+    answering.close().await;
 }
 
 /// Keeps nothing moving for longer than the lease, then shows instance 1 still gets its
