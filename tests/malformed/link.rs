@@ -171,3 +171,81 @@ pub fn nested(depth: usize) -> Vec<u8> {
     s.push_str("</presence>");
     s.into_bytes()
 }
+
+/// Runs jitape's link on its own thread ([`link::spawn`], as `jitape run` does) against a
+/// fake server on a plain thread; once the link is up, blocks every worker of the calling
+/// (multi-threaded) runtime for `block` and has the server write the marker meanwhile.
+/// Returns when the server wrote it and when the link stamped it as arrived.
+pub async fn stamp_while_the_runtime_is_blocked(block: Duration) -> (Instant, Instant) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (written_tx, written_rx) = std::sync::mpsc::channel::<Instant>();
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut sock, _) = listener.accept()?;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        let mut read_until =
+            |sock: &mut std::net::TcpStream, needle: &str| -> std::io::Result<()> {
+                while !String::from_utf8_lossy(&seen).contains(needle) {
+                    let n = sock.read(&mut buf)?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                Ok(())
+            };
+        read_until(&mut sock, "stream:stream")?;
+        sock.write_all(format!("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='fake2' from='{DOMAIN}'>").as_bytes())?;
+        read_until(&mut sock, "handshake>")?;
+        sock.write_all(b"<handshake/>")?;
+        let _ = go_rx.recv();
+        sock.write_all(MARKER.as_bytes())?;
+        sock.flush()?;
+        let _ = written_tx.send(Instant::now());
+        // Hold the connection until the test is done with it.
+        let _ = sock.read(&mut buf);
+        Ok(())
+    });
+    let (out_tx, out_rx) = mpsc::channel(16);
+    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let settings = LinkSettings {
+        host: "127.0.0.1".into(),
+        port,
+        domain: DOMAIN.into(),
+        secret: Secret::new("secret"),
+        ping_target: "muc.example".into(),
+        ping_interval: Duration::from_secs(60),
+        ping_timeout: Duration::from_secs(30),
+        reconnect_min: Duration::from_secs(30),
+        reconnect_max: Duration::from_secs(60),
+        limits: Default::default(),
+    };
+    let done = link::spawn(settings, out_rx, ev_tx, stop_rx).expect("the link's thread");
+    let up = tokio::time::timeout(Duration::from_secs(20), ev_rx.recv()).await;
+    assert!(matches!(up, Ok(Some(LinkEvent::Up { .. }))), "{up:?}");
+    // More blocking tasks than the runtime has workers: none of them is free for `block`.
+    for _ in 0..4 {
+        tokio::spawn(async move { std::thread::sleep(block) });
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = go_tx.send(());
+    let stamped = loop {
+        match tokio::time::timeout(Duration::from_secs(20), ev_rx.recv()).await {
+            Ok(Some(LinkEvent::Stanza(el, at))) if el.attr("id") == Some("marker") => break at,
+            Ok(Some(_)) => {}
+            other => panic!("no marker: {other:?}"),
+        }
+    };
+    let written = written_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server wrote");
+    let _ = stop_tx.send(true);
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
+    let _ = server.join();
+    (written, stamped)
+}

@@ -372,6 +372,19 @@ async fn a_stanza_keeps_the_moment_it_was_read_however_long_the_router_takes() {
     );
 }
 
+/// The link reads on a thread of its own: a runtime whose every worker is busy (150 rooms
+/// ending at once) does not delay the moment a stanza is stamped as arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_runtime_does_not_delay_when_a_stanza_is_stamped() {
+    let block = Duration::from_secs(2);
+    let (written, stamped) = link::stamp_while_the_runtime_is_blocked(block).await;
+    let after = stamped.saturating_duration_since(written);
+    assert!(
+        after < block / 4,
+        "stamped {after:?} after the server wrote it, with the runtime blocked for {block:?}"
+    );
+}
+
 // FAILS until the link tolerates long attributes: rxml's `max_token_length` (8192 bytes,
 // `rxml::parser::Options::default()`, which tokio-xmpp 6 uses unchangeably in
 // `xmlstream/common.rs` `RawXmlStream::new`) makes the whole stream fail with

@@ -55,6 +55,8 @@ pub enum AppError {
     },
     #[error("starting the writer threads: {0}")]
     Writers(std::io::Error),
+    #[error("starting the XMPP link's thread: {0}")]
+    Link(std::io::Error),
     #[error("starting the memory trimmer thread: {0}")]
     Trimmer(std::io::Error),
 }
@@ -72,7 +74,8 @@ pub const LINK_CLOSE: Duration = Duration::from_secs(3);
 pub struct App {
     control: mpsc::Sender<Control>,
     shutdown: watch::Sender<bool>,
-    link: JoinHandle<()>,
+    /// Resolves once the XMPP link (on its own thread) has stopped.
+    link: tokio::sync::oneshot::Receiver<()>,
     router: JoinHandle<()>,
     finished: broadcast::Sender<sink::FinalizedFiles>,
     metrics: Arc<Metrics>,
@@ -141,12 +144,13 @@ impl App {
             sink::WriterPool::start(WriterSettings::new(&cfg.recording), Arc::clone(&metrics))
                 .map_err(AppError::Writers)?;
 
-        let link = tokio::spawn(link::run(
+        let link = link::spawn(
             LinkSettings::new(&cfg.xmpp, &cfg.limits),
             outbound_rx,
             events_tx,
             shutdown_rx.clone(),
-        ));
+        )
+        .map_err(AppError::Link)?;
 
         let ctx = Arc::new(ConferenceContext {
             template: Settings::new(cfg, &jid),

@@ -275,6 +275,30 @@ impl Backoff {
     }
 }
 
+/// Runs [`run`] on a thread and a runtime of its own (`jitape-xmpp`), so that reading the
+/// socket, and with it the moment each stanza is stamped as arrived, never waits behind the
+/// conference and media tasks of a busy runtime (150 rooms ending within seconds once made
+/// files end up to 171 ms after their room). The returned receiver resolves when the link has
+/// stopped.
+pub fn spawn(
+    settings: LinkSettings,
+    outbound: mpsc::Receiver<Element>,
+    events: mpsc::Sender<LinkEvent>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("jitape-xmpp".into())
+        .spawn(move || {
+            runtime.block_on(run(settings, outbound, events, shutdown));
+            let _ = done_tx.send(());
+        })?;
+    Ok(done_rx)
+}
+
 /// Run the link until `shutdown` turns true. Never returns early on errors: it reconnects.
 pub async fn run(
     settings: LinkSettings,
