@@ -360,9 +360,15 @@ impl Task {
                     }
                 }
                 Action::StopMedia => self.stop_media().await,
-                Action::Tracks { tracks, at } => {
+                Action::Tracks { tracks, .. } => {
+                    // A removed source is cut at the moment this task takes the removal in, not
+                    // at the stanza's arrival: the media path is slower than the signalling
+                    // path, and a leaver's last packet may reach the machine a few ms after
+                    // the source-remove (tests/loopback.rs
+                    // `source_add_is_heard_from_its_first_packet_and_a_leaver_is_dropped`).
+                    // Judging each packet by where its audio belongs would be exact; not built.
                     if let Some(rec) = &mut self.recording {
-                        rec.set_tracks(&tracks, at, self.machine.roster());
+                        rec.set_tracks(&tracks, task_now(), self.machine.roster());
                     }
                     self.tracks = tracks;
                 }
