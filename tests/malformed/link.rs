@@ -49,6 +49,22 @@ async fn read_until(sock: &mut TcpStream, needle: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The link's settings for the fake server on `port` (no pings, no quick reconnects).
+fn settings(port: u16) -> LinkSettings {
+    LinkSettings {
+        host: "127.0.0.1".into(),
+        port,
+        domain: DOMAIN.into(),
+        secret: Secret::new("secret"),
+        ping_target: "muc.example".into(),
+        ping_interval: Duration::from_secs(60),
+        ping_timeout: Duration::from_secs(30),
+        reconnect_min: Duration::from_secs(30),
+        reconnect_max: Duration::from_secs(60),
+        limits: Default::default(),
+    }
+}
+
 /// The server side: stream header, handshake, then `payload` and the marker.
 async fn serve(
     listener: TcpListener,
@@ -94,18 +110,7 @@ pub async fn send_through_slow_reader(
     let (out_tx, out_rx) = mpsc::channel(16);
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let settings = LinkSettings {
-        host: "127.0.0.1".into(),
-        port,
-        domain: DOMAIN.into(),
-        secret: Secret::new("secret"),
-        ping_target: "muc.example".into(),
-        ping_interval: Duration::from_secs(60),
-        ping_timeout: Duration::from_secs(30),
-        reconnect_min: Duration::from_secs(30),
-        reconnect_max: Duration::from_secs(60),
-        limits: Default::default(),
-    };
+    let settings = settings(port);
     let link = tokio::spawn(link::run(settings, out_rx, ev_tx, stop_rx));
     let mut outcome = Outcome {
         marker: false,
@@ -212,18 +217,7 @@ pub async fn stamp_while_the_runtime_is_blocked(block: Duration) -> (Instant, In
     let (out_tx, out_rx) = mpsc::channel(16);
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let settings = LinkSettings {
-        host: "127.0.0.1".into(),
-        port,
-        domain: DOMAIN.into(),
-        secret: Secret::new("secret"),
-        ping_target: "muc.example".into(),
-        ping_interval: Duration::from_secs(60),
-        ping_timeout: Duration::from_secs(30),
-        reconnect_min: Duration::from_secs(30),
-        reconnect_max: Duration::from_secs(60),
-        limits: Default::default(),
-    };
+    let settings = settings(port);
     let done = link::spawn(settings, out_rx, ev_tx, stop_rx).expect("the link's thread");
     let up = tokio::time::timeout(Duration::from_secs(20), ev_rx.recv()).await;
     assert!(matches!(up, Ok(Some(LinkEvent::Up { .. }))), "{up:?}");
