@@ -626,10 +626,14 @@ module:hook_global("server-stopping", function() stopping = true; end);
 
 -- The rooms the asking instance owns (every room, with one instance), then, with several,
 -- every configured instance as this module sees it: <instance component= state= rooms=/>
--- (state live, away: disconnected with its lease still running, or down).
+-- (state live, away: disconnected with its lease still running, or down), each room another
+-- instance owns as <elsewhere jid= owner=/> (an instance back after its lease learns which of
+-- its recordings moved, and leaves their files to the new owner), and the lease as an
+-- attribute of <rooms/> (jitape fences its writers by it).
 local function rooms_reply(stanza)
 	local reply = st.reply(stanza);
-	local rooms = st.stanza("rooms", { xmlns = NS });
+	local rooms = st.stanza("rooms", { xmlns = NS; lease = not single and tostring(lease) or nil });
+	local elsewhere = {};
 	local asker = jid_host(stanza.attr.from);
 	local owned = {};
 	for room in live_rooms() do
@@ -646,8 +650,11 @@ local function rooms_reply(stanza)
 				item:add_direct_child(occupant_element(room, occupant));
 			end
 			rooms:add_direct_child(item);
+		elseif current then
+			elsewhere[#elsewhere + 1] = st.stanza("elsewhere", { jid = room.jid; owner = current });
 		end
 	end
+	for _, item in ipairs(elsewhere) do rooms:add_direct_child(item); end
 	for _, c in ipairs(single and {} or components) do
 		local state = component_online(c) and "live" or (leases[c] and "away" or "down");
 		rooms:tag("instance", { component = c; state = state; rooms = tostring(owned[c] or 0) }):up();

@@ -160,6 +160,26 @@ async fn listed(comp: &mut Comp, n: usize) -> BTreeSet<String> {
         .collect()
 }
 
+/// The lease and the rooms owned by other instances, as the instance's catch-up lists them.
+async fn elsewhere(comp: &mut Comp, n: usize) -> (Option<String>, BTreeSet<String>) {
+    let answer = comp
+        .query_rooms(&format!("rec@{}/catchup", instance(n)))
+        .await;
+    let rooms = answer
+        .get_child("rooms", support::components::NS)
+        .expect("<rooms/>");
+    let others = rooms
+        .children()
+        .filter(|c| c.name() == "elsewhere")
+        .map(|r| {
+            let owner = r.attr("owner").unwrap_or_default();
+            assert_ne!(owner, instance(n), "{}", String::from(r));
+            r.attr("jid").unwrap_or_default().to_string()
+        })
+        .collect();
+    (rooms.attr("lease").map(str::to_string), others)
+}
+
 fn rooms_of(expected: &BTreeMap<String, usize>, n: usize) -> BTreeSet<String> {
     expected
         .iter()
@@ -322,7 +342,22 @@ async fn an_owner_gone_past_the_lease_hands_its_rooms_to_the_others() {
     assert_eq!(seen.len(), expected.len());
     for (n, comp) in comps.iter_mut() {
         assert_eq!(listed(comp, *n).await, rooms_of(&now, *n), "instance {n}");
+        // Every other room is listed as another instance's, with the lease.
+        let all: BTreeSet<String> = now.keys().cloned().collect();
+        let theirs = &all - &rooms_of(&now, *n);
+        assert_eq!(
+            elsewhere(comp, *n).await,
+            (Some(LEASE.to_string()), theirs),
+            "instance {n}"
+        );
     }
+    // Instance 1, back after the lease, learns that its rooms are another's now.
+    let mut back = connect(&prosody, 1).await;
+    assert!(listed(&mut back, 1).await.is_empty());
+    let (lease, theirs) = elsewhere(&mut back, 1).await;
+    assert_eq!(lease, Some(LEASE.to_string()));
+    assert!(gone.is_subset(&theirs), "{gone:?} not in {theirs:?}");
+    back.close().await;
     for (_, comp) in comps {
         comp.close().await;
     }

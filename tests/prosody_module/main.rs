@@ -133,6 +133,8 @@ async fn catch_up_lists_existing_rooms_to_jitape_only() {
     );
     assert_eq!(answer.attr("from"), Some(MUC));
     let rooms = answer.get_child("rooms", NS).expect("<rooms/> payload");
+    // One instance: no lease (jitape then writes no owner records and fences nothing).
+    assert_eq!(rooms.attr("lease"), None);
     let mut listed: Vec<(String, Option<String>, Vec<Occ>)> = rooms
         .children()
         .map(|r| {

@@ -152,6 +152,8 @@ impl App {
         )
         .map_err(AppError::Link)?;
 
+        // Several instances: learned from the module's catch-up answers (router).
+        let (lease_tx, lease_rx) = watch::channel(None);
         let ctx = Arc::new(ConferenceContext {
             template: Settings::new(cfg, &jid),
             recording: RecordingSettings::new(&cfg.recording),
@@ -161,6 +163,8 @@ impl App {
             hook: cfg.hook.as_ref().map(HookSettings::from_config),
             metrics: Arc::clone(&metrics),
             writers: Arc::new(writers),
+            instance: cfg.xmpp.instance.clone(),
+            lease: lease_rx,
         });
         let (ready_tx, ready_rx) = watch::channel(guard::Readiness::default());
         let (disk_tx, disk_rx) = watch::channel(true);
@@ -206,6 +210,7 @@ impl App {
                 metrics: Arc::clone(&metrics),
                 disk_ok: disk_rx,
                 load_ok: load_rx,
+                lease: lease_tx,
             },
             events_rx,
             outbound_tx,

@@ -58,6 +58,10 @@ pub struct Metrics {
     pub conferences_started: Counter,
     pub conferences_finished: Counter,
     pub recordings_refused: Counter,
+    /// Recordings whose writer stopped because the owner record ran out (several instances).
+    pub recordings_fenced: Counter,
+    /// Recordings continued from another instance's unfinished files.
+    pub recordings_taken_over: Counter,
     pub participants: Gauge,
     pub packets_received: Counter,
     pub packets_lost: Counter,
@@ -310,6 +314,16 @@ static FAMILIES: &[Family] = &[
         "jitape_recordings_refused",
         "Recordings not started (disk below the floor, limits).",
         Count(|m| &m.recordings_refused),
+    ),
+    one(
+        "jitape_recordings_fenced",
+        "Recordings this instance stopped writing because its owner record was not renewed within the lease (no link to Prosody): another instance continues them.",
+        Count(|m| &m.recordings_fenced),
+    ),
+    one(
+        "jitape_recordings_taken_over",
+        "Recordings continued in the files another instance left (a takeover).",
+        Count(|m| &m.recordings_taken_over),
     ),
     one(
         "jitape_participants",

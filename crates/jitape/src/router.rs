@@ -148,6 +148,9 @@ pub struct RouterInputs {
     /// False while jitape is strained or overloaded (`crate::load`): no new recording
     /// starts; when it turns true again, waiting rooms are recorded.
     pub load_ok: tokio::sync::watch::Receiver<bool>,
+    /// Set from the module's catch-up answers when several instances share the rooms: the
+    /// lease recordings are fenced by (the longest any MUC service announces).
+    pub lease: tokio::sync::watch::Sender<Option<crate::sink::owner::Lease>>,
 }
 
 /// Whether the Prosody module answers on a MUC domain.
@@ -193,6 +196,10 @@ struct Router<S: Spawn> {
     catchup_timeout: Duration,
     next_query: u64,
     unfinished: HashMap<String, Unfinished>,
+    /// The lease the modules announce (several instances), shared with the conferences.
+    lease: tokio::sync::watch::Sender<Option<crate::sink::owner::Lease>>,
+    /// Rooms another instance owns, by MUC domain, from the last catch-up answers.
+    elsewhere: HashMap<String, std::collections::HashSet<String>>,
     link_up: bool,
     generation: u64,
     shutting_down: Option<oneshot::Sender<()>>,
@@ -237,6 +244,8 @@ pub async fn run(
         catchup_timeout: opts.catchup_timeout,
         next_query: 0,
         unfinished: inputs.unfinished.into_iter().collect(),
+        lease: inputs.lease,
+        elsewhere: HashMap::new(),
         link_up: false,
         generation: 0,
         shutting_down: None,
@@ -387,7 +396,7 @@ impl<S: Spawn> Router<S> {
                 let decisions = self.rooms.on_event(ev);
                 self.apply(decisions, at);
             }
-            Route::CatchUp { id, rooms } => self.on_catchup(&id, rooms),
+            Route::CatchUp { id, rooms, shared } => self.on_catchup(&id, rooms, shared),
             Route::Drop(why) => debug!(why, "stanza dropped"),
         }
     }
@@ -405,7 +414,12 @@ impl<S: Spawn> Router<S> {
         self.catchup_deadline = Some(Instant::now() + self.catchup_timeout);
     }
 
-    fn on_catchup(&mut self, id: &str, answer: Result<Vec<rooms::RoomReport>, String>) {
+    fn on_catchup(
+        &mut self,
+        id: &str,
+        answer: Result<Vec<rooms::RoomReport>, String>,
+        shared: Option<rooms::Shared>,
+    ) {
         let Some(domain) = self.catchup.remove(id) else {
             return;
         };
@@ -413,12 +427,29 @@ impl<S: Spawn> Router<S> {
             Ok(reports) => {
                 self.module.insert(domain.clone(), Module::Present);
                 info!(%domain, rooms = reports.len(), "catch-up: rooms reported by the Prosody module");
+                let elsewhere: std::collections::HashSet<String> = shared
+                    .as_ref()
+                    .map(|sh| sh.elsewhere.iter().cloned().collect())
+                    .unwrap_or_default();
+                if let Some(sh) = &shared {
+                    let lease = crate::sink::owner::Lease(sh.lease);
+                    self.lease.send_if_modified(|l| {
+                        let longer = l.is_none_or(|l| l.0 < lease.0);
+                        if longer {
+                            info!(%domain, lease = ?lease.0, "several jitape instances share the rooms: recordings carry an owner record, fenced by the lease");
+                            *l = Some(lease);
+                        }
+                        longer
+                    });
+                }
                 let reported: Vec<String> = reports.iter().map(|r| r.room.clone()).collect();
                 // A shed room that is gone: its next meeting is recorded again.
                 self.shed
                     .retain(|r| domain_of(r) != domain || reported.contains(r));
                 let decisions = self.rooms.on_catchup(&domain, reports);
-                // Conferences whose room the module does not know: gone (Prosody restart).
+                // Conferences whose room the module does not list for us: another instance
+                // owns it now (we were away longer than the lease), or it is gone (Prosody
+                // restart).
                 let gone: Vec<String> = self
                     .conferences
                     .keys()
@@ -427,6 +458,13 @@ impl<S: Spawn> Router<S> {
                     .collect();
                 let now = task_now();
                 for room in gone {
+                    if elsewhere.contains(&room) {
+                        if let Some(e) = self.conferences.get(&room) {
+                            info!(%room, "another instance owns this room now; its files are left to it");
+                            deliver(&room, &e.inbox, Input::Stop(EndReason::Moved), now);
+                        }
+                        continue;
+                    }
                     self.status(
                         &room,
                         RoomView {
@@ -438,6 +476,7 @@ impl<S: Spawn> Router<S> {
                     );
                 }
                 self.apply(decisions, now);
+                self.elsewhere.insert(domain.clone(), elsewhere);
             }
             Err(why) => self.module_absent(&domain, &why),
         }
@@ -488,6 +527,15 @@ impl<S: Spawn> Router<S> {
 
     fn finalize_leftovers(&mut self, reason: &'static str) {
         for (room, u) in self.unfinished.drain() {
+            if self
+                .elsewhere
+                .get(domain_of(&room))
+                .is_some_and(|rooms| rooms.contains(&room))
+            {
+                // Another instance owns the room now and continues these files (a takeover).
+                info!(%room, "an unfinished recording of a room another instance owns now; left to it");
+                continue;
+            }
             info!(%room, "finalizing a recording left unfinished by a previous jitape");
             self.spawner.finalize(u, reason);
         }

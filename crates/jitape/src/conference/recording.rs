@@ -20,10 +20,11 @@ use super::roster::{OccupantKind, Roster};
 use crate::audio::{AudioSettings, AudioStats, SpeechEvent, Timeline, TrackId};
 use crate::media::RtpPacket;
 use crate::room::RoomJid;
+use crate::sink::owner::Ownership;
 use crate::sink::sidecar::{self, GapKind, Presence, Segment, Sidecar};
 use crate::sink::{
-    AudioBlock, FinalizedFiles, OpenFiles, Pcm, RecordingPaths, RecordingWriter, SinkError,
-    Unfinished, WriterPool,
+    AudioBlock, Continuation, FinalizedFiles, OpenFiles, Pcm, RecordingPaths, RecordingWriter,
+    SinkError, Unfinished, WriterPool,
 };
 use crate::types::Ssrc;
 
@@ -100,15 +101,18 @@ impl Recording {
         room: &RoomJid,
         origin: Instant,
         start_utc: DateTime<Utc>,
+        owner: Option<&Ownership>,
     ) -> Result<Recording, RecordingError> {
         let timeline = Timeline::new(s.audio.clone(), origin, 0)?;
-        let files = OpenFiles::create(&s.dir, room, s.audio.sample_rate, start_utc)?;
+        let files = OpenFiles::create(&s.dir, room, s.audio.sample_rate, start_utc, owner)?;
         Ok(Self::adopt(pool, files, timeline, origin, 0))
     }
 
-    /// Continue a recording a previous jitape left unfinished: the torn tail is cut, the
-    /// downtime becomes silence (and a `jitape-restart` gap in the sidecar), and the
-    /// timeline carries on at the sample that corresponds to `now`. Blocking (repairs).
+    /// Continue a recording a previous jitape (or instance) left unfinished: the torn tail is
+    /// cut, the downtime becomes silence (and a `jitape-restart` or `jitape-takeover` gap in
+    /// the sidecar, as `how` says), and the timeline carries on at the sample that
+    /// corresponds to `now`. Blocking (repairs).
+    #[allow(clippy::too_many_arguments)]
     pub fn resume(
         s: &RecordingSettings,
         pool: &WriterPool,
@@ -116,8 +120,10 @@ impl Recording {
         u: &Unfinished,
         origin: Instant,
         now: DateTime<Utc>,
+        owner: Option<&Ownership>,
+        how: &Continuation,
     ) -> Result<Recording, RecordingError> {
-        let files = OpenFiles::resume(u, room, s.audio.sample_rate, now)?;
+        let files = OpenFiles::resume(u, room, s.audio.sample_rate, now, owner, how)?;
         let origin_sample = files.mix.samples_written();
         let timeline = Timeline::new(s.audio.clone(), origin, origin_sample)?;
         Ok(Self::adopt(pool, files, timeline, origin, origin_sample))
@@ -409,6 +415,17 @@ impl Recording {
     pub async fn ready_to_finish(&mut self, roster: &Roster) -> Result<(), SinkError> {
         self.update_sidecar(roster);
         self.files.probe(self.sidecar.clone()).await
+    }
+
+    /// Have the writer renew this instance's owner record (only while the link is up).
+    pub fn renew(&mut self) {
+        self.files.renew();
+    }
+
+    /// Whether the writer has stopped for good: the owner record ran out, another instance
+    /// may continue these files.
+    pub fn fenced(&self) -> bool {
+        self.files.fenced()
     }
 
     /// Have the writer make the mix durable (fsync); less often than checkpoints.

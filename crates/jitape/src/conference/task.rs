@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use minidom::Element;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -28,8 +28,9 @@ use crate::audio::TrackId;
 use crate::media::{MediaEvent, MediaSession, MediaSettings, MediaState};
 use crate::metrics::Metrics;
 use crate::room::RoomJid;
+use crate::sink::owner::{self, Claim, Lease, Ownership};
 use crate::sink::{
-    Fault, FinalizedFiles, GapKind, HookSettings, HookStatus, Unfinished, WriterPool,
+    Continuation, Fault, FinalizedFiles, GapKind, HookSettings, HookStatus, Unfinished, WriterPool,
 };
 use crate::types::Ssrc;
 use crate::util::task_now;
@@ -48,6 +49,23 @@ pub struct ConferenceContext {
     pub metrics: Arc<Metrics>,
     /// The writer threads every recording's files live on.
     pub writers: Arc<WriterPool>,
+    /// This instance's name (`xmpp.instance`), written into owner records.
+    pub instance: String,
+    /// The lease mod_jitape announces when several instances share the rooms (none with one
+    /// instance): recordings then carry an owner record and are fenced by it
+    /// ([`crate::sink::owner`]).
+    pub lease: watch::Receiver<Option<Lease>>,
+}
+
+impl ConferenceContext {
+    /// This instance's claim on its recordings, when several instances share the rooms.
+    fn ownership(&self) -> Option<Ownership> {
+        let lease = (*self.lease.borrow())?;
+        Some(Ownership {
+            instance: self.instance.clone(),
+            lease,
+        })
+    }
 }
 
 /// Bound of the per-session media event queue (packets in flight to this task).
@@ -99,6 +117,16 @@ struct Task {
     intake_delay: std::time::Duration,
     /// The roster's limit hits already counted in the metrics.
     counted_limits: LimitHits,
+    /// Whether the link to Prosody is up (the owner record is renewed only then).
+    link_up: bool,
+    /// When the owner record was last renewed (asked of the writer).
+    renewed: Instant,
+    /// Another instance's unfinished recording of this room may still be written by it:
+    /// opening waits until then ([`owner::judge`]).
+    open_at: Option<Instant>,
+    /// When this conference began here (the room reached this instance): in a takeover, the
+    /// previous owner was put out of the room about then.
+    began: chrono::DateTime<chrono::Utc>,
 }
 
 /// Run one conference until it ends. If this task panics, its recording's writer finalizes
@@ -133,6 +161,10 @@ pub async fn run(
         silence_limit,
         intake_delay: std::time::Duration::ZERO,
         counted_limits: LimitHits::default(),
+        link_up: false,
+        renewed: task_now(),
+        open_at: None,
+        began: chrono::Utc::now(),
     };
     task.run(inbox).instrument(span).await;
 }
@@ -164,6 +196,11 @@ impl Task {
                     None
                 },
                 _ = sleep_or_forever(deadline) => Some(Mail::Input(Input::Tick, task_now())),
+                _ = sleep_or_forever(self.open_at) => {
+                    self.open_at = None;
+                    self.start_recording().await;
+                    None
+                }
             };
             self.count_humans();
             self.count_deaf();
@@ -177,6 +214,11 @@ impl Task {
                 None => None,
             };
             if let Some((input, at)) = input {
+                match input {
+                    Input::LinkUp => self.link_up = true,
+                    Input::LinkDown => self.link_up = false,
+                    _ => {}
+                }
                 if let Input::RoomStatus(RoomView {
                     meeting_id: Some(m),
                     ..
@@ -210,8 +252,22 @@ impl Task {
             let actions = self.machine.handle(now, input);
             self.execute(actions, now).await;
         }
+        if self.recording.as_ref().is_some_and(Recording::fenced) {
+            // Another instance may own these files now: out of the room, nothing more written.
+            let actions = self.machine.handle(now, Input::Stop(EndReason::Fenced));
+            self.execute(actions, now).await;
+            return;
+        }
+        let lease = *self.ctx.lease.borrow();
         if let Some(rec) = &mut self.recording {
             rec.render(now);
+            if let Some(lease) = lease
+                && self.link_up
+                && now.duration_since(self.renewed) >= lease.renew_every()
+            {
+                rec.renew();
+                self.renewed = now;
+            }
             if now.duration_since(*last_checkpoint) >= CHECKPOINT_EVERY {
                 rec.checkpoint(self.machine.roster());
                 rec.publish(&self.ctx.metrics);
@@ -396,26 +452,56 @@ impl Task {
     }
 
     async fn start_recording(&mut self) {
+        if self.recording.is_some() {
+            return;
+        }
         let origin = task_now();
         let now = chrono::Utc::now();
         let room = self.room.clone();
-        let continued = self.resume.is_some();
         let settings = self.ctx.recording.clone();
         let pool = Arc::clone(&self.ctx.writers);
-        let resume = self.resume.take();
+        let owner = self.ctx.ownership();
+        let resume = match self.resume.take() {
+            Some(u) => Some((u, Continuation::Restart)),
+            // Several instances share the directory: another one may have left this room's
+            // recording unfinished (it died or was cut off); continue it once it is free.
+            None => match &owner {
+                Some(own) => {
+                    match takeover(&self.ctx.recording.dir, &self.room, own, self.began).await {
+                        Ok(found) => found,
+                        Err(until) => {
+                            self.open_at = Some(until);
+                            return;
+                        }
+                    }
+                }
+                None => None,
+            },
+        };
+        let continued = resume.is_some();
+        let took_over = matches!(resume, Some((_, Continuation::Takeover { .. })));
         // Opening creates and fsyncs files, and may read and decode a long unfinished
         // recording: on a blocking thread, not on the workers nor on the writer threads.
-        let opened = tokio::task::spawn_blocking(move || match resume {
-            Some(u) => Recording::resume(&settings, &pool, &room, &u, origin, now).or_else(|e| {
-                warn!(error = %e, "the unfinished recording cannot be continued; finalizing it and starting a new one");
-                if let Err(e) = crate::sink::finalize_unfinished(&u, "interrupted") {
-                    error!(error = %e, "finalizing the unfinished recording failed");
+        let opened = tokio::task::spawn_blocking(move || {
+            let owner = owner.as_ref();
+            match resume {
+                Some((u, how)) => {
+                    Recording::resume(&settings, &pool, &room, &u, origin, now, owner, &how)
+                        .or_else(|e| {
+                            warn!(error = %e, "the unfinished recording cannot be continued; finalizing it and starting a new one");
+                            if let Err(e) = crate::sink::finalize_unfinished(&u, "interrupted") {
+                                error!(error = %e, "finalizing the unfinished recording failed");
+                            }
+                            Recording::start(&settings, &pool, &room, origin, now, owner)
+                        })
                 }
-                Recording::start(&settings, &pool, &room, origin, now)
-            }),
-            None => Recording::start(&settings, &pool, &room, origin, now),
+                None => Recording::start(&settings, &pool, &room, origin, now, owner),
+            }
         })
         .await;
+        if took_over && matches!(opened, Ok(Ok(_))) {
+            self.ctx.metrics.recordings_taken_over.inc();
+        }
         let opened = match opened {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(e) => Err(format!("opening the recording panicked: {e}")),
@@ -664,6 +750,11 @@ impl Task {
         };
         rec.publish(&metrics);
         metrics.conferences_active.add(-1);
+        if rec.fenced() || reason.leaves_files() {
+            // Dropped: its writer closes the files unfinished (a fenced one without writing
+            // another byte), for the room's owner to continue.
+            return warn!(file = %rec.paths().flac_partial.display(), %reason, "recording left unfinished; the instance that owns the room now continues these files");
+        }
         let roster = self.machine.roster().clone();
         rec.end(at, &roster);
         let why = reason.to_string();
@@ -685,6 +776,77 @@ impl Task {
                         .instrument(info_span!("finalize", %room)),
                 );
             }
+        }
+    }
+}
+
+/// The unfinished recording of this room another instance left in the shared directory,
+/// if any, and how it is continued; or the moment to look again, when its owner record
+/// says that instance may still be writing it.
+async fn takeover(
+    dir: &std::path::Path,
+    room: &RoomJid,
+    own: &Ownership,
+    began: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(Unfinished, Continuation)>, Instant> {
+    let (dir, room, me, lease) = (
+        dir.to_path_buf(),
+        room.to_string(),
+        own.instance.clone(),
+        own.lease,
+    );
+    let looked = tokio::task::spawn_blocking(move || {
+        let found = crate::sink::paths::find_unfinished_of(&dir, &room)?;
+        let Some(u) = found.into_iter().rfind(|u| u.has_flac) else {
+            return Ok(None);
+        };
+        let record = owner::read(&u.paths)?;
+        let claim = owner::judge(
+            record.as_ref(),
+            owner::modified(&u.paths),
+            &me,
+            lease,
+            chrono::Utc::now(),
+        );
+        Ok::<_, crate::sink::SinkError>(Some((u, record, claim)))
+    })
+    .await;
+    let (u, record, claim) = match looked {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return Ok(None),
+        Ok(Err(e)) => {
+            // An owner record that cannot be read cannot be judged: wait a lease and look
+            // again rather than risk two writers.
+            warn!(error = %e, "cannot tell who writes this room's unfinished recording; looking again after the lease");
+            return Err(task_now() + lease.0);
+        }
+        Err(e) => {
+            warn!(error = %e, "looking for this room's unfinished recording failed");
+            return Err(task_now() + lease.0);
+        }
+    };
+    match claim {
+        Claim::WaitUntil(free) => {
+            let wait = (free - chrono::Utc::now()).to_std().unwrap_or_default();
+            info!(
+                file = %u.paths.flac_partial.display(),
+                owner = record.as_ref().map_or("unknown", |r| r.instance.as_str()),
+                wait = ?wait,
+                "another instance may still write this room's recording; continuing it once its lease is over"
+            );
+            Err(task_now() + wait)
+        }
+        Claim::Now { previous } => {
+            let how = match record {
+                Some(r) if r.instance == own.instance => Continuation::Restart,
+                _ => Continuation::Takeover {
+                    previous,
+                    next: own.instance.clone(),
+                    since: Some(began),
+                },
+            };
+            info!(file = %u.paths.flac_partial.display(), ?how, "continuing this room's unfinished recording");
+            Ok(Some((u, how)))
         }
     }
 }

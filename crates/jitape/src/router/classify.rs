@@ -46,6 +46,8 @@ pub enum Route {
     CatchUp {
         id: String,
         rooms: Result<Vec<RoomReport>, String>,
+        /// With several instances: the lease and the rooms other instances own.
+        shared: Option<rooms::Shared>,
     },
     /// Nothing to do (results for others, chatter, stale traffic). The reason is for logs.
     Drop(&'static str),
@@ -180,9 +182,15 @@ fn from_module(s: &ClassifySettings, h: &Header, el: &Element) -> Option<Route> 
     } else {
         Err(stanza::error_condition(el).unwrap_or_else(|| "no answer".into()))
     };
+    let shared = rooms::parse_shared(el).map(|mut sh| {
+        sh.elsewhere
+            .retain(|r| rooms::domain_of(r) == from.domain());
+        sh
+    });
     Some(Route::CatchUp {
         id: id.to_string(),
         rooms,
+        shared,
     })
 }
 

@@ -201,6 +201,33 @@ pub fn parse_instances(iq: &Element) -> Vec<InstanceReport> {
         .collect()
 }
 
+/// What a catch-up answer says when several instances share the rooms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shared {
+    /// `jitape_lease`: how long the module keeps a disconnected instance's rooms.
+    pub lease: std::time::Duration,
+    /// Rooms another instance owns (`<elsewhere jid=/>`).
+    pub elsewhere: Vec<String>,
+}
+
+/// The lease and the rooms owned elsewhere, from a catch-up answer of a module configured
+/// with several instances (`<rooms lease='10'>`); `None` with one instance.
+pub fn parse_shared(iq: &Element) -> Option<Shared> {
+    let rooms = iq.get_child("rooms", NS_JITAPE)?;
+    let lease: f64 = rooms.attr("lease")?.parse().ok()?;
+    // A lease of 0 moves rooms at once: no writer could stop in time, so no fencing either.
+    let lease = std::time::Duration::try_from_secs_f64(lease)
+        .ok()
+        .filter(|l| !l.is_zero())?;
+    let elsewhere = rooms
+        .children()
+        .filter(|c| c.name() == "elsewhere")
+        .take(MAX_ROOMS)
+        .filter_map(room_jid)
+        .collect();
+    Some(Shared { lease, elsewhere })
+}
+
 /// The catch-up query for one MUC domain.
 pub fn catchup_query() -> Element {
     Element::builder("rooms", NS_JITAPE).build()

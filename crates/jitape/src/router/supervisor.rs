@@ -36,7 +36,20 @@ impl Supervisor {
         dir: &std::path::Path,
     ) -> Vec<(String, sink::Unfinished)> {
         let dir = dir.to_path_buf();
-        let found = match tokio::task::spawn_blocking(move || sink::find_unfinished(&dir)).await {
+        let me = self.ctx.instance.clone();
+        // Several instances share the directory: what another one writes (or wrote) is its
+        // own, and moves only by a takeover (`conference::task`), never at a start.
+        let mine = move |u: &sink::Unfinished| match sink::owner::read(&u.paths) {
+            Ok(Some(record)) if record.instance != me => {
+                info!(file = %u.paths.flac_partial.display(), owner = %record.instance, "an unfinished recording of another instance; left to it");
+                false
+            }
+            _ => true,
+        };
+        let look = move || {
+            sink::find_unfinished(&dir).map(|all| all.into_iter().filter(mine).collect::<Vec<_>>())
+        };
+        let found = match tokio::task::spawn_blocking(look).await {
             Ok(Ok(found)) => found,
             Ok(Err(e)) => {
                 warn!(error = %e, "cannot look for unfinished recordings");

@@ -165,6 +165,21 @@ impl RecordingWriter {
         self.pump();
     }
 
+    /// Queues a renewal of this instance's owner record (once, however often asked while it
+    /// waits; a renewal that waits behind audio renews when it is served, which only makes
+    /// the fence earlier).
+    pub fn renew(&mut self) {
+        if !self.waiting.iter().any(|(c, _)| matches!(c, Cmd::Renew)) {
+            self.push(Cmd::Renew, Cost::default());
+        }
+        self.pump();
+    }
+
+    /// Whether the writer stopped writing for good: the owner record ran out.
+    pub fn fenced(&self) -> bool {
+        self.progress.fenced.load(Relaxed)
+    }
+
     /// Queues an fsync of the mix (once, however often asked while it waits).
     pub fn sync(&mut self) {
         if !self.waiting.iter().any(|(c, _)| matches!(c, Cmd::Sync)) {

@@ -60,6 +60,9 @@ pub struct Progress {
     pub file_bytes: AtomicU64,
     /// Writes the disk refused (the audio stays in memory up to a bound, then is silence).
     pub write_failures: AtomicU64,
+    /// The writer stopped writing: the owner record was not renewed within the lease, so
+    /// another instance may own the recording now ([`super::owner`]). Final.
+    pub fenced: std::sync::atomic::AtomicBool,
     /// Signalled after each served command.
     pub served: Notify,
 }
@@ -91,6 +94,8 @@ pub enum Cmd {
     /// The conference side is gone without finishing: finalize with this reason (it
     /// panicked) or leave the `.partial` files to startup recovery (`None`).
     Abandon(Option<&'static str>),
+    /// Renew this instance's owner record (sent only while the link to Prosody is up).
+    Renew,
 }
 
 pub(super) enum Msg {

@@ -12,8 +12,9 @@ use tracing::info;
 
 use super::error::SinkError;
 use super::flac::{FlacSettings, FlacWriter};
+use super::owner::Ownership;
 use super::paths::{RecordingPaths, Unfinished, safe_component, unused_recording_paths};
-use super::recover::resume_recording;
+use super::recover::{Continuation, resume_recording_as};
 use super::sidecar::{self, Sidecar, Status};
 use crate::room::RoomJid;
 use crate::types::SampleRate;
@@ -106,6 +107,9 @@ pub struct OpenFiles {
     pub stems: Vec<(String, FlacWriter)>,
     /// The sidecar as written so far (the conference keeps the model from here on).
     pub sidecar: Sidecar,
+    /// With several instances: this one's claim and when it wrote its owner record (its
+    /// writer thread writes nothing after the lease says so, see [`super::owner`]).
+    pub owner: Option<(Ownership, DateTime<Utc>)>,
 }
 
 impl OpenFiles {
@@ -116,10 +120,15 @@ impl OpenFiles {
         room: &RoomJid,
         sample_rate: SampleRate,
         start_utc: DateTime<Utc>,
+        owner: Option<&Ownership>,
     ) -> Result<OpenFiles, SinkError> {
         let (room, sample_rate) = (room.as_str(), sample_rate.hz());
         let paths = unused_recording_paths(dir, room, start_utc)?;
         paths.create_dir()?;
+        let owner = match owner {
+            Some(o) => Some((o.clone(), o.claim(&paths)?)),
+            None => None,
+        };
         let mix = FlacWriter::create_with(&paths.flac, sample_rate, FlacSettings::default())?;
         let file = paths
             .flac
@@ -134,19 +143,29 @@ impl OpenFiles {
             mix,
             stems: Vec::new(),
             sidecar,
+            owner,
         })
     }
 
-    /// Continues a recording a previous jitape left unfinished, at wall time `now` (the
-    /// downtime is silence and a `jitape-restart` gap). Blocking (repairs, decodes, writes).
+    /// Continues a recording a previous jitape (or another instance, `how`) left unfinished,
+    /// at wall time `now` (the downtime is silence and a gap). With `owner`, this instance's
+    /// record is written first, before any of the files is touched. Blocking (repairs,
+    /// decodes, writes).
     pub fn resume(
         u: &Unfinished,
         room: &RoomJid,
         sample_rate: SampleRate,
         now: DateTime<Utc>,
+        owner: Option<&Ownership>,
+        how: &Continuation,
     ) -> Result<OpenFiles, SinkError> {
         let room = room.as_str();
-        let resumed = resume_recording(u, room, sample_rate.hz(), now, FlacSettings::default())?;
+        let owner = match owner {
+            Some(o) => Some((o.clone(), o.claim(&u.paths)?)),
+            None => None,
+        };
+        let opts = FlacSettings::default();
+        let resumed = resume_recording_as(u, room, sample_rate.hz(), now, opts, how)?;
         let mut sidecar = resumed.sidecar;
         sidecar.status = Status::Recording;
         sidecar::write_atomic(&u.paths.sidecar_partial, &sidecar)?;
@@ -178,6 +197,7 @@ impl OpenFiles {
             mix: resumed.mix,
             stems,
             sidecar,
+            owner,
         })
     }
 }

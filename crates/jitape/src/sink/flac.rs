@@ -310,6 +310,13 @@ impl FlacWriter {
     /// Encodes the last (short) block, writes what the disk takes, fixes STREAMINFO, fsyncs,
     /// renames `.partial` to the final name and fsyncs the directory. Frames the disk still
     /// refuses are dropped (counted in `samples_lost`); the file stays valid either way.
+    /// Drops the writer without writing anything more: what is not on disk is lost. For a
+    /// recording this instance may no longer write (another instance owns it now).
+    pub fn discard(mut self) {
+        self.pending.clear();
+        self.pending_frames.clear();
+    }
+
     pub fn finalize(mut self) -> Result<Finalized, SinkError> {
         if !self.block.is_empty() {
             self.encode_block()?;

@@ -40,6 +40,7 @@ pub mod flac;
 pub mod format;
 pub mod hook;
 pub mod inspect;
+pub mod owner;
 pub mod paths;
 pub mod recover;
 pub mod repair;
@@ -56,8 +57,12 @@ pub use files::{AudioBlock, OpenFiles, Pcm};
 pub use flac::{DEFAULT_BLOCK_SIZE, Finalized, FlacSettings, FlacWriter};
 pub use hook::{FinalizedFiles, HookOutcome, HookSettings, HookStatus, run_hook};
 pub use inspect::{InspectReport, inspect};
-pub use paths::{RecordingPaths, Unfinished, find_unfinished, recording_paths, room_dir_name};
-pub use recover::{Resumed, finalize_unfinished, resume_recording};
+pub use paths::{
+    RecordingPaths, Unfinished, find_unfinished, find_unfinished_of, recording_paths, room_dir_name,
+};
+pub use recover::{
+    Continuation, Resumed, finalize_unfinished, resume_recording, resume_recording_as,
+};
 pub use repair::{ResumeReport, finalize_partial};
 pub use sidecar::{GapKind, Sidecar, TimePoint};
 pub use writer::{WriterPool, WriterSettings};
@@ -96,6 +101,7 @@ pub fn finalize_recording(
     }
     sidecar.finish(mix.total_samples, reason);
     sidecar::write_final(&paths.sidecar, sidecar)?;
+    owner::remove(paths);
     tracing::info!(
         samples = mix.total_samples,
         lost = mix.samples_lost,

@@ -212,23 +212,43 @@ pub fn find_unfinished(root: &Path) -> Result<Vec<Unfinished>, SinkError> {
     };
     for room in rooms {
         let room = room.map_err(|e| SinkError::io("list", root, e))?;
-        let dir = room.path();
         if !room.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let Some(room_dir) = room.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let files = fs::read_dir(&dir).map_err(|e| SinkError::io("list", &dir, e))?;
-        for file in files {
-            let file = file.map_err(|e| SinkError::io("list", &dir, e))?;
-            if let Some(fname) = file.file_name().to_str() {
-                note_partial(&mut found, root, &room_dir, fname, file.path());
-            }
-        }
+        note_room(&mut found, root, &room_dir)?;
     }
     found.sort_by(|a, b| (&a.paths.dir, &a.paths.name).cmp(&(&b.paths.dir, &b.paths.name)));
     Ok(found)
+}
+
+/// The unfinished recordings of one room under `root`, oldest first (by name).
+pub fn find_unfinished_of(root: &Path, room_jid: &str) -> Result<Vec<Unfinished>, SinkError> {
+    let mut found = Vec::new();
+    let room_dir = room_dir_name(room_jid);
+    match note_room(&mut found, root, &room_dir) {
+        Err(e)
+            if e.io_error()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => {}
+        other => other?,
+    }
+    found.sort_by(|a, b| a.paths.name.cmp(&b.paths.name));
+    Ok(found)
+}
+
+/// Files every `.partial` of `<root>/<room_dir>` under the recording it belongs to.
+fn note_room(found: &mut Vec<Unfinished>, root: &Path, room_dir: &str) -> Result<(), SinkError> {
+    let dir = root.join(room_dir);
+    let files = fs::read_dir(&dir).map_err(|e| SinkError::io("list", &dir, e))?;
+    for file in files {
+        let file = file.map_err(|e| SinkError::io("list", &dir, e))?;
+        if let Some(fname) = file.file_name().to_str() {
+            note_partial(found, root, room_dir, fname, file.path());
+        }
+    }
+    Ok(())
 }
 
 /// Files a `.partial` under the recording it belongs to.

@@ -41,6 +41,22 @@ pub struct Resumed {
     pub gap: Range<u64>,
 }
 
+/// Why a recording is continued: what its gap says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Continuation {
+    /// This jitape (or the only one there is) was not running: a `jitape-restart` gap.
+    Restart,
+    /// Instance `next` takes over the room from `previous` (unknown when the files carried no
+    /// owner record): a `jitape-takeover` gap naming both. `since`: when the room moved to
+    /// `next`; the previous owner was put out of the room then, so what it wrote after that
+    /// moment (until its lease ran out) is silence, and the gap starts there.
+    Takeover {
+        previous: Option<String>,
+        next: String,
+        since: Option<DateTime<Utc>>,
+    },
+}
+
 /// Continues `u` (a conference that is still running) at wall time `now`; refused (before
 /// any file is touched) when the recording started more than [`MAX_RESUME_SPAN`] before `now`.
 pub fn resume_recording(
@@ -49,6 +65,18 @@ pub fn resume_recording(
     sample_rate: u32,
     now: DateTime<Utc>,
     opts: FlacSettings,
+) -> Result<Resumed, SinkError> {
+    resume_recording_as(u, room_jid, sample_rate, now, opts, &Continuation::Restart)
+}
+
+/// [`resume_recording`], with the gap saying why the recording was interrupted.
+pub fn resume_recording_as(
+    u: &Unfinished,
+    room_jid: &str,
+    sample_rate: u32,
+    now: DateTime<Utc>,
+    opts: FlacSettings,
+    how: &Continuation,
 ) -> Result<Resumed, SinkError> {
     let paths = &u.paths;
     let mut sc = load_sidecar(u, room_jid, sample_rate)?;
@@ -100,11 +128,36 @@ pub fn resume_recording(
         pad(w, target);
     }
     if target > kept {
-        let detail = format!(
-            "jitape was not running; {} bytes of a torn frame cut",
-            report.bytes_cut
-        );
-        sc.add_gap(kept, target, GapKind::JitapeRestart, Some(detail));
+        let cut = report.bytes_cut;
+        match how {
+            Continuation::Restart => {
+                let detail = format!("jitape was not running; {cut} bytes of a torn frame cut");
+                sc.add_gap(kept, target, GapKind::JitapeRestart, Some(detail));
+            }
+            Continuation::Takeover {
+                previous,
+                next,
+                since,
+            } => {
+                let was = previous.as_deref().unwrap_or("an unknown instance");
+                let detail = format!(
+                    "{was} stopped recording; {next} took the room over and continued this file; {cut} bytes of a torn frame cut"
+                );
+                let moved = since.map_or(kept, |t| {
+                    TimePoint::at_utc(sc.start.utc, sample_rate, t).sample
+                });
+                sc.add_gap(
+                    kept.min(moved),
+                    target,
+                    GapKind::JitapeTakeover,
+                    Some(detail),
+                );
+                if let Some(g) = sc.gaps.last_mut() {
+                    g.previous_instance = previous.clone();
+                    g.next_instance = Some(next.clone());
+                }
+            }
+        }
     }
     sc.total_samples = target;
     sidecar::write_atomic(&paths.sidecar_partial, &sc)?;
@@ -155,6 +208,7 @@ pub fn finalize_unfinished(u: &Unfinished, reason: &str) -> Result<FinalizedFile
     let mut sc = load_sidecar(u, &paths.room_dir, rate)?;
     sc.finish(total, reason);
     sidecar::write_final(&paths.sidecar, &sc)?;
+    super::owner::remove(paths);
     tracing::info!(samples = total, "interrupted recording finalized");
     Ok(FinalizedFiles {
         room: sc.room.clone(),

@@ -28,7 +28,7 @@
 //! | `status` | `"recording"` \| `"final"` | |
 //! | `end_reason` | string? | why the recording ended (`room-destroyed`, `empty`, ...) |
 //! | `participants` | array | see below |
-//! | `gaps` | array | `{start, end, kind, detail}`; `kind` is one of the gap kinds below |
+//! | `gaps` | array | `{start, end, kind, detail}`; `kind` is one of the gap kinds below; a `jitape-takeover` gap also names `previous_instance` and `next_instance` |
 //!
 //! A participant: `key` (stable id jitape assigns; stems are named after it), `nicks` and
 //! `endpoint_ids` seen, `display_name`, `identity` (`id`, `email`, `name`, any further string
@@ -41,6 +41,7 @@
 //! | kind | what happened |
 //! | --- | --- |
 //! | `jitape-restart` | jitape was not running (crash, restart); the downtime |
+//! | `jitape-takeover` | the instance recording the room was gone (killed, cut off from Prosody) until another one took the room over and continued this file; from the previous instance's last written audio to the moment the next one continued |
 //! | `xmpp-reconnect` | the XMPP link to Prosody was down |
 //! | `media-session` | no working media session (re-invite, ICE restart, a failed offer) |
 //! | `away` | jitape was out of the room on purpose (fewer than `min_participants` others) |
@@ -48,7 +49,8 @@
 //! | `disk-backlog` | the disk was too slow: audio waiting for it exceeded `recording.write_backlog` (or the process-wide `recording.write_backlog_total`) and was replaced by silence |
 //! | `other` | a kind written by a newer jitape |
 //!
-//! `disk-backlog` was added within `jitape.sidecar/1` (an older reader sees it as `other`).
+//! `disk-backlog` and `jitape-takeover` (with the gap's two instance fields) were added within
+//! `jitape.sidecar/1` (an older reader sees them as `other`).
 //! `tenant` and `room_name` were added within `jitape.sidecar/1` (readers that ignore unknown
 //! keys are unaffected); [`read`] fills them in from `room` for files written before. Jitsi
 //! lowercases room names and a deployment may have changed the tenant's spelling (docker
@@ -194,6 +196,9 @@ pub struct Segment {
 pub enum GapKind {
     /// jitape was not running (crash, restart); the downtime is silence.
     JitapeRestart,
+    /// Another jitape instance took the room over from one that was gone and continued the
+    /// file; the time between is silence.
+    JitapeTakeover,
     /// The XMPP link was down.
     XmppReconnect,
     /// No media session (Jicofo re-invite, ICE restart, bridge move).
@@ -218,6 +223,12 @@ pub struct Gap {
     pub end: TimePoint,
     pub kind: GapKind,
     pub detail: Option<String>,
+    /// A takeover's instance that recorded before the gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_instance: Option<String>,
+    /// A takeover's instance that recorded after the gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_instance: Option<String>,
 }
 
 impl Sidecar {
@@ -280,6 +291,8 @@ impl Sidecar {
             end: self.at_sample(end),
             kind,
             detail,
+            previous_instance: None,
+            next_instance: None,
         });
     }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc;
 
+use chrono::{DateTime, Utc};
 use tracing::{debug, error, info, warn};
 
 use super::backlog::RecordingWriter;
@@ -31,6 +32,7 @@ use super::error::SinkError;
 pub use super::files::{AudioBlock, OpenFiles, Pcm};
 use super::flac::FlacWriter;
 use super::hook::FinalizedFiles;
+use super::owner::Ownership;
 use super::paths::RecordingPaths;
 use super::sidecar::{self, Sidecar};
 use crate::metrics::Metrics;
@@ -130,6 +132,7 @@ fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
                     mix,
                     stems,
                     sidecar,
+                    owner,
                 } = *files;
                 let open = Open {
                     paths,
@@ -138,6 +141,11 @@ fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
                     sidecar,
                     progress,
                     counted,
+                    owner: owner.map(|(own, renewed)| Owned {
+                        write_by: own.lease.write_by(renewed),
+                        own,
+                        fenced: false,
+                    }),
                 };
                 slots.insert(id, Slot::Open(Box::new(open)));
             }
@@ -181,7 +189,7 @@ fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
 fn run(mut open: Box<Open>, cmd: Cmd, metrics: &Metrics) -> Option<Box<Open>> {
     if matches!(cmd, Cmd::Finish(..) | Cmd::Abandon(_)) {
         let paths = open.paths.clone();
-        let closed = catch_unwind(AssertUnwindSafe(move || open.close(cmd)));
+        let closed = catch_unwind(AssertUnwindSafe(move || open.close(cmd, metrics)));
         if closed.is_err() {
             lost(&paths);
         }
@@ -218,6 +226,15 @@ pub fn finalize_from_disk(paths: &RecordingPaths, reason: &str) {
     }
 }
 
+/// This instance's claim on a recording, as its writer enforces it.
+struct Owned {
+    own: Ownership,
+    /// Nothing is written from this moment on unless a renewal moves it.
+    write_by: DateTime<Utc>,
+    /// The moment passed: nothing more is written, whatever comes.
+    fenced: bool,
+}
+
 /// A recording's open files on its writer thread.
 struct Open {
     paths: RecordingPaths,
@@ -228,11 +245,61 @@ struct Open {
     progress: Arc<Progress>,
     /// File bytes already added to `jitape_bytes_written_total` (or there before we were).
     counted: u64,
+    /// With several instances: the claim that bounds when this thread may write.
+    owner: Option<Owned>,
 }
 
 impl Open {
+    /// Whether this recording is fenced: its owner record was last renewed longer ago than
+    /// the lease allows a writer (checked before every disk operation).
+    fn fenced(&mut self, metrics: &Metrics) -> bool {
+        let Some(o) = &mut self.owner else {
+            return false;
+        };
+        if !o.fenced && Utc::now() >= o.write_by {
+            o.fenced = true;
+            self.progress.fenced.store(true, Relaxed);
+            metrics.recordings_fenced.inc();
+            warn!(
+                file = %self.paths.flac_partial.display(),
+                instance = %o.own.instance,
+                write_by = %o.write_by,
+                "stopped writing this recording: its owner record was not renewed within the lease (no link to Prosody), so another instance may continue it"
+            );
+        }
+        o.fenced
+    }
+
+    /// Writes the owner record again and moves the fence, unless it has already passed.
+    fn renew(&mut self, metrics: &Metrics) {
+        if self.fenced(metrics) {
+            return;
+        }
+        let Some(o) = &mut self.owner else {
+            return;
+        };
+        match o.own.claim(&self.paths) {
+            Ok(renewed) => o.write_by = o.own.lease.write_by(renewed),
+            Err(e) => log_limited("owner-renew", format_args!("owner record not renewed: {e}")),
+        }
+    }
+
+    fn fenced_error(&self) -> SinkError {
+        SinkError::unsupported(
+            &self.paths.flac_partial,
+            "fenced: the owner record was not renewed within the lease; another instance continues this recording",
+        )
+    }
+
     fn serve(&mut self, cmd: Cmd, metrics: &Metrics) {
+        if self.fenced(metrics) {
+            if let Cmd::Probe(_, reply) = cmd {
+                let _ = reply.send(Err(self.fenced_error()));
+            }
+            return;
+        }
         match cmd {
+            Cmd::Renew => self.renew(metrics),
             Cmd::Audio(block) => self.audio(block),
             Cmd::Sidecar(sc) => {
                 self.sidecar = *sc;
@@ -258,7 +325,16 @@ impl Open {
             .store(self.mix.file_bytes(), Relaxed);
     }
 
-    fn close(self, cmd: Cmd) {
+    fn close(mut self, cmd: Cmd, metrics: &Metrics) {
+        if self.fenced(metrics) {
+            if let Cmd::Finish(_, _, reply) = cmd {
+                let _ = reply.send(Err(self.fenced_error()));
+            }
+            // Not one byte more: the next owner may be writing these files.
+            self.mix.discard();
+            self.stems.into_values().for_each(FlacWriter::discard);
+            return;
+        }
         match cmd {
             Cmd::Finish(sc, reason, reply) => {
                 let _ = reply.send(self.finish(*sc, &reason));

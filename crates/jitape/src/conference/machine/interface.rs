@@ -96,6 +96,19 @@ pub enum EndReason {
     CannotRecord(String),
     /// jitape could not carry every conference and ended this one to save the others.
     Overload,
+    /// Several instances: this one's owner record ran out (no link to Prosody for the
+    /// lease), so it stopped writing; the room's next owner continues the files.
+    Fenced,
+    /// Several instances: the module gave the room to another instance while this one was
+    /// away longer than the lease; that one continues the files.
+    Moved,
+}
+
+impl EndReason {
+    /// The recording's files are left unfinished for the instance that owns the room now.
+    pub fn leaves_files(&self) -> bool {
+        matches!(self, EndReason::Fenced | EndReason::Moved)
+    }
 }
 
 impl std::fmt::Display for EndReason {
@@ -110,6 +123,8 @@ impl std::fmt::Display for EndReason {
             EndReason::MaxDuration => f.write_str("max-duration"),
             EndReason::CannotRecord(e) => write!(f, "cannot-record:{e}"),
             EndReason::Overload => f.write_str("overload"),
+            EndReason::Fenced => f.write_str("fenced"),
+            EndReason::Moved => f.write_str("moved"),
         }
     }
 }

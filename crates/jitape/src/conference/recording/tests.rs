@@ -72,8 +72,8 @@ async fn rendering_never_waits_for_a_frozen_disk_and_audio_beyond_the_bound_is_a
     // One second of audio may wait; the disk freezes for three.
     let pool = pool(Duration::from_secs(1), &metrics);
     let t0 = Instant::now();
-    let mut rec =
-        Recording::start(&settings(&fs.path), &pool, &room(), t0, Utc::now()).expect("started");
+    let mut rec = Recording::start(&settings(&fs.path), &pool, &room(), t0, Utc::now(), None)
+        .expect("started");
     let roster = Roster::new(Classifier::default());
     rec.set_tracks(
         &[(crate::types::Ssrc(0xabc), TrackId(0))],
@@ -167,7 +167,8 @@ async fn gaps_reach_the_final_sidecar() {
     let tmp = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let pool = pool(Duration::from_secs(60), &Arc::new(Metrics::default()));
-    let mut rec = Recording::start(&settings(tmp.path()), &pool, &room(), t0, Utc::now()).unwrap();
+    let mut rec =
+        Recording::start(&settings(tmp.path()), &pool, &room(), t0, Utc::now(), None).unwrap();
     rec.render(t0 + Duration::from_secs(1));
     rec.add_gap(
         t0 + Duration::from_millis(300),
@@ -189,7 +190,8 @@ async fn a_client_cycling_through_ten_thousand_nicknames_leaves_a_bounded_sideca
     let tmp = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let pool = pool(Duration::from_secs(60), &Arc::new(Metrics::default()));
-    let mut rec = Recording::start(&settings(tmp.path()), &pool, &room(), t0, Utc::now()).unwrap();
+    let mut rec =
+        Recording::start(&settings(tmp.path()), &pool, &room(), t0, Utc::now(), None).unwrap();
     let limits = RosterLimits::default();
     let mut roster = Roster::with_limits(Classifier::default(), limits);
     for i in 0..10_000u64 {

@@ -71,6 +71,8 @@ impl Conference {
             hook: None,
             metrics,
             writers: Arc::new(writers),
+            instance: "jitape-test".into(),
+            lease: tokio::sync::watch::channel(None).1,
         });
         let (tx, rx) = inbox::inbox(64);
         tokio::spawn(run(ctx, RoomJid::parse(ROOM).expect("a room"), None, rx));

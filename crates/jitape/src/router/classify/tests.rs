@@ -137,7 +137,8 @@ fn module_events_and_catchup_answers_are_recognised() {
         classify(&s, &ok),
         Route::CatchUp {
             id: "jitape-catchup-3".into(),
-            rooms: Ok(vec![])
+            rooms: Ok(vec![]),
+            shared: None,
         }
     );
     // A service speaks only for its own rooms: others in an event or a catch-up are dropped.
@@ -163,9 +164,40 @@ fn module_events_and_catchup_answers_are_recognised() {
         classify(&s, &no),
         Route::CatchUp {
             id: "jitape-catchup-4".into(),
-            rooms: Err("service-unavailable".into())
+            rooms: Err("service-unavailable".into()),
+            shared: None,
         }
     );
+}
+
+#[test]
+fn a_catch_up_answer_with_several_instances_gives_the_lease_and_the_rooms_owned_elsewhere() {
+    let s = settings();
+    let answer = el(
+        r#"<iq xmlns="jabber:component:accept" type="result" id="jitape-catchup-7" from="muc.example" to="rec.example"><rooms xmlns="urn:jitape:prosody:1" lease="2.5"><room jid="mine@muc.example"/><elsewhere jid="moved@muc.example" owner="jitape-2.rec.example"/><elsewhere jid="x@evil.example" owner="jitape-2.rec.example"/><instance component="jitape-2.rec.example" state="live" rooms="1"/></rooms></iq>"#,
+    );
+    let Route::CatchUp {
+        rooms: Ok(rooms),
+        shared: Some(shared),
+        ..
+    } = classify(&s, &answer)
+    else {
+        panic!("a catch-up answer with the lease");
+    };
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(shared.lease, std::time::Duration::from_millis(2500));
+    // Only rooms of the answering service.
+    assert_eq!(shared.elsewhere, ["moved@muc.example"]);
+    // A lease that is not a positive number of seconds: as if there were one instance.
+    for bad in ["", "0", "-1", "soon", "NaN"] {
+        let answer = el(&format!(
+            r#"<iq xmlns="jabber:component:accept" type="result" id="jitape-catchup-8" from="muc.example" to="rec.example"><rooms xmlns="urn:jitape:prosody:1" lease="{bad}"/></iq>"#
+        ));
+        assert!(
+            matches!(classify(&s, &answer), Route::CatchUp { shared: None, .. }),
+            "{bad:?}"
+        );
+    }
 }
 
 #[test]

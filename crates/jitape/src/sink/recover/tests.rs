@@ -155,3 +155,75 @@ fn a_recording_older_than_the_resume_span_is_not_padded_but_refused() {
     let done = finalize_unfinished(&found[0], "interrupted").expect("finalize");
     assert_eq!(decode_all(&done.flac), kept);
 }
+
+#[test]
+fn a_takeover_lists_its_gap_with_both_instances() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_, kept) = crashed(root.path(), true);
+    let found = find_unfinished(root.path()).expect("find");
+    let now = start() + chrono::Duration::seconds(10);
+    let how = Continuation::Takeover {
+        previous: Some("jitape-1.rec".into()),
+        next: "jitape-2.rec".into(),
+        since: None,
+    };
+    let r = resume_recording_as(
+        &found[0],
+        "lesson@muc",
+        RATE,
+        now,
+        FlacSettings::default(),
+        &how,
+    )
+    .expect("resume");
+    assert_eq!(r.gap, kept.len() as u64..10 * u64::from(RATE));
+    let gap = &r.sidecar.gaps[0];
+    assert_eq!(gap.kind, GapKind::JitapeTakeover);
+    assert_eq!(gap.previous_instance.as_deref(), Some("jitape-1.rec"));
+    assert_eq!(gap.next_instance.as_deref(), Some("jitape-2.rec"));
+    assert!(
+        gap.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("jitape-1.rec") && d.contains("jitape-2.rec")),
+        "{gap:?}"
+    );
+    // Written so, and read back the same (the kind and both names).
+    let back = sidecar::read(&found[0].paths.sidecar_partial).expect("sidecar");
+    assert_eq!(back.gaps, r.sidecar.gaps);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&found[0].paths.sidecar_partial).expect("json"))
+            .expect("JSON");
+    assert_eq!(json["gaps"][0]["kind"], "jitape-takeover");
+    assert_eq!(json["gaps"][0]["previous_instance"], "jitape-1.rec");
+    assert_eq!(json["gaps"][0]["next_instance"], "jitape-2.rec");
+}
+
+#[test]
+fn a_takeover_gap_starts_when_the_room_moved_if_the_previous_owner_wrote_on_after_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_, kept) = crashed(root.path(), true);
+    let found = find_unfinished(root.path()).expect("find");
+    // The room moved 1 s into the recording; the previous owner, cut off, wrote on to 3 s.
+    let moved = start() + chrono::Duration::seconds(1);
+    let now = start() + chrono::Duration::seconds(10);
+    let how = Continuation::Takeover {
+        previous: Some("jitape-1.rec".into()),
+        next: "jitape-2.rec".into(),
+        since: Some(moved),
+    };
+    let r = resume_recording_as(
+        &found[0],
+        "lesson@muc",
+        RATE,
+        now,
+        FlacSettings::default(),
+        &how,
+    )
+    .expect("resume");
+    // The files keep what was written; the gap says nobody heard the room from 1 s on.
+    assert_eq!(r.gap, kept.len() as u64..10 * u64::from(RATE));
+    assert_eq!(r.sidecar.gaps.len(), 1);
+    assert_eq!(r.sidecar.gaps[0].start.sample, u64::from(RATE));
+    assert_eq!(r.sidecar.gaps[0].start.utc, moved);
+    assert_eq!(r.sidecar.gaps[0].end.utc, now);
+}

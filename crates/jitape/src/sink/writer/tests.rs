@@ -33,6 +33,7 @@ fn open(dir: &Path, room: &str) -> (OpenFiles, Sidecar) {
         &room,
         crate::types::SampleRate::OPUS,
         chrono::Utc::now(),
+        None,
     )
     .expect("open");
     let sc = files.sidecar.clone();
@@ -280,4 +281,83 @@ async fn a_conference_that_panics_has_its_files_finalized_and_one_dropped_leaves
     // Whole frames only: the 100 ms handed over fill one 4096-sample frame.
     assert_eq!(decode_all(&done.flac), audio[..4096]);
     assert_eq!(metrics.write_backlog_bytes.get(), 0);
+}
+
+#[tokio::test]
+async fn a_recording_whose_owner_record_runs_out_gets_not_one_byte_more() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let metrics = Arc::new(Metrics::default());
+    let pool = pool(1, Duration::from_secs(60), 64 << 20, &metrics);
+    let audio = speech_like(60 * BLOCK, RATE, 9);
+    let lease = crate::sink::owner::Lease(Duration::from_secs(2));
+    let own = crate::sink::owner::Ownership {
+        instance: "jitape-1".into(),
+        lease,
+    };
+    let room = crate::room::RoomJid::parse("fenced@muc.example").expect("a room JID");
+    let files = OpenFiles::create(
+        tmp.path(),
+        &room,
+        crate::types::SampleRate::OPUS,
+        chrono::Utc::now(),
+        Some(&own),
+    )
+    .expect("open");
+    let (paths, sc) = (files.paths.clone(), files.sidecar.clone());
+    let claimed = crate::sink::owner::read(&paths)
+        .expect("read")
+        .expect("the record is written when the recording opens");
+    assert_eq!(claimed.instance, "jitape-1");
+    let mut w = pool.adopt(files);
+
+    // Renewed every 100 ms for 3 s, longer than the lease: the writer goes on writing.
+    let mut i = 0;
+    let renewing = Instant::now();
+    while renewing.elapsed() < Duration::from_secs(3) {
+        w.audio(block(&audio, i));
+        w.renew();
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    settled(&mut w).await;
+    assert!(!w.fenced(), "fenced while renewed");
+    let renewed = crate::sink::owner::read(&paths)
+        .expect("read")
+        .expect("record");
+    assert!(renewed.renewed > claimed.renewed + chrono::Duration::seconds(2));
+    let written = partial_len(&paths.flac_partial);
+    assert!(written > 0);
+
+    // No renewal (the link is down): past `renewed + lease - margin` nothing more is written.
+    let fence = lease.write_by(renewed.renewed);
+    let until_fence = (fence - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(until_fence + Duration::from_millis(300)).await;
+    for _ in 0..10 {
+        w.audio(block(&audio, i));
+        i += 1;
+    }
+    settled(&mut w).await;
+    assert!(w.fenced());
+    assert_eq!(metrics.recordings_fenced.get(), 1);
+    // A late renewal does not bring it back.
+    w.renew();
+    settled(&mut w).await;
+    assert_eq!(
+        crate::sink::owner::read(&paths).expect("read"),
+        Some(renewed.clone())
+    );
+    let err = w.finish(sc, "room-destroyed").await.expect_err("fenced");
+    assert!(err.to_string().contains("fenced"), "{err}");
+    assert_eq!(partial_len(&paths.flac_partial), written);
+    assert!(
+        !paths.flac.exists(),
+        "a fenced recording is never finalized"
+    );
+    // Everything written before the fence is a repairable recording for the next owner.
+    let unfinished =
+        crate::sink::find_unfinished_of(tmp.path(), "fenced@muc.example").expect("scan");
+    assert_eq!(unfinished.len(), 1);
+    let (mix, report) = crate::sink::FlacWriter::resume(&paths.flac_partial, RATE).expect("resume");
+    assert_eq!(report.bytes_cut, 0);
+    assert!(mix.samples_written() >= 2 * RATE as u64);
 }
