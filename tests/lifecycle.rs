@@ -301,11 +301,15 @@ async fn kill_9_mid_conference_then_restart_continues_the_one_flac() {
         tokio::time::sleep_until((started + secs(14.0)).into()).await;
         jitape.kill9();
         let partials = support::files_with_suffix(&rec_dir, ".partial");
+        let owners = support::files_with_suffix(&rec_dir, ".owner");
         tokio::time::sleep_until((started + secs(17.0)).into()).await;
         jitape.start();
-        partials
+        (partials, owners)
     };
-    let (outcome, partials) = tokio::join!(run, crash);
+    let (outcome, (partials, owners)) = tokio::join!(run, crash);
+    // One instance: no owner record beside the files (and no lease holds up the restart:
+    // the downtime is bounded below).
+    assert!(owners.is_empty(), "{owners:?}");
     let outcome = outcome.expect("conference played");
     assert!(
         partials
@@ -323,6 +327,7 @@ async fn kill_9_mid_conference_then_restart_continues_the_one_flac() {
         vec![flac.clone()],
         "one FLAC for the whole conference"
     );
+
     let sc = sidecar::read(&sc_path).unwrap();
     let restart = sc.gaps.iter().find(|g| g.kind == GapKind::JitapeRestart);
     let restart =

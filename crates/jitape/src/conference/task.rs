@@ -800,14 +800,8 @@ async fn takeover(
         let Some(u) = found.into_iter().rfind(|u| u.has_flac) else {
             return Ok(None);
         };
-        let record = owner::read(&u.paths)?;
-        let claim = owner::judge(
-            record.as_ref(),
-            owner::modified(&u.paths),
-            &me,
-            lease,
-            chrono::Utc::now(),
-        );
+        let (record, modified) = owner::read_for_judging(&u.paths)?;
+        let claim = owner::judge(record.as_ref(), modified, &me, lease, chrono::Utc::now());
         Ok::<_, crate::sink::SinkError>(Some((u, record, claim)))
     })
     .await;

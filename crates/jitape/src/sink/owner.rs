@@ -126,8 +126,10 @@ pub fn read(paths: &RecordingPaths) -> Result<Option<OwnerRecord>, SinkError> {
     }
 }
 
-/// Writes the record of `paths` (a new file renamed over the old one; fsynced, since the
-/// taker on another machine trusts what it reads).
+/// Writes the record of `paths`: a new file renamed over the old one, so a reader sees the
+/// old record or the new one. Not fsynced: every conference renews it every second or so,
+/// and a record a crash leaves torn is judged by its file's age ([`read_for_judging`]);
+/// closing the file hands it to a network filesystem's server (close-to-open).
 pub fn write(paths: &RecordingPaths, record: &OwnerRecord) -> Result<(), SinkError> {
     let p = path(paths);
     let tmp = paths.dir.join(format!(".{}.owner.tmp", paths.name));
@@ -135,7 +137,7 @@ pub fn write(paths: &RecordingPaths, record: &OwnerRecord) -> Result<(), SinkErr
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
-        f.sync_data()?;
+        drop(f);
         std::fs::rename(&tmp, &p)
     };
     write().map_err(|e| SinkError::io("write", &p, e))
@@ -154,6 +156,23 @@ pub fn remove(paths: &RecordingPaths) {
 /// When the mix `.partial` of `paths` last changed.
 pub fn modified(paths: &RecordingPaths) -> Option<DateTime<Utc>> {
     modified_at(&paths.flac_partial)
+}
+
+/// What [`judge`] needs about `paths`: the record, and the moment that stands in for its
+/// renewal when there is none. A record that cannot be parsed (torn by a crash) counts as
+/// none, and then the later of its own last change and the mix's stands in: whoever wrote
+/// either may still be writing until a lease after that. Only an I/O error is an error.
+pub fn read_for_judging(
+    paths: &RecordingPaths,
+) -> Result<(Option<OwnerRecord>, Option<DateTime<Utc>>), SinkError> {
+    match read(paths) {
+        Ok(record) => Ok((record, modified(paths))),
+        Err(SinkError::Corrupt { .. }) => {
+            tracing::warn!(file = %path(paths).display(), "an unreadable owner record; judged by its age");
+            Ok((None, modified(paths).max(modified_at(&path(paths)))))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn modified_at(p: &Path) -> Option<DateTime<Utc>> {

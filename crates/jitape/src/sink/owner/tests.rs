@@ -98,3 +98,30 @@ fn a_record_is_written_read_back_and_an_unreadable_one_is_an_error() {
     remove(&paths);
     assert!(!path(&paths).exists());
 }
+
+#[test]
+fn a_torn_record_is_judged_by_the_age_of_the_files() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let paths = recording_paths(root.path(), "lesson@muc", t(0.0));
+    paths.create_dir().expect("dir");
+    std::fs::write(&paths.flac_partial, b"fLaC").expect("mix");
+    std::fs::write(path(&paths), b"").expect("a record a crash left empty");
+    let (record, modified) = read_for_judging(&paths).expect("judged, not an error");
+    assert_eq!(record, None);
+    let modified = modified.expect("the files' age");
+    assert!(
+        (Utc::now() - modified).num_seconds().abs() < 60,
+        "{modified}"
+    );
+    // Just written: whoever wrote it may still be writing for a lease.
+    assert!(matches!(
+        judge(
+            record.as_ref(),
+            Some(modified),
+            "jitape-2",
+            LEASE,
+            Utc::now()
+        ),
+        Claim::WaitUntil(_)
+    ));
+}
