@@ -148,6 +148,22 @@ pub struct Stream {
     write_timeout: Duration,
 }
 
+/// Acknowledges what Prosody sent at once instead of after Linux's delayed-ACK timer (up to
+/// 40 ms). Prosody leaves Nagle's algorithm on (`network_settings.nagle`, true by default;
+/// docs/protocol.md): a small stanza it writes while an earlier one is unacknowledged waits
+/// for that ACK, so with delayed ACKs a room's end reached jitape 25-40 ms late whenever
+/// another event had just gone out. The kernel drops quick-ack mode on its own, so this is
+/// asked again after every read.
+fn quick_ack(reader: &tokio::net::tcp::OwnedReadHalf) {
+    #[cfg(target_os = "linux")]
+    {
+        let tcp: &TcpStream = reader.as_ref();
+        let _ = rustix::net::sockopt::set_tcp_quickack(tcp, true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = reader;
+}
+
 impl Stream {
     fn new(tcp: TcpStream, limits: WireLimits, write_timeout: Duration) -> Stream {
         let (reader, writer) = tcp.into_split();
@@ -175,6 +191,7 @@ impl Stream {
                 return Ok(None);
             }
             self.read_at = crate::util::task_now();
+            quick_ack(&self.reader);
             let mut out = Vec::new();
             self.splitter.push(&self.buf[..n], &mut out);
             self.frames.extend(out);
