@@ -247,13 +247,25 @@ local function set_owner(room, component)
 	if type(room._data) == "table" then room._data.jitape_owner = component; end
 end
 
+-- Prosody drops every component when it restarts, and restores the rooms with their data
+-- (`jitape_owner` included). For one lease after the module loads, a room keeps its saved
+-- owner although that instance is not back yet, instead of going to whichever instance
+-- connects first; then the rooms of instances still away move (`start_grace`, below).
+local grace_until = require "util.time".now() + lease;
+local function in_grace()
+	return require "util.time".now() < grace_until;
+end
+
 -- The room's owner; a room without one gets one now (nil while no instance is live).
 local function owner_of(room)
 	if single then return components[1]; end
 	local current = owner[room.jid];
 	if current then return current; end
 	local saved = type(room._data) == "table" and room._data.jitape_owner;
-	current = (component_set[saved] and live[saved]) and saved or rendezvous(room.jid);
+	-- A saved owner keeps the room while it is live, away with its lease running, or not
+	-- back yet in the first lease after this module loaded (see `start_grace`).
+	local waited = component_set[saved] and (live[saved] or leases[saved] or in_grace());
+	current = waited and saved or rendezvous(room.jid);
 	if current then set_owner(room, current); end
 	return current;
 end
@@ -503,7 +515,9 @@ end
 local function take_over(from)
 	local moved, orphaned, rooms = 0, 0, {};
 	for room in live_rooms() do
-		if owner[room.jid] == from and not (room._data and room._data.destroyed) then
+		local saved = type(room._data) == "table" and room._data.jitape_owner or nil;
+		if (owner[room.jid] or saved) == from and not (room._data and room._data.destroyed) then
+			owner[room.jid] = from;
 			rooms[#rooms + 1] = room;
 		end
 	end
@@ -523,7 +537,7 @@ local function take_over(from)
 			end
 		end
 	end
-	module:log("info", "jitape instance %s stayed away longer than the lease (%gs): %d room(s) of %s "
+	module:log(#rooms > 0 and "info" or "debug", "jitape instance %s stayed away longer than the lease (%gs): %d room(s) of %s "
 		.. "reassigned, %d wait for an instance", from, lease, moved, module.host, orphaned);
 end
 
@@ -615,6 +629,17 @@ local function attach(component)
 end
 
 for _, component in ipairs(components) do attach(component); end
+-- The end of the grace after loading: the rooms of instances that have not come back move.
+if not single and lease > 0 then
+	module:add_timer(lease, function()
+		for _, component in ipairs(components) do
+			if not live[component] and not leases[component] and not stopping then
+				local ok, err = pcall(take_over, component);
+				if not ok then module:log("error", "mod_jitape take-over failed: %s", tostring(err)); end
+			end
+		end
+	end);
+end
 module:hook_global("host-activated", guarded("host-activated", attach));
 module:hook_global("host-deactivated", guarded("host-deactivated", function(component)
 	if attached[component] then attached[component] = nil; instance_down(component); end

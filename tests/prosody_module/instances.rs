@@ -520,6 +520,109 @@ async fn an_owner_back_within_the_lease_keeps_its_rooms() {
     sim.close().await;
 }
 
+/// The lease of the restart tests: long enough for Prosody's restart and both reconnections
+/// to fit in it on a busy machine.
+const RESTART_LEASE: u64 = 6;
+
+/// Two instances own twelve rooms; Prosody stops (saving every room, occupants included) and
+/// starts again; instance 2 and the simulation reconnect and the simulation touches every
+/// room, which restores it. Returns Prosody, instance 2, the simulation and the owners.
+async fn restarted_with_instance_two_back(
+    prefix: &str,
+) -> (Prosody, Comp, Comp, BTreeMap<String, usize>) {
+    let mut prosody = start_with(2, RESTART_LEASE, "");
+    let mut comps = Vec::new();
+    for n in 1..=2 {
+        comps.push((n, connect(&prosody, n).await));
+    }
+    let mut sim = Comp::sim(&prosody).await;
+    let rooms = open_rooms(&mut sim, prefix).await;
+    let expected: BTreeMap<String, usize> = rooms
+        .iter()
+        .map(|r| (r.clone(), owner(r, &[1, 2])))
+        .collect();
+    let seen = collect(&mut comps, SETTLE).await;
+    assert_owned(&seen, &expected, CREATED);
+    // Stopped while everyone is connected, as a restart does: the rooms are saved whole.
+    let mut prosody = tokio::task::spawn_blocking(move || {
+        prosody.stop();
+        prosody
+    })
+    .await
+    .unwrap();
+    drop((comps, sim));
+    let prosody = tokio::task::spawn_blocking(move || {
+        prosody.restart();
+        prosody
+    })
+    .await
+    .unwrap();
+    let second = connect(&prosody, 2).await;
+    let mut sim = Comp::sim(&prosody).await;
+    for r in &rooms {
+        sim.join(FOCUS, r, "focus", None, "").await.ok();
+    }
+    (prosody, second, sim, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_prosody_restart_the_rooms_wait_a_lease_for_their_owners() {
+    support::logs();
+    let (prosody, second, sim, expected) = restarted_with_instance_two_back("kept").await;
+    // Instance 2 is back first: it hears about its own rooms only. Instance 1's rooms are
+    // not handed to it; they wait for instance 1, listed to instance 2 as another's.
+    let mut comps = vec![(2, second)];
+    let seen = collect(&mut comps, SETTLE).await;
+    let mine: BTreeSet<&String> = seen.keys().collect();
+    assert_eq!(
+        mine,
+        rooms_of(&expected, 2).iter().collect::<BTreeSet<_>>(),
+        "{seen:?}"
+    );
+    let (_, second) = &mut comps[0];
+    assert_eq!(listed(second, 2).await, rooms_of(&expected, 2));
+    assert_eq!(
+        elsewhere(second, 2).await,
+        (Some(RESTART_LEASE.to_string()), rooms_of(&expected, 1))
+    );
+    // Instance 1, back within the lease, has its rooms, and nothing moves after the lease.
+    let mut first = connect(&prosody, 1).await;
+    assert_eq!(listed(&mut first, 1).await, rooms_of(&expected, 1));
+    comps.insert(0, (1, first));
+    let quiet = collect(&mut comps, Duration::from_secs(RESTART_LEASE + 1)).await;
+    assert!(
+        quiet.is_empty(),
+        "nothing moves once both are back: {quiet:?}"
+    );
+    for (_, comp) in comps {
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_prosody_restart_an_owner_that_stays_away_loses_its_rooms_after_the_lease() {
+    support::logs();
+    let (_prosody, second, sim, expected) = restarted_with_instance_two_back("moved").await;
+    let mut comps = vec![(2, second)];
+    collect(&mut comps, SETTLE).await;
+    assert_eq!(listed(&mut comps[0].1, 2).await, rooms_of(&expected, 2));
+    // Instance 1 never comes back: when the lease after Prosody's start is over, its rooms
+    // are announced to instance 2 like new rooms.
+    let seen = collect(&mut comps, Duration::from_secs(RESTART_LEASE + 1)).await;
+    let moved: BTreeMap<String, usize> =
+        rooms_of(&expected, 1).into_iter().map(|r| (r, 2)).collect();
+    assert_owned(&seen, &moved, CREATED);
+    assert_eq!(
+        listed(&mut comps[0].1, 2).await,
+        expected.keys().cloned().collect::<BTreeSet<_>>()
+    );
+    for (_, comp) in comps {
+        comp.close().await;
+    }
+    sim.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_second_connection_does_not_mark_the_instance_down() {
     support::logs();
