@@ -131,9 +131,12 @@ pub(super) struct Source {
     decoder: OpusDecoder,
     /// The last few payloads decoded, to prime a concealment decoder.
     recent: std::collections::VecDeque<Vec<u8>>,
-    /// Fades out a loss too long to conceal: made when it begins, primed with `recent`,
-    /// dropped when real packets resume.
+    /// Fades out a loss too long to conceal: made at the first such loss and kept; reset and
+    /// primed with `recent` when one begins (a reset libopus decoder is a fresh one, without
+    /// the allocation).
     concealer: Option<OpusDecoder>,
+    /// Whether `concealer` is primed for the loss going on; void when real packets resume.
+    concealing: bool,
     spurt: Option<Spurt>,
     frame: Frame,
     late_run: u32,
@@ -158,6 +161,7 @@ impl Source {
             decoder: OpusDecoder::new(p.rate)?,
             recent: std::collections::VecDeque::with_capacity(PRIME),
             concealer: None,
+            concealing: false,
             spurt: None,
             frame: Frame::default(),
             late_run: 0,
@@ -500,24 +504,33 @@ impl Source {
     /// it may end is over.
     fn decode(&mut self, payload: &[u8]) -> Result<u32, opus::Error> {
         let d = self.decoder.decode(payload, &mut self.frame.pcm)?;
-        if self.recent.len() == PRIME {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(payload.to_vec());
-        self.concealer = None;
+        // The oldest payload's buffer takes the newest: no allocation per packet.
+        let mut kept = if self.recent.len() == PRIME {
+            self.recent.pop_front().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        kept.clear();
+        kept.extend_from_slice(payload);
+        self.recent.push_back(kept);
+        self.concealing = false;
         Ok(d)
     }
 
     /// The decoder that fades out a loss too long to conceal: a fresh one primed with the
     /// last packets (their output unused), so the main decoder's state stays the sender's.
     fn concealer(&mut self) -> Option<&mut OpusDecoder> {
-        if self.concealer.is_none() {
-            let mut d = OpusDecoder::new(self.p.rate).ok()?;
+        if !self.concealing {
+            if self.concealer.is_none() {
+                self.concealer = Some(OpusDecoder::new(self.p.rate).ok()?);
+            }
+            let d = self.concealer.as_mut()?;
+            d.reset();
             let mut scratch = Vec::new();
             for payload in &self.recent {
                 let _ = d.decode(payload, &mut scratch);
             }
-            self.concealer = Some(d);
+            self.concealing = true;
         }
         self.concealer.as_mut()
     }
@@ -528,7 +541,7 @@ impl Source {
     /// starts the decoder afresh), from the main one, which spares priming a concealer.
     fn fade_out(&mut self, sp: &mut Spurt, after_loss: bool) {
         let mut pcm = std::mem::take(&mut self.frame.pcm);
-        let ok = if after_loss || self.concealer.is_some() {
+        let ok = if after_loss || self.concealing {
             self.concealer()
                 .is_some_and(|d| d.plc(OpusDecoder::quantum(), &mut pcm).is_ok())
         } else {

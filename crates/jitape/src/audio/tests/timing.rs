@@ -407,6 +407,49 @@ fn speech_after_a_long_loss_resumes_on_time() {
     }
 }
 
+/// A loss too long to conceal fades out from a decoder primed with the sender's last packets
+/// only: a second such loss in the same stream fades out exactly as it would with no first
+/// one (the concealment decoder is kept between losses; what the first left in it must not
+/// colour the second).
+#[test]
+fn a_second_long_loss_fades_out_as_if_it_were_the_first() {
+    let base = Instant::now();
+    let mut sender = Sender::new(1, vec![tone(440.0, 0, 5000)], ms(5000));
+    sender.gaps = Gaps::SendSilence;
+    let all = Net::clean().apply(sender.packets(base));
+    let render = |keep: &dyn Fn(usize) -> bool| {
+        let packets: Vec<_> = all
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| keep(*k))
+            .map(|(_, p)| p.clone())
+            .collect();
+        let mut tl = timeline(48_000, base);
+        drive(&mut tl, &packets, base, ms(5200), ms(20)).mix
+    };
+    // Frames 100-109 (2000-2200 ms) and 200-209 (4000-4200 ms) lost.
+    let twice = render(&|k| !(100..110).contains(&k) && !(200..210).contains(&k));
+    // Only the second loss, the stream starting just before it: the same last packets.
+    let once = render(&|k| (194..200).contains(&k) || k >= 210);
+    // The fade-out is the last 2.5 ms of sound before the second loss's silence (what
+    // precedes it came from the main decoder, whose history differs).
+    let window = (3950 * 48)..(4100 * 48);
+    let (a, b) = (&twice[window.clone()], &once[window]);
+    let end = a.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+    assert_eq!(end, b.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1));
+    let fade = end.saturating_sub(120);
+    assert!(
+        end > 0 && a[fade..end].iter().all(|&x| x != 0),
+        "the fade-out is audible"
+    );
+    let differ = a[fade..]
+        .iter()
+        .zip(&b[fade..])
+        .filter(|(x, y)| x != y)
+        .count();
+    assert_eq!(differ, 0, "{differ} samples differ in the second fade-out");
+}
+
 /// Short losses early in a talk spurt (the sender's encoder still settling) are concealed
 /// without a hole: the main decoder runs through the concealment, as libopus means it. A
 /// main decoder that skipped the lost frames (concealment on a side decoder) left holes of
