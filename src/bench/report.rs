@@ -163,6 +163,12 @@ pub struct Verification {
     pub refused: usize,
     /// Every conference verified or refused with a reason, and at least one verified.
     pub all_ok: bool,
+    /// Of the files not verified: those exact everywhere except in talk windows the
+    /// simulation itself sent late (it shares the machine). Not counted as verified: they
+    /// say only that the failure lies where the plan cannot tell what is right.
+    pub exact_where_sent_on_time: usize,
+    /// Talk windows the simulation sent late, over all files.
+    pub sent_late_windows: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -547,6 +553,16 @@ impl fmt::Display for BenchReport {
                 }
             ),
         )?;
+        if self.verification.sent_late_windows > 0 {
+            row(
+                f,
+                "talk windows the simulation sent late",
+                format!(
+                    "{} (over 10 ms behind its schedule); {} of the failed files are exact outside them",
+                    self.verification.sent_late_windows, self.verification.exact_where_sent_on_time
+                ),
+            )?;
+        }
         for c in self
             .conferences
             .iter()

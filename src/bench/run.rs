@@ -492,6 +492,16 @@ fn assemble(
                 .count(),
             refused,
             all_ok: verified + refused == m && verified > 0,
+            exact_where_sent_on_time: d
+                .conferences
+                .iter()
+                .filter(|c| !c.verdict.ok() && c.verdict.exact_where_sent_on_time == Some(true))
+                .count(),
+            sent_late_windows: d
+                .conferences
+                .iter()
+                .map(|c| c.verdict.sent_late_windows)
+                .sum(),
         },
         log_warnings: d.log.warnings,
         log_errors: d.log.errors,

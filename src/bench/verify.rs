@@ -12,7 +12,7 @@ use std::process::Command;
 
 use jitape::conference::machine::EndReason;
 use jitape::sink::{self, Sidecar, sidecar};
-use jitape_sim::analyze::{Expected, Tolerances, analyse, decode_flac};
+use jitape_sim::analyze::{Expected, Tolerances, analyse, decode_flac, muted, sent_late};
 use jitape_sim::world::ConferenceOutcome;
 
 /// The finalized files of one room.
@@ -43,8 +43,21 @@ pub struct Verdict {
     /// No recording, and jitape said why (`not recording this room for now`, counted in
     /// `jitape_recordings_refused_total`): refused, not damaged.
     pub refused: bool,
+    /// Talk windows the simulation itself started more than [`SENT_LATE`] behind its schedule
+    /// (it shares the machine with jitape): where they belong cannot be told from the plan.
+    pub sent_late_windows: usize,
+    /// When the content differs from the plan and the simulation sent windows late: whether
+    /// everything outside those windows (each to its end plus the lateness, ±[`SENT_LATE_PAD`])
+    /// is exact. `None` when not asked.
+    pub exact_where_sent_on_time: Option<bool>,
     pub problems: Vec<String>,
 }
+
+/// A talk window whose first packet the simulation sent later than this is not judged by
+/// the second check ([`Verdict::exact_where_sent_on_time`]): the edge tolerance.
+pub const SENT_LATE: std::time::Duration = std::time::Duration::from_millis(10);
+/// Seconds around such a window also left out: the edge search of the analysis.
+pub const SENT_LATE_PAD: f64 = 0.05;
 
 impl Verdict {
     pub fn ok(&self) -> bool {
@@ -164,7 +177,8 @@ fn check_content(
     } else {
         expected
     };
-    let report = analyse(&decode_flac(flac)?, &expected, &Tolerances::default());
+    let decoded = decode_flac(flac)?;
+    let report = analyse(&decoded, &expected, &Tolerances::default());
     v.file_seconds = report.file_duration;
     v.duration_error_ms = (report.file_duration - report.wall_duration) * 1000.0;
     v.worst_edge_ms = report
@@ -173,9 +187,21 @@ fn check_content(
         .map(|s| s.worst_edge)
         .fold(0.0, f64::max)
         * 1000.0;
+    let late = sent_late(outcome, sc, SENT_LATE, SENT_LATE_PAD);
+    v.sent_late_windows = late.len();
     if !report.ok() {
         v.problems
             .push(format!("content differs from the plan:\n{report}"));
+        if !late.is_empty() {
+            // The file stays failed; this only says whether the failure lies where the
+            // simulation, not jitape, was late.
+            let outside = analyse(
+                &muted(decoded, &late),
+                &expected.without(&late),
+                &Tolerances::default(),
+            );
+            v.exact_where_sent_on_time = Some(outside.ok());
+        }
     }
     Ok(())
 }

@@ -31,7 +31,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-pub use expect::{Expected, MIN_GAP, PLC_MAX, TICK, ToneExpect};
+pub use expect::{Expected, MIN_GAP, PLC_MAX, TICK, ToneExpect, sent_late};
 
 use super::plan::TONE_AMPLITUDE;
 use super::world::ConferenceOutcome;
@@ -200,6 +200,21 @@ pub fn tone_intervals(d: &Decoded, hz: f32) -> Vec<(f64, f64)> {
     let gain = vec![1.0; env.amp.len()];
     let gains = [gain.clone(), gain];
     measure::check_tone(&t, &env, &gains, &Tolerances::default(), f64::INFINITY, &[]).found
+}
+
+/// `d` with every sample inside `spans` (seconds of the file) silenced: analysed against an
+/// expectation [`Expected::without`] the same spans, a check of everything outside them.
+pub fn muted(mut d: Decoded, spans: &[(f64, f64)]) -> Decoded {
+    let rate = f64::from(d.rate);
+    let n = d.samples.len();
+    for &(a, b) in spans {
+        let from = ((a * rate).floor().max(0.0) as usize).min(n);
+        let to = ((b * rate).ceil().max(0.0) as usize).min(n);
+        if let Some(s) = d.samples.get_mut(from..to) {
+            s.fill(0);
+        }
+    }
+    d
 }
 
 /// Analyse decoded audio against an expectation.

@@ -217,6 +217,47 @@ impl ToneExpect {
     }
 }
 
+/// Where the simulation itself fell behind its schedule: every talk window whose first packet
+/// the sender handed to its stack more than `min_late` after that frame's scheduled moment,
+/// as a span of the file (seconds) from the window's scheduled start to its scheduled end plus
+/// that lateness, widened by `pad` on both sides.
+///
+/// The plan cannot say where such a window belongs in a correct recording: a receiver places
+/// a spurt that starts after a pause where its first packet arrived, unless the packets before
+/// the pause came equally late (then where it was spoken; jitape's `audio/clock.rs`). A
+/// benchmark that overloads the machine makes the simulation late too, and without this its
+/// lateness reads as the recorder's. What the sender's own stack adds before the kernel is not
+/// seen here: the spans are the lateness known for certain, not all of it.
+pub fn sent_late(
+    outcome: &ConferenceOutcome,
+    sidecar: &Sidecar,
+    min_late: Duration,
+    pad: f64,
+) -> Vec<(f64, f64)> {
+    let offset = seconds_between(sidecar.start.utc, outcome.wall_epoch) - 0.0005;
+    let mut spans = Vec::new();
+    for w in outcome
+        .sent
+        .iter()
+        .flat_map(|log| &log.speakers)
+        .flat_map(|sp| &sp.windows)
+    {
+        let due = outcome.wall_epoch
+            + TICK.saturating_mul(u32::try_from(w.first_tick).unwrap_or(u32::MAX));
+        let Ok(late) = w.first.duration_since(due) else {
+            continue;
+        };
+        if late > min_late {
+            let (a, b) = (w.window.start.as_secs_f64(), w.window.end.as_secs_f64());
+            spans.push((
+                (offset + a - pad).max(0.0),
+                offset + b + late.as_secs_f64() + pad,
+            ));
+        }
+    }
+    union(spans)
+}
+
 fn seconds_between(start: DateTime<Utc>, t: SystemTime) -> f64 {
     let t: DateTime<Utc> = t.into();
     (t - start).num_microseconds().unwrap_or(0) as f64 / 1e6

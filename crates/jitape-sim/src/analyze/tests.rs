@@ -598,3 +598,62 @@ fn two_voices_starting_together_do_not_read_as_a_third() {
         "{r}"
     );
 }
+
+/// The benchmark overloads the machine the simulation runs on, and a talk window the sender
+/// starts late cannot be judged from the plan. `sent_late` finds exactly the windows whose
+/// first packet left more than the threshold behind schedule (5 ms late does not count,
+/// 100 ms does), spanning them to their end plus the lateness.
+#[test]
+fn windows_the_simulation_sent_late_are_found_with_their_lateness() {
+    use crate::bridge::SentWindow;
+    let (mut o, sc) = outcome(wire(&[]));
+    let at = |ms: u64| o.wall_epoch + Duration::from_millis(ms);
+    let sent = |w: (f64, f64), tick: u64, first: SystemTime| SentWindow {
+        window: window(w.0, w.1),
+        first,
+        last: first,
+        first_seq: 0,
+        last_seq: 0,
+        packets: 50,
+        first_tick: tick,
+        last_tick: tick + 49,
+    };
+    o.sent[0].speakers[0].windows = vec![
+        sent((1.0, 2.0), 50, at(1005)),
+        sent((3.0, 4.0), 150, at(3100)),
+    ];
+    let spans = sent_late(&o, &sc, Duration::from_millis(10), 0.05);
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let (a, b) = spans[0];
+    assert!((a - (3.0 - 0.0005 - 0.05)).abs() < 1e-6, "{a}");
+    assert!((b - (4.0 - 0.0005 + 0.1 + 0.05)).abs() < 1e-6, "{b}");
+    assert!(sent_late(&o, &sc, Duration::from_millis(150), 0.05).is_empty());
+}
+
+/// Leaving such a span out (the expectation `without` it, the signal `muted` there) judges
+/// everything else as sharply as before: Alice's second window 100 ms late fails the plain
+/// check and passes with its span left out, while a 20 ms hole in her first is still caught.
+#[test]
+fn a_span_left_out_is_not_judged_and_everything_else_still_is() {
+    let late = [
+        (440.0, 0.3, 1.0, 2.0),
+        (440.0, 0.3, 3.1, 3.6),
+        (660.0, 0.3, 1.5, 2.5),
+    ];
+    assert!(!run(&late, &two_speakers()).ok());
+    let spans = [(2.95, 3.65)];
+    let check = |parts: &[(f64, f64, f64, f64)]| {
+        analyse(
+            &muted(pcm(RATE, &signal(RATE, 4.0, parts)), &spans),
+            &two_speakers().without(&spans),
+            &Tolerances::default(),
+        )
+    };
+    let r = check(&late);
+    assert!(r.ok(), "{r}");
+    let mut holed = late.to_vec();
+    holed[0] = (440.0, 0.3, 1.0, 1.4);
+    holed.push((440.0, 0.3, 1.42, 2.0));
+    let r = check(&holed);
+    assert!(!r.ok() && mentions(&r, "hole"), "{r}");
+}
