@@ -169,6 +169,8 @@ pub struct Verification {
     pub exact_where_sent_on_time: usize,
     /// Talk windows the simulation sent late, over all files.
     pub sent_late_windows: usize,
+    /// The share of all files' audio those windows cover (0..1).
+    pub sent_late_share: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -558,8 +560,10 @@ impl fmt::Display for BenchReport {
                 f,
                 "talk windows the simulation sent late",
                 format!(
-                    "{} (over 10 ms behind its schedule); {} of the failed files are exact outside them",
-                    self.verification.sent_late_windows, self.verification.exact_where_sent_on_time
+                    "{} (over 10 ms behind its schedule; {:.1} % of the audio); {} of the failed files are exact outside them",
+                    self.verification.sent_late_windows,
+                    self.verification.sent_late_share * 100.0,
+                    self.verification.exact_where_sent_on_time
                 ),
             )?;
         }

@@ -502,6 +502,12 @@ fn assemble(
                 .iter()
                 .map(|c| c.verdict.sent_late_windows)
                 .sum(),
+            sent_late_share: {
+                let (late, all) = d.conferences.iter().fold((0.0, 0.0), |(l, a), c| {
+                    (l + c.verdict.sent_late_s, a + c.verdict.file_seconds)
+                });
+                if all > 0.0 { late / all } else { 0.0 }
+            },
         },
         log_warnings: d.log.warnings,
         log_errors: d.log.errors,

@@ -46,6 +46,9 @@ pub struct Verdict {
     /// Talk windows the simulation itself started more than [`SENT_LATE`] behind its schedule
     /// (it shares the machine with jitape): where they belong cannot be told from the plan.
     pub sent_late_windows: usize,
+    /// Seconds of the file those windows' spans cover (each to its end plus the lateness,
+    /// ±[`SENT_LATE_PAD`], overlaps counted once).
+    pub sent_late_s: f64,
     /// When the content differs from the plan and the simulation sent windows late: whether
     /// everything outside those windows (each to its end plus the lateness, ±[`SENT_LATE_PAD`])
     /// is exact. `None` when not asked.
@@ -189,6 +192,7 @@ fn check_content(
         * 1000.0;
     let late = sent_late(outcome, sc, SENT_LATE, SENT_LATE_PAD);
     v.sent_late_windows = late.len();
+    v.sent_late_s = late.iter().map(|(a, b)| b - a).sum();
     if !report.ok() {
         v.problems
             .push(format!("content differs from the plan:\n{report}"));
