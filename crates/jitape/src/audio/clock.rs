@@ -28,6 +28,13 @@
 //! back to the estimate within milliseconds. The epoch changes only if the offset is still off
 //! [`CONFIRM`] later (by arrival), and then from the packet that raised the suspicion: the
 //! caller moves the packets it buffered since then into the new epoch.
+//!
+//! Nor when the other sources on the same path are as late at that moment (the caller gives
+//! their delay beyond their own estimates, [`PATH_RECENT`]): a bridge or path that fell
+//! behind and stays behind for a while delays every sender it forwards alike, while a sender's
+//! clock moves alone. A speaker who starts talking just then has no packets of their own
+//! before the pause to tell (a pause longer than [`RECENT`]), but the others who were talking
+//! do.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -56,9 +63,12 @@ const CONFIRM: Duration = Duration::from_millis(60);
 /// estimate, is the same delay going on (a path or sender that fell behind and stays there),
 /// not a sender clock that moved.
 const RECENT: Duration = Duration::from_secs(1);
+/// Other sources' packets tell the path's delay if they arrived within this much of the
+/// packet judged.
+pub(super) const PATH_RECENT: Duration = Duration::from_millis(100);
 
 /// What [`ClockEstimator::observe`] made of a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Observed {
     /// The epoch the packet belongs to.
     pub epoch: u32,
@@ -70,6 +80,9 @@ pub(super) struct Observed {
     /// This packet undid the jump to the epoch given here: the packets in it belong to
     /// `epoch` again.
     pub reverts: Option<u32>,
+    /// How far the packet's offset lay above the estimate when it came (its delay beyond the
+    /// least), if there was one: what it tells other sources of the path's delay.
+    pub excess: Option<f64>,
 }
 
 /// The epoch a jump left, kept until the jump is confirmed: a packet back on its clock undoes
@@ -146,7 +159,21 @@ impl ClockEstimator {
     /// timestamp, and starts no talk spurt (no marker): the sender's clock ran on between
     /// them, so however late it arrives (a sender or bridge fallen behind, a packet whose
     /// arrival was stamped late) its offset is delay, never a new epoch.
+    #[cfg(test)]
     pub fn observe(&mut self, arrival: Instant, v: f64, continues: bool) -> Observed {
+        self.observe_on_path(arrival, v, continues, None)
+    }
+
+    /// [`Self::observe`], with `path`: the least delay beyond their own estimates that the
+    /// other sources on the same path showed within [`PATH_RECENT`] of `arrival` (`None`: no
+    /// other packets then). A suspect spurt start that is as late as they are is delay.
+    pub fn observe_on_path(
+        &mut self,
+        arrival: Instant,
+        v: f64,
+        continues: bool,
+        path: Option<f64>,
+    ) -> Observed {
         let spurt_start = !continues
             && self
                 .latest_arrival
@@ -176,6 +203,7 @@ impl ClockEstimator {
             suspects: false,
             confirms: false,
             reverts,
+            excess: current.map(|c| v - c),
         };
         if spurt_start {
             // The spurt that raised it ended without confirming it: that was a stall.
@@ -190,6 +218,12 @@ impl ClockEstimator {
                 sus.v = v;
                 sus.since = arrival;
                 return seen;
+            } else if arrival.saturating_duration_since(sus.since) >= CONFIRM
+                && path.is_some_and(|p| (sus.v.min(v) - current - p).abs() <= self.tolerance)
+            {
+                // The others on the path are as late: a bridge or path behind, not this
+                // sender's clock. The spurt keeps the epoch (where it was spoken).
+                self.suspect = None;
             } else if arrival.saturating_duration_since(sus.since) >= CONFIRM {
                 let first = Entry {
                     at: sus.since,
@@ -203,6 +237,7 @@ impl ClockEstimator {
                     suspects: false,
                     confirms: true,
                     reverts: None,
+                    excess: seen.excess,
                 };
             } else {
                 sus.v = sus.v.min(v);

@@ -12,6 +12,7 @@
 //! corrected by dropping or inserting one sample at a time, large ones re-anchor the spurt.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use super::clock::ClockEstimator;
 use super::decode::OpusDecoder;
@@ -144,6 +145,9 @@ pub(super) struct Source {
     suspect_from: Option<i64>,
     /// The highest sequence number taken so far and the RTP time right after its frame.
     newest: Option<(i64, i64)>,
+    /// When the last packet came and its delay beyond the clock estimate: for the other
+    /// sources' judgement of the path (see [`ClockEstimator::observe_on_path`]).
+    pub(super) last_excess: Option<(Instant, f64)>,
 }
 
 impl Source {
@@ -167,6 +171,7 @@ impl Source {
             late_run: 0,
             suspect_from: None,
             newest: None,
+            last_excess: None,
         })
     }
 
@@ -179,6 +184,7 @@ impl Source {
         duration_48k: u32,
         arrival_pos: f64,
         own: bool,
+        path: Option<f64>,
     ) -> Pushed {
         let seq = self.seq.extend(u32::from(pkt.sequence));
         if self.consumed_upto.is_some_and(|c| seq < c) {
@@ -211,7 +217,10 @@ impl Source {
             self.newest = Some((seq, ts + i64::from(duration_48k)));
         }
         let before = self.clock.epoch();
-        let seen = self.clock.observe(pkt.arrival, v, continues);
+        let seen = self.clock.observe_on_path(pkt.arrival, v, continues, path);
+        if let Some(excess) = seen.excess {
+            self.last_excess = Some((pkt.arrival, excess));
+        }
         let epoch = seen.epoch;
         if seen.suspects {
             self.suspect_from = Some(seq);

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use super::clock::PATH_RECENT;
 use super::decode::packet_duration_48k;
 use super::mixer::{Limiter, to_pcm16};
 use super::source::{Params, Pushed, Source};
@@ -147,6 +148,19 @@ impl Timeline {
         self.cfg.red_payload_type = red;
     }
 
+    /// The path's delay around `at` as the sources other than `ssrc` saw it: the least of their
+    /// last packets' delays beyond their own clock estimates, counting those that arrived
+    /// within [`PATH_RECENT`] of `at` (all of them come through one bridge and one path).
+    fn path_delay(&self, ssrc: Ssrc, at: Instant) -> Option<f64> {
+        self.sources
+            .iter()
+            .filter(|(other, _)| **other != ssrc)
+            .filter_map(|(_, s)| s.last_excess)
+            .filter(|(t, _)| t.max(&at).saturating_duration_since(*t.min(&at)) <= PATH_RECENT)
+            .map(|(_, excess)| excess)
+            .min_by(f64::total_cmp)
+    }
+
     /// Takes one received packet. Never panics, whatever the packet holds. A RED packet is
     /// its primary block, and its redundant blocks fill the packets before it if those are
     /// still missing (see [`crate::media::red`]).
@@ -173,6 +187,7 @@ impl Timeline {
     /// what the source did with it, if it reached one.
     fn push_one(&mut self, pkt: &RtpPacket, redundant: bool) -> Option<Pushed> {
         let arrival = self.position_of(pkt.arrival);
+        let path = self.path_delay(pkt.ssrc, pkt.arrival);
         let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| s.takes(arrival)) else {
             self.unknown_ssrc += u64::from(!redundant);
             tracing::trace!(ssrc = %pkt.ssrc, "packet of an unknown ssrc dropped");
@@ -194,12 +209,12 @@ impl Timeline {
             );
             return None;
         };
-        let mut pushed = source.push(pkt, duration, arrival, !redundant);
+        let mut pushed = source.push(pkt, duration, arrival, !redundant, path);
         if pushed == Pushed::Restarted {
             // The old counters' packets still play out; the new ones get a source of their own.
             let mut fresh = Source::new(track_id, self.params).ok()?;
             fresh.removed_at = source.removed_at;
-            pushed = fresh.push(pkt, duration, arrival, false);
+            pushed = fresh.push(pkt, duration, arrival, false, path);
             if let Some(mut old) = self.sources.insert(pkt.ssrc, fresh) {
                 old.removed_at = Some(old.removed_at.map_or(arrival, |at| at.min(arrival)));
                 self.retiring.push(old);

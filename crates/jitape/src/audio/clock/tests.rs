@@ -261,3 +261,37 @@ fn a_spurt_that_starts_at_the_delay_level_before_its_pause_keeps_the_epoch() {
     let o = c.observe(t0 + ms(8500), 100.0 + 400.0 * MS, false);
     assert_eq!((o.epoch, o.suspects), (0, true));
 }
+
+/// A spurt that starts 200 ms off after a long pause, the sender then going on in real time:
+/// a clock that moved, unless the other sources on the path are as late right then (a bridge
+/// behind), in which case it keeps the epoch. Others on time, or others late by another
+/// amount, do not save it.
+#[test]
+fn a_spurt_as_late_as_the_rest_of_the_path_keeps_the_epoch() {
+    for (path, kept) in [
+        (Some(195.0 * MS), true),
+        (Some(230.0 * MS), true),
+        (Some(0.0), false),
+        (Some(100.0 * MS), false),
+        (None, false),
+    ] {
+        let t0 = Instant::now();
+        let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+        for k in 0..10u64 {
+            let o = c.observe_on_path(t0 + Duration::from_millis(20 * k), 100.0, k > 0, path);
+            assert_eq!(o.excess, (k > 0).then_some(0.0), "{path:?}: {o:?}");
+        }
+        let later = t0 + Duration::from_millis(3000);
+        let v = 100.0 + 200.0 * MS;
+        let first = c.observe_on_path(later, v, false, path);
+        assert!(first.suspects, "{path:?}");
+        assert_eq!(first.excess, Some(200.0 * MS));
+        let mut epoch = 0;
+        for k in 1..=5u64 {
+            let o = c.observe_on_path(later + Duration::from_millis(20 * k), v, true, path);
+            epoch = o.epoch;
+        }
+        assert_eq!(epoch == 0, kept, "{path:?}");
+        assert_eq!(c.offset(0), Some(100.0), "{path:?}");
+    }
+}
