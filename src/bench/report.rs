@@ -560,8 +560,9 @@ impl fmt::Display for BenchReport {
                 f,
                 "talk windows the simulation sent late",
                 format!(
-                    "{} (over 10 ms behind its schedule; {:.1} % of the audio); {} of the failed files are exact outside them",
+                    "{} (over {} ms behind its schedule; {:.1} % of the audio); {} of the failed files are exact outside them",
                     self.verification.sent_late_windows,
+                    super::verify::SENT_LATE.as_millis(),
                     self.verification.sent_late_share * 100.0,
                     self.verification.exact_where_sent_on_time
                 ),

@@ -191,17 +191,17 @@ fn check_content(
         .fold(0.0, f64::max)
         * 1000.0;
     let late = sent_late(outcome, sc, SENT_LATE, SENT_LATE_PAD);
-    v.sent_late_windows = late.len();
-    v.sent_late_s = late.iter().map(|(a, b)| b - a).sum();
+    v.sent_late_windows = late.windows;
+    v.sent_late_s = late.spans.iter().map(|(a, b)| b - a).sum();
     if !report.ok() {
         v.problems
             .push(format!("content differs from the plan:\n{report}"));
-        if !late.is_empty() {
+        if !late.spans.is_empty() {
             // The file stays failed; this only says whether the failure lies where the
             // simulation, not jitape, was late.
             let outside = analyse(
-                &muted(decoded, &late),
-                &expected.without(&late),
+                &muted(decoded, &late.spans),
+                &expected.without(&late.spans),
                 &Tolerances::default(),
             );
             v.exact_where_sent_on_time = Some(outside.ok());

@@ -31,7 +31,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-pub use expect::{Expected, MIN_GAP, PLC_MAX, TICK, ToneExpect, sent_late};
+pub use expect::{Expected, MIN_GAP, PLC_MAX, SentLate, TICK, ToneExpect, sent_late};
 
 use super::plan::TONE_AMPLITUDE;
 use super::world::ConferenceOutcome;

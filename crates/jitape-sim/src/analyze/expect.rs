@@ -99,7 +99,7 @@ impl Expected {
         let lookahead = voice::lookahead()
             .map_err(|e| format!("voice look-ahead: {e}"))?
             .as_secs_f64();
-        let offset = seconds_between(sidecar.start.utc, outcome.wall_epoch) - 0.0005;
+        let offset = file_offset(outcome, sidecar);
         // The room ends when the simulation destroyed it (on a busy machine a little after
         // the plan said): the recorder can only end the file after that.
         let end = outcome.ended.unwrap_or(outcome.plan.end_at);
@@ -217,6 +217,15 @@ impl ToneExpect {
     }
 }
 
+/// The talk windows the simulation started late ([`sent_late`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentLate {
+    /// How many windows.
+    pub windows: usize,
+    /// Their spans in the file (seconds), overlapping ones joined.
+    pub spans: Vec<(f64, f64)>,
+}
+
 /// Where the simulation itself fell behind its schedule: every talk window whose first packet
 /// the sender handed to its stack more than `min_late` after that frame's scheduled moment,
 /// as a span of the file (seconds) from the window's scheduled start to its scheduled end plus
@@ -233,8 +242,8 @@ pub fn sent_late(
     sidecar: &Sidecar,
     min_late: Duration,
     pad: f64,
-) -> Vec<(f64, f64)> {
-    let offset = seconds_between(sidecar.start.utc, outcome.wall_epoch) - 0.0005;
+) -> SentLate {
+    let offset = file_offset(outcome, sidecar);
     let mut spans = Vec::new();
     for w in outcome
         .sent
@@ -255,7 +264,16 @@ pub fn sent_late(
             ));
         }
     }
-    union(spans)
+    SentLate {
+        windows: spans.len(),
+        spans: union(spans),
+    }
+}
+
+/// Where the conference's epoch lies in the file (seconds), for the expectation and for
+/// [`sent_late`] alike.
+fn file_offset(outcome: &ConferenceOutcome, sidecar: &Sidecar) -> f64 {
+    seconds_between(sidecar.start.utc, outcome.wall_epoch) - 0.0005
 }
 
 fn seconds_between(start: DateTime<Utc>, t: SystemTime) -> f64 {

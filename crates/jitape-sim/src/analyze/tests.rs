@@ -622,12 +622,16 @@ fn windows_the_simulation_sent_late_are_found_with_their_lateness() {
         sent((1.0, 2.0), 50, at(1005)),
         sent((3.0, 4.0), 150, at(3100)),
     ];
-    let spans = sent_late(&o, &sc, Duration::from_millis(10), 0.05);
-    assert_eq!(spans.len(), 1, "{spans:?}");
-    let (a, b) = spans[0];
+    let late = sent_late(&o, &sc, Duration::from_millis(10), 0.05);
+    assert_eq!((late.windows, late.spans.len()), (1, 1), "{late:?}");
+    let (a, b) = late.spans[0];
     assert!((a - (3.0 - 0.0005 - 0.05)).abs() < 1e-6, "{a}");
     assert!((b - (4.0 - 0.0005 + 0.1 + 0.05)).abs() < 1e-6, "{b}");
-    assert!(sent_late(&o, &sc, Duration::from_millis(150), 0.05).is_empty());
+    assert!(
+        sent_late(&o, &sc, Duration::from_millis(150), 0.05)
+            .spans
+            .is_empty()
+    );
 }
 
 /// Leaving such a span out (the expectation `without` it, the signal `muted` there) judges

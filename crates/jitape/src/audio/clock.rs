@@ -218,13 +218,14 @@ impl ClockEstimator {
                 sus.v = v;
                 sus.since = arrival;
                 return seen;
-            } else if arrival.saturating_duration_since(sus.since) >= CONFIRM
-                && path.is_some_and(|p| (sus.v.min(v) - current - p).abs() <= self.tolerance)
-            {
+            } else if arrival.saturating_duration_since(sus.since) < CONFIRM {
+                sus.v = sus.v.min(v);
+                return seen;
+            } else if path.is_some_and(|p| (sus.v.min(v) - current - p).abs() <= self.tolerance) {
                 // The others on the path are as late: a bridge or path behind, not this
                 // sender's clock. The spurt keeps the epoch (where it was spoken).
                 self.suspect = None;
-            } else if arrival.saturating_duration_since(sus.since) >= CONFIRM {
+            } else {
                 let first = Entry {
                     at: sus.since,
                     v: sus.v.min(v),
@@ -239,9 +240,6 @@ impl ClockEstimator {
                     reverts: None,
                     excess: seen.excess,
                 };
-            } else {
-                sus.v = sus.v.min(v);
-                return seen;
             }
         }
         if let Some(current) = current.filter(|_| !seen.confirms) {
@@ -350,6 +348,12 @@ impl ClockEstimator {
         self.epoch = self.epoch.wrapping_add(1);
         self.window.clear();
         self.last = None;
+    }
+
+    /// Whether a spurt start is suspect: only then does the next packet read the path's delay
+    /// (see [`Self::observe_on_path`]).
+    pub fn suspects(&self) -> bool {
+        self.suspect.is_some()
     }
 
     /// The current epoch.

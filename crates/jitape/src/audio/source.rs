@@ -264,6 +264,12 @@ impl Source {
         Pushed::Buffered
     }
 
+    /// Whether this source's clock waits to judge a suspect spurt start, for which the next
+    /// packet needs the path's delay.
+    pub fn judges_path(&self) -> bool {
+        self.clock.suspects()
+    }
+
     /// Whether a packet that reached the machine at timeline position `arrival` is this
     /// source's to take.
     pub fn takes(&self, arrival: f64) -> bool {

@@ -156,7 +156,11 @@ impl Timeline {
             .iter()
             .filter(|(other, _)| **other != ssrc)
             .filter_map(|(_, s)| s.last_excess)
-            .filter(|(t, _)| t.max(&at).saturating_duration_since(*t.min(&at)) <= PATH_RECENT)
+            .filter(|(t, _)| {
+                t.saturating_duration_since(at)
+                    .max(at.saturating_duration_since(*t))
+                    <= PATH_RECENT
+            })
             .map(|(_, excess)| excess)
             .min_by(f64::total_cmp)
     }
@@ -187,7 +191,13 @@ impl Timeline {
     /// what the source did with it, if it reached one.
     fn push_one(&mut self, pkt: &RtpPacket, redundant: bool) -> Option<Pushed> {
         let arrival = self.position_of(pkt.arrival);
-        let path = self.path_delay(pkt.ssrc, pkt.arrival);
+        // Read only while the source's clock judges a suspect spurt start: not per packet.
+        let path = self
+            .sources
+            .get(&pkt.ssrc)
+            .is_some_and(Source::judges_path)
+            .then(|| self.path_delay(pkt.ssrc, pkt.arrival))
+            .flatten();
         let Some(source) = self.sources.get_mut(&pkt.ssrc).filter(|s| s.takes(arrival)) else {
             self.unknown_ssrc += u64::from(!redundant);
             tracing::trace!(ssrc = %pkt.ssrc, "packet of an unknown ssrc dropped");

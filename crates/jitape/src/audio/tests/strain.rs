@@ -126,6 +126,17 @@ fn a_packet_stamped_when_read_during_a_stall_moves_nothing() {
     assert_all(failures);
 }
 
+/// Nothing overtakes: what was sent after a hold follows the held packets at once. Returns
+/// when each packet is read (as it arrives).
+fn nothing_overtakes(packets: &mut [RtpPacket], base: Instant) -> Vec<Instant> {
+    let mut prev = base;
+    for p in packets.iter_mut() {
+        p.arrival = p.arrival.max(prev);
+        prev = p.arrival;
+    }
+    packets.iter().map(|p| p.arrival).collect()
+}
+
 /// The sender falls `behind` ms behind at `at` (an arrival gap: a spurt seems to start late),
 /// drifts further behind by `drift` ms over `hold` ms while sending in real time, then catches
 /// up in a burst.
@@ -150,13 +161,7 @@ fn a_sender_behind_for_a_second_moves_nothing() {
                 p.arrival += ms(behind) + ms(drift).mul_f64(f);
             }
         }
-        // nothing overtakes: what was sent after the hold follows the held packets at once
-        let mut prev = base;
-        for p in &mut packets {
-            p.arrival = p.arrival.max(prev);
-            prev = p.arrival;
-        }
-        let read: Vec<_> = packets.iter().map(|p| p.arrival).collect();
+        let read = nothing_overtakes(&mut packets, base);
         let mut tl = timeline(base);
         let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
         failures.extend(check(
@@ -264,9 +269,8 @@ fn a_spurt_starting_while_the_whole_path_is_behind_is_placed_where_it_was_spoken
         let base = Instant::now();
         let talker = vec![tone(1000.0, 300, 4300)];
         let starter = vec![tone(660.0, 200, 700), tone(660.0, 2500, 3500)];
-        let mut packets =
-            Net::clean().apply(Sender::new(1, talker.clone(), ms(4600)).packets(base));
-        packets.extend(Net::clean().apply(Sender::new(2, starter.clone(), ms(4600)).packets(base)));
+        let mut packets = Net::clean().apply(Sender::new(1, talker, ms(4600)).packets(base));
+        packets.extend(Net::clean().apply(Sender::new(2, starter, ms(4600)).packets(base)));
         packets.sort_by_key(|p| p.arrival);
         let (t0, t1) = (base + ms(at), base + ms(at + hold));
         for p in &mut packets {
@@ -274,13 +278,7 @@ fn a_spurt_starting_while_the_whole_path_is_behind_is_placed_where_it_was_spoken
                 p.arrival += ms(behind);
             }
         }
-        // nothing overtakes: what was sent after the hold follows the held packets at once
-        let mut prev = base;
-        for p in &mut packets {
-            p.arrival = p.arrival.max(prev);
-            prev = p.arrival;
-        }
-        let read: Vec<_> = packets.iter().map(|p| p.arrival).collect();
+        let read = nothing_overtakes(&mut packets, base);
         let mut tl = timeline(base);
         tl.map_source(crate::types::Ssrc(2), TrackId(2))
             .unwrap_or_else(|e| panic!("{e}"));
