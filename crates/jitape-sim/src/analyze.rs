@@ -36,7 +36,7 @@ pub use expect::{Expected, MIN_GAP, PLC_MAX, SentLate, TICK, ToneExpect, sent_la
 use super::plan::TONE_AMPLITUDE;
 use super::world::ConferenceOutcome;
 use jitape::sink::Sidecar;
-use measure::{Envelope, Zone, distance_outside, envelope, file_ms, per_ms, zones};
+use measure::{Envelope, HALF_WINDOW_MS, Zone, distance_outside, envelope, file_ms, per_ms, zones};
 
 /// Decoded mono PCM.
 #[derive(Debug, Clone)]
@@ -292,11 +292,16 @@ const CEILING: f64 = 0.891;
 const RELEASE_MS: usize = 200;
 
 /// The limiter's gain per millisecond: 1 unless the voices sounding (now or within the
-/// release) could together exceed the ceiling; then the median, over the tones sounding, of
-/// their measured level against their own (the limiter scales all of them alike), or NaN when
-/// fewer than three tell.
+/// release) could together exceed the ceiling; then the median, over the tones steady there
+/// (their whole envelope window inside their speech), of their measured level against their
+/// own (the limiter scales all of them alike), or NaN when fewer than three tell. A tone
+/// whose window straddles its start or end reads low for its own reason, not the limiter's.
 fn limiter_gain(e: &Expected, envs: &[Envelope], n: usize) -> Vec<f64> {
     let zs: Vec<Vec<Zone>> = e.tones.iter().map(|t| zones(t, n)).collect();
+    let inner: Vec<Vec<usize>> = zs
+        .iter()
+        .map(|z| distance_outside(z, |x| x == Zone::On))
+        .collect();
     let other = zones(
         &ToneExpect {
             names: Vec::new(),
@@ -323,8 +328,8 @@ fn limiter_gain(e: &Expected, envs: &[Envelope], n: usize) -> Vec<f64> {
             .tones
             .iter()
             .zip(envs)
-            .zip(&zs)
-            .filter(|(_, z)| z[i] == Zone::On)
+            .zip(&inner)
+            .filter(|(_, d)| d[i] > HALF_WINDOW_MS)
             .map(|((t, env), _)| env.amp[i] / t.amplitude)
             .filter(|r| r.is_finite())
             .collect();

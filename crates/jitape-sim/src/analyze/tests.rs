@@ -661,3 +661,32 @@ fn a_span_left_out_is_not_judged_and_everything_else_still_is() {
     let r = check(&holed);
     assert!(!r.ok() && mentions(&r, "hole"), "{r}");
 }
+
+/// Found in a bench file (bench111, 880 Hz at 177.02 s): two voices end 16 ms after a third
+/// starts. While their windows straddle their ends, their envelopes are no gain: the median
+/// of the three ratios read 0.76 and the new voice, at its own level, as +2.1 dB.
+#[test]
+fn voices_ending_as_another_starts_are_no_limiter_gain() {
+    let e = Expected {
+        tones: vec![
+            tone("S0", 440.0, &[(0.5, 1.0245)]),
+            tone("S2", 880.0, &[(1.010, 2.0)]),
+            tone("S3", 1100.0, &[(0.5, 1.0245)]),
+        ],
+        other: Vec::new(),
+        duration: 4.0,
+        latest_duration: 4.0,
+    };
+    let parts = |level: f64| {
+        vec![
+            (440.0, 0.3, 0.5, 1.0245),
+            (880.0, 0.3 * level, 1.010, 2.0),
+            (1100.0, 0.3, 0.5, 1.0245),
+        ]
+    };
+    let r = run(&parts(1.0), &e);
+    assert!(r.ok(), "{r}");
+    // The voice 3 dB too quiet is still caught.
+    let r = run(&parts(1.0 / 2f64.sqrt()), &e);
+    assert!(mentions(&r, "S2 (880 Hz): level -3.0 dB"), "{r}");
+}
