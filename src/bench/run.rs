@@ -313,22 +313,19 @@ fn figures(played: &[Played], verdicts: Vec<Verdict>, log: &LogScan) -> Vec<Conf
         .collect()
 }
 
-/// How late the simulated bridge put each talk spurt's first packet on the wire, at most:
-/// tick `k` is due at `epoch + (k + 1) * 20 ms`.
+/// How late the simulated bridge handed each talk spurt's first packet to its stack, at most.
 fn max_lateness_ms(o: &ConferenceOutcome) -> f64 {
-    const TICK: Duration = Duration::from_millis(20);
-    let mut worst = 0.0f64;
-    for log in &o.sent {
-        let Some(epoch) = log.epoch else { continue };
-        for w in log.speakers.iter().flat_map(|s| &s.windows) {
-            let tick = w.window.start.as_nanos().div_ceil(TICK.as_nanos());
-            let due = epoch + TICK * (u32::try_from(tick).unwrap_or(u32::MAX - 1) + 1);
-            if let Ok(late) = w.first.duration_since(due) {
-                worst = worst.max(late.as_secs_f64() * 1000.0);
-            }
-        }
-    }
-    worst
+    o.sent
+        .iter()
+        .filter_map(|log| Some((log.epoch?, log)))
+        .flat_map(|(epoch, log)| {
+            log.speakers
+                .iter()
+                .flat_map(|s| &s.windows)
+                .filter_map(move |w| w.lateness(epoch))
+        })
+        .map(|late| late.as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max)
 }
 
 pub(super) async fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {

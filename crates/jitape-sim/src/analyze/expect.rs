@@ -245,18 +245,12 @@ pub fn sent_late(
 ) -> SentLate {
     let offset = file_offset(outcome, sidecar);
     let mut spans = Vec::new();
-    for w in outcome
-        .sent
-        .iter()
-        .flat_map(|log| &log.speakers)
-        .flat_map(|sp| &sp.windows)
-    {
-        let due = outcome.wall_epoch
-            + TICK.saturating_mul(u32::try_from(w.first_tick).unwrap_or(u32::MAX));
-        let Ok(late) = w.first.duration_since(due) else {
-            continue;
-        };
-        if late > min_late {
+    for log in &outcome.sent {
+        let Some(epoch) = log.epoch else { continue };
+        for w in log.speakers.iter().flat_map(|sp| &sp.windows) {
+            let Some(late) = w.lateness(epoch).filter(|late| *late > min_late) else {
+                continue;
+            };
             let (a, b) = (w.window.start.as_secs_f64(), w.window.end.as_secs_f64());
             spans.push((
                 (offset + a - pad).max(0.0),

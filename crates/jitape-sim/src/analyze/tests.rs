@@ -602,7 +602,9 @@ fn two_voices_starting_together_do_not_read_as_a_third() {
 /// The benchmark overloads the machine the simulation runs on, and a talk window the sender
 /// starts late cannot be judged from the plan. `sent_late` finds exactly the windows whose
 /// first packet left more than the threshold behind schedule (5 ms late does not count,
-/// 100 ms does), spanning them to their end plus the lateness.
+/// 100 ms does), spanning them to their end plus the lateness. Frame `k` is due when its
+/// audio has been captured, at the end of its 20 ms: one handed over then is on time (it
+/// once counted as 20 ms late, and every window of a run was "sent late").
 #[test]
 fn windows_the_simulation_sent_late_are_found_with_their_lateness() {
     use crate::bridge::SentWindow;
@@ -619,8 +621,9 @@ fn windows_the_simulation_sent_late_are_found_with_their_lateness() {
         last_tick: tick + 49,
     };
     o.sent[0].speakers[0].windows = vec![
-        sent((1.0, 2.0), 50, at(1005)),
-        sent((3.0, 4.0), 150, at(3100)),
+        sent((1.0, 2.0), 50, at(1025)),
+        sent((3.0, 4.0), 150, at(3120)),
+        sent((5.0, 6.0), 250, at(5020)),
     ];
     let late = sent_late(&o, &sc, Duration::from_millis(10), 0.05);
     assert_eq!((late.windows, late.spans.len()), (1, 1), "{late:?}");

@@ -49,6 +49,16 @@ pub struct SentWindow {
     pub last_tick: u64,
 }
 
+impl SentWindow {
+    /// How long after it was due the window's first packet was handed to the stack, if it
+    /// was late at all: frame `k` is due at `epoch + (k + 1) × 20 ms`, once its audio has
+    /// been captured (the sender's schedule, [`run_sender`]).
+    pub fn lateness(&self, epoch: SystemTime) -> Option<Duration> {
+        let due = epoch + TICK.saturating_mul(u32::try_from(self.first_tick + 1).ok()?);
+        self.first.duration_since(due).ok()
+    }
+}
+
 /// What one speaker sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentSpeaker {
