@@ -29,6 +29,12 @@
 //! [`CONFIRM`] later (by arrival), and then from the packet that raised the suspicion: the
 //! caller moves the packets it buffered since then into the new epoch.
 //!
+//! Even then the old clock is kept for [`CARRY`]: a sender that was behind for a whole spurt
+//! looks like a clock that moved until it sends on time again. A later packet back on the
+//! old clock (its next spurt, or the rest of this one once it caught up) undoes the new epoch,
+//! and the caller moves what it still holds of it back: placed where it was spoken, as long
+//! as it was not played out yet (the lateness window is the hindsight a recorder has).
+//!
 //! Nor when the other sources on the same path are as late at that moment (the caller gives
 //! their delay beyond their own estimates, [`PATH_RECENT`]): a bridge or path that fell
 //! behind and stays behind for a while delays every sender it forwards alike, while a sender's
@@ -94,6 +100,8 @@ struct Jumped {
     window: VecDeque<Entry>,
     last: Option<Entry>,
     at: Instant,
+    /// How long (by arrival) a packet back on the old clock still undoes it.
+    undo_within: Duration,
 }
 
 /// A spurt that started far off the estimate, not yet a new epoch.
@@ -231,7 +239,15 @@ impl ClockEstimator {
                     v: sus.v.min(v),
                 };
                 self.suspect = None;
+                let left = Jumped {
+                    epoch: self.epoch,
+                    window: self.window.clone(),
+                    last: self.last,
+                    at: arrival,
+                    undo_within: CARRY,
+                };
                 self.new_epoch(current);
+                self.jumped = Some(left);
                 self.window.push_back(first);
                 seen = Observed {
                     epoch: self.epoch,
@@ -312,20 +328,22 @@ impl ClockEstimator {
             window: self.window.clone(),
             last: self.last,
             at: arrival,
+            undo_within: CONFIRM,
         };
         self.new_epoch(current);
         self.jumped = Some(left);
     }
 
     /// Undoes the last jump if `v` is back on the clock it left (before [`CONFIRM`] has passed
-    /// by arrival); returns the epoch undone.
+    /// by arrival, or [`CARRY`] after a confirmed spurt); returns the epoch undone.
     fn revert(&mut self, arrival: Instant, v: f64) -> Option<u32> {
         let left = self.jumped.as_ref()?;
+        if arrival.saturating_duration_since(left.at) >= left.undo_within {
+            self.jumped = None;
+            return None;
+        }
         let before = left.window.front().or(left.last.as_ref()).map(|e| e.v);
         if before.is_none_or(|b| (v - b).abs() > self.tolerance) {
-            if arrival.saturating_duration_since(left.at) >= CONFIRM {
-                self.jumped = None;
-            }
             return None;
         }
         let left = self.jumped.take()?;

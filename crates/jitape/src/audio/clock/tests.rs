@@ -295,3 +295,43 @@ fn a_spurt_as_late_as_the_rest_of_the_path_keeps_the_epoch() {
         assert_eq!(c.offset(0), Some(100.0), "{path:?}");
     }
 }
+
+#[test]
+fn a_spurt_behind_as_a_whole_is_undone_by_the_next_on_the_old_clock() {
+    // On time, a pause, a whole spurt 150 ms behind (in real time: confirmed as a new epoch),
+    // a pause, and the next spurt on time again: the new epoch is undone.
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let spurt = |c: &mut ClockEstimator, from: u64, v: f64| -> Vec<Observed> {
+        (0..20u64)
+            .map(|k| c.observe(at(from + 20 * k), v, k > 0))
+            .collect()
+    };
+    let late = 100.0 + 150.0 * MS;
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    spurt(&mut c, 0, 100.0);
+    let behind = spurt(&mut c, 1000, late);
+    assert!(behind.iter().any(|o| o.confirms), "{behind:?}");
+    assert_eq!(c.epoch(), 1);
+    let back = spurt(&mut c, 2500, 100.0 + 3.0 * MS);
+    assert_eq!((back[0].epoch, back[0].reverts), (0, Some(1)));
+    assert_eq!(c.offset(0), Some(100.0));
+    // A sender whose clock did move stays on the new one, and nothing is undone later.
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    spurt(&mut c, 0, 100.0);
+    spurt(&mut c, 1000, late);
+    let stays = spurt(&mut c, 2500, late + 2.0 * MS);
+    assert!(
+        stays.iter().all(|o| o.epoch == 1 && o.reverts.is_none()),
+        "{stays:?}"
+    );
+    // Past CARRY the old clock is forgotten.
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    spurt(&mut c, 0, 100.0);
+    spurt(&mut c, 1000, late);
+    let much_later = spurt(&mut c, 1400 + CARRY.as_millis() as u64, 100.0);
+    assert!(
+        much_later.iter().all(|o| o.reverts.is_none()),
+        "{much_later:?}"
+    );
+}
