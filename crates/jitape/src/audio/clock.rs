@@ -11,13 +11,18 @@
 //! rises no faster than [`MAX_SKEW`]: a sender or bridge that falls behind and stays behind
 //! for longer than the window raises the minimum as well, and that is delay, not a clock.
 //!
-//! A talk spurt whose first packet is far off the estimate (e.g. a sender that did not
+//! A talk spurt whose first packet is far behind the estimate (e.g. a sender that did not
 //! advance its RTP clock across a pause), or any packet more than a second off, starts a new
 //! epoch with a fresh window; packets still buffered from the old epoch keep the old offset. A packet that directly continues the one before it (next
 //! sequence number, timestamp right after that frame, no marker) never does: the sender's
 //! clock ran between the two, so however late it comes, that is delay. A jump is undone if a
 //! packet comes back to the old clock before [`CONFIRM`] has passed: the packet that made it
 //! was late, not the clock (one stamped when jitape read it, seconds after it arrived).
+//!
+//! A spurt that starts earlier than the estimate (by less than a second) shows that the
+//! packets the estimate came from had more delay, as within a spurt: the estimate comes down
+//! to it, and what is still buffered of those packets with it (a new speaker whose first words
+//! came late as a whole, the next on time).
 //!
 //! A spurt that starts far off the estimate but at the delay level of the packets just before
 //! it ([`RECENT`]) is that delay going on: a path or sender that fell behind and stays
@@ -264,7 +269,7 @@ impl ClockEstimator {
                 self.jump(current, arrival);
                 seen.epoch = self.epoch;
             } else if spurt_start
-                && off > self.tolerance
+                && v - current > self.tolerance
                 && level.is_none_or(|level| (v - level).abs() > self.tolerance)
             {
                 self.suspect = Some(Suspect { since: arrival, v });

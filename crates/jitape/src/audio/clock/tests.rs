@@ -335,3 +335,20 @@ fn a_spurt_behind_as_a_whole_is_undone_by_the_next_on_the_old_clock() {
         "{much_later:?}"
     );
 }
+
+#[test]
+fn a_spurt_earlier_than_the_estimate_brings_it_down_and_keeps_the_epoch() {
+    // The first spurt came 80 ms late as a whole; the next shows the true delay. Delay only
+    // ever adds: the estimate comes down to it, and the first spurt with it.
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut c = ClockEstimator::new(50.0 * MS, 48_000);
+    for k in 0..20u64 {
+        c.observe(at(20 * k), 100.0 + 80.0 * MS, k > 0);
+    }
+    for k in 0..20u64 {
+        let o = c.observe(at(1500 + 20 * k), 100.0, k > 0);
+        assert_eq!((o.epoch, o.suspects, o.confirms), (0, false, false), "{k}");
+    }
+    assert_eq!(c.offset(0), Some(100.0));
+}

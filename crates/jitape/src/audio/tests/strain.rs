@@ -324,3 +324,28 @@ fn a_spurt_sent_late_as_a_whole_is_placed_where_it_was_spoken_once_the_next_is_o
     }
     assert_all(failures);
 }
+
+/// A new speaker's first spurt has no clock to go by but its arrival. If it came late as a
+/// whole (a sender or bridge behind just then) and the next comes on time, the earlier
+/// packets had more delay, and the spurt moves to where it was spoken while it is still in
+/// the lateness window (the bench met it: a speaker's first words in a conference that
+/// started while the simulated bridge was behind, placed 10-65 ms late).
+#[test]
+fn a_first_spurt_that_came_late_moves_to_where_it_was_spoken_once_the_next_is_on_time() {
+    let mut failures = Vec::new();
+    for behind in [30u64, 80, 300] {
+        let base = Instant::now();
+        let tones = vec![tone(1000.0, 200, 700), tone(1000.0, 1500, 2300)];
+        let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3000)).packets(base));
+        for p in &mut packets {
+            if p.arrival < base + ms(800) {
+                p.arrival += ms(behind);
+            }
+        }
+        let read = nothing_overtakes(&mut packets, base);
+        let mut tl = timeline(base);
+        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
+        failures.extend(check(&out, &tones, &format!("{behind} ms behind"), &tl));
+    }
+    assert_all(failures);
+}
