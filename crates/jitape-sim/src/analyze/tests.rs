@@ -49,17 +49,22 @@ fn tone(name: &str, hz: f32, on: &[(f64, f64)]) -> ToneExpect {
     }
 }
 
-/// Alice (440 Hz) at 1.0-2.0 and 3.0-3.5 s, Bob (660 Hz) at 1.5-2.5 s, in 4 s.
-fn two_speakers() -> Expected {
+/// `tones` in a room of 4 s with no one else.
+fn in_four_seconds(tones: Vec<ToneExpect>) -> Expected {
     Expected {
-        tones: vec![
-            tone("Alice", 440.0, &[(1.0, 2.0), (3.0, 3.5)]),
-            tone("Bob", 660.0, &[(1.5, 2.5)]),
-        ],
+        tones,
         other: Vec::new(),
         duration: 4.0,
         latest_duration: 4.0,
     }
+}
+
+/// Alice (440 Hz) at 1.0-2.0 and 3.0-3.5 s, Bob (660 Hz) at 1.5-2.5 s, in 4 s.
+fn two_speakers() -> Expected {
+    in_four_seconds(vec![
+        tone("Alice", 440.0, &[(1.0, 2.0), (3.0, 3.5)]),
+        tone("Bob", 660.0, &[(1.5, 2.5)]),
+    ])
 }
 
 fn clean_parts() -> Vec<(f64, f64, f64, f64)> {
@@ -235,16 +240,13 @@ fn the_duration_may_lie_anywhere_the_room_can_have_ended_and_not_beyond() {
 #[test]
 fn the_limiters_gain_is_no_level_error_but_one_quiet_voice_among_many_is() {
     let tones: Vec<f32> = vec![440.0, 660.0, 880.0, 1100.0];
-    let e = Expected {
-        tones: tones
+    let e = in_four_seconds(
+        tones
             .iter()
             .enumerate()
             .map(|(i, hz)| tone(&format!("S{i}"), *hz, &[(1.0, 3.0)]))
             .collect(),
-        other: Vec::new(),
-        duration: 4.0,
-        latest_duration: 4.0,
-    };
+    );
     let parts = |quiet: f64| -> Vec<(f64, f64, f64, f64)> {
         tones
             .iter()
@@ -572,17 +574,12 @@ fn nothing_is_expected_inside_a_stretch_left_out() {
 /// not.
 #[test]
 fn two_voices_starting_together_do_not_read_as_a_third() {
-    let e = Expected {
-        tones: vec![
-            tone("A", 440.0, &[(0.2, 0.6)]),
-            tone("B", 660.0, &[(1.0, 2.0)]),
-            tone("C", 880.0, &[(1.0, 2.0)]),
-            tone("D", 1100.0, &[(0.5, 3.0)]),
-        ],
-        other: Vec::new(),
-        duration: 4.0,
-        latest_duration: 4.0,
-    };
+    let e = in_four_seconds(vec![
+        tone("A", 440.0, &[(0.2, 0.6)]),
+        tone("B", 660.0, &[(1.0, 2.0)]),
+        tone("C", 880.0, &[(1.0, 2.0)]),
+        tone("D", 1100.0, &[(0.5, 3.0)]),
+    ]);
     let mut parts = vec![
         (440.0, 0.3, 0.2, 0.6),
         (660.0, 0.3, 1.0, 2.0),
@@ -670,16 +667,11 @@ fn a_span_left_out_is_not_judged_and_everything_else_still_is() {
 /// of the three ratios read 0.76 and the new voice, at its own level, as +2.1 dB.
 #[test]
 fn voices_ending_as_another_starts_are_no_limiter_gain() {
-    let e = Expected {
-        tones: vec![
-            tone("S0", 440.0, &[(0.5, 1.0245)]),
-            tone("S2", 880.0, &[(1.010, 2.0)]),
-            tone("S3", 1100.0, &[(0.5, 1.0245)]),
-        ],
-        other: Vec::new(),
-        duration: 4.0,
-        latest_duration: 4.0,
-    };
+    let e = in_four_seconds(vec![
+        tone("S0", 440.0, &[(0.5, 1.0245)]),
+        tone("S2", 880.0, &[(1.010, 2.0)]),
+        tone("S3", 1100.0, &[(0.5, 1.0245)]),
+    ]);
     let parts = |level: f64| {
         vec![
             (440.0, 0.3, 0.5, 1.0245),

@@ -82,9 +82,13 @@ fn an_intake_stall_moves_nothing() {
         let base = Instant::now();
         let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4400)).packets(base));
         let read = intake_stall(&mut packets, base, from, to, &[]);
-        let mut tl = timeline(base);
-        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
-        failures.extend(check(&out, &tones, &format!("stall {from}-{to}"), &tl));
+        failures.extend(recorded(
+            &packets,
+            &read,
+            base,
+            &tones,
+            &format!("stall {from}-{to}"),
+        ));
     }
     assert_all(failures);
 }
@@ -114,16 +118,40 @@ fn a_packet_stamped_when_read_during_a_stall_moves_nothing() {
             .position(|p| p.sequence == 1000 + idx as u16)
             .unwrap_or(0);
         let read = intake_stall(&mut packets, base, from, to, &[i]);
-        let mut tl = timeline(base);
-        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
-        failures.extend(check(
-            &out,
+        failures.extend(recorded(
+            &packets,
+            &read,
+            base,
             &tones,
             &format!("stall {from}-{to}, frame {idx} unstamped"),
-            &tl,
         ));
     }
     assert_all(failures);
+}
+
+/// Every packet that reached the machine from `from` to `to` (ms) arrives `by` ms later.
+fn delayed(packets: &mut [RtpPacket], base: Instant, from: u64, to: u64, by: u64) {
+    let (from, to) = (base + ms(from), base + ms(to));
+    for p in packets
+        .iter_mut()
+        .filter(|p| p.arrival >= from && p.arrival < to)
+    {
+        p.arrival += ms(by);
+    }
+}
+
+/// One sender's `packets`, read at `read`, through a fresh timeline: what is wrong with the
+/// recording of `tones`, if anything (see [`check`]).
+fn recorded(
+    packets: &[RtpPacket],
+    read: &[Instant],
+    base: Instant,
+    tones: &[Tone],
+    what: &str,
+) -> Option<String> {
+    let mut tl = timeline(base);
+    let out = drive_read(&mut tl, packets, read, base, ms(5000), ms(20));
+    check(&out, tones, what, &tl)
 }
 
 /// Nothing overtakes: what was sent after a hold follows the held packets at once. Returns
@@ -162,13 +190,12 @@ fn a_sender_behind_for_a_second_moves_nothing() {
             }
         }
         let read = nothing_overtakes(&mut packets, base);
-        let mut tl = timeline(base);
-        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
-        failures.extend(check(
-            &out,
+        failures.extend(recorded(
+            &packets,
+            &read,
+            base,
             &tones,
             &format!("behind {behind}+{drift} at {at} for {hold}"),
-            &tl,
         ));
     }
     assert_all(failures);
@@ -231,22 +258,16 @@ fn a_source_starting_on_a_busy_machine_lands_on_time() {
         let base = Instant::now();
         let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4800)).packets(base));
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut prev = base;
-        for p in &mut packets {
-            if p.arrival < base + ms(busy) {
-                p.arrival += ms(rng.random_range(min..=max));
-            }
-            p.arrival = p.arrival.max(prev);
-            prev = p.arrival;
+        for p in packets.iter_mut().filter(|p| p.arrival < base + ms(busy)) {
+            p.arrival += ms(rng.random_range(min..=max));
         }
-        let read: Vec<_> = packets.iter().map(|p| p.arrival).collect();
-        let mut tl = timeline(base);
-        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
-        failures.extend(check(
-            &out,
+        let read = nothing_overtakes(&mut packets, base);
+        failures.extend(recorded(
+            &packets,
+            &read,
+            base,
             &tones,
             &format!("busy {busy} ms, {min}-{max} ms late"),
-            &tl,
         ));
     }
     assert_all(failures);
@@ -272,12 +293,7 @@ fn a_spurt_starting_while_the_whole_path_is_behind_is_placed_where_it_was_spoken
         let mut packets = Net::clean().apply(Sender::new(1, talker, ms(4600)).packets(base));
         packets.extend(Net::clean().apply(Sender::new(2, starter, ms(4600)).packets(base)));
         packets.sort_by_key(|p| p.arrival);
-        let (t0, t1) = (base + ms(at), base + ms(at + hold));
-        for p in &mut packets {
-            if p.arrival >= t0 && p.arrival < t1 {
-                p.arrival += ms(behind);
-            }
-        }
+        delayed(&mut packets, base, at, at + hold, behind);
         let read = nothing_overtakes(&mut packets, base);
         let mut tl = timeline(base);
         tl.map_source(crate::types::Ssrc(2), TrackId(2))
@@ -311,16 +327,15 @@ fn a_spurt_sent_late_as_a_whole_is_placed_where_it_was_spoken_once_the_next_is_o
             tone(1000.0, 3200, 3800),
         ];
         let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(4600)).packets(base));
-        let (t0, t1) = (base + ms(1500), base + ms(2400));
-        for p in &mut packets {
-            if p.arrival >= t0 && p.arrival < t1 {
-                p.arrival += ms(behind);
-            }
-        }
+        delayed(&mut packets, base, 1500, 2400, behind);
         let read = nothing_overtakes(&mut packets, base);
-        let mut tl = timeline(base);
-        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
-        failures.extend(check(&out, &tones, &format!("{behind} ms behind"), &tl));
+        failures.extend(recorded(
+            &packets,
+            &read,
+            base,
+            &tones,
+            &format!("{behind} ms behind"),
+        ));
     }
     assert_all(failures);
 }
@@ -337,15 +352,15 @@ fn a_first_spurt_that_came_late_moves_to_where_it_was_spoken_once_the_next_is_on
         let base = Instant::now();
         let tones = vec![tone(1000.0, 200, 700), tone(1000.0, 1500, 2300)];
         let mut packets = Net::clean().apply(Sender::new(1, tones.clone(), ms(3000)).packets(base));
-        for p in &mut packets {
-            if p.arrival < base + ms(800) {
-                p.arrival += ms(behind);
-            }
-        }
+        delayed(&mut packets, base, 0, 800, behind);
         let read = nothing_overtakes(&mut packets, base);
-        let mut tl = timeline(base);
-        let out = drive_read(&mut tl, &packets, &read, base, ms(5000), ms(20));
-        failures.extend(check(&out, &tones, &format!("{behind} ms behind"), &tl));
+        failures.extend(recorded(
+            &packets,
+            &read,
+            base,
+            &tones,
+            &format!("{behind} ms behind"),
+        ));
     }
     assert_all(failures);
 }
