@@ -6,7 +6,7 @@
 //! `now − late_window`, so the output's length always equals the wall time elapsed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::clock::PATH_RECENT;
 use super::decode::packet_duration_48k;
@@ -18,6 +18,10 @@ use super::{
 };
 use crate::media::packet::RtpPacket;
 use crate::types::Ssrc;
+
+/// The most one pass of [`Timeline::render`] mixes at once (its scratch buffers are this long
+/// at most); a longer render goes in slices. A render covers the ~100 ms since the one before.
+const SLICE: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 struct Track {
@@ -47,6 +51,8 @@ pub struct Timeline {
     /// Speech events decided outside `render` (skip, unmap), delivered with the next render.
     pending_speech: Vec<SpeechEvent>,
     mix_sum: Vec<i32>,
+    /// Scratch: one slice's limited mix.
+    mix_out: Vec<i16>,
 }
 
 impl Timeline {
@@ -87,6 +93,7 @@ impl Timeline {
             limiter,
             pending_speech: Vec::new(),
             mix_sum: Vec::new(),
+            mix_out: Vec::new(),
         })
     }
 
@@ -243,9 +250,34 @@ impl Timeline {
 
     /// Renders every sample up to `now − late_window` not rendered yet (possibly none).
     /// A track none of whose sources played costs no mixing and no voice analysis.
+    ///
+    /// The work goes in slices of at most [`SLICE`]: a render that covers seconds (the
+    /// conference's task was not run for that long: a stall, an overload) would otherwise grow
+    /// every track's scratch buffer to its length, and a buffer keeps its capacity. Only the
+    /// result is as long as the span; it goes to the writer and is freed there.
     pub fn render(&mut self, now: Instant) -> Rendered {
         let start = self.rendered_until;
         let end = self.target(now).max(start);
+        let mut out = Rendered {
+            start_sample: start,
+            mix: Vec::new(),
+            stems: Vec::new(),
+            speech: std::mem::take(&mut self.pending_speech),
+        };
+        let slice = self.cfg.samples(SLICE).max(1);
+        let mut from = start;
+        loop {
+            let to = end.min(from.saturating_add(slice));
+            self.render_slice(from, to, &mut out);
+            from = to;
+            if from >= end {
+                return out;
+            }
+        }
+    }
+
+    /// Renders samples `start..end` (at most [`SLICE`]) onto `out`.
+    fn render_slice(&mut self, start: u64, end: u64, out: &mut Rendered) {
         let n = usize::try_from(end - start).unwrap_or(usize::MAX);
         for track in self.tracks.values_mut() {
             if !track.silent {
@@ -264,31 +296,39 @@ impl Timeline {
         self.retiring.retain(|s| !s.is_drained(end));
         self.mix_sum.clear();
         self.mix_sum.resize(n, 0);
-        let mut speech = std::mem::take(&mut self.pending_speech);
-        let mut stems = Vec::new();
-        for (&id, track) in &mut self.tracks {
+        for (i, (&id, track)) in self.tracks.iter_mut().enumerate() {
             track.silent = track.sum.iter().fold(0, |acc, &x| acc | x) == 0;
             if track.silent {
-                track.vad.process_silence(start, n, &mut speech);
+                track.vad.process_silence(start, n, &mut out.speech);
             } else {
                 for (m, t) in self.mix_sum.iter_mut().zip(&track.sum) {
                     *m += *t;
                 }
-                track.vad.process(start, &track.sum, &mut speech);
+                track.vad.process(start, &track.sum, &mut out.speech);
             }
             if self.cfg.stems {
-                stems.push((id, to_pcm16(&track.sum)));
+                // The tracks are the same in every slice of one render (none is mapped
+                // meanwhile), in the same order.
+                match out.stems.get_mut(i) {
+                    Some((_, stem)) => stem.extend(to_pcm16(&track.sum)),
+                    None => out.stems.push((id, to_pcm16(&track.sum))),
+                }
             }
         }
-        let mut mix = Vec::new();
-        self.limiter.process(&self.mix_sum, &mut mix);
+        self.limiter.process(&self.mix_sum, &mut self.mix_out);
+        out.mix.extend_from_slice(&self.mix_out);
         self.rendered_until = end;
-        Rendered {
-            start_sample: start,
-            mix,
-            stems,
-            speech,
-        }
+    }
+
+    /// The longest scratch buffer the renders have grown (in samples; for tests).
+    #[cfg(test)]
+    pub(crate) fn scratch_capacity(&self) -> usize {
+        self.tracks
+            .values()
+            .map(|t| t.sum.capacity())
+            .chain([self.mix_sum.capacity(), self.mix_out.capacity()])
+            .max()
+            .unwrap_or(0)
     }
 
     /// The next timeline sample `render` will produce.

@@ -364,3 +364,77 @@ fn a_first_spurt_that_came_late_moves_to_where_it_was_spoken_once_the_next_is_on
     }
     assert_all(failures);
 }
+
+/// The conference's task is not run for seconds (the machine or jitape stalled, or too busy):
+/// its next render covers all of that time. The audio is the same, sample for sample, as with
+/// renders at the usual pace, and the scratch buffers stay one slice long: before, each
+/// track's buffer grew to the whole span and kept that capacity (at 268 conferences, RSS went
+/// from 562 to 1,055 MiB within seconds of an overload and stayed at 455 MiB for the 116 left).
+#[test]
+fn a_render_after_seconds_without_one_is_the_same_audio_in_bounded_buffers() {
+    let base = Instant::now();
+    let (stall_from, stall_to) = (base + ms(6500), base + ms(9700));
+    let mut packets = Vec::new();
+    for (ssrc, freq, from) in [(1u32, 440.0, 200u64), (2, 660.0, 700), (3, 880.0, 1200)] {
+        // Loud enough together that the limiter works in the stall's span.
+        let mut tones = vec![tone(freq, from, from + 4000)];
+        tones.iter_mut().for_each(|t| t.amp = 14_000.0);
+        packets.extend(Net::clean().apply(Sender::new(ssrc, tones, ms(5600)).packets(base)));
+    }
+    packets.sort_by_key(|p| p.arrival);
+    let fresh = || {
+        let cfg = AudioSettings {
+            stems: true,
+            ..AudioSettings::default()
+        };
+        let mut tl = Timeline::new(cfg, base, 0).unwrap_or_else(|e| panic!("{e}"));
+        for ssrc in 1..=3 {
+            tl.map_source(crate::types::Ssrc(ssrc), TrackId(ssrc))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        tl
+    };
+    let mut paced = fresh();
+    let steady = drive(&mut paced, &packets, base, ms(5600), ms(20));
+
+    // The same, but nothing is taken in or rendered during the stall.
+    let mut stalled = fresh();
+    let mut out = Output::default();
+    let last = base + ms(5600) + stalled.config().late_window.get();
+    let (mut now, mut next, mut longest) = (base, 0, 0);
+    loop {
+        if now < stall_from || now >= stall_to {
+            while let Some(p) = packets.get(next).filter(|p| p.arrival <= now) {
+                stalled.push(p);
+                next += 1;
+            }
+            let r = stalled.render(now);
+            longest = longest.max(r.mix.len());
+            out.append(r);
+        }
+        if now >= last {
+            break;
+        }
+        now = (now + ms(20)).min(last);
+    }
+    assert!(
+        longest >= 3 * 48_000,
+        "one render covers the stall: {longest}"
+    );
+    assert_eq!(out.mix.len(), steady.mix.len());
+    assert!(
+        out.mix == steady.mix,
+        "the mix differs from the paced renders'"
+    );
+    assert!(
+        stalled.stats().limited_samples > 0,
+        "the limiter must work in the test"
+    );
+    assert_eq!(out.stems, steady.stems, "the stems differ");
+    let slice = 48_000 / 4;
+    assert!(
+        stalled.scratch_capacity() <= 2 * slice,
+        "scratch grew to {} samples",
+        stalled.scratch_capacity()
+    );
+}
