@@ -136,3 +136,25 @@ fn a_sustained_overload_keeps_shedding_until_the_backlog_drains() {
     // Overloaded at the third period of 4 s, then every third period (two of cooling).
     assert_eq!(shed, [0, 0, 15, 0, 0, 15, 0, 0, 15, 0, 0, 15]);
 }
+
+#[test]
+fn a_backlog_that_falls_after_a_shed_ends_no_more_conferences() {
+    // As at 268 conferences on two cores: the backlog shot up, a third went, and while the
+    // ended ones stopped it rose further, then fell by half; a second third went then, and
+    // a period later packets waited 9 ms. Falling, it sheds nothing; rising again, it does.
+    let mut g = guard();
+    let steps = feed(&mut g, &[100, 1000, 2000, 3400, 5400, 2800, 900]);
+    let shed: Vec<u32> = steps.iter().map(|s| s.shed_percent).collect();
+    assert_eq!(shed, [0, 0, 34, 0, 0, 0, 0]);
+    assert_eq!(
+        steps[5].level,
+        Level::Overloaded,
+        "still overloaded, only waiting"
+    );
+    let again = feed(&mut g, &[1500, 2600]);
+    assert_eq!(again[1].shed_percent, 34, "growing again: {again:?}");
+    // A backlog that stands still is not falling: it must drain, so some go.
+    let mut g = guard();
+    let steps = feed(&mut g, &[100, 1000, 2000, 3400, 5400, 5400]);
+    assert!(steps[5].shed_percent > 0, "{steps:?}");
+}
