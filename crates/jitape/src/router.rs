@@ -67,6 +67,15 @@ pub enum Control {
     Shed { percent: u32 },
 }
 
+/// Whether a start counts against this second's admissions ([`ADMIT_AT_ONCE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// A room jitape found or was invited to: starts in a later second if this one's are used.
+    Paced,
+    /// An admin's request: starts now (and counts).
+    AtOnce,
+}
+
 /// The answer to [`Control::Record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
@@ -168,8 +177,12 @@ struct Entry {
     shed: bool,
 }
 
-/// Waiting rooms started at most this many at a time (about once per second while the load
-/// allows): a burst of admissions is a ramp the load guard sees only after the fact.
+/// At most this many recordings start on their own per look of the load guard (each second):
+/// a conference costs its CPU only once its session is up and its speakers talk, seconds after
+/// it started, so the guard sees a burst of starts only after the fact (at 300 conferences
+/// on two cores, 119 rooms started within 5 s, packets waited 9 s a few seconds later, and
+/// every file was damaged). The rest wait for the next second, neither refused nor counted; an
+/// admin's request (`POST /conferences/{room}`) starts at once.
 const ADMIT_AT_ONCE: usize = 8;
 
 struct Router<S: Spawn> {
@@ -179,6 +192,10 @@ struct Router<S: Spawn> {
     /// Rooms refused while the disk was below its floor or at the conference limit:
     /// recorded when that clears.
     refused: std::collections::HashSet<String>,
+    /// Rooms waiting for the next second's admissions ([`ADMIT_AT_ONCE`]).
+    paced: std::collections::HashSet<String>,
+    /// Recordings started since the load guard's last look.
+    admitted: usize,
     /// Rooms whose recording was ended for overload: not recorded again on their own while
     /// the room lives (that would bring the load straight back); an admin request may.
     shed: std::collections::HashSet<String>,
@@ -219,6 +236,8 @@ pub async fn run(
         disk_ok: inputs.disk_ok,
         load_ok: inputs.load_ok,
         refused: std::collections::HashSet::new(),
+        paced: std::collections::HashSet::new(),
+        admitted: 0,
         shed: std::collections::HashSet::new(),
         max_conferences: opts.max_conferences,
         iq_gate: IqGate::new(
@@ -272,6 +291,9 @@ pub async fn run(
                 if changed.is_err() {
                     return;
                 }
+                // The guard looked again (each second, whatever it says): a new second's
+                // admissions.
+                r.admitted = 0;
                 if *r.load_ok.borrow_and_update() {
                     r.record_waiting_rooms();
                 }
@@ -387,7 +409,7 @@ impl<S: Spawn> Router<S> {
                     && self.shutting_down.is_none()
                 {
                     info!(%room, via, "invited; recording");
-                    self.start(&room);
+                    self.start(&room, Pace::Paced);
                 }
             }
             Route::Module(ev) => {
@@ -552,7 +574,7 @@ impl<S: Spawn> Router<S> {
                         && self.filter.records(&room)
                     {
                         info!(%room, "people are in the room; recording");
-                        self.start(&room);
+                        self.start(&room, Pace::Paced);
                     }
                 }
                 Decision::Status {
@@ -571,6 +593,7 @@ impl<S: Spawn> Router<S> {
                 ),
                 Decision::Destroyed { room, occupied } => {
                     self.refused.remove(&room);
+                    self.paced.remove(&room);
                     self.shed.remove(&room);
                     if let Some(e) = self.conferences.get(&room) {
                         deliver(&room, &e.inbox, Input::RoomDestroyed { occupied }, at);
@@ -589,10 +612,15 @@ impl<S: Spawn> Router<S> {
         }
     }
 
-    /// Rooms refused while the disk was full or at the conference limit, and rooms with
-    /// humans not recorded: now (as far as the limit allows).
+    /// Rooms refused while the disk was full or at the conference limit, rooms waiting for
+    /// their second, and rooms with humans not recorded: now (as far as the limit and this
+    /// second's admissions allow).
     fn record_waiting_rooms(&mut self) {
+        if self.shutting_down.is_some() {
+            return;
+        }
         let mut waiting: Vec<String> = self.refused.drain().collect();
+        waiting.extend(self.paced.drain());
         waiting.extend(self.rooms.recordable_rooms());
         waiting.sort();
         waiting.dedup();
@@ -602,7 +630,7 @@ impl<S: Spawn> Router<S> {
         let free = self
             .max_conferences
             .saturating_sub(self.conferences.len())
-            .min(ADMIT_AT_ONCE);
+            .min(ADMIT_AT_ONCE.saturating_sub(self.admitted));
         if waiting.len() > free {
             // The rest keep waiting for the next free slot or the next round (not counted
             // again as refusals).
@@ -610,13 +638,14 @@ impl<S: Spawn> Router<S> {
         }
         for room in waiting {
             info!(%room, "recording a room that was waiting");
-            self.start(&room);
+            self.start(&room, Pace::Paced);
         }
     }
 
     /// Start recording `room`, unless the disk or the conference limit says no (then it is
-    /// remembered and recorded when that clears).
-    fn start(&mut self, room: &str) -> RecordOutcome {
+    /// remembered and recorded when that clears), or, `Paced`, this second's admissions are
+    /// used up (then it starts in a later second).
+    fn start(&mut self, room: &str, pace: Pace) -> RecordOutcome {
         let refusal = if !*self.disk_ok.borrow() {
             Some("the recording filesystem is below its floor or not writable".to_string())
         } else if !*self.load_ok.borrow() {
@@ -637,6 +666,14 @@ impl<S: Spawn> Router<S> {
                 warn!(%room, reason = %why, "not recording this room for now");
             }
             return RecordOutcome::Refused(why);
+        }
+        if pace == Pace::Paced && self.admitted >= ADMIT_AT_ONCE {
+            if self.paced.insert(room.to_string()) {
+                debug!(%room, "{ADMIT_AT_ONCE} recordings started this second; this one starts in a later one");
+            }
+            return RecordOutcome::Refused(format!(
+                "{ADMIT_AT_ONCE} recordings started this second; starting in a later one"
+            ));
         }
         let Some(jid) = RoomJid::parse(room) else {
             warn!(%room, "not a room JID; not recorded");
@@ -674,7 +711,9 @@ impl<S: Spawn> Router<S> {
             },
         );
         self.refused.remove(room);
+        self.paced.remove(room);
         self.shed.remove(room);
+        self.admitted += 1;
         RecordOutcome::Started
     }
 
@@ -687,7 +726,7 @@ impl<S: Spawn> Router<S> {
                     RecordOutcome::AlreadyRecording
                 } else {
                     info!(%room, "recording on request");
-                    self.start(&room)
+                    self.start(&room, Pace::AtOnce)
                 };
                 if let Some(r) = reply {
                     let _ = r.send(outcome);
@@ -814,3 +853,6 @@ fn deliver(room: &str, inbox: &InboxSender, input: Input, at: std::time::Instant
         Delivery::Closed => debug!(%room, "conference already ended"),
     }
 }
+
+#[cfg(test)]
+mod tests;
