@@ -616,7 +616,9 @@ impl<S: Spawn> Router<S> {
     /// their second, and rooms with humans not recorded: now (as far as the limit and this
     /// second's admissions allow).
     fn record_waiting_rooms(&mut self) {
-        if self.shutting_down.is_some() {
+        // Refused again they would be said and counted again (a conference that ends while
+        // jitape is overloaded frees a slot, not the load).
+        if self.shutting_down.is_some() || !*self.disk_ok.borrow() || !*self.load_ok.borrow() {
             return;
         }
         let mut waiting: Vec<String> = self.refused.drain().collect();
