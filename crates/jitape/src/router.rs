@@ -181,8 +181,8 @@ struct Entry {
 /// a conference costs its CPU only once its session is up and its speakers talk, seconds after
 /// it started, so the guard sees a burst of starts only after the fact (at 300 conferences
 /// on two cores, 119 rooms started within 5 s, packets waited 9 s a few seconds later, and
-/// every file was damaged). The rest wait for the next second, neither refused nor counted; an
-/// admin's request (`POST /conferences/{room}`) starts at once.
+/// only files ended early by the guard were exact). The rest wait for the next second, neither
+/// refused nor counted; an admin's request (`POST /conferences/{room}`) starts at once.
 const ADMIT_AT_ONCE: usize = 8;
 
 struct Router<S: Spawn> {

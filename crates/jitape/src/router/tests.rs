@@ -124,8 +124,8 @@ async fn invite(h: &Harness, rooms: std::ops::Range<usize>) {
 
 /// A burst of rooms starts [`ADMIT_AT_ONCE`] per look of the load guard, not all at once:
 /// their cost shows seconds after they start, and the guard judges what it sees (at 300
-/// conferences on two cores 119 rooms started within 5 s, and every file was damaged). An
-/// admin's request is not held back.
+/// conferences on two cores 119 rooms started within 5 s, and only files ended early by the
+/// guard were exact). An admin's request is not held back.
 #[tokio::test]
 async fn a_burst_of_rooms_starts_a_few_per_second() {
     let h = router();

@@ -369,7 +369,7 @@ fn a_first_spurt_that_came_late_moves_to_where_it_was_spoken_once_the_next_is_on
 /// its next render covers all of that time. The audio is the same, sample for sample, as with
 /// renders at the usual pace, and the scratch buffers stay one slice long: before, each
 /// track's buffer grew to the whole span and kept that capacity (at 268 conferences, RSS went
-/// from 562 to 1,055 MiB within seconds of an overload and stayed at 455 MiB for the 116 left).
+/// from 549 to 1,031 MiB within seconds of an overload and stayed at 444 MiB for the 116 left).
 #[test]
 fn a_render_after_seconds_without_one_is_the_same_audio_in_bounded_buffers() {
     let base = Instant::now();
