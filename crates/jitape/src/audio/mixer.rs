@@ -45,9 +45,8 @@ impl Limiter {
         self.envelope = 0.0;
     }
 
-    /// Limits `sum` into `out` (cleared first).
+    /// Limits `sum`, appending it to `out`.
     pub fn process(&mut self, sum: &[i32], out: &mut Vec<i16>) {
-        out.clear();
         out.reserve(sum.len());
         for block in sum.chunks(BLOCK) {
             let peak = block.iter().fold(0u32, |m, &x| m.max(x.unsigned_abs()));

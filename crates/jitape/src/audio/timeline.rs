@@ -51,8 +51,6 @@ pub struct Timeline {
     /// Speech events decided outside `render` (skip, unmap), delivered with the next render.
     pending_speech: Vec<SpeechEvent>,
     mix_sum: Vec<i32>,
-    /// Scratch: one slice's limited mix.
-    mix_out: Vec<i16>,
 }
 
 impl Timeline {
@@ -93,7 +91,6 @@ impl Timeline {
             limiter,
             pending_speech: Vec::new(),
             mix_sum: Vec::new(),
-            mix_out: Vec::new(),
         })
     }
 
@@ -315,8 +312,7 @@ impl Timeline {
                 }
             }
         }
-        self.limiter.process(&self.mix_sum, &mut self.mix_out);
-        out.mix.extend_from_slice(&self.mix_out);
+        self.limiter.process(&self.mix_sum, &mut out.mix);
         self.rendered_until = end;
     }
 
@@ -326,7 +322,7 @@ impl Timeline {
         self.tracks
             .values()
             .map(|t| t.sum.capacity())
-            .chain([self.mix_sum.capacity(), self.mix_out.capacity()])
+            .chain([self.mix_sum.capacity()])
             .max()
             .unwrap_or(0)
     }
