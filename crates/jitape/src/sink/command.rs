@@ -110,6 +110,8 @@ pub(super) struct PoolShared {
     pub metrics: Arc<Metrics>,
     /// PCM bytes waiting in every recording (sent or still in the conference's backlog).
     pub queued_bytes: AtomicUsize,
+    /// Times a writer thread found its queue empty and waited for the next command.
+    pub idle_waits: AtomicU64,
 }
 
 impl PoolShared {

@@ -21,6 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tracing::{debug, error, info, warn};
@@ -58,6 +59,7 @@ impl WriterPool {
             settings: settings.clone(),
             metrics,
             queued_bytes: AtomicUsize::new(0),
+            idle_waits: AtomicU64::new(0),
         });
         let mut lanes = Vec::new();
         for i in 0..settings.threads.max(1) {
@@ -119,66 +121,99 @@ enum Slot {
     Lost(Arc<Progress>),
 }
 
+/// How long a writer thread lets commands gather while they keep coming. Every conference
+/// hands over a block each render (100 ms), so a thread woken per command woke hundreds of
+/// times a second, each wake a futex call on the sending worker thread and a context switch;
+/// taken in rounds, the senders find the thread awake and the queue does the handing over.
+/// A recorder loses nothing by writing 50 ms later; an idle thread still waits for the next
+/// command and serves it at once.
+pub const GATHER: Duration = Duration::from_millis(50);
+
 /// A writer thread: serves its recordings until every sender is gone.
 fn serve(rx: mpsc::Receiver<Msg>, shared: &PoolShared, load: &AtomicUsize) {
     let mut slots: HashMap<u64, Slot> = HashMap::new();
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            Msg::Adopt(id, files, progress) => {
-                let counted = files.mix.file_bytes()
-                    + files.stems.iter().map(|(_, w)| w.file_bytes()).sum::<u64>();
-                let OpenFiles {
-                    paths,
-                    mix,
-                    stems,
-                    sidecar,
-                    owner,
-                } = *files;
-                let open = Open {
-                    paths,
-                    mix,
-                    stems: stems.into_iter().collect(),
-                    sidecar,
-                    progress,
-                    counted,
-                    owner: owner.map(|(own, renewed)| Owned {
-                        write_by: own.lease.write_by(renewed),
-                        own,
-                        fenced: false,
-                    }),
+    // Idle: wait for a command.
+    while let Ok(first) = rx.recv() {
+        shared.idle_waits.fetch_add(1, Relaxed);
+        let mut msg = Some(first);
+        // Busy: serve what came, then let the next round gather.
+        loop {
+            let round = Instant::now();
+            let mut served = 0;
+            loop {
+                let m = match msg.take().map_or_else(|| rx.try_recv(), Ok) {
+                    Ok(m) => m,
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => return,
                 };
-                slots.insert(id, Slot::Open(Box::new(open)));
+                serve_one(m, &mut slots, shared, load);
+                served += 1;
             }
-            Msg::Cmd(id, cmd, cost) => {
-                let closing = matches!(cmd, Cmd::Finish(..) | Cmd::Abandon(_));
-                let progress = match slots.remove(&id) {
-                    Some(Slot::Open(open)) => {
-                        let progress = Arc::clone(&open.progress);
-                        if let Some(open) = run(open, cmd, &shared.metrics) {
-                            slots.insert(id, Slot::Open(open));
-                        } else if !closing {
-                            slots.insert(id, Slot::Lost(Arc::clone(&progress)));
-                        }
-                        progress
+            if served == 0 {
+                break;
+            }
+            std::thread::sleep(GATHER.saturating_sub(round.elapsed()));
+        }
+    }
+}
+
+/// Serves one message of a writer thread's queue.
+fn serve_one(msg: Msg, slots: &mut HashMap<u64, Slot>, shared: &PoolShared, load: &AtomicUsize) {
+    match msg {
+        Msg::Adopt(id, files, progress) => {
+            let counted = files.mix.file_bytes()
+                + files.stems.iter().map(|(_, w)| w.file_bytes()).sum::<u64>();
+            let OpenFiles {
+                paths,
+                mix,
+                stems,
+                sidecar,
+                owner,
+            } = *files;
+            let open = Open {
+                paths,
+                mix,
+                stems: stems.into_iter().collect(),
+                sidecar,
+                progress,
+                counted,
+                owner: owner.map(|(own, renewed)| Owned {
+                    write_by: own.lease.write_by(renewed),
+                    own,
+                    fenced: false,
+                }),
+            };
+            slots.insert(id, Slot::Open(Box::new(open)));
+        }
+        Msg::Cmd(id, cmd, cost) => {
+            let closing = matches!(cmd, Cmd::Finish(..) | Cmd::Abandon(_));
+            let progress = match slots.remove(&id) {
+                Some(Slot::Open(open)) => {
+                    let progress = Arc::clone(&open.progress);
+                    if let Some(open) = run(open, cmd, &shared.metrics) {
+                        slots.insert(id, Slot::Open(open));
+                    } else if !closing {
+                        slots.insert(id, Slot::Lost(Arc::clone(&progress)));
                     }
-                    Some(Slot::Lost(progress)) => {
-                        // Replies (probe, finish) are dropped: the conference side sees an error.
-                        if !closing {
-                            slots.insert(id, Slot::Lost(Arc::clone(&progress)));
-                        }
-                        progress
-                    }
-                    None => {
-                        error!(id, "a command for a recording this writer does not hold");
-                        shared.unqueue(cost);
-                        continue;
-                    }
-                };
-                if closing {
-                    load.fetch_sub(1, Relaxed);
+                    progress
                 }
-                shared.release(&progress, cost);
+                Some(Slot::Lost(progress)) => {
+                    // Replies (probe, finish) are dropped: the conference side sees an error.
+                    if !closing {
+                        slots.insert(id, Slot::Lost(Arc::clone(&progress)));
+                    }
+                    progress
+                }
+                None => {
+                    error!(id, "a command for a recording this writer does not hold");
+                    shared.unqueue(cost);
+                    return;
+                }
+            };
+            if closing {
+                load.fetch_sub(1, Relaxed);
             }
+            shared.release(&progress, cost);
         }
     }
 }

@@ -361,3 +361,35 @@ async fn a_recording_whose_owner_record_runs_out_gets_not_one_byte_more() {
     assert_eq!(report.bytes_cut, 0);
     assert!(mix.samples_written() >= 2 * RATE as u64);
 }
+
+/// A steady flow of blocks is served in rounds a `GATHER` apart: the writer thread waits for
+/// a command (and has to be woken by its sender) only when the flow pauses for a round, not
+/// once per block. Every wait after the first needs such a pause, so however slowly this
+/// machine runs the test, the waits stay within its duration over `GATHER`; a thread that
+/// waited whenever its queue was empty (served each block within the 5 ms between two) waited
+/// for nearly every one of the 100 blocks.
+#[tokio::test]
+async fn a_steady_flow_of_blocks_wakes_the_writer_in_rounds_not_per_block() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let metrics = Arc::new(Metrics::default());
+    let pool = pool(1, Duration::from_secs(180), 256 << 20, &metrics);
+    let (files, sc) = open(dir.path(), "steady@muc.example");
+    let mut w = pool.adopt(files);
+    let audio = speech_like(100 * BLOCK, RATE, 11);
+    let started = Instant::now();
+    for i in 0..100 {
+        assert_eq!(w.audio(block(&audio, i)), None);
+        std::thread::sleep(Duration::from_millis(5));
+        w.pump();
+    }
+    settled(&mut w).await;
+    let elapsed = started.elapsed();
+    let waits = pool.shared.idle_waits.load(Relaxed);
+    let rounds = (elapsed.as_millis() / GATHER.as_millis()) as u64;
+    assert!(
+        waits <= 1 + rounds,
+        "{waits} waits for 100 blocks in {elapsed:?}: the writer was woken per block"
+    );
+    let done = w.finish(sc, "stopped").await.expect("finalized");
+    assert_eq!(decode_all(&done.flac), audio);
+}
