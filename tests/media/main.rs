@@ -239,7 +239,7 @@ async fn a_source_added_mid_session_is_received_from_its_first_packet() {
         .expect("free slot");
     l.sources.push(late.clone());
     l.session
-        .set_sources(&l.sources)
+        .set_sources(&l.sources, Instant::now())
         .await
         .expect("renegotiate");
     let (packets, _) = collect(&mut l.rx, epoch + ms(1500)).await;
@@ -275,7 +275,7 @@ async fn a_session_started_without_sources_receives_the_first_one_added() {
         .expect("slot");
     l.sources.push(first.clone());
     l.session
-        .set_sources(&l.sources)
+        .set_sources(&l.sources, Instant::now())
         .await
         .expect("renegotiate");
     let (packets, _) = collect(&mut l.rx, epoch + ms(700)).await;
@@ -309,7 +309,10 @@ async fn removed_sources_stop_others_continue_and_m_lines_are_recycled() {
         .filter(|s| s.owner != "ep1")
         .cloned()
         .collect();
-    l.session.set_sources(&without).await.expect("remove");
+    l.session
+        .set_sources(&without, Instant::now())
+        .await
+        .expect("remove");
     let removed_at = Instant::now();
     let (packets, _) = collect(&mut l.rx, removed_at + ms(400)).await;
     let after: Vec<&RtpPacket> = packets.iter().filter(|p| p.arrival > removed_at).collect();
@@ -333,7 +336,10 @@ async fn removed_sources_stop_others_continue_and_m_lines_are_recycled() {
     for i in 0..200 {
         let mut set = without.clone();
         set.extend([phantom(i), phantom(i + 1)]);
-        l.session.set_sources(&set).await.expect("churn");
+        l.session
+            .set_sources(&set, Instant::now())
+            .await
+            .expect("churn");
         assert!(
             l.session.m_lines() <= 4,
             "m-lines grew to {}",
@@ -345,7 +351,10 @@ async fn removed_sources_stop_others_continue_and_m_lines_are_recycled() {
     // ep1 comes back onto a recycled m-line and is received again.
     let mut back = without.clone();
     back.push(ep1.clone());
-    l.session.set_sources(&back).await.expect("re-add");
+    l.session
+        .set_sources(&back, Instant::now())
+        .await
+        .expect("re-add");
     let readded_at = Instant::now();
     let (packets, _) = collect(&mut l.rx, readded_at + ms(400)).await;
     let returned = packets
@@ -380,7 +389,7 @@ async fn sixty_sources_with_renegotiation() {
         l.sources.push(source);
         slowest = slowest.max(
             l.session
-                .set_sources(&l.sources)
+                .set_sources(&l.sources, Instant::now())
                 .await
                 .expect("renegotiate"),
         );

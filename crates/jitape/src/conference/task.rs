@@ -348,6 +348,9 @@ impl Task {
         // are until `finish` has taken in the packets still in flight.
         let ending = actions.iter().any(|a| matches!(a, Action::End(_)));
         let mut queue: VecDeque<(Action, Instant)> = actions.into_iter().map(|a| (a, at)).collect();
+        // When this task took in a change of the source set (its `UpdateSources`): a removed
+        // source's audio ends there for the media gate and the timeline alike (its `Tracks`).
+        let mut sources_cut = None;
         while let Some((action, at)) = queue.pop_front() {
             if ending && matches!(action, Action::StopMedia | Action::Tracks { .. }) {
                 continue;
@@ -412,8 +415,9 @@ impl Task {
                     );
                 }
                 Action::UpdateSources(sources) => {
+                    let cut = *sources_cut.insert(task_now());
                     if let Some(m) = &mut self.media {
-                        match m.session.set_sources(&sources).await {
+                        match m.session.set_sources(&sources, cut).await {
                             Ok(took) => {
                                 debug!(sources = sources.len(), ?took, "sources renegotiated")
                             }
@@ -429,8 +433,9 @@ impl Task {
                     // the source-remove (tests/loopback.rs
                     // `source_add_is_heard_from_its_first_packet_and_a_leaver_is_dropped`).
                     // Judging each packet by where its audio belongs would be exact; not built.
+                    let cut = sources_cut.take().unwrap_or_else(task_now);
                     if let Some(rec) = &mut self.recording {
-                        rec.set_tracks(&tracks, task_now(), self.machine.roster());
+                        rec.set_tracks(&tracks, cut, self.machine.roster());
                     }
                     self.tracks = tracks;
                 }

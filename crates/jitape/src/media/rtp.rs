@@ -5,6 +5,7 @@
 //! one-byte and two-byte extension forms) plus its arrival instant. Out: [`RtpPacket`] or a
 //! counted reason for dropping it.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -18,23 +19,39 @@ const PROFILE_ONE_BYTE: u16 = 0xBEDE;
 const PROFILE_TWO_BYTE_MASK: u16 = 0xFFF0;
 const PROFILE_TWO_BYTE: u16 = 0x1000;
 
-/// The SSRC one m-line currently admits, shared lock-free between the session (writer) and
-/// that m-line's reader task.
+/// The SSRC one m-line carries, shared between the session (writer) and that m-line's
+/// reader task: lock-free for the source it carries now; the one it carried before is kept
+/// with the moment it stopped.
 #[derive(Debug, Default)]
-pub(crate) struct SsrcGate(AtomicU64);
+pub(crate) struct SsrcGate {
+    current: AtomicU64,
+    /// The SSRC before the last change and when the change was taken in: its packets that
+    /// reached the machine before then are still its audio. Its socket is read in rounds and
+    /// a busy jitape reads later still, so a leaver's last packets are often read after the
+    /// source-remove (the timeline cuts at the same moment, `Timeline::unmap_source`).
+    before: Mutex<Option<(u32, Instant)>>,
+}
 
 const OPEN: u64 = 1 << 32;
 
 impl SsrcGate {
-    /// Admit exactly `ssrc` (or nothing).
-    pub(crate) fn set(&self, ssrc: Option<u32>) {
-        self.0
-            .store(ssrc.map_or(0, |s| OPEN | u64::from(s)), Ordering::Release);
+    /// Carry exactly `ssrc` (or nothing) from `at` on.
+    pub(crate) fn set(&self, ssrc: Option<u32>, at: Instant) {
+        let new = ssrc.map_or(0, |s| OPEN | u64::from(s));
+        let old = self.current.swap(new, Ordering::AcqRel);
+        if old != new && old & OPEN != 0 {
+            *self.before.lock().unwrap_or_else(|p| p.into_inner()) = Some((old as u32, at));
+        }
     }
 
-    /// Whether a packet with this SSRC belongs to the source this m-line carries now.
-    pub(crate) fn admits(&self, ssrc: u32) -> bool {
-        self.0.load(Ordering::Acquire) == OPEN | u64::from(ssrc)
+    /// Whether a packet with this SSRC that reached the machine at `arrival` belongs to the
+    /// source this m-line carried then.
+    pub(crate) fn admits(&self, ssrc: u32, arrival: Instant) -> bool {
+        if self.current.load(Ordering::Acquire) == OPEN | u64::from(ssrc) {
+            return true;
+        }
+        let before = self.before.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(*before, Some((s, until)) if s == ssrc && arrival < until)
     }
 }
 

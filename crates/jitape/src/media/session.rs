@@ -89,7 +89,7 @@ impl MediaSession {
             audio_level_id: template.audio_level_id,
             span: Span::current(),
         });
-        shared.sync_gates(slots.lines());
+        shared.sync_gates(slots.lines(), Instant::now());
         let forwarder = tokio::spawn(forward_states(state_rx, events).instrument(Span::current()));
 
         let pc = build_peer_connection(cfg, &template, Arc::clone(&shared)).await?;
@@ -116,18 +116,23 @@ impl MediaSession {
         }
     }
 
-    /// The remote source set changed (source-add, source-remove, an owner left the MUC):
-    /// rebuilds the remote offer and renegotiates locally. Sources owned by the bridge are
-    /// ignored. Returns how long it took.
-    pub async fn set_sources(&mut self, sources: &[Source]) -> Result<Duration, MediaError> {
+    /// The remote source set changed (source-add, source-remove, an owner left the MUC), taken
+    /// in at `cut`: rebuilds the remote offer and renegotiates locally. A removed source's
+    /// packets that reached the machine before `cut` still pass. Sources owned by the bridge
+    /// are ignored. Returns how long it took.
+    pub async fn set_sources(
+        &mut self,
+        sources: &[Source],
+        cut: Instant,
+    ) -> Result<Duration, MediaError> {
         let started = Instant::now();
         let change = self.slots.assign(&media_ssrcs(sources));
         if change.is_empty() && !self.stale {
             return Ok(started.elapsed());
         }
-        // Gates first: a removed source stops at once, an added one passes as soon as the
-        // stack routes it.
-        self.shared.sync_gates(self.slots.lines());
+        // Gates first: a removed source stops with what reached the machine before `cut`, an
+        // added one passes as soon as the stack routes it.
+        self.shared.sync_gates(self.slots.lines(), cut);
         self.stale = true;
         self.negotiate().await?;
         self.stale = false;
@@ -245,14 +250,15 @@ impl Drop for MediaSession {
 }
 
 impl Shared {
-    /// Points each m-line's gate at the SSRC it carries now, creating gates for new lines.
-    fn sync_gates(&self, lines: &[Option<u32>]) {
+    /// Points each m-line's gate at the SSRC it carries from `at` on, creating gates for new
+    /// lines.
+    fn sync_gates(&self, lines: &[Option<u32>], at: Instant) {
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         while gates.len() < lines.len() {
             gates.push(Arc::new(SsrcGate::default()));
         }
         for (gate, ssrc) in gates.iter().zip(lines) {
-            gate.set(*ssrc);
+            gate.set(*ssrc, at);
         }
     }
 
@@ -419,7 +425,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, gate: Arc<SsrcGate>, shared: Ar
                 Instant::now()
             });
         Counters::bump(&counters.received, 1);
-        if !gate.admits(packet.header.ssrc) {
+        if !gate.admits(packet.header.ssrc, arrival) {
             Counters::bump(&counters.filtered, 1);
             trace!(
                 ssrc = packet.header.ssrc,

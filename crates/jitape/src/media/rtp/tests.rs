@@ -62,12 +62,30 @@ fn an_empty_extension_payload_is_no_level() {
 }
 
 #[test]
-fn gates_admit_only_the_current_ssrc() {
+fn gates_admit_the_current_ssrc_and_the_last_words_of_the_one_before() {
+    let t0 = std::time::Instant::now();
+    let ms = |n| t0 + std::time::Duration::from_millis(n);
     let g = SsrcGate::default();
-    assert!(!g.admits(0));
-    g.set(Some(7));
-    assert!(g.admits(7));
-    assert!(!g.admits(8));
-    g.set(None);
-    assert!(!g.admits(7));
+    assert!(!g.admits(0, t0));
+    g.set(Some(7), t0);
+    assert!(g.admits(7, ms(10)));
+    assert!(!g.admits(8, ms(10)));
+    // Removed at 100 ms: what reached the machine before then is still its audio, read
+    // however late; what came after is not.
+    g.set(None, ms(100));
+    assert!(g.admits(7, ms(99)));
+    assert!(!g.admits(7, ms(100)));
+    assert!(!g.admits(7, ms(150)));
+    // The line carries another source from 200 ms on; the one before is still 7's.
+    g.set(Some(9), ms(200));
+    assert!(
+        g.admits(9, ms(150)),
+        "the current source passes whenever it arrived"
+    );
+    assert!(g.admits(7, ms(99)));
+    assert!(!g.admits(8, ms(99)));
+    // 9 leaves as well: now it is the one before.
+    g.set(None, ms(300));
+    assert!(g.admits(9, ms(299)));
+    assert!(!g.admits(9, ms(300)));
 }
