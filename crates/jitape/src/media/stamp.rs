@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use webrtc::runtime::{
@@ -229,6 +229,7 @@ impl Runtime for StampingRuntime {
         Ok(Arc::new(StampingSocket {
             inner,
             book: Arc::clone(&self.book),
+            pace: Pace::default(),
         }))
     }
 
@@ -274,11 +275,52 @@ impl Runtime for StampingRuntime {
     }
 }
 
-/// webrtc-rs's own tokio UDP socket, noting what arrives when.
+/// How long a session's socket rests after it was read empty. Read on readiness, each
+/// datagram (80 a second in a conference of four) woke the connection's driver task, then a
+/// track reader, then the conference: hundreds of thousands of task wakes a second at 150
+/// conferences. Read in rounds, the datagrams of a round go through each task in one wake.
+/// The kernel holds them meanwhile and stamps their arrival (so nothing moves), and a
+/// recorder writes seconds behind anyway (`recording.late_window`); the cost is up to this
+/// much more per round trip while the session is set up.
+pub const READ_ROUND: Duration = Duration::from_millis(50);
+
+/// webrtc-rs's own tokio UDP socket, noting what arrives when, read in rounds.
 #[derive(Debug)]
 struct StampingSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     book: Arc<ArrivalBook>,
+    pace: Pace,
+}
+
+/// When a socket may be read again.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Set while the socket rests: the round's end.
+    rest: Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
+}
+
+impl Pace {
+    /// `Ready` once the socket may be read; else the caller is woken when it may.
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut rest = self.rest.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sleep) = rest.as_mut()
+            && sleep.as_mut().poll(cx).is_pending()
+        {
+            return Poll::Pending;
+        }
+        *rest = None;
+        Poll::Ready(())
+    }
+
+    /// The socket was read empty: it rests for a round, and the caller is woken after it.
+    fn rest(&self, cx: &mut Context<'_>) {
+        let mut rest = self.rest.lock().unwrap_or_else(|p| p.into_inner());
+        let sleep = rest.insert(Box::pin(tokio::time::sleep(READ_ROUND)));
+        // Registers the waker (a sleep already due, which a round never is, wakes it now).
+        if sleep.as_mut().poll(cx).is_ready() {
+            cx.waker().wake_by_ref();
+        }
+    }
 }
 
 impl AsyncUdpSocket for StampingSocket {
@@ -296,7 +338,18 @@ impl AsyncUdpSocket for StampingSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        let result = self.inner.poll_recv(cx, bufs, meta);
+        if self.pace.poll_ready(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // Asked without the caller's waker: an empty socket must not wake the driver when the
+        // next datagram comes, only the end of its rest.
+        let result = self
+            .inner
+            .poll_recv(&mut Context::from_waker(Waker::noop()), bufs, meta);
+        if result.is_pending() {
+            self.pace.rest(cx);
+            return Poll::Pending;
+        }
         if let Poll::Ready(Ok(n)) = &result {
             // Wall clock first: if jitape is preempted between the two reads, the arrival
             // computed comes out later than it was, never earlier. An early one would pull the

@@ -113,3 +113,75 @@ fn a_stall_as_long_as_the_lateness_window_loses_no_stamp() {
     ];
     assert_eq!(lost, [0, 0, 0]);
 }
+
+/// A steady flow of datagrams is read in rounds: the reading task sleeps about once per
+/// `READ_ROUND`, not once per datagram, and each datagram keeps the time the kernel received
+/// it (read up to a round later, it is still placed where it was sent). Every sleep of the
+/// reader is a rest of at least a round, so however slowly this machine runs the test, the
+/// sleeps stay within its duration over a round; read on readiness, the reader slept before
+/// nearly every one of the 100 datagrams, 4 ms apart.
+#[tokio::test]
+async fn a_steady_flow_is_read_in_rounds_and_keeps_its_kernel_arrival_times() {
+    let book = Arc::new(ArrivalBook::default());
+    let rt = StampingRuntime::new(Arc::clone(&book), 0);
+    let std_sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = std_sock.local_addr().expect("address");
+    let sock = rt.wrap_udp_socket(std_sock).expect("wrap");
+    let sender = std::thread::spawn(move || {
+        let out = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut sent = Vec::new();
+        for seq in 0..100u16 {
+            let before = Instant::now();
+            out.send_to(&rtp(9, seq), to).expect("send");
+            sent.push((before, Instant::now()));
+            std::thread::sleep(Duration::from_millis(4));
+        }
+        sent
+    });
+    let started = Instant::now();
+    let mut sleeps = 0u64;
+    let mut read_at = Vec::new();
+    let mut buf = vec![0u8; 1500];
+    while read_at.len() < 100 {
+        let read = std::future::poll_fn(|cx| {
+            let mut bufs = [IoSliceMut::new(&mut buf)];
+            let mut meta = [RecvMeta::default()];
+            let r = sock.poll_recv(cx, &mut bufs, &mut meta);
+            sleeps += u64::from(r.is_pending());
+            r
+        });
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("a datagram within 10 s")
+            .expect("read");
+        let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        assert_eq!(
+            usize::from(seq),
+            read_at.len(),
+            "datagrams in the order sent"
+        );
+        read_at.push(Instant::now());
+    }
+    let elapsed = started.elapsed();
+    let sent = sender.join().expect("sender");
+    let rounds = (elapsed.as_millis() / READ_ROUND.as_millis()) as u64;
+    assert!(
+        sleeps <= 1 + rounds,
+        "{sleeps} sleeps for 100 datagrams in {elapsed:?}: woken per datagram"
+    );
+    let mut later = 0;
+    for (seq, (&(before, after), &read)) in sent.iter().zip(&read_at).enumerate() {
+        let at = book.take(9, seq as u16).expect("stamped by the kernel");
+        // The stamp is never earlier than the send (the conversion errs late, see `arrival`).
+        assert!(
+            at + Duration::from_millis(1) >= before,
+            "datagram {seq} stamped early"
+        );
+        assert!(at <= read, "datagram {seq} stamped after it was read");
+        later += usize::from(at > after + Duration::from_millis(5));
+    }
+    assert!(
+        later <= 5,
+        "{later} of 100 stamps more than 5 ms after their send"
+    );
+}
